@@ -1,0 +1,214 @@
+"""Scenario generators: Python functions that build a scenario family from parameters.
+
+A generator returns the scenario as plain data (the same shape as a YAML scenario file) plus,
+optionally, a function that draws each instance's variables from a seeded ``random.Random``.
+Register one with :func:`generator`; a scenario file refers to it with::
+
+    generator: chain-arith
+    params: {depth: 4}
+
+and the CLI with ``agentsim run chain-arith --param depth=4``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ScenarioError
+
+__all__ = [
+    "Generated",
+    "GeneratorInfo",
+    "generator",
+    "get_generator",
+    "available_generators",
+    "build_generator",
+    "parse_params",
+]
+
+
+@dataclass
+class Generated:
+    """What a generator returns: the scenario data and an optional per-instance drawer."""
+
+    spec: dict[str, Any]
+    draw_vars: Callable[[random.Random, dict[str, Any]], dict[str, Any]] | None = None
+    var_names: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GeneratorInfo:
+    name: str
+    description: str
+    params: dict[str, Any]
+    fn: Callable[..., Generated]
+    param_help: dict[str, str] = field(default_factory=dict)
+
+
+_GENERATORS: dict[str, GeneratorInfo] = {}
+
+
+def generator(
+    name: str,
+    *,
+    description: str,
+    params: dict[str, Any],
+    param_help: dict[str, str] | None = None,
+) -> Callable[[Callable[..., Generated]], Callable[..., Generated]]:
+    """Register a generator. ``params`` maps each parameter to its default (its type too)."""
+
+    def deco(fn: Callable[..., Generated]) -> Callable[..., Generated]:
+        _GENERATORS[name] = GeneratorInfo(name, description, dict(params), fn, dict(param_help or {}))
+        return fn
+
+    return deco
+
+
+def _load_builtin() -> None:
+    # the bundled families register themselves on import
+    from . import families  # noqa: F401
+
+
+def get_generator(name: str) -> GeneratorInfo | None:
+    _load_builtin()
+    return _GENERATORS.get(name)
+
+
+def available_generators() -> dict[str, GeneratorInfo]:
+    _load_builtin()
+    return dict(sorted(_GENERATORS.items()))
+
+
+def _coerce(name: str, value: Any, default: Any, source: str | None) -> Any:
+    if default is None or isinstance(value, type(default)) and not (
+        isinstance(value, bool) and not isinstance(default, bool)
+    ):
+        return value
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                return value.lower() in ("1", "true", "yes", "on")
+            raise ValueError
+        if isinstance(default, int):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, str):
+            return str(value)
+        if isinstance(default, list) and isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+    except (TypeError, ValueError):
+        pass
+    raise ScenarioError(
+        f"parameter {name!r} must be of type {type(default).__name__}, got {value!r}",
+        source=source,
+        field=f"params.{name}",
+    )
+
+
+def build_generator(name: str, params: dict[str, Any], *, source: str | None = None) -> Any:
+    """Build the scenario of generator ``name`` with ``params`` (validated against its defaults)."""
+    from .scenario import scenario_from_dict
+
+    info = get_generator(name)
+    if info is None:
+        raise ScenarioError(
+            f"unknown generator family {name!r}",
+            source=source,
+            field="generator",
+            hint=f"families: {', '.join(available_generators())}",
+        )
+    unknown = sorted(set(params) - set(info.params))
+    if unknown:
+        raise ScenarioError(
+            f"unknown parameter(s) {', '.join(unknown)} for family {name!r} "
+            f"(parameters: {', '.join(f'{k}={v!r}' for k, v in info.params.items()) or 'none'})",
+            source=source,
+            field="params",
+        )
+    merged = {k: _coerce(k, params.get(k, d), d, source) for k, d in info.params.items()}
+    try:
+        gen = info.fn(**merged)
+    except ScenarioError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ScenarioError(f"family {name!r}: {exc}", source=source, field="params") from None
+    ref = {"kind": "generator", "name": name, "params": merged, "var_names": gen.var_names}
+    return scenario_from_dict(
+        gen.spec, source=source or name, draw_vars=gen.draw_vars, ref=ref
+    )
+
+
+def scenario_from_generator_ref(
+    data: dict[str, Any], *, source: str, lines: dict[tuple[Any, ...], int]
+) -> Any:
+    """A scenario file that names a generator: ``{generator: NAME, params: {...}}``."""
+    extra = sorted(set(data) - {"generator", "params", "name", "description"})
+    if extra:
+        raise ScenarioError(
+            f"a generator reference takes only generator, params, name, description; got {', '.join(extra)}",
+            source=source,
+            line=lines.get((extra[0],)),
+            field=extra[0],
+        )
+    name = data.get("generator")
+    params = data.get("params") or {}
+    if not isinstance(name, str):
+        raise ScenarioError("'generator' must be a family name", source=source,
+                            line=lines.get(("generator",)), field="generator")
+    if not isinstance(params, dict):
+        raise ScenarioError("'params' must be a mapping", source=source,
+                            line=lines.get(("params",)), field="params")
+    scenario = build_generator(name, params, source=source)
+    if isinstance(data.get("name"), str):
+        scenario.spec.name = data["name"]
+        scenario.ref["name_override"] = data["name"]
+    if isinstance(data.get("description"), str):
+        scenario.spec.description = data["description"]
+    return scenario
+
+
+def parse_params(items: list[str] | None) -> list[dict[str, Any]]:
+    """``["depth=1..3", "width=2"]`` -> one params dict per point of the sweep.
+
+    ``a..b`` is an inclusive integer range and ``x|y|z`` a list: both sweep.
+    """
+    axes: list[tuple[str, list[Any]]] = []
+    for item in items or []:
+        if "=" not in item:
+            raise ScenarioError(f"--param {item!r}: expected KEY=VALUE (e.g. depth=3 or depth=1..6)")
+        key, _, value = item.partition("=")
+        key = key.strip()
+        value = value.strip()
+        if ".." in value:
+            lo, _, hi = value.partition("..")
+            try:
+                a, b = int(lo), int(hi)
+            except ValueError:
+                raise ScenarioError(f"--param {item!r}: a range is two integers, e.g. 1..6") from None
+            if b < a:
+                raise ScenarioError(f"--param {item!r}: empty range")
+            axes.append((key, list(range(a, b + 1))))
+        elif "|" in value:
+            axes.append((key, [_literal(v) for v in value.split("|")]))
+        else:
+            axes.append((key, [_literal(value)]))
+    points: list[dict[str, Any]] = [{}]
+    for key, values in axes:
+        points = [{**p, key: v} for p in points for v in values]
+    return points
+
+
+def _literal(text: str) -> Any:
+    t = text.strip()
+    for conv in (int, float):
+        try:
+            return conv(t)
+        except ValueError:
+            pass
+    return t

@@ -1,0 +1,358 @@
+"""The results store: SQLModel tables on SQLite (WAL), one commit per finished hop.
+
+Readers (the TUI, ``agentsim show``) never block the writer and vice versa: every connection
+sets ``journal_mode=WAL``, ``synchronous=NORMAL`` and a ``busy_timeout``. Any SQLAlchemy URL works;
+a plain path means SQLite.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, event, func, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlmodel import Field, Session, SQLModel, create_engine, select
+
+from .errors import StoreError
+
+__all__ = [
+    "Run",
+    "RunRead",
+    "InstanceRecord",
+    "InstanceRead",
+    "HopTrace",
+    "HopRead",
+    "Store",
+    "default_db",
+    "SQLITE_PRAGMAS",
+]
+
+SQLITE_PRAGMAS: dict[str, Any] = {
+    "journal_mode": "WAL",
+    "synchronous": "NORMAL",
+    "busy_timeout": 30000,
+    "foreign_keys": "ON",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# --------------------------------------------------------------------------------------------
+# tables and read models
+
+
+class RunBase(SQLModel):
+    scenario: str = Field(index=True)
+    scenario_ref: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    scenario_fingerprint: str = ""
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    backend: str = Field(index=True)
+    backend_name: str = ""
+    model: str | None = None
+    precision: str | None = None
+    precision_mode: str | None = None
+    kernel: str | None = None
+    model_path: str | None = None
+    model_sha256: str | None = None
+    source_precision: str | None = None
+    backend_info: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    mode: str = "free"
+    seed: int = 0
+    n_instances: int = 0
+    hops_per_instance: int = 0
+    status: str = "running"
+    error: str | None = None
+    batch: str | None = Field(default=None, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    machine: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    energy_meter: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    run_energy_j: float | None = None
+    run_energy_kind: str | None = None
+    run_energy_source: str | None = None
+    pid: int | None = None
+    host: str | None = None
+
+
+class Run(RunBase, table=True):
+    __tablename__ = "run"
+    id: int | None = Field(default=None, primary_key=True)
+
+
+class RunRead(RunBase):
+    id: int
+
+
+class InstanceBase(SQLModel):
+    run_id: int = Field(foreign_key="run.id", index=True)
+    index: int
+    seed: int
+    vars: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    expected: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    system_prompt: str | None = None
+    finished: bool = False
+    success: bool | None = None
+    final_correct: bool | None = None
+    root_causes: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+
+
+class InstanceRecord(InstanceBase, table=True):
+    __tablename__ = "instance"
+    __table_args__ = (UniqueConstraint("run_id", "index", name="uq_instance_run_index"),)
+    id: int | None = Field(default=None, primary_key=True)
+
+
+class InstanceRead(InstanceBase):
+    id: int
+
+
+class HopBase(SQLModel):
+    run_id: int = Field(foreign_key="run.id")
+    instance_index: int
+    hop_id: str
+    topo_index: int = 0
+    depth: int = 1
+    kind: str = "llm"
+    parents: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    prompt: str | None = None
+    completion: str | None = None
+    parsed: Any = Field(default=None, sa_column=Column(JSON))
+    parse_error: str | None = None
+    expected: Any = Field(default=None, sa_column=Column(JSON))
+    expected_given_inputs: Any = Field(default=None, sa_column=Column(JSON))
+    correct: bool = False
+    correct_given_inputs: bool | None = None
+    parents_ok: bool = True
+    error_kind: str = "none"
+    error_detail: str | None = None
+    root_cause: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    prefill_s: float | None = None
+    decode_s: float | None = None
+    ttft_s: float | None = None
+    wall_s: float | None = None
+    energy_j: float | None = None
+    energy_kind: str = "unavailable"
+    energy_source: str | None = None
+    energy_resolution_j: float | None = None
+    peak_mem_bytes: int | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class HopTrace(HopBase, table=True):
+    __tablename__ = "hop"
+    __table_args__ = (
+        UniqueConstraint("run_id", "instance_index", "hop_id", name="uq_hop_run_instance_hop"),
+        Index("ix_hop_run_instance", "run_id", "instance_index"),
+        Index("ix_hop_run_kind", "run_id", "error_kind"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+
+
+class HopRead(HopBase):
+    id: int
+
+
+# --------------------------------------------------------------------------------------------
+# the store
+
+
+def default_db() -> str:
+    return os.environ.get("AGENTSIM_DB") or "agentsim.db"
+
+
+def _url(db: str | os.PathLike[str] | None, readonly: bool) -> tuple[str, bool]:
+    db = str(db) if db is not None else default_db()
+    if "://" in db:
+        return db, db.startswith("sqlite")
+    if readonly:
+        path = Path(db).resolve()
+        return f"sqlite:///file:{path}?mode=ro&uri=true", True
+    return f"sqlite:///{db}", True
+
+
+class Store:
+    """A results database. ``readonly=True`` opens SQLite read-only (for viewers)."""
+
+    def __init__(self, db: str | os.PathLike[str] | None = None, *, readonly: bool = False) -> None:
+        self.db = str(db) if db is not None else default_db()
+        self.readonly = readonly
+        url, is_sqlite = _url(self.db, readonly)
+        if is_sqlite and "://" not in self.db:
+            p = Path(self.db)
+            if readonly and not p.exists():
+                raise StoreError(f"database {self.db} does not exist", hint="run a simulation first: agentsim run ...")
+            if not readonly and p.parent and not p.parent.exists():
+                raise StoreError(f"cannot create database {self.db}: folder {p.parent} does not exist")
+        self.url = url
+        try:
+            connect_args = {"check_same_thread": False, "timeout": 30} if is_sqlite else {}
+            self.engine: Engine = create_engine(url, connect_args=connect_args)
+        except (SQLAlchemyError, ValueError, ImportError) as exc:
+            raise StoreError(f"cannot open database {self.db}: {exc}") from None
+        if is_sqlite:
+            event.listen(self.engine, "connect", self._sqlite_pragmas)
+        try:
+            if not readonly:
+                SQLModel.metadata.create_all(self.engine)
+            else:
+                with self.engine.connect() as conn:
+                    conn.execute(text("SELECT 1 FROM run LIMIT 1"))
+        except OperationalError as exc:
+            msg = str(exc.orig) if getattr(exc, "orig", None) else str(exc)
+            raise StoreError(f"cannot use database {self.db}: {msg}") from None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot use database {self.db}: {exc}") from None
+
+    def _sqlite_pragmas(self, dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        try:
+            for key, value in SQLITE_PRAGMAS.items():
+                if self.readonly and key == "journal_mode":
+                    continue  # a read-only connection cannot change the journal mode
+                cur.execute(f"PRAGMA {key}={value}")
+        finally:
+            cur.close()
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # runs -----------------------------------------------------------------------------
+
+    def create_run(self, run: Run) -> RunRead:
+        with self.session() as s:
+            s.add(run)
+            s.commit()
+            s.refresh(run)
+            return RunRead.model_validate(run)
+
+    def update_run(self, run_id: int, **fields: Any) -> RunRead:
+        with self.session() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise StoreError(f"no run {run_id} in {self.db}")
+            for k, v in fields.items():
+                setattr(run, k, v)
+            s.add(run)
+            s.commit()
+            s.refresh(run)
+            return RunRead.model_validate(run)
+
+    def get_run(self, run_id: int) -> RunRead:
+        with self.session() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise StoreError(f"no run {run_id} in {self.db}", hint="agentsim runs lists the runs")
+            return RunRead.model_validate(run)
+
+    def list_runs(self, *, limit: int | None = None) -> list[RunRead]:
+        with self.session() as s:
+            q = select(Run).order_by(Run.id.desc())  # type: ignore[union-attr]
+            if limit:
+                q = q.limit(limit)
+            return [RunRead.model_validate(r) for r in s.exec(q).all()]
+
+    def hop_counts(self) -> dict[int, int]:
+        """Recorded hops per run, in one query."""
+        with self.session() as s:
+            rows = s.exec(select(HopTrace.run_id, func.count()).group_by(HopTrace.run_id)).all()
+            return {int(r[0]): int(r[1]) for r in rows}
+
+    # instances and hops ---------------------------------------------------------------
+
+    def ensure_instance(self, rec: InstanceRecord) -> InstanceRead:
+        with self.session() as s:
+            existing = s.exec(
+                select(InstanceRecord).where(
+                    InstanceRecord.run_id == rec.run_id, InstanceRecord.index == rec.index
+                )
+            ).first()
+            if existing is not None:
+                return InstanceRead.model_validate(existing)
+            s.add(rec)
+            try:
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                existing = s.exec(
+                    select(InstanceRecord).where(
+                        InstanceRecord.run_id == rec.run_id, InstanceRecord.index == rec.index
+                    )
+                ).one()
+                return InstanceRead.model_validate(existing)
+            s.refresh(rec)
+            return InstanceRead.model_validate(rec)
+
+    def finish_instance(self, run_id: int, index: int, **fields: Any) -> None:
+        with self.session() as s:
+            rec = s.exec(
+                select(InstanceRecord).where(InstanceRecord.run_id == run_id, InstanceRecord.index == index)
+            ).one()
+            for k, v in fields.items():
+                setattr(rec, k, v)
+            rec.finished = True
+            s.add(rec)
+            s.commit()
+
+    def record_hop(self, trace: HopTrace) -> HopRead:
+        """Insert one hop and commit. A hop already recorded is returned unchanged."""
+        with self.session() as s:
+            s.add(trace)
+            try:
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                existing = s.exec(
+                    select(HopTrace).where(
+                        HopTrace.run_id == trace.run_id,
+                        HopTrace.instance_index == trace.instance_index,
+                        HopTrace.hop_id == trace.hop_id,
+                    )
+                ).one()
+                return HopRead.model_validate(existing)
+            s.refresh(trace)
+            return HopRead.model_validate(trace)
+
+    def instances(self, run_id: int) -> list[InstanceRead]:
+        with self.session() as s:
+            rows = s.exec(
+                select(InstanceRecord).where(InstanceRecord.run_id == run_id).order_by(InstanceRecord.index)  # type: ignore[arg-type]
+            ).all()
+            return [InstanceRead.model_validate(r) for r in rows]
+
+    def hops(self, run_id: int, instance_index: int | None = None) -> list[HopRead]:
+        with self.session() as s:
+            q = select(HopTrace).where(HopTrace.run_id == run_id)
+            if instance_index is not None:
+                q = q.where(HopTrace.instance_index == instance_index)
+            q = q.order_by(HopTrace.instance_index, HopTrace.topo_index)  # type: ignore[arg-type]
+            return [HopRead.model_validate(r) for r in s.exec(q).all()]
+
+    def hop_rows(self, run_ids: Iterable[int], columns: list[str] | None = None) -> list[dict[str, Any]]:
+        """Hop rows as dicts (for analysis); ``columns`` limits what is read."""
+        ids = list(run_ids)
+        if not ids:
+            return []
+        cols = [getattr(HopTrace, c) for c in columns] if columns else [HopTrace]
+        with self.session() as s:
+            q = select(*cols).where(HopTrace.run_id.in_(ids))  # type: ignore[attr-defined]
+            rows = s.exec(q).all()
+            if columns:
+                return [dict(zip(columns, r)) for r in rows]
+            return [HopRead.model_validate(r).model_dump() for r in rows]
+
+    def integrity_check(self) -> str:
+        with self.engine.connect() as conn:
+            return str(conn.execute(text("PRAGMA integrity_check")).scalar())
