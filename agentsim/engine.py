@@ -100,6 +100,7 @@ class RunPlan:
 class _HopOutcome:
     value: Any  # parsed value, or _MISSING when there is none
     correct: bool
+    raw: str = ""  # the raw completion: what a child sees when the value is missing
 
 
 # --------------------------------------------------------------------------------------------
@@ -191,7 +192,7 @@ class _RunExecutor:
                     if hop_id in recorded:
                         h = recorded[hop_id]
                         value = h.parsed if h.parse_error is None and h.error_kind != "backend" else _MISSING
-                        outcomes[hop_id] = _HopOutcome(value, h.correct)
+                        outcomes[hop_id] = _HopOutcome(value, h.correct, h.completion or "")
                         kinds[hop_id] = h.error_kind
                         roots[hop_id] = list(h.root_cause)
                         continue
@@ -200,6 +201,7 @@ class _RunExecutor:
                     outcomes[hop_id] = _HopOutcome(
                         saved.parsed if saved.parse_error is None and saved.error_kind != "backend" else _MISSING,
                         saved.correct,
+                        saved.completion or "",
                     )
                     kinds[hop_id] = saved.error_kind
                     roots[hop_id] = list(saved.root_cause)
@@ -275,7 +277,8 @@ class _RunExecutor:
             inputs = {p: outcomes[p].value for p in parents}
             parents_ok = all(outcomes[p].correct for p in parents)
         inputs_usable = all(v is not _MISSING for v in inputs.values())
-        ctx.update({p: (None if v is _MISSING else v) for p, v in inputs.items()})
+        # a parent without a parsed value hands on its raw completion, as an agent pipeline would
+        ctx.update({p: (outcomes[p].raw if v is _MISSING else v) for p, v in inputs.items()})
         expected = inst.expected[hop_id]
         expected_given: Any = _MISSING
         if inputs_usable:
@@ -353,7 +356,8 @@ class _RunExecutor:
         value = parse_answer(completion.text, spec.parse)
         if isinstance(value, ParseFailure):
             trace.parse_error = value.reason
-            return finish("parse", value.reason)
+            # unusable inputs (a parent's answer was missing) make this hop's failure inherited
+            return finish("parse" if inputs_usable else "propagated", value.reason)
         trace.parsed = value
         correct, cgi, kind = _judge(spec, value, expected, expected_given, parents_ok, inputs_usable)
         trace.correct = correct

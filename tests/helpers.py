@@ -1,0 +1,44 @@
+"""Shared helpers for tests: writing scenario files, a scripted test backend."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any, ClassVar
+
+from agentsim.backends.base import Backend, BackendInfo, Completion, GenerationRequest, register_backend
+
+
+def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text).lstrip("\n"))
+    return p
+
+
+class ScriptedBackend(Backend):
+    """A test backend: answers from a script keyed by hop id, else the expected value.
+
+    ``SCRIPT[hop_id]`` is a callable ``(request) -> str`` or a string; raising inside it
+    simulates a backend crash. This is a test/simulation backend (DESIGN.md), not a fake of a
+    real model: it never pretends to be one.
+    """
+
+    NAME: ClassVar[str] = "scripted"
+    SIMULATED: ClassVar[bool] = True
+    SCRIPT: ClassVar[dict[str, Any]] = {}
+    CALLS: ClassVar[list[str]] = []
+
+    def generate(self, request: GenerationRequest) -> Completion:
+        ScriptedBackend.CALLS.append(request.hop_id)
+        action = self.SCRIPT.get(request.hop_id)
+        if action is None:
+            return Completion(text=str(request.expected))
+        if callable(action):
+            return Completion(text=str(action(request)))
+        return Completion(text=str(action))
+
+    def info(self) -> BackendInfo:
+        return BackendInfo(name="scripted", kernel="test")
+
+
+register_backend("scripted", "tests.helpers:ScriptedBackend", description="test backend")

@@ -1,0 +1,210 @@
+from __future__ import annotations
+
+import pytest
+
+from agentsim.engine import execute, resume_run
+from agentsim.errors import AgentsimError
+from agentsim.scenario import load_scenario
+from agentsim.store import Store
+from tests.helpers import ScriptedBackend, write
+
+CHAIN = """
+name: chain
+vars:
+  x: {randint: [10, 20]}
+hops:
+  - id: a
+    prompt: "x is {{ x }}. Say x."
+    parse: integer
+    expect: x
+  - id: b
+    depends_on: [a]
+    prompt: "Add one to {{ a }}."
+    parse: integer
+    expect: a + 1
+  - id: c
+    depends_on: [b]
+    prompt: "Double {{ b }}."
+    parse: integer
+    expect: b * 2
+"""
+
+
+@pytest.fixture(autouse=True)
+def _reset_script():
+    ScriptedBackend.SCRIPT = {}
+    ScriptedBackend.CALLS = []
+    yield
+    ScriptedBackend.SCRIPT = {}
+
+
+def _run(tmp_path, script, mode="free", text=CHAIN, n=1):
+    ScriptedBackend.SCRIPT = script
+    store = Store(tmp_path / "r.db")
+    sc = load_scenario(write(tmp_path, text))
+    runs, failures = execute([sc], ["scripted"], store=store, instances=n, seed=0, modes=(mode,))
+    assert not failures
+    return store, runs[0], {h.hop_id: h for h in store.hops(runs[0].id, 0)}
+
+
+def test_all_right(tmp_path):
+    store, run, hops = _run(tmp_path, {})
+    assert run.status == "complete"
+    assert [hops[h].error_kind for h in "abc"] == ["none", "none", "none"]
+    inst = store.instances(run.id)[0]
+    assert inst.success and inst.root_causes == []
+
+
+def test_local_then_propagated(tmp_path):
+    # a is wrong; b and c compute correctly from what they received -> propagated
+    store, run, hops = _run(tmp_path, {"a": "99", "b": lambda r: r.expected, "c": lambda r: r.expected})
+    assert hops["a"].error_kind == "local"
+    assert hops["b"].error_kind == "propagated" and hops["b"].correct_given_inputs is True
+    assert hops["c"].error_kind == "propagated"
+    assert hops["b"].parsed == 100 and hops["b"].expected != 100
+    assert hops["b"].root_cause == ["a"] and hops["c"].root_cause == ["a"]
+    inst = store.instances(run.id)[0]
+    assert not inst.success and inst.root_causes == ["a"]
+
+
+def test_wrong_given_wrong_inputs_is_local(tmp_path):
+    _, _, hops = _run(tmp_path, {"a": "99", "b": "5"})
+    assert hops["b"].error_kind == "local" and hops["b"].correct_given_inputs is False
+    assert hops["b"].root_cause == ["b"]
+    assert hops["c"].error_kind == "propagated" and hops["c"].root_cause == ["b"]
+
+
+def test_recovered(tmp_path):
+    # b ignores its wrong input and gives the true answer
+    sc = load_scenario(write(tmp_path, CHAIN, "probe.yaml"))
+    truth = sc.instance(0, 0).expected
+    _, _, hops = _run(tmp_path, {"a": "99", "b": str(truth["b"])})
+    assert hops["b"].error_kind == "recovered" and hops["b"].correct
+    assert hops["c"].error_kind == "none"
+
+
+def test_parse_error_propagates_as_unusable_input(tmp_path):
+    _, _, hops = _run(tmp_path, {"a": "no idea"})
+    assert hops["a"].error_kind == "parse" and hops["a"].parse_error
+    assert hops["b"].error_kind == "propagated"
+    assert hops["b"].expected_given_inputs is None
+    assert hops["b"].root_cause == ["a"]
+
+
+def test_backend_crash_is_recorded_and_run_goes_on(tmp_path):
+    def boom(_r):
+        raise RuntimeError("kernel exploded")
+
+    store, run, hops = _run(tmp_path, {"b": boom})
+    assert hops["b"].error_kind == "backend" and "kernel exploded" in hops["b"].error_detail
+    assert hops["c"].error_kind == "propagated"
+    assert run.status == "complete"
+
+
+def test_repeated_backend_crashes_stop_the_run_cleanly(tmp_path):
+    def boom(_r):
+        raise RuntimeError("dead")
+
+    ScriptedBackend.SCRIPT = {"a": boom, "b": boom, "c": boom}
+    store = Store(tmp_path / "r.db")
+    sc = load_scenario(write(tmp_path, CHAIN))
+    runs, failures = execute([sc], ["scripted"], store=store, instances=5, seed=0)
+    assert runs == [] and len(failures) == 1
+    assert "in a row" in str(failures[0][1])
+    run = store.list_runs()[0]
+    assert run.status == "failed" and "in a row" in run.error
+    assert len(store.hops(run.id)) == 5  # nothing recorded is lost
+
+
+def test_oracle_mode_feeds_expected_inputs(tmp_path):
+    _, _, hops = _run(tmp_path, {"a": "99", "b": lambda r: r.expected, "c": lambda r: r.expected}, mode="oracle")
+    assert hops["a"].error_kind == "local"
+    assert hops["b"].error_kind == "none" and hops["b"].correct
+    assert "99" not in hops["b"].prompt
+
+
+FANIN = """
+name: fan
+hops:
+  - id: l
+    prompt: left
+    parse: integer
+    expect: 2
+  - id: r
+    prompt: right
+    parse: integer
+    expect: 3
+  - id: s
+    kind: tool
+    tool: add
+    depends_on: [l, r]
+    args: {a: l, b: r}
+  - id: f
+    depends_on: [s]
+    prompt: "{{ s }} times ten"
+    parse: integer
+    expect: s * 10
+"""
+
+
+def test_fanin_root_causes_from_both_branches(tmp_path):
+    store, run, hops = _run(tmp_path, {"l": "7", "r": "8", "f": lambda r: r.expected}, text=FANIN)
+    assert hops["s"].kind == "tool" and hops["s"].error_kind == "propagated"
+    assert hops["s"].parsed == 15
+    assert hops["s"].root_cause == ["l", "r"]
+    assert hops["f"].error_kind == "propagated" and hops["f"].root_cause == ["l", "r"]
+    assert store.instances(run.id)[0].root_causes == ["l", "r"]
+
+
+def test_tool_bad_argument_is_an_error_kind_not_an_exception(tmp_path):
+    text = """
+    name: t
+    world: {ages: {ana: 31}}
+    hops:
+      - id: who
+        prompt: who
+        parse: text
+        expect: "'ana'"
+      - id: age
+        kind: tool
+        tool: lookup
+        depends_on: [who]
+        args: {table: ages, key: who}
+    """
+    _, _, hops = _run(tmp_path, {"who": "zed"}, text=text)
+    assert hops["age"].error_kind == "propagated"
+    assert "no entry" in hops["age"].error_detail
+
+
+def test_unknown_mode_and_bad_instances(tmp_path):
+    store = Store(tmp_path / "r.db")
+    sc = load_scenario(write(tmp_path, CHAIN))
+    with pytest.raises(AgentsimError, match="unknown mode"):
+        execute([sc], ["oracle"], store=store, modes=("weird",))
+    with pytest.raises(AgentsimError, match="at least 1"):
+        execute([sc], ["oracle"], store=store, instances=0)
+
+
+def test_cancel_then_resume_records_each_hop_once(tmp_path):
+    from agentsim.engine import Cancelled
+
+    store = Store(tmp_path / "r.db")
+    sc = load_scenario(write(tmp_path, CHAIN))
+    calls = {"n": 0}
+
+    def cancel():
+        calls["n"] += 1
+        return calls["n"] > 7
+
+    with pytest.raises(Cancelled):
+        execute([sc], ["scripted"], store=store, instances=4, seed=3, cancel=cancel)
+    run = store.list_runs()[0]
+    assert run.status == "interrupted"
+    assert len(store.hops(run.id)) == 7
+    ScriptedBackend.CALLS = []
+    done = resume_run(store, run.id)
+    assert done.status == "complete"
+    assert len(ScriptedBackend.CALLS) == 12 - 7  # only the missing hops ran
+    rows = store.hops(run.id)
+    assert len(rows) == 12 and len({(h.instance_index, h.hop_id) for h in rows}) == 12
+    assert all(i.finished for i in store.instances(run.id))
