@@ -33,7 +33,14 @@ from typing import Any
 from . import expr
 from .answers import ParseFailure, check_answer, parse_answer
 from .errors import AgentsimError, BackendError, StoreError
-from .measure import EnergyMeter, EnergyReading, UnavailableMeter, machine_info, package_versions
+from .measure import (
+    EnergyMeter,
+    EnergyReading,
+    GPUPeakMemory,
+    PeakRSS,
+    UnavailableMeter,
+    machine_info,
+)
 from .scenario import HopSpec, Instance, Scenario, scenario_from_ref
 from .store import HopRead, HopTrace, InstanceRecord, Run, RunRead, Store, utcnow
 from .tools import ToolError, call_tool
@@ -159,6 +166,7 @@ class _RunExecutor:
             by_instance.setdefault(h.instance_index, {})[h.hop_id] = h
         finished = {i.index for i in self.store.instances(run.id) if i.finished}
         t0 = time.perf_counter()
+        self._rss, self._gpu_mem = PeakRSS(), GPUPeakMemory()
         run_token = self.meter.begin()
         consecutive_errors = 0
         status, error = "complete", None
@@ -240,6 +248,7 @@ class _RunExecutor:
             raise
         finally:
             reading = self.meter.end(run_token)
+            self._rss.close()
             updated = self.store.update_run(
                 run.id,
                 status=status,
@@ -249,6 +258,8 @@ class _RunExecutor:
                 run_energy_j=reading.joules,
                 run_energy_kind=reading.kind,
                 run_energy_source=reading.source,
+                run_energy_resolution_j=reading.resolution_j,
+                run_energy_note=reading.note,
             )
             post(status, error)
         return updated
@@ -335,6 +346,8 @@ class _RunExecutor:
             expected=_sanitize(expected_given),
             parse=spec.parse,
         )
+        self._rss.begin()
+        self._gpu_mem.begin()
         token = self.meter.begin()
         t0 = time.perf_counter()
         try:
@@ -344,6 +357,7 @@ class _RunExecutor:
         except Exception as exc:  # noqa: BLE001 - a backend crash is recorded, not raised
             trace.wall_s = time.perf_counter() - t0
             self._energy(trace, self.meter.end(token))
+            self._memory(trace, None)
             detail = f"{type(exc).__name__}: {exc}"
             if not isinstance(exc, AgentsimError):
                 detail += "\n" + "".join(traceback.format_exception_only(type(exc), exc)).strip()
@@ -353,6 +367,7 @@ class _RunExecutor:
         trace.completion = completion.text
         for attr in ("prompt_tokens", "completion_tokens", "cached_tokens", "prefill_s", "decode_s", "ttft_s", "peak_mem_bytes"):
             setattr(trace, attr, getattr(completion, attr))
+        self._memory(trace, completion.peak_mem_bytes)
         value = parse_answer(completion.text, spec.parse)
         if isinstance(value, ParseFailure):
             trace.parse_error = value.reason
@@ -393,6 +408,16 @@ class _RunExecutor:
         trace.energy_kind = reading.kind
         trace.energy_source = reading.source
         trace.energy_resolution_j = reading.resolution_j
+        trace.energy_note = reading.note
+        trace.energy_below_resolution = reading.below_resolution
+
+    def _memory(self, trace: HopTrace, backend_peak: int | None) -> None:
+        """This hop's peak RSS (and torch's peak CUDA allocation when CUDA is in use); the RSS
+        stands in for ``peak_mem_bytes`` when the backend did not report a peak of its own."""
+        trace.peak_rss_bytes = self._rss.end()
+        trace.peak_gpu_mem_bytes = self._gpu_mem.end()
+        if backend_peak is None:
+            trace.peak_mem_bytes = trace.peak_rss_bytes
 
 
 # --------------------------------------------------------------------------------------------

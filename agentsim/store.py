@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint, event, func, text
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, event, func, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
@@ -77,6 +77,8 @@ class RunBase(SQLModel):
     run_energy_j: float | None = None
     run_energy_kind: str | None = None
     run_energy_source: str | None = None
+    run_energy_resolution_j: float | None = None
+    run_energy_note: str | None = None
     pid: int | None = None
     host: str | None = None
 
@@ -144,7 +146,11 @@ class HopBase(SQLModel):
     energy_kind: str = "unavailable"
     energy_source: str | None = None
     energy_resolution_j: float | None = None
+    energy_note: str | None = None
+    energy_below_resolution: bool | None = None  # None: the hop was not metered
     peak_mem_bytes: int | None = None
+    peak_rss_bytes: int | None = None  # this hop's peak RSS (measure.PeakRSS)
+    peak_gpu_mem_bytes: int | None = None  # torch's peak CUDA allocation during the hop
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -204,6 +210,7 @@ class Store:
         try:
             if not readonly:
                 SQLModel.metadata.create_all(self.engine)
+                self._add_missing_columns()
             else:
                 with self.engine.connect() as conn:
                     conn.execute(text("SELECT 1 FROM run LIMIT 1"))
@@ -222,6 +229,23 @@ class Store:
                 cur.execute(f"PRAGMA {key}={value}")
         finally:
             cur.close()
+
+    def _add_missing_columns(self) -> None:
+        """Add nullable columns that newer versions added to existing tables (pre-Alembic).
+
+        ``create_all`` never alters a table that exists, so a database written by an older
+        agentsim would fail every SELECT with "no such column"; new columns are all nullable.
+        """
+        insp = inspect(self.engine)
+        with self.engine.begin() as conn:
+            for table in SQLModel.metadata.sorted_tables:
+                if not insp.has_table(table.name):
+                    continue
+                have = {c["name"] for c in insp.get_columns(table.name)}
+                for col in table.columns:
+                    if col.name not in have and col.nullable and not col.primary_key:
+                        ctype = col.type.compile(dialect=self.engine.dialect)
+                        conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{col.name}" {ctype}'))
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
