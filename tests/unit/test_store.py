@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from agentsim.errors import StoreError
+from agentsim.scenario import resolve_scenario
+from agentsim.store import Store
+
+
+def test_wal_and_pragmas(tmp_path):
+    store = Store(tmp_path / "a.db")
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar().lower() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_readonly_store_refuses_writes_and_missing_files(tmp_path):
+    with pytest.raises(StoreError, match="does not exist"):
+        Store(tmp_path / "none.db", readonly=True)
+    Store(tmp_path / "a.db")
+    ro = Store(tmp_path / "a.db", readonly=True)
+    assert ro.list_runs() == []
+    with pytest.raises(Exception):  # noqa: B017 - sqlite says "readonly database"
+        with ro.engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM run")
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(StoreError, match="folder"):
+        Store(tmp_path / "no" / "such" / "x.db")
+
+
+def test_reader_while_writer_writes(tmp_path):
+    """A read-only reader polls while a run commits hop after hop: never 'database is locked'."""
+    from agentsim.engine import execute
+
+    db = tmp_path / "live.db"
+    writer = Store(db)
+    sc = resolve_scenario("chain-arith", {"depth": 3})
+    errors: list[BaseException] = []
+    seen: list[int] = []
+    done = threading.Event()
+
+    def read_loop() -> None:
+        reader = Store(db, readonly=True)
+        try:
+            while not done.is_set():
+                for r in reader.list_runs():
+                    seen.append(len(reader.hops(r.id)))
+                reader.hop_counts()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    t = threading.Thread(target=read_loop)
+    t.start()
+    try:
+        runs, failures = execute([sc], ["noisy,p=0.2,latency_ms=2"], store=writer, instances=40, seed=1)
+    finally:
+        done.set()
+        t.join()
+    assert not errors and not failures
+    assert seen and max(seen) <= 120
+    assert len(writer.hops(runs[0].id)) == 120
+
+
+def test_any_sqlalchemy_url(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'url.db'}")
+    assert store.list_runs() == []
