@@ -374,7 +374,7 @@ class Store:
             q = select(*cols).where(HopTrace.run_id.in_(ids))  # type: ignore[attr-defined]
             rows = s.exec(q).all()
             if columns:
-                return [dict(zip(columns, r)) for r in rows]
+                return [dict(zip(columns, r, strict=True)) for r in rows]
             return [HopRead.model_validate(r).model_dump() for r in rows]
 
     def integrity_check(self) -> str:

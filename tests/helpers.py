@@ -6,7 +6,13 @@ import textwrap
 from pathlib import Path
 from typing import Any, ClassVar
 
-from agentsim.backends.base import Backend, BackendInfo, Completion, GenerationRequest, register_backend
+from agentsim.backends.base import (
+    Backend,
+    BackendInfo,
+    Completion,
+    GenerationRequest,
+    register_backend,
+)
 
 
 def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:

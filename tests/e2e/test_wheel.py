@@ -7,8 +7,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-
-
 ROOT = Path(__file__).resolve().parents[2]
 
 

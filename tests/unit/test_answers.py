@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from agentsim.answers import CheckSpec, ParseFailure, ParseSpec, check_answer, format_answer, parse_answer
+from agentsim.answers import (
+    CheckSpec,
+    ParseFailure,
+    ParseSpec,
+    check_answer,
+    format_answer,
+    parse_answer,
+)
 
 
 @pytest.mark.parametrize(
