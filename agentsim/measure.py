@@ -156,7 +156,8 @@ class _Extended:
     ``modulus`` is where the raw counter wraps. A backwards step is a wrap only if the wrapped
     delta is possible at ``max_rate`` (raw units per second) since the last read; otherwise it is
     a reset (driver reload, CPU hot-plug): it adds nothing and bumps ``resets``, so a reading that
-    spans it is reported unavailable instead of as a huge figure.
+    spans it is reported unavailable instead of as a huge figure. ``slack`` (raw units) allows for
+    a whole counter tick landing in a very short interval.
     """
 
     def __init__(self, raw: int, modulus: int, now: float, max_rate: float, slack: float) -> None:
@@ -256,30 +257,35 @@ class _PowerSampler(threading.Thread):
         self._stop_event = threading.Event()
         t = clock()
         p = read_watts()
-        # (time of last sample, cumulative joules per GPU, last power per GPU, failed samples)
-        self.state: tuple[float, list[float], list[float], int] = (t, [0.0] * len(p), p, 0)
-        self.samples = 1
+        # (time of last sample, cumulative joules per GPU, last power per GPU, failed samples,
+        # samples taken): replaced whole, so readers on other threads see a consistent tuple
+        self.state: tuple[float, list[float], list[float], int, int] = (t, [0.0] * len(p), p, 0, 1)
 
     def run(self) -> None:
         while not self._stop_event.wait(self.interval_s):
             self.sample()
 
     def sample(self) -> None:
-        t_prev, cum, p_prev, errors = self.state
+        t_prev, cum, p_prev, errors, n = self.state
         try:
             p = self.read_watts()
         except Exception:  # noqa: BLE001 - a failed sample is counted; readings spanning it fail
-            self.state = (t_prev, cum, p_prev, errors + 1)
+            self.state = (t_prev, cum, p_prev, errors + 1, n)
             return
         t = self.clock()
         dt = t - t_prev
-        self.state = (t, [c + (a + b) / 2 * dt for c, a, b in zip(cum, p_prev, p, strict=True)], p, errors)
-        self.samples += 1
+        cum = [c + (a + b) / 2 * dt for c, a, b in zip(cum, p_prev, p, strict=True)]
+        self.state = (t, cum, p, errors, n + 1)
 
-    def energy_at(self, t: float) -> tuple[list[float], list[float], int]:
-        t_last, cum, p, errors = self.state
+    @property
+    def samples(self) -> int:
+        return self.state[4]
+
+    def energy_at(self, t: float) -> tuple[list[float], list[float], int, int]:
+        """Joules per GPU up to ``t``, last power, failed and taken sample counts."""
+        t_last, cum, p, errors, n = self.state
         dt = max(0.0, t - t_last)
-        return [c + w * dt for c, w in zip(cum, p, strict=True)], p, errors
+        return [c + w * dt for c, w in zip(cum, p, strict=True)], p, errors, n
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -363,7 +369,7 @@ class NVMLMeter(EnergyMeter):
             return
         try:
             raw = int(nvml.nvmlDeviceGetTotalEnergyConsumption(handle))
-            counter = _Extended(raw, self._MODULUS, self.clock(), _MAX_PLAUSIBLE_W * 1e3, 1e3)
+            counter = _Extended(raw, self._MODULUS, self.clock(), _MAX_PLAUSIBLE_W * 1e3, _MAX_PLAUSIBLE_W * 1e3)
             gpu = _GPU(index, handle, name, "counter", counter)
         except nvml.NVMLError as exc:
             try:
@@ -407,7 +413,9 @@ class NVMLMeter(EnergyMeter):
         t_end = self.clock() + budget_s
         try:
             last = int(nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle))
-            while self.clock() < t_end and len(ticks) < 5:
+            for _ in range(int(budget_s / poll_s) + 1):  # bounded even if the clock stalls
+                if self.clock() >= t_end or len(ticks) >= 5:
+                    break
                 time.sleep(poll_s)
                 v = int(nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle))
                 if v != last:
@@ -460,32 +468,36 @@ class NVMLMeter(EnergyMeter):
                 problems.append(f"GPU {g.index}: energy counter went backwards (driver reset?)")
                 continue
             joules = (b[0] - a[0]) / 1000.0
-            if duration > 0 and joules > _MAX_PLAUSIBLE_W * duration + 1.0:
+            # a short interval can still see one whole counter tick
+            if joules > _MAX_PLAUSIBLE_W * (duration + self.counter_period_s):
                 problems.append(f"GPU {g.index}: implausible counter jump of {joules:.1f} J")
                 continue
             if duration >= self.counter_period_s and duration > 0:
                 g.last_power_w = joules / duration
             parts[f"gpu{g.index}"] = joules
             resolution += g.last_power_w * self.counter_period_s
-        below = any(g.method == "counter" for g in self.gpus) and duration < self.counter_period_s
+        reasons: list[str] = []
+        if any(g.method == "counter" for g in self.gpus) and duration < self.counter_period_s:
+            reasons.append(f"interval {duration * 1000:.1f} ms is below the "
+                           f"{self.counter_period_s * 1000:.0f} ms counter update period")
         if self._sampler is not None:
             methods.add(self.SAMPLING_SOURCE)
-            e1, watts, err1 = self._sampler.energy_at(t1)
-            e0, _, err0 = s0
+            e1, watts, err1, n1 = self._sampler.energy_at(t1)
+            e0, _, err0, n0 = s0
             if err1 != err0:
                 problems.append(f"{err1 - err0} power samples failed during the interval")
             else:
                 for g, a, b, w in zip(self._sampled, e0, e1, watts, strict=True):
                     parts[f"gpu{g.index}"] = b - a
                     resolution += w * self.sample_interval_s
-            below = below or duration < 2 * self.sample_interval_s
+            if n1 - n0 < 2:  # the figure is mostly extrapolated from the last power sample
+                reasons.append(f"{n1 - n0} power samples in the interval "
+                               f"(one every {self.sample_interval_s * 1000:.0f} ms)")
         source = "+".join(sorted(methods, reverse=True))
         if problems:
             return EnergyReading(None, "unavailable", source, note="; ".join(problems), duration_s=duration)
-        note = None
-        if below:
-            period = min(self.counter_period_s, 2 * self.sample_interval_s) if self._sampler else self.counter_period_s
-            note = f"interval {duration * 1000:.1f} ms is below the {period * 1000:.0f} ms update period"
+        below = bool(reasons)
+        note = "; ".join(reasons) or None
         return EnergyReading(
             joules=sum(parts.values()),
             kind="measured",
@@ -587,7 +599,7 @@ class RAPLMeter(EnergyMeter):
                 continue
             except (OSError, ValueError):
                 continue
-            counter = _Extended(raw, modulus, clock(), _MAX_PLAUSIBLE_W * 1e6, 1e6)
+            counter = _Extended(raw, modulus, clock(), _MAX_PLAUSIBLE_W * 1e6, _MAX_PLAUSIBLE_W * 1e6)
             self.domains.append(_Domain(label, path, counter, modulus))
         if not self.domains:
             if denied:
@@ -796,11 +808,12 @@ def make_meter(kind: str = "auto", **kwargs: Any) -> EnergyMeter:
     if name == "off":
         return UnavailableMeter("energy measurement off (--energy off)")
     if name == "nvml":
-        return NVMLMeter(**_pick(kwargs, "nvml_module", "gpus", "counter_period_s", "sample_interval_s", "env"))
+        return NVMLMeter(**_pick(kwargs, "nvml_module", "gpus", "counter_period_s", "sample_interval_s", "env",
+                                      "clock"))
     if name == "rapl":
-        return RAPLMeter(**_pick(kwargs, "powercap_root", "domains"))
+        return RAPLMeter(**_pick(kwargs, "powercap_root", "domains", "clock"))
     if name == "estimate":
-        return CPUTimeEstimateMeter(**_pick(kwargs, "watts_per_core", "env"))
+        return CPUTimeEstimateMeter(**_pick(kwargs, "watts_per_core", "env", "cpu_clock", "clock"))
     skipped: dict[str, str] = {}
     for candidate in ("nvml", "rapl"):
         try:
