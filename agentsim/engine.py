@@ -42,7 +42,7 @@ from .measure import (
     machine_info,
 )
 from .scenario import HopSpec, Instance, Scenario, scenario_from_ref
-from .store import HopRead, HopTrace, InstanceRecord, Run, RunRead, Store, utcnow
+from .store import HopRead, HopTrace, InstanceRecord, Run, RunRead, Store, new_hop_trace, utcnow
 from .tools import ToolError, call_tool
 
 __all__ = ["ERROR_KINDS", "ORIGIN_KINDS", "RunPlan", "Progress", "execute", "resume_run", "run_backend"]
@@ -301,7 +301,7 @@ class _RunExecutor:
             {r for p in parents if not outcomes[p].correct for r in (roots.get(p) or [p])},
             key=scenario.order.index,
         )
-        trace = HopTrace(
+        trace = new_hop_trace(
             run_id=run.id,
             instance_index=inst.index,
             hop_id=hop_id,
