@@ -1,0 +1,311 @@
+"""The ``llama`` backend: GGUF models through llama-cpp-python.
+
+Spec: ``llama:MODEL@PRECISION[,n_ctx=..,n_threads=..,n_gpu_layers=..,seed=..,n_batch=..,prefix_cache=..]``.
+``MODEL`` is a catalog or added model name (default: the default model) or a path to a ``.gguf``;
+``PRECISION`` is a ladder rung (``f16``, ``q8_0``, ``q4_k_m``, ``q4_0``, ``mxfp4``, ``nvfp4``) or
+``source`` (the file as shipped). Files are resolved and checked by :mod:`agentsim.models`
+before llama.cpp sees them.
+
+Per hop it reports what llama.cpp itself measured (``llama_perf_context``): prompt tokens
+evaluated and their time (prefill), generated tokens and their time (decode), plus the wall time
+to the first token. Hops of one instance share a long prefix (system prompt, world facts);
+llama-cpp-python keeps the KV cache of the previous prompt and evaluates only the tokens after
+the longest common prefix, so ``cached_tokens`` = prompt tokens - tokens llama.cpp evaluated.
+
+Decoding is greedy (temperature 0) with a fixed seed; a hop's grammar (a preset or GBNF) holds
+the answer to a format; stop sequences cut the text.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, ClassVar
+
+from agentsim import models
+from agentsim.backends.base import (
+    Backend,
+    BackendInfo,
+    BackendSpec,
+    Completion,
+    GenerationRequest,
+    OptionSpec,
+)
+from agentsim.errors import AgentsimError, BackendError
+from agentsim.grammar import resolve_grammar
+
+__all__ = ["LlamaBackend"]
+
+_FP4_TYPES = {"MXFP4", "NVFP4"}
+
+
+class LlamaBackend(Backend):
+    NAME: ClassVar[str] = "llama"
+    OPTIONS: ClassVar[dict[str, OptionSpec]] = {
+        "n_ctx": OptionSpec(int, 4096, "context length in tokens"),
+        "n_threads": OptionSpec(int, 0, "CPU threads (0: every core)"),
+        "n_gpu_layers": OptionSpec(int, -1, "layers offloaded to a GPU (-1: all when the build can offload, else none)"),
+        "seed": OptionSpec(int, 0, "sampling seed"),
+        "n_batch": OptionSpec(int, 512, "prompt tokens per batch"),
+        "prefix_cache": OptionSpec(bool, True, "reuse the KV cache of a shared prompt prefix across hops"),
+    }
+    PRECISIONS: ClassVar[tuple[str, ...] | None] = models.PRECISIONS
+    SUPPORTS_GRAMMAR: ClassVar[bool] = True
+
+    def __init__(self, spec: BackendSpec) -> None:
+        super().__init__(spec)
+        self._resolved: models.ResolvedModel | None = None
+        self._llm: Any = None
+        self._formatter: Any = None
+        self._grammars: dict[str, Any] = {}
+        self._n_gpu_layers = 0
+        self._gpu = False
+
+    # ---------------------------------------------------------------------------------------
+    # life cycle
+
+    def _resolve(self) -> models.ResolvedModel:
+        if self._resolved is None:
+            self._resolved = models.resolve(self.spec.model, self.spec.precision)
+        return self._resolved
+
+    def load(self) -> None:
+        if self._llm is not None:
+            return
+        resolved = self._resolve()  # ModelError (clear, with the command to run) before llama.cpp
+        import llama_cpp
+
+        self._gpu = bool(llama_cpp.llama_supports_gpu_offload())
+        n_gpu = int(self.options["n_gpu_layers"])
+        self._n_gpu_layers = (-1 if self._gpu else 0) if n_gpu < 0 else (n_gpu if self._gpu else 0)
+        threads = int(self.options["n_threads"]) or os.cpu_count() or 1
+        n_ctx = int(self.options["n_ctx"])
+        trained = _trained_context(resolved)
+        if trained and "n_ctx" not in self.spec.options_dict:
+            n_ctx = min(n_ctx, trained)  # the default never exceeds what the model was trained on
+        try:
+            self._llm = llama_cpp.Llama(
+                model_path=str(resolved.path),
+                n_ctx=n_ctx,
+                n_batch=int(self.options["n_batch"]),
+                n_threads=threads,
+                n_threads_batch=threads,
+                n_gpu_layers=self._n_gpu_layers,
+                seed=int(self.options["seed"]),
+                verbose=False,
+            )
+        except Exception as exc:  # noqa: BLE001 - llama.cpp reports load failures as ValueError/RuntimeError
+            raise BackendError(
+                f"llama.cpp could not load {resolved.path}: {type(exc).__name__}: {exc}",
+                hint="check the file with 'agentsim models list'; rebuild a rung with 'agentsim models prepare --force'",
+            ) from None
+        self._formatter = self._make_formatter()
+
+    def _make_formatter(self) -> Any:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        llm = self._llm
+        template = llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            return None
+
+        def text(token_id: int) -> str:
+            if token_id < 0:
+                return ""
+            return llm.detokenize([token_id], special=True).decode("utf-8", errors="replace")
+
+        try:
+            return Jinja2ChatFormatter(template=template, eos_token=text(llm.token_eos()), bos_token=text(llm.token_bos()))
+        except Exception as exc:  # noqa: BLE001 - a broken template in the file
+            raise BackendError(f"the chat template in {self._resolve().path} does not compile: {exc}") from None
+
+    def close(self) -> None:
+        if self._llm is not None:
+            try:
+                self._llm.close()
+            finally:
+                self._llm = None
+                self._grammars.clear()
+
+    # ---------------------------------------------------------------------------------------
+    # generation
+
+    def render(self, request: GenerationRequest) -> str:
+        """The prompt text the model sees: the GGUF's chat template applied to system + user."""
+        messages = []
+        if request.system:
+            messages.append({"role": "system", "content": request.system})
+        messages.append({"role": "user", "content": request.prompt})
+        if self._formatter is None:  # a GGUF without a chat template: plain text
+            return "\n\n".join(m["content"] for m in messages) + "\n"
+        return str(self._formatter(messages=messages).prompt)
+
+    def _grammar(self, grammar: str | None) -> Any:
+        gbnf = resolve_grammar(grammar)
+        if not gbnf:
+            return None
+        g = self._grammars.get(gbnf)
+        if g is None:
+            from llama_cpp import LlamaGrammar
+
+            try:
+                g = LlamaGrammar.from_string(gbnf, verbose=False)
+            except Exception as exc:  # noqa: BLE001
+                raise BackendError(f"llama.cpp rejected the grammar {grammar!r}: {exc}") from None
+            self._grammars[gbnf] = g
+        return g
+
+    def generate(self, request: GenerationRequest) -> Completion:
+        if self._llm is None:
+            self.load()
+        import llama_cpp
+
+        llm = self._llm
+        tokens = llm.tokenize(self.render(request).encode("utf-8"), add_bos=False, special=True)
+        n_ctx = llm.n_ctx()
+        if len(tokens) + request.max_tokens > n_ctx:
+            raise BackendError(
+                f"prompt of {len(tokens)} tokens + {request.max_tokens} to generate exceeds n_ctx={n_ctx}",
+                hint=f"use {self.spec},n_ctx={2 * n_ctx}" if "n_ctx" not in self.spec.options_dict else None,
+            )
+        grammar = self._grammar(request.grammar)
+        if not self.options["prefix_cache"]:
+            llm.reset()
+        llm.set_seed(int(self.options["seed"]))
+        ctx = llm._ctx.ctx
+        vocab = llm._model.vocab
+        stops = [s for s in request.stop if s]
+        llama_cpp.llama_perf_context_reset(ctx)
+        out_ids: list[int] = []
+        text = ""
+        finish = "length"
+        ttft: float | None = None
+        first: Any = None
+        t0 = time.perf_counter()
+        try:
+            for tok in llm.generate(tokens, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, grammar=grammar):
+                if ttft is None:
+                    ttft = time.perf_counter() - t0
+                    first = llama_cpp.llama_perf_context(ctx)
+                if llama_cpp.llama_vocab_is_eog(vocab, tok):
+                    finish = "stop"
+                    break
+                out_ids.append(tok)
+                if stops:
+                    text = llm.detokenize(out_ids).decode("utf-8", errors="ignore")
+                    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
+                    if cut >= 0:
+                        text = text[:cut]
+                        finish = "stop"
+                        break
+                if len(out_ids) >= request.max_tokens:
+                    break
+        except Exception:
+            llm.reset()  # the KV cache may be half-written: never reuse it
+            if grammar is not None:
+                self._grammars.clear()
+            raise
+        wall = time.perf_counter() - t0
+        end = llama_cpp.llama_perf_context(ctx)
+        if finish != "stop" or not stops:
+            text = llm.detokenize(out_ids).decode("utf-8", errors="replace")
+        # Up to the first token, every llama.cpp eval was the prompt's (a 1-token suffix is
+        # counted by llama.cpp as an "eval", so both counters are summed).
+        evaluated = (first.n_p_eval + first.n_eval) if first is not None else 0
+        prefill_ms = (first.t_p_eval_ms + first.t_eval_ms) if first is not None else 0.0
+        decode_ms = end.t_p_eval_ms + end.t_eval_ms - prefill_ms
+        return Completion(
+            text=text,
+            prompt_tokens=len(tokens),
+            completion_tokens=len(out_ids),
+            cached_tokens=max(len(tokens) - evaluated, 0),
+            prefill_s=prefill_ms / 1000.0,
+            decode_s=max(decode_ms, 0.0) / 1000.0,
+            ttft_s=ttft,
+            finish_reason=finish,
+            extra={"prompt_evaluated": evaluated, "decode_evals": end.n_eval + end.n_p_eval - evaluated,
+                   "wall_s": wall, "token_ids": out_ids},
+        )
+
+    # ---------------------------------------------------------------------------------------
+    # what ran
+
+    def info(self) -> BackendInfo:
+        try:
+            r = self._resolve()
+        except AgentsimError:
+            return BackendInfo(name=self.NAME, model=self.spec.model or models.DEFAULT_MODEL,
+                               precision=self.spec.precision or "f16", precision_mode="native")
+        weights = {t: n for t, n in r.tensor_types.items() if t != "F32"} or dict(r.tensor_types)
+        fp4 = sorted(set(weights) & _FP4_TYPES)
+        device = "cpu"
+        if self._gpu and self._n_gpu_layers != 0:
+            device = "cuda" if _cuda_capability() is not None else "gpu"
+        cc = _cuda_capability() if device == "cuda" else None
+        types = ", ".join(f"{t} x{n}" for t, n in weights.items())
+        if fp4:
+            native = cc is not None and cc >= (10, 0)
+            mode = "native" if native else "emulated"
+            if native:
+                kernel = f"llama.cpp CUDA {'/'.join(fp4)} kernels on FP4 tensor cores (sm_{cc[0]}{cc[1]}); weights {types}"  # type: ignore[index]
+            else:
+                where = "CPU SIMD" if device == "cpu" else "GPU without FP4 tensor cores"
+                kernel = (f"llama.cpp {'ggml-cpu' if device == 'cpu' else 'CUDA'}: {'/'.join(fp4)} blocks decoded in software "
+                          f"(E2M1 values by lookup, block scales applied) and multiplied with 8-bit activations on {where}; "
+                          f"no FP4 tensor cores. weights {types}")
+        else:
+            mode = "native"
+            kernel = f"llama.cpp {'ggml-cpu' if device == 'cpu' else 'CUDA'} kernels for weights {types}"
+        precision = r.precision if r.precision != "source" or r.recipe.get("origin") != "path" else (r.source_precision or "source")
+        extra: dict[str, Any] = {
+            "llama_cpp_python": models._dist_version("llama-cpp-python"),
+            "n_ctx": self._llm.n_ctx() if self._llm is not None else int(self.options["n_ctx"]),
+            "n_threads": int(self.options["n_threads"]) or os.cpu_count(),
+            "n_gpu_layers": self._n_gpu_layers,
+            "prefix_cache": bool(self.options["prefix_cache"]),
+            "tensor_types": r.tensor_types,
+            "recipe": r.recipe,
+            "license": r.license,
+            "chat_template": "gguf" if self._formatter is not None or self._llm is None else "none (plain text)",
+        }
+        try:
+            import llama_cpp
+
+            extra["system_info"] = llama_cpp.llama_print_system_info().decode(errors="replace").strip()
+        except Exception:  # noqa: BLE001 - informational only
+            pass
+        return BackendInfo(
+            name=self.NAME,
+            model=r.name,
+            precision=precision,
+            precision_mode=mode,
+            kernel=kernel,
+            model_path=str(r.path),
+            model_sha256=r.sha256,
+            source_precision=r.source_precision,
+            device=device,
+            extra=extra,
+        )
+
+
+def _trained_context(resolved: models.ResolvedModel) -> int | None:
+    meta = models.check_gguf(resolved.path).metadata
+    arch = meta.get("general.architecture")
+    value = meta.get(f"{arch}.context_length")
+    return int(value) if isinstance(value, int) else None
+
+
+def _cuda_capability() -> tuple[int, int] | None:
+    """The first GPU's compute capability through NVML, or None (no GPU, no NVML)."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            h = pynvml.nvmlDeviceGetHandleByIndex(0)
+            major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(h)
+            return int(major), int(minor)
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # noqa: BLE001 - no NVML / no GPU
+        return None
