@@ -295,12 +295,16 @@ def cmd_scenarios_list(args: argparse.Namespace) -> int:
         return 0
     from rich.table import Table
 
-    t = Table(title="scenarios")
-    for col in ("name", "kind", "params", "description"):
+    t = Table(title="scenarios (families take --param KEY=VALUE; a..b sweeps)")
+    for col in ("name", "kind", "hops", "params", "description"):
         t.add_column(col)
     for it in items:
         params = ", ".join(f"{k}={v}" for k, v in it["params"].items())
-        t.add_row(it["name"], it["kind"], params, it["description"])
+        shape = it.get("shape")
+        hops = f"{shape['hops']} (depth {shape['depth']})" if shape else "-"
+        kind = it["kind"] if not (it["kind"] == "file" and it.get("family")) else f"file -> {it['family']}"
+        desc = it["description"] if not it.get("error") else f"[red]invalid: {it['error']}[/red]"
+        t.add_row(it["name"], kind, hops, params, desc)
     _console().print(t)
     return 0
 
@@ -320,14 +324,23 @@ def cmd_scenarios_show(args: argparse.Namespace) -> int:
         return 0
     out = _console()
     out.print(f"[bold]{info['name']}[/bold] — {info['description']}")
-    out.print(f"seed {info['seed']}, instance {info['index']}, {len(info['hops'])} hops")
+    shape = info["shape"]
+    out.print(f"seed {info['seed']}, instance {info['index']}, {shape['hops']} hops "
+              f"({shape['llm_hops']} model, {shape['tool_hops']} tool), depth {shape['depth']}")
+    if info["family"]:
+        params = " ".join(f"{k}={v}" for k, v in info["params"].items())
+        out.print(f"family {info['family']}: {params}")
     if info["system"]:
         out.print("[dim]system:[/dim]\n" + info["system"])
     for h in info["hops"]:
         deps = ", ".join(h["depends_on"]) or "-"
         out.print(f"\n[bold cyan]{h['id']}[/bold cyan] ({h['kind']}, depth {h['depth']}, after {deps})")
         out.print(h["prompt"])
-        out.print(f"[green]expected:[/green] {h['expected']!r}")
+        out.print(f"[green]expected:[/green] {h['expected']!r}", highlight=False)
+        if h["kind"] == "llm":
+            fmt = h["parse"].get("type", "text")
+            out.print(f"[dim]parse {fmt}, grammar {h['grammar'] or '-'}, max_tokens {h['max_tokens']}[/dim]",
+                      highlight=False)
     return 0
 
 

@@ -1,0 +1,139 @@
+"""What every screen shares: the database, the scenario folders and the injectable boundaries.
+
+The clock, the energy meter and the backend choices are injected here (and only here) so that
+tests and snapshots can fix them; the CLI uses the real ones.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from agentsim.errors import AgentsimError, StoreError
+from agentsim.measure import EnergyMeter, make_meter
+from agentsim.store import Store
+
+__all__ = ["AppContext", "BackendChoice", "default_backend_choices"]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """One backend spec offered on the Launch screen (label shown, spec run)."""
+
+    spec: str
+    label: str
+    selected: bool = False
+
+
+def default_backend_choices() -> list[BackendChoice]:
+    """Model-catalog ladder rungs when the catalog exists, then the simulation backends.
+
+    The model catalog (``agentsim.models``) is optional: without it (or when it cannot list
+    anything) the user types backend specs by hand in the Launch screen's spec field.
+    """
+    choices: list[BackendChoice] = []
+    choices.extend(_catalog_choices())
+    from agentsim.backends.base import available_backends
+
+    names = available_backends()
+    if "oracle" in names:
+        choices.append(BackendChoice("oracle", "oracle (always right: checks a scenario)"))
+    if "noisy" in names:
+        choices.append(BackendChoice("noisy,p=0.1", "noisy p=0.1 (simulated 10% hop errors)"))
+        choices.append(BackendChoice("noisy,p=0.3", "noisy p=0.3 (simulated 30% hop errors)"))
+    return choices
+
+
+def _catalog_choices() -> list[BackendChoice]:
+    """The built rungs of the model ladder, as ``llama:MODEL@RUNG`` specs.
+
+    Defensive on purpose: ``agentsim.models`` is optional (and owned by another part of the
+    project); if it is missing or its listing fails, there are simply no ladder entries and the
+    user types specs by hand in the Launch screen's spec field.
+    """
+    import importlib
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec("agentsim.models") is None:
+            return []
+        models = importlib.import_module("agentsim.models")
+        listing = models.list_models()
+    except Exception:  # noqa: BLE001 - an optional module must never break the UI
+        return []
+    out: list[BackendChoice] = []
+    for m in listing if isinstance(listing, list) else []:
+        try:
+            name = str(m["name"])
+            src = m.get("source_precision")
+            for rung in m.get("rungs") or []:
+                prec = str(rung["precision"])
+                note = f" (from {src})" if src and prec == "f16" and src not in ("f16", "bf16", "f32") else ""
+                out.append(BackendChoice(f"llama:{name}@{prec}", f"llama {name} @{prec}{note}"))
+            if not m.get("rungs") and m.get("fetched"):
+                out.append(BackendChoice(f"llama:{name}@source", f"llama {name} @source ({src})"))
+        except (KeyError, TypeError, AttributeError):
+            continue
+    return out
+
+
+@dataclass
+class AppContext:
+    """Shared state and injected boundaries of one app instance."""
+
+    db: str
+    scenario_dirs: list[str] = field(default_factory=list)
+    #: also list bundled scenario files and generator families (tests turn this off for stable lists)
+    include_bundled: bool = True
+    #: wall clock, for "refreshed at" lines; fixed in snapshot tests
+    clock: Callable[[], datetime] = _now
+    #: energy meter used by launched runs; the CLI's default is ``make_meter("auto")``
+    meter_factory: Callable[[], EnergyMeter] = field(default=lambda: make_meter("auto"))
+    backend_choices: Callable[[], list[BackendChoice]] = default_backend_choices
+    #: seconds between refreshes of the runs list (another process may be writing)
+    refresh_s: float = 2.0
+    _store: Store | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for d in self.scenario_dirs:
+            if not Path(d).is_dir():
+                raise AgentsimError(f"--scenarios {d}: not a folder")
+        if "://" not in self.db:
+            parent = Path(self.db).resolve().parent
+            if not parent.is_dir():
+                raise StoreError(f"cannot use database {self.db}: folder {parent} does not exist")
+
+    def read_store(self) -> Store | None:
+        """A read-only store (WAL readers never block the writer), or None before the first run."""
+        with self._lock:
+            if self._store is None:
+                if "://" not in self.db and not Path(self.db).exists():
+                    return None
+                try:
+                    self._store = Store(self.db, readonly=True)
+                except StoreError:
+                    # a database being created right now by a writer has no tables yet
+                    return None
+            return self._store
+
+    def write_store(self) -> Store:
+        """A writable store for launched runs: the same store the CLI writes."""
+        return Store(self.db)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"db": self.db, "scenario_dirs": list(self.scenario_dirs)}

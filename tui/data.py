@@ -1,0 +1,179 @@
+"""Read queries of the TUI: SQL aggregates and pages, never "all hops of all runs".
+
+The runs list is one ``GROUP BY`` over the hop table and one over the instance table, so a
+database with 100k hop rows opens in milliseconds; a trace loads the hops of one instance only.
+Everything here takes a read-only :class:`~agentsim.store.Store` and returns read models or
+plain dataclasses (never live ORM rows), so it is safe to call from thread workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import case, func
+from sqlmodel import select
+
+from agentsim.engine import effective_status
+from agentsim.store import HopRead, HopTrace, InstanceRead, InstanceRecord, Run, RunRead, Store
+
+__all__ = [
+    "RunRow",
+    "InstancePage",
+    "run_rows",
+    "get_run",
+    "instance_page",
+    "instance_hops",
+    "counterpart_run",
+    "ERROR_STYLE",
+    "ERROR_MARK",
+    "energy_text",
+]
+
+#: colour of each error kind (the same everywhere in the UI)
+ERROR_STYLE: dict[str, str] = {
+    "none": "green",
+    "recovered": "cyan",
+    "local": "bold red",
+    "propagated": "dark_orange",
+    "parse": "magenta",
+    "backend": "bold bright_red",
+    "pending": "grey50",
+}
+#: a one-character mark per error kind, so outcomes read without colour too
+ERROR_MARK: dict[str, str] = {
+    "none": "✓",
+    "recovered": "↺",
+    "local": "✗",
+    "propagated": "↓",
+    "parse": "?",
+    "backend": "!",
+    "pending": "·",
+}
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One line of the runs list: the run and its SQL-aggregated figures."""
+
+    run: RunRead
+    status: str
+    hops_recorded: int
+    correct: int
+    instances_finished: int
+    successes: int
+
+    @property
+    def hops_expected(self) -> int:
+        return self.run.n_instances * self.run.hops_per_instance
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.hops_recorded if self.hops_recorded else None
+
+    @property
+    def task_success(self) -> float | None:
+        return self.successes / self.instances_finished if self.instances_finished else None
+
+    def key(self) -> tuple[Any, ...]:
+        """What changes while a run is written (to skip redrawing an unchanged table)."""
+        return (self.run.id, self.status, self.hops_recorded, self.correct, self.instances_finished)
+
+
+def run_rows(store: Store, *, limit: int = 1000) -> list[RunRow]:
+    """The newest ``limit`` runs with hop and instance aggregates (three queries in all)."""
+    runs = store.list_runs(limit=limit)
+    if not runs:
+        return []
+    ids = [r.id for r in runs]
+    with store.session() as s:
+        hop_q = (
+            select(HopTrace.run_id, func.count(), func.sum(case((HopTrace.correct, 1), else_=0)))
+            .where(HopTrace.run_id.in_(ids))  # type: ignore[attr-defined]
+            .group_by(HopTrace.run_id)
+        )
+        hops = {int(r[0]): (int(r[1]), int(r[2] or 0)) for r in s.exec(hop_q).all()}
+        inst_q = (
+            select(
+                InstanceRecord.run_id,
+                func.sum(case((InstanceRecord.finished, 1), else_=0)),
+                func.sum(case(((InstanceRecord.finished & InstanceRecord.success), 1), else_=0)),  # type: ignore[operator]
+            )
+            .where(InstanceRecord.run_id.in_(ids))  # type: ignore[attr-defined]
+            .group_by(InstanceRecord.run_id)
+        )
+        inst = {int(r[0]): (int(r[1] or 0), int(r[2] or 0)) for r in s.exec(inst_q).all()}
+    out = []
+    for r in runs:
+        n, c = hops.get(r.id, (0, 0))
+        fin, ok = inst.get(r.id, (0, 0))
+        status = effective_status(r)
+        if status == "complete" and n < r.n_instances * r.hops_per_instance:
+            status = "incomplete"
+        out.append(RunRow(r, status, n, c, fin, ok))
+    return out
+
+
+def get_run(store: Store, run_id: int) -> RunRead | None:
+    with store.session() as s:
+        run = s.get(Run, run_id)
+        return RunRead.model_validate(run) if run is not None else None
+
+
+@dataclass(frozen=True)
+class InstancePage:
+    """A page of a run's instances (a run may have thousands; the UI shows a page at a time)."""
+
+    run_id: int
+    offset: int
+    total: int
+    failed_only: bool
+    items: list[InstanceRead]
+
+
+def instance_page(store: Store, run_id: int, *, offset: int = 0, limit: int = 200,
+                  failed_only: bool = False) -> InstancePage:
+    with store.session() as s:
+        cond = [InstanceRecord.run_id == run_id]
+        if failed_only:
+            cond.append(InstanceRecord.success == False)  # noqa: E712 - SQL expression
+        total = int(s.exec(select(func.count()).select_from(InstanceRecord).where(*cond)).one())
+        q = select(InstanceRecord).where(*cond).order_by(InstanceRecord.index).offset(offset).limit(limit)  # type: ignore[arg-type]
+        items = [InstanceRead.model_validate(r) for r in s.exec(q).all()]
+    return InstancePage(run_id, offset, total, failed_only, items)
+
+
+def instance_hops(store: Store, run_id: int, index: int) -> list[HopRead]:
+    """The recorded hops of one instance, in topological order."""
+    return store.hops(run_id, index)
+
+
+def counterpart_run(store: Store, run: RunRead) -> RunRead | None:
+    """The same scenario and backend in the other mode (free <-> oracle), same batch first.
+
+    Runs launched together (``--mode both``) share ``Run.batch``; without a shared batch the
+    newest run with the same scenario fingerprint, backend, seed and the other mode is used.
+    """
+    other = "oracle" if run.mode == "free" else "free"
+    with store.session() as s:
+        base = select(Run).where(
+            Run.scenario_fingerprint == run.scenario_fingerprint,
+            Run.backend == run.backend,
+            Run.mode == other,
+            Run.seed == run.seed,
+        )
+        if run.batch:
+            hit = s.exec(base.where(Run.batch == run.batch).order_by(Run.id.desc())).first()  # type: ignore[union-attr]
+            if hit is not None:
+                return RunRead.model_validate(hit)
+        hit = s.exec(base.order_by(Run.id.desc())).first()  # type: ignore[union-attr]
+        return RunRead.model_validate(hit) if hit is not None else None
+
+
+def energy_text(joules: float | None, kind: str | None, source: str | None = None) -> str:
+    """Energy with its kind, always: an estimate is never shown as a measurement."""
+    kind = kind or "unavailable"
+    if kind == "unavailable" or joules is None:
+        return "unavailable" if kind in ("unavailable", None) else f"- ({kind})"
+    src = f", {source}" if source else ""
+    return f"{joules:.3g} J ({kind}{src})"

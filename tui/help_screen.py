@@ -1,0 +1,68 @@
+"""``?``: every key binding, read from the screens' own BINDINGS (so it never goes stale)."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+__all__ = ["HelpScreen", "key_table"]
+
+
+def _rows(bindings: list[BindingType]) -> list[tuple[str, str]]:
+    out = []
+    for b in bindings:
+        if isinstance(b, Binding):
+            keys = b.key_display or ", ".join(k.strip() for k in b.key.split(","))
+            out.append((keys, b.description or b.action))
+        elif isinstance(b, tuple):
+            out.append((b[0], b[2] if len(b) > 2 else b[1]))
+    return out
+
+
+def key_table() -> Table:
+    """All keys, grouped by screen."""
+    from .app import AgentsimApp
+    from .compare_screen import CompareScreen
+    from .launch_screen import LaunchScreen
+    from .runs_screen import RunsScreen
+    from .scenarios_screen import ScenariosScreen
+    from .trace_screen import TraceScreen
+
+    t = Table.grid(padding=(0, 2))
+    t.add_column(style="bold cyan", no_wrap=True)
+    t.add_column()
+    groups = [
+        ("everywhere", AgentsimApp.BINDINGS),
+        ("Scenarios", ScenariosScreen.BINDINGS),
+        ("Launch", LaunchScreen.BINDINGS),
+        ("Runs", RunsScreen.BINDINGS),
+        ("Compare", CompareScreen.BINDINGS),
+        ("Trace", TraceScreen.BINDINGS),
+    ]
+    for title, bindings in groups:
+        t.add_row(Text(title, style="bold underline"), "")
+        for keys, desc in _rows(list(bindings)):
+            t.add_row(keys, desc)
+    return t
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close", key_display="esc")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box"):
+            yield Static(
+                "Hop marks: ✓ right · ✗ local error · ↓ propagated from a parent · "
+                "↺ recovered · ? unparseable · ! backend failed\n"
+                "Energy is always shown with its kind: measured, estimated or unavailable.",
+                id="help-intro",
+            )
+            yield Static(key_table(), id="help-keys")
+
+    def action_dismiss(self) -> None:  # type: ignore[override]
+        self.dismiss(None)

@@ -1,0 +1,183 @@
+"""Runs: every run in the database (SQL aggregates, refreshed while other processes write);
+mark several and compare them, or open one in the Trace inspector."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import DataTable, Static
+
+from .base import AgentsimScreen
+from .data import RunRow, run_rows
+
+__all__ = ["RunsScreen"]
+
+_STATUS_STYLE = {"complete": "green", "running": "cyan", "failed": "red", "interrupted": "yellow",
+                 "incomplete": "yellow"}
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.0f}%"
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+class RunsScreen(AgentsimScreen):
+    MODE = "runs"
+    BINDINGS = [
+        Binding("space", "mark", "Mark"),
+        Binding("c", "compare", "Compare"),
+        Binding("enter", "trace", "Trace"),
+        Binding("a", "mark_batch", "Mark batch"),
+        Binding("r", "refresh", "Refresh"),
+    ]
+
+    @dataclass
+    class RowsLoaded(Message):
+        rows: list[RunRow]
+        no_db: bool = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[RunRow] = []
+        self.marked: list[int] = []
+        self._timer: Timer | None = None
+        self._keys: list[tuple[object, ...]] | None = None
+
+    def compose_body(self) -> ComposeResult:
+        table: DataTable[Text | str] = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield table
+        yield Static("", id="runs-status")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        for label, key in [(" ", "mark"), ("id", "id"), ("scenario", "scenario"), ("backend", "backend"),
+                           ("mode", "mode"), ("status", "status"), ("acc", "acc"), ("task", "task"),
+                           ("hops", "hops"), ("prec.", "precision"), ("created", "created")]:
+            table.add_column(label, key=key)
+        self.load_rows()
+
+    def on_screen_resume(self) -> None:
+        self.load_rows()
+        if self._timer is None:
+            self._timer = self.set_interval(self.ctx.refresh_s, self.load_rows)
+        else:
+            self._timer.resume()
+
+    def on_screen_suspend(self) -> None:
+        if self._timer is not None:
+            self._timer.pause()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="runs")
+    def load_rows(self) -> None:
+        store = self.ctx.read_store()
+        if store is None:
+            self.post_message(self.RowsLoaded([], no_db=True))
+            return
+        self.post_message(self.RowsLoaded(run_rows(store)))
+
+    @on(RowsLoaded)
+    def _rows_loaded(self, message: RowsLoaded) -> None:
+        keys = [r.key() for r in message.rows]
+        if keys != self._keys:
+            self._keys = keys
+            self.rows = message.rows
+            self._fill()
+        self._status(message.no_db)
+
+    def _fill(self) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        cursor_key = self.current_run_id
+        table.clear()
+        for row in self.rows:
+            r = row.run
+            status = Text(row.status, style=_STATUS_STYLE.get(row.status, ""))
+            table.add_row(
+                Text("●", style="bold yellow") if r.id in self.marked else " ",
+                str(r.id), _clip(r.scenario, 18), _clip(r.backend, 20), r.mode, status,
+                _pct(row.accuracy), _pct(row.task_success),
+                f"{row.hops_recorded}/{row.hops_expected}", r.precision or "-",
+                r.created_at.strftime("%m-%d %H:%M"),
+                key=str(r.id),
+            )
+        if cursor_key is not None and any(row.run.id == cursor_key for row in self.rows):
+            table.move_cursor(row=table.get_row_index(str(cursor_key)))
+
+    def _status(self, no_db: bool = False) -> None:
+        now = self.ctx.clock().strftime("%H:%M:%S")
+        if no_db:
+            text = f"no database yet at {self.ctx.db}: launch a run (press 2)"
+        else:
+            marked = f" · marked: {', '.join(map(str, self.marked))}" if self.marked else ""
+            text = f"{len(self.rows)} runs{marked} · refreshed {now} · space marks, c compares"
+        self.query_one("#runs-status", Static).update(text)
+
+    @property
+    def current_run_id(self) -> int | None:
+        table = self.query_one("#runs-table", DataTable)
+        if not self.rows or table.row_count == 0:
+            return None
+        try:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        except Exception:  # noqa: BLE001 - cursor outside the table
+            return None
+        return int(key.value) if key.value is not None else None
+
+    # actions ------------------------------------------------------------------------------
+
+    def _set_mark(self, run_id: int, on_: bool) -> None:
+        if on_ and run_id not in self.marked:
+            self.marked.append(run_id)
+        elif not on_ and run_id in self.marked:
+            self.marked.remove(run_id)
+        table = self.query_one("#runs-table", DataTable)
+        table.update_cell(str(run_id), "mark", Text("●", style="bold yellow") if on_ else " ")
+
+    def action_mark(self) -> None:
+        rid = self.current_run_id
+        if rid is not None:
+            self._set_mark(rid, rid not in self.marked)
+            self._status()
+
+    def action_mark_batch(self) -> None:
+        """Mark every run launched together with the current one (same batch)."""
+        rid = self.current_run_id
+        row = next((r for r in self.rows if r.run.id == rid), None)
+        if row is None or not row.run.batch:
+            return
+        for r in self.rows:
+            if r.run.batch == row.run.batch:
+                self._set_mark(r.run.id, True)
+        self._status()
+
+    def action_refresh(self) -> None:
+        self._keys = None
+        self.load_rows()
+
+    def action_compare(self) -> None:
+        ids = list(self.marked)
+        if not ids and self.current_run_id is not None:
+            ids = [self.current_run_id]
+        if not ids:
+            self.notify("no runs to compare", severity="warning")
+            return
+        from .compare_screen import CompareScreen
+
+        self.app.push_screen(CompareScreen(ids))
+
+    async def action_trace(self) -> None:
+        rid = self.current_run_id
+        if rid is not None:
+            await self.agentsim_app.open_trace(rid)
+
+    @on(DataTable.RowSelected, "#runs-table")
+    async def _row_selected(self, _event: DataTable.RowSelected) -> None:
+        await self.action_trace()
