@@ -96,9 +96,12 @@ def energy_summary(rows: list[dict[str, Any]], run: RunRead | None = None) -> di
             "source": run.run_energy_source,
             "resolution_j": getattr(run, "run_energy_resolution_j", None),
             "note": getattr(run, "run_energy_note", None),
+            "hops_covered": getattr(run, "run_energy_hops", None),
         }
         out["run_counter"] = counter
-        same = kind == counter["kind"] and kind in ("measured", "estimated")
+        # comparable only when the run-level reading spans every hop (not after a resume)
+        same = kind == counter["kind"] and kind in ("measured", "estimated") and (
+            counter["hops_covered"] is None or counter["hops_covered"] == len(rows))
         out["hop_share_of_run"] = (
             joules / counter["joules"] if same and joules is not None and counter["joules"] else None
         )

@@ -167,6 +167,7 @@ class _RunExecutor:
         finished = {i.index for i in self.store.instances(run.id) if i.finished}
         t0 = time.perf_counter()
         self._rss, self._gpu_mem = PeakRSS(), GPUPeakMemory()
+        hops_before = done  # a resumed run's run-level reading covers only this session
         run_token = self.meter.begin()
         consecutive_errors = 0
         status, error = "complete", None
@@ -260,6 +261,7 @@ class _RunExecutor:
                 run_energy_source=reading.source,
                 run_energy_resolution_j=reading.resolution_j,
                 run_energy_note=reading.note,
+                run_energy_hops=done - hops_before,
             )
             post(status, error)
         return updated
@@ -553,6 +555,11 @@ def resume_run(
     run = store.get_run(run_id)
     if run.status == "complete":
         return run
+    if effective_status(run) == "running" and run.pid != os.getpid():
+        raise AgentsimError(
+            f"run {run_id} is still being written by process {run.pid} on {run.host}",
+            hint="wait for it, or stop that process first; resume finishes interrupted runs",
+        )
     scenario = scenario_from_ref(run.scenario_ref)
     if scenario.fingerprint != run.scenario_fingerprint:
         raise StoreError(

@@ -75,7 +75,7 @@ RAPL_PERIOD_S = 0.001
 _MAX_PLAUSIBLE_W = 5000.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EnergyReading:
     """The energy of one interval.
 

@@ -79,6 +79,7 @@ class RunBase(SQLModel):
     run_energy_source: str | None = None
     run_energy_resolution_j: float | None = None
     run_energy_note: str | None = None
+    run_energy_hops: int | None = None  # hops recorded while the run-level meter ran (resume: fewer)
     pid: int | None = None
     host: str | None = None
 

@@ -225,3 +225,27 @@ def test_real_nvml_measures_a_gpu():
     assert r.joules is not None and r.joules > 0  # an idle GPU still draws tens of watts
     info = machine_info()
     assert info["gpus"] and info["gpus"][0]["compute_capability"] and info["gpu_driver"]
+
+
+def test_a_resumed_run_does_not_compare_hops_with_a_partial_run_counter(tmp_path):
+    from agentsim.engine import Cancelled, execute, resume_run
+    from agentsim.scenario import resolve_scenario
+
+    store = Store(tmp_path / "resume.db")
+    calls = {"n": 0}
+
+    def cancel_after_4() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 4
+
+    meter = make_meter("estimate")
+    with pytest.raises(Cancelled):
+        execute([resolve_scenario("chain-linear")], ["noisy,latency_ms=1"], store=store, instances=3,
+                meter=meter, cancel=cancel_after_4)
+    run = store.list_runs()[0]
+    assert run.run_energy_hops == 4
+    run = resume_run(store, run.id, meter=meter)
+    assert run.status == "complete" and run.run_energy_hops == 9 - 4
+    e = summarize_run(store, run.id)["energy"]
+    assert e["kind"] == "estimated" and e["run_counter"]["hops_covered"] == 5
+    assert e["hop_share_of_run"] is None
