@@ -1,0 +1,555 @@
+"""The ``hf`` backend: transformers + torch, in f32/bf16/f16 or with emulated int8/int4/FP4 weights.
+
+Why it exists: the same weights the ``llama`` backend runs (a catalog GGUF, dequantized by
+transformers' GGUF loader) or a user's own HF folder, computed by torch. It lets a user compare
+llama.cpp's Q8/Q4 against 16-bit transformers and against FP4 on one workflow.
+
+Spec: ``hf:MODEL@PRECISION[,dtype=bf16|f16|f32,native=true|false,device=auto|cpu|cuda,...]``.
+MODEL is a folder with ``config.json`` and safetensors, a ``.gguf`` file, or a catalog name.
+
+* ``f32``, ``bf16``, ``f16``: the model computed in that dtype (``precision_mode`` native).
+* ``int8``, ``int4``, ``mxfp4``, ``nvfp4``: every ``nn.Linear`` weight of the decoder (not the
+  embeddings, not ``lm_head``) is rounded exactly as the format stores it (:mod:`agentsim.quant`)
+  and dequantized to the compute dtype ``dtype``: ``precision_mode`` emulated. This answers the
+  accuracy question on any machine, not the speed one (the matmuls run in ``dtype``).
+* ``native=true`` (FP4 only) uses FP4 tensor cores through torchao; it needs a Blackwell GPU
+  (compute capability >= 10.0) and is refused elsewhere, naming the requirement.
+
+Decoding is greedy (argmax; ties to the lowest token id) in a manual loop over the KV cache, so
+that the time to the first token (prefill) and the decode time are measured exactly. Grammars
+(``GenerationRequest.grammar``) are not supported and are ignored (``SUPPORTS_GRAMMAR`` False).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from agentsim.errors import BackendError, HardwareError, ModelError
+from agentsim.hardware import (
+    FP4_PRECISIONS,
+    Accelerator,
+    detect,
+    f16_matmul_problem,
+    f16_note,
+    require_native_fp4,
+)
+
+from .base import Backend, BackendInfo, BackendSpec, Completion, GenerationRequest, OptionSpec
+
+__all__ = ["HFBackend", "DTYPE_PRECISIONS", "QUANT_PRECISIONS", "cache_root", "resolve_model"]
+
+DTYPE_PRECISIONS: tuple[str, ...] = ("f32", "bf16", "f16")
+QUANT_PRECISIONS: tuple[str, ...] = ("int8", "int4", "mxfp4", "nvfp4")
+_TORCH_DTYPES = {"f32": "float32", "bf16": "bfloat16", "f16": "float16"}
+_GRAMMAR_NOTE = "not supported by hf: GenerationRequest.grammar is ignored (decoding is unconstrained greedy)"
+
+
+# --------------------------------------------------------------------------------------------
+# model resolution and the cache
+
+
+def cache_root() -> Path:
+    """Where converted models are cached: ``$AGENTSIM_HOME/cache/hf`` or the user cache dir."""
+    home = os.environ.get("AGENTSIM_HOME")
+    if home:
+        return Path(home) / "cache" / "hf"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("agentsim")) / "hf"
+
+
+def _catalog_gguf(name: str) -> Path | None:
+    """The source GGUF of a catalog model, when agentsim.models offers a way to find it."""
+    try:
+        models = importlib.import_module("agentsim.models")
+    except ImportError:
+        return None
+    for fn_name in ("source_gguf", "resolve_source", "source_path"):
+        fn = getattr(models, fn_name, None)
+        if callable(fn):
+            path = fn(name)
+            return Path(path) if path else None
+    return None
+
+
+def resolve_model(model: str | None) -> tuple[str, Path]:
+    """``("hf", folder)`` or ``("gguf", file)`` for a spec's MODEL; ModelError when neither."""
+    if not model:
+        raise BackendError("hf needs a model", hint="hf:PATH_OR_NAME@bf16, e.g. hf:./my-model@bf16 or hf:model.gguf@f32")
+    p = Path(model).expanduser()
+    if p.is_dir():
+        if not (p / "config.json").is_file():
+            raise ModelError(f"{p} is a folder without config.json: not a transformers model folder")
+        if not any(p.glob("*.safetensors")) and not any(p.glob("*.bin")):
+            raise ModelError(f"{p} has a config.json but no weights (*.safetensors)")
+        return "hf", p
+    if p.is_file():
+        if p.suffix.lower() != ".gguf":
+            raise ModelError(f"{p} is a file but not a .gguf", hint="give a .gguf file or a model folder")
+        return "gguf", p
+    if "/" in model or model.endswith(".gguf"):
+        raise ModelError(f"model {model!r} does not exist")
+    src = _catalog_gguf(model)
+    if src is None:
+        raise ModelError(
+            f"model {model!r} is not a path, and the catalog has no model of that name",
+            hint="give a model folder (config.json + safetensors) or a .gguf file",
+        )
+    if not src.is_file():
+        raise ModelError(f"catalog model {model!r}: its source GGUF {src} is not downloaded")
+    return "gguf", src
+
+
+def _sha256(path: Path) -> str:
+    """sha256 of a file, remembered by (path, size, mtime) so that a second run does not rehash."""
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    memo = cache_root() / "sha256.json"
+    known: dict[str, str] = {}
+    try:
+        known = json.loads(memo.read_text())
+    except (OSError, ValueError):
+        pass
+    if key in known:
+        return known[key]
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    digest = h.hexdigest()
+    known[key] = digest
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(known))
+        os.replace(tmp, memo)
+    except OSError:
+        pass
+    return digest
+
+
+def _folder_sha256(folder: Path) -> str:
+    """sha256 over a model folder's weight files (names and bytes), so a resume can tell models apart."""
+    h = hashlib.sha256()
+    for f in sorted([*folder.glob("*.safetensors"), *folder.glob("*.bin")]):
+        h.update(f.name.encode())
+        h.update(_sha256(f).encode())
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# the backend
+
+
+class HFBackend(Backend):
+    """transformers/torch model at one precision (see the module docstring)."""
+
+    NAME: ClassVar[str] = "hf"
+    PRECISIONS: ClassVar[tuple[str, ...]] = DTYPE_PRECISIONS + QUANT_PRECISIONS
+    SUPPORTS_GRAMMAR: ClassVar[bool] = False
+    OPTIONS: ClassVar[dict[str, OptionSpec]] = {
+        "dtype": OptionSpec(str, "bf16", "compute dtype of the quantized precisions: bf16, f16 or f32"),
+        "native": OptionSpec(bool, False, "native FP4 kernels (mxfp4/nvfp4; needs Blackwell, compute capability >= 10.0)"),
+        "device": OptionSpec(str, "auto", "auto, cpu or cuda"),
+        "group": OptionSpec(int, 0, "int8/int4 group size (0: 32, the block of llama.cpp's Q8_0/Q4_0)"),
+        "threads": OptionSpec(int, 0, "torch CPU threads (0: torch's default)"),
+        "cache": OptionSpec(bool, True, "cache a GGUF's dequantized model as safetensors for fast reloads"),
+    }
+
+    def __init__(self, spec: BackendSpec) -> None:
+        super().__init__(spec)
+        self.precision = spec.precision or "bf16"
+        o = self.options
+        if o["dtype"] not in DTYPE_PRECISIONS:
+            raise BackendError(f"hf: dtype={o['dtype']!r} is not one of {', '.join(DTYPE_PRECISIONS)}")
+        if "dtype" in spec.options_dict and self.precision in DTYPE_PRECISIONS and o["dtype"] != self.precision:
+            raise BackendError(
+                f"hf: dtype={o['dtype']} contradicts @{self.precision}",
+                hint="dtype= sets the compute dtype of quantized precisions (int8, int4, mxfp4, nvfp4)",
+            )
+        if o["group"] and self.precision not in ("int8", "int4"):
+            raise BackendError(f"hf: group= applies to int8/int4 only (the block of {self.precision} is fixed)")
+        if o["group"] < 0 or o["group"] % 2:
+            raise BackendError(f"hf: group={o['group']} must be an even number >= 2 (or 0 for the default)")
+        if o["threads"] < 0:
+            raise BackendError("hf: threads must be >= 0")
+        if o["native"] and self.precision not in FP4_PRECISIONS:
+            raise BackendError(
+                f"hf: native=true applies to FP4 precisions only ({', '.join(FP4_PRECISIONS)}), not @{self.precision}",
+                hint=f"@{self.precision} already runs natively in torch" if self.precision in DTYPE_PRECISIONS else None,
+            )
+        self.compute = self.precision if self.precision in DTYPE_PRECISIONS else o["dtype"]
+        # hardware refusals happen here, before any model is loaded, so `agentsim run` stops up front
+        self.accelerator: Accelerator = detect(o["device"])
+        if o["native"]:
+            self.accelerator = require_native_fp4(self.precision, backend="hf", model=spec.model or "MODEL")
+        self.f16_note: str | None = None
+        if self.compute == "f16":
+            problem = f16_matmul_problem(self.accelerator)
+            if problem:
+                raise HardwareError(f"hf: f16 is unusable here: {problem}", hint="use @bf16 or @f32 (or dtype=bf16)")
+            self.f16_note = f16_note(self.accelerator)
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self._loaded: dict[str, Any] = {}
+
+    # ---------------------------------------------------------------- loading
+
+    @property
+    def mode(self) -> str:
+        if self.precision in QUANT_PRECISIONS:
+            return "native" if self.options["native"] else "emulated"
+        return "native"
+
+    def load(self) -> None:
+        if self.model is not None:
+            return
+        import torch
+
+        kind, path = resolve_model(self.spec.model)
+        if self.options["threads"]:
+            torch.set_num_threads(self.options["threads"])
+        t0 = time.perf_counter()
+        compute = getattr(torch, _TORCH_DTYPES[self.compute])
+        # quantized precisions round from float32 weights; dtype precisions load straight in theirs
+        load_dtype = torch.float32 if self.precision in QUANT_PRECISIONS else compute
+        if kind == "hf":
+            model, tok, sha, cache_state = self._load_folder(path, load_dtype)
+        else:
+            model, tok, sha, cache_state = self._load_gguf(path, load_dtype)
+        n_quant = 0
+        if self.precision in QUANT_PRECISIONS and not self.options["native"]:
+            n_quant = self._fake_quantize(model, compute)
+        model = model.to(dtype=compute)
+        model = model.to(self.accelerator.kind)
+        if self.options["native"]:
+            n_quant = self._native_fp4(model)
+        model.eval()
+        self.model, self.tokenizer = model, tok
+        self._loaded = {
+            "kind": kind, "path": str(path), "sha256": sha, "cache": cache_state,
+            "load_s": round(time.perf_counter() - t0, 3), "quantized_linears": n_quant,
+            "source_dtype": _source_dtype(kind, path, model),
+        }
+
+    def _load_folder(self, path: Path, dtype: Any) -> tuple[Any, Any, str, str]:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            tok = AutoTokenizer.from_pretrained(path)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelError(f"cannot load the model folder {path}: {exc}") from None
+        return model, tok, _folder_sha256(path), "n/a (model folder)"
+
+    def _load_gguf(self, path: Path, dtype: Any) -> tuple[Any, Any, str, str]:
+        """GGUF -> torch via transformers' GGUF loader, cached as safetensors by the file's sha256."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+        sha = _sha256(path)
+        cached = cache_root() / f"gguf-{sha}"
+        if self.options["cache"] and (cached / "config.json").is_file() and any(cached.glob("*.safetensors")):
+            try:
+                tok = AutoTokenizer.from_pretrained(cached)
+                model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype)
+                return model, tok, sha, "hit"
+            except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt from the GGUF
+                shutil.rmtree(cached, ignore_errors=True)
+        import torch
+
+        try:
+            tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+            # dense float32 weights (dequantize=True: no packed GGUF modules), so the cache is lossless
+            # whatever the GGUF holds and every precision starts from the same tensors
+            model = AutoModelForCausalLM.from_pretrained(
+                path.parent, gguf_file=path.name, dtype=torch.float32,
+                quantization_config=GgufConfig(dequantize=True),
+            )
+        except Exception as exc:  # noqa: BLE001 - unsupported architecture, corrupt file, ...
+            raise ModelError(f"transformers cannot load {path}: {type(exc).__name__}: {exc}") from None
+        _forget_gguf_quantizer(model)
+        state = "off"
+        if self.options["cache"]:
+            state = "miss (written)"
+            tmp = cached.with_name(f"{cached.name}.tmp{os.getpid()}")
+            try:
+                shutil.rmtree(tmp, ignore_errors=True)
+                model.save_pretrained(tmp)
+                tok.save_pretrained(tmp)
+                (tmp / "agentsim-source.json").write_text(json.dumps({
+                    "gguf": str(path), "sha256": sha,
+                    "transformers": importlib.metadata.version("transformers"),
+                }))
+                if cached.exists():
+                    shutil.rmtree(cached, ignore_errors=True)
+                os.replace(tmp, cached)
+            except OSError as exc:
+                shutil.rmtree(tmp, ignore_errors=True)
+                state = f"miss (not written: {exc})"
+        return model.to(dtype=dtype), tok, sha, state
+
+    def _fake_quantize(self, model: Any, compute: Any) -> int:
+        """Round every decoder ``nn.Linear`` weight as the format stores it; returns how many."""
+        import torch
+
+        from agentsim import quant
+
+        group = self.options["group"] or None
+        n = 0
+        with torch.no_grad():
+            for name, mod in model.named_modules():
+                if isinstance(mod, torch.nn.Linear) and not name.endswith("lm_head"):
+                    mod.weight.data = quant.fake_quantize(mod.weight.data, self.precision, group, dtype=compute)
+                    n += 1
+        return n
+
+    def _native_fp4(self, model: Any) -> int:
+        """FP4 tensor-core matmuls through torchao (weights and activations in FP4, dynamic scales).
+
+        Reached only after :func:`require_native_fp4` accepted the GPU (compute capability >= 10.0).
+        """
+        import torch
+
+        try:
+            from torchao.prototype.mx_formats import inference_workflow as wf
+            from torchao.quantization import quantize_
+        except ImportError:
+            raise BackendError(
+                f"native {self.precision} runs on torchao's FP4 kernels, and torchao is not installed",
+                hint="pip install torchao (a build matching your torch), or use native=false",
+            ) from None
+        if self.precision == "nvfp4":
+            cls = getattr(wf, "NVFP4DynamicActivationNVFP4WeightConfig", None)
+            if cls is not None:
+                config = cls()
+            else:
+                config = wf.NVFP4InferenceConfig(mm_config=wf.NVFP4MMConfig.DYNAMIC)
+        else:
+            cls = getattr(wf, "MXDynamicActivationMXWeightConfig", None) or wf.MXFPInferenceConfig
+            config = cls(activation_dtype=torch.float4_e2m1fn_x2, weight_dtype=torch.float4_e2m1fn_x2)
+        n = 0
+
+        def want(mod: Any, fqn: str) -> bool:
+            nonlocal n
+            ok = isinstance(mod, torch.nn.Linear) and not fqn.endswith("lm_head") and mod.in_features % 32 == 0 and mod.out_features % 16 == 0
+            n += int(ok)
+            return ok
+
+        quantize_(model, config, filter_fn=want)
+        return n
+
+    # ---------------------------------------------------------------- generation
+
+    def _prompt_ids(self, request: GenerationRequest) -> tuple[list[int], bool]:
+        tok = self.tokenizer
+        if getattr(tok, "chat_template", None):
+            messages = []
+            if request.system:
+                messages.append({"role": "system", "content": request.system})
+            messages.append({"role": "user", "content": request.prompt})
+            text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            return list(tok(text, add_special_tokens=False)["input_ids"]), True
+        text = f"{request.system}\n\n{request.prompt}" if request.system else request.prompt
+        return list(tok(text)["input_ids"]), False
+
+    def _eos_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for src in (getattr(self.model, "generation_config", None), self.model.config, self.tokenizer):
+            val = getattr(src, "eos_token_id", None) if src is not None else None
+            if isinstance(val, int):
+                ids.add(val)
+            elif isinstance(val, (list, tuple)):
+                ids.update(int(v) for v in val)
+        return ids
+
+    def generate(self, request: GenerationRequest) -> Completion:
+        import torch
+
+        from agentsim.measure import PeakRSS
+
+        if self.model is None:
+            self.load()
+        torch.manual_seed(request.seed)
+        ids, templated = self._prompt_ids(request)
+        if not ids:
+            raise BackendError("hf: the prompt tokenizes to nothing")
+        dev = self.accelerator.kind
+        cuda = dev == "cuda"
+        rss = None
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            rss = PeakRSS()
+            rss.begin()
+        eos = self._eos_ids()
+        out_ids: list[int] = []
+        finish = "length"
+        prefill_s = 0.0
+
+        def sync() -> None:
+            if cuda:
+                torch.cuda.synchronize()
+
+        with torch.inference_mode():
+            x = torch.tensor([ids], device=dev)
+            sync()
+            t0 = time.perf_counter()
+            past = None
+            while len(out_ids) < request.max_tokens:
+                out = self.model(input_ids=x, past_key_values=past, use_cache=True)
+                past = out.past_key_values
+                logits = out.logits[0, -1]
+                nxt = int(torch.argmax(logits).item())  # .item() synchronises the device
+                if not out_ids:
+                    prefill_s = time.perf_counter() - t0  # time to the first token
+                if self.compute == "f16" and not bool(torch.isfinite(logits).all()):
+                    raise BackendError(
+                        "hf: f16 overflowed (non-finite logits): this model's activations exceed f16's range",
+                        hint="use @bf16 or @f32",
+                    )
+                out_ids.append(nxt)
+                if nxt in eos:
+                    finish = "stop"
+                    break
+                if request.stop and _first_stop(self._decode(out_ids, eos), request.stop) is not None:
+                    finish = "stop"
+                    break
+                x = torch.tensor([[nxt]], device=dev)
+            sync()
+            total = time.perf_counter() - t0
+        decode_s = max(0.0, total - prefill_s)
+        if cuda:
+            peak, source = int(torch.cuda.max_memory_allocated()), "torch.cuda.max_memory_allocated"
+        else:
+            assert rss is not None
+            peak = rss.end()
+            source = "process peak RSS during the hop" if rss.per_hop else "process peak RSS since start"
+            rss.close()
+        text = self._decode(out_ids, eos)
+        cut = _first_stop(text, request.stop)
+        if cut is not None:
+            text = text[:cut]
+        return Completion(
+            text=text,
+            prompt_tokens=len(ids),
+            completion_tokens=len(out_ids),
+            prefill_s=prefill_s if out_ids else None,
+            ttft_s=prefill_s if out_ids else None,
+            decode_s=decode_s if out_ids else None,
+            peak_mem_bytes=peak,
+            finish_reason=finish,
+            extra={"token_ids": out_ids, "chat_template": templated, "peak_mem_source": source,
+                   "grammar": _GRAMMAR_NOTE if request.grammar else None},
+        )
+
+    def _decode(self, ids: list[int], eos: set[int]) -> str:
+        return str(self.tokenizer.decode([i for i in ids if i not in eos], skip_special_tokens=True))
+
+    def close(self) -> None:
+        self.model = None
+        self.tokenizer = None
+        if self.accelerator.kind == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
+
+    # ---------------------------------------------------------------- info
+
+    def info(self) -> BackendInfo:
+        o = self.options
+        if self.precision in DTYPE_PRECISIONS:
+            kernel = f"torch {self.accelerator.kind} matmul in {self.precision}"
+        elif o["native"]:
+            kernel = f"torchao {self.precision} FP4 tensor cores (weights and activations FP4, dynamic scales)"
+        else:
+            from agentsim.quant import DEFAULT_BLOCK
+
+            block = o["group"] or DEFAULT_BLOCK[self.precision]
+            kernel = (f"agentsim.quant fake-quantize ({self.precision}, block {block}) -> weights dequantized "
+                      f"to {self.compute}; torch {self.accelerator.kind} matmul in {self.compute}")
+        loaded = self._loaded
+        extra: dict[str, Any] = {
+            "compute_dtype": self.compute,
+            "grammar": _GRAMMAR_NOTE,
+            "accelerator": self.accelerator.describe(),
+            "compute_capability": self.accelerator.capability_str,
+            "peak_mem_source": "torch.cuda.max_memory_allocated" if self.accelerator.kind == "cuda" else "process peak RSS (CPU)",
+            "transformers": _version("transformers"),
+            "torch": _version("torch"),
+        }
+        if self.precision in QUANT_PRECISIONS and not o["native"]:
+            extra["quantized"] = "decoder nn.Linear weights (embeddings and lm_head kept in the compute dtype)"
+        if self.f16_note:
+            extra["f16_note"] = self.f16_note
+        for k in ("kind", "cache", "load_s", "quantized_linears"):
+            if k in loaded:
+                extra[k if k != "kind" else "source_kind"] = loaded[k]
+        return BackendInfo(
+            name="hf",
+            model=self.spec.model,
+            precision=self.precision,
+            precision_mode=self.mode,
+            kernel=kernel,
+            model_path=loaded.get("path"),
+            model_sha256=loaded.get("sha256"),
+            source_precision=loaded.get("source_dtype"),
+            device=self.accelerator.kind,
+            extra=extra,
+        )
+
+
+def _forget_gguf_quantizer(model: Any) -> None:
+    """A GGUF loaded with ``dequantize=True`` is a plain dense model; drop transformers' record of
+    the GGUF quantizer so that it saves (as safetensors) and later loads like any model folder."""
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer = None
+    for attr in ("quantization_config",):
+        if hasattr(model.config, attr):
+            delattr(model.config, attr)
+    if hasattr(model, "is_quantized"):
+        try:
+            model.is_quantized = False
+        except AttributeError:
+            pass
+
+
+def _first_stop(text: str, stops: list[str]) -> int | None:
+    hits = [text.find(s) for s in stops if s and s in text]
+    return min(hits) if hits else None
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _source_dtype(kind: str, path: Path, model: Any) -> str | None:
+    """What the source weights were stored in (GGUF file type, or the folder's config dtype)."""
+    if kind == "gguf":
+        try:
+            import gguf
+
+            reader = gguf.GGUFReader(str(path))
+            field = reader.fields.get("general.file_type")
+            if field is not None:
+                ft = int(field.parts[field.data[0]][0])
+                return gguf.LlamaFileType(ft).name
+        except Exception:  # noqa: BLE001 - informative only
+            return None
+        return None
+    try:
+        cfg = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    val = cfg.get("dtype") or cfg.get("torch_dtype")
+    return str(val) if val else None
