@@ -19,7 +19,7 @@ from typing import Any
 from .errors import AgentsimError
 
 #: modules providing ``add_cli(subparsers)``; each must import nothing heavy at module level
-EXTENSIONS: list[str] = ["agentsim.tui.cli", "agentsim.models"]
+EXTENSIONS: list[str] = ["agentsim.tui.cli", "agentsim.models", "agentsim.casting"]
 
 
 def _console(stderr: bool = False) -> Any:

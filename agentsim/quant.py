@@ -66,6 +66,7 @@ __all__ = [
     "fake_quantize",
     "round_e2m1",
     "bits_per_weight",
+    "block_size",
 ]
 
 #: the weight formats this module implements
@@ -123,7 +124,7 @@ def _check_scheme(scheme: str) -> None:
         raise ValueError(f"unknown quantization scheme {scheme!r}; one of {', '.join(SCHEMES)}")
 
 
-def _block_for(scheme: str, block: int | None) -> int:
+def block_size(scheme: str, block: int | None) -> int:
     _check_scheme(scheme)
     if block is None or block == 0:
         return DEFAULT_BLOCK[scheme]
@@ -210,7 +211,7 @@ def quantize(w: torch.Tensor, scheme: str, block: int | None = None) -> Quantize
     """The storage form of ``w`` in ``scheme`` (see the module docstring for the rounding)."""
     import torch
 
-    block = _block_for(scheme, block)
+    block = block_size(scheme, block)
     shape = tuple(w.shape)
     xb = _blocks(w, block)  # [..., nb, block] float32
     bad = _nonfinite_blocks(xb)

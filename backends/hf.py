@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -44,7 +45,7 @@ from agentsim.hardware import (
 
 from .base import Backend, BackendInfo, BackendSpec, Completion, GenerationRequest, OptionSpec
 
-__all__ = ["HFBackend", "DTYPE_PRECISIONS", "QUANT_PRECISIONS", "cache_root", "resolve_model"]
+__all__ = ["HFBackend", "DTYPE_PRECISIONS", "QUANT_PRECISIONS", "ModelSource", "cache_root", "resolve_model"]
 
 DTYPE_PRECISIONS: tuple[str, ...] = ("f32", "bf16", "f16")
 QUANT_PRECISIONS: tuple[str, ...] = ("int8", "int4", "mxfp4", "nvfp4")
@@ -66,46 +67,42 @@ def cache_root() -> Path:
     return Path(user_cache_dir("agentsim")) / "hf"
 
 
-def _catalog_gguf(name: str) -> Path | None:
-    """The source GGUF of a catalog model, when agentsim.models offers a way to find it."""
-    try:
-        models = importlib.import_module("agentsim.models")
-    except ImportError:
-        return None
-    for fn_name in ("source_gguf", "resolve_source", "source_path"):
-        fn = getattr(models, fn_name, None)
-        if callable(fn):
-            path = fn(name)
-            return Path(path) if path else None
-    return None
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a spec's MODEL lives: a model folder or a GGUF (with what the catalog knows of it)."""
+
+    kind: str  # "hf" (folder) | "gguf"
+    path: Path
+    sha256: str | None = None  # known already (catalog manifest), else computed at load
+    source_precision: str | None = None
+    name: str | None = None  # catalog name
 
 
-def resolve_model(model: str | None) -> tuple[str, Path]:
-    """``("hf", folder)`` or ``("gguf", file)`` for a spec's MODEL; ModelError when neither."""
-    if not model:
-        raise BackendError("hf needs a model", hint="hf:PATH_OR_NAME@bf16, e.g. hf:./my-model@bf16 or hf:model.gguf@f32")
-    p = Path(model).expanduser()
-    if p.is_dir():
-        if not (p / "config.json").is_file():
-            raise ModelError(f"{p} is a folder without config.json: not a transformers model folder")
-        if not any(p.glob("*.safetensors")) and not any(p.glob("*.bin")):
-            raise ModelError(f"{p} has a config.json but no weights (*.safetensors)")
-        return "hf", p
-    if p.is_file():
-        if p.suffix.lower() != ".gguf":
-            raise ModelError(f"{p} is a file but not a .gguf", hint="give a .gguf file or a model folder")
-        return "gguf", p
-    if "/" in model or model.endswith(".gguf"):
-        raise ModelError(f"model {model!r} does not exist")
-    src = _catalog_gguf(model)
-    if src is None:
-        raise ModelError(
-            f"model {model!r} is not a path, and the catalog has no model of that name",
-            hint="give a model folder (config.json + safetensors) or a .gguf file",
-        )
-    if not src.is_file():
-        raise ModelError(f"catalog model {model!r}: its source GGUF {src} is not downloaded")
-    return "gguf", src
+def resolve_model(model: str | None) -> ModelSource:
+    """A spec's MODEL: a folder (config.json + safetensors), a ``.gguf``, or a catalog name.
+
+    A catalog name (None: the catalog's default model) resolves through
+    :func:`agentsim.models.resolve` to its ``f16`` rung: the same weights the ``llama`` backend
+    runs at ``@f16``, so the two families compare on one file.
+    """
+    if model:
+        p = Path(model).expanduser()
+        if p.is_dir():
+            if not (p / "config.json").is_file():
+                raise ModelError(f"{p} is a folder without config.json: not a transformers model folder")
+            if not any(p.glob("*.safetensors")) and not any(p.glob("*.bin")):
+                raise ModelError(f"{p} has a config.json but no weights (*.safetensors)")
+            return ModelSource("hf", p)
+        if p.is_file():
+            if p.suffix.lower() != ".gguf":
+                raise ModelError(f"{p} is a file but not a .gguf", hint="give a .gguf file or a model folder")
+            return ModelSource("gguf", p)
+        if "/" in model or os.sep in model or model.endswith(".gguf"):
+            raise ModelError(f"model {model!r} does not exist")
+    from agentsim import models
+
+    resolved = models.resolve(model, "f16")
+    return ModelSource("gguf", resolved.path, resolved.sha256, resolved.source_precision, resolved.name)
 
 
 def _sha256(path: Path) -> str:
@@ -214,17 +211,17 @@ class HFBackend(Backend):
             return
         import torch
 
-        kind, path = resolve_model(self.spec.model)
+        src = resolve_model(self.spec.model)
         if self.options["threads"]:
             torch.set_num_threads(self.options["threads"])
         t0 = time.perf_counter()
         compute = getattr(torch, _TORCH_DTYPES[self.compute])
         # quantized precisions round from float32 weights; dtype precisions load straight in theirs
         load_dtype = torch.float32 if self.precision in QUANT_PRECISIONS else compute
-        if kind == "hf":
-            model, tok, sha, cache_state = self._load_folder(path, load_dtype)
+        if src.kind == "hf":
+            model, tok, sha, cache_state = self._load_folder(src.path, load_dtype)
         else:
-            model, tok, sha, cache_state = self._load_gguf(path, load_dtype)
+            model, tok, sha, cache_state = self._load_gguf(src.path, load_dtype, src.sha256)
         n_quant = 0
         if self.precision in QUANT_PRECISIONS and not self.options["native"]:
             n_quant = self._fake_quantize(model, compute)
@@ -235,9 +232,10 @@ class HFBackend(Backend):
         model.eval()
         self.model, self.tokenizer = model, tok
         self._loaded = {
-            "kind": kind, "path": str(path), "sha256": sha, "cache": cache_state,
+            "kind": src.kind, "path": str(src.path), "sha256": sha, "cache": cache_state,
             "load_s": round(time.perf_counter() - t0, 3), "quantized_linears": n_quant,
-            "source_dtype": _source_dtype(kind, path, model),
+            "source_dtype": src.source_precision or _source_dtype(src.kind, src.path),
+            "catalog_name": src.name,
         }
 
     def _load_folder(self, path: Path, dtype: Any) -> tuple[Any, Any, str, str]:
@@ -250,11 +248,11 @@ class HFBackend(Backend):
             raise ModelError(f"cannot load the model folder {path}: {exc}") from None
         return model, tok, _folder_sha256(path), "n/a (model folder)"
 
-    def _load_gguf(self, path: Path, dtype: Any) -> tuple[Any, Any, str, str]:
+    def _load_gguf(self, path: Path, dtype: Any, sha: str | None = None) -> tuple[Any, Any, str, str]:
         """GGUF -> torch via transformers' GGUF loader, cached as safetensors by the file's sha256."""
         from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
-        sha = _sha256(path)
+        sha = sha or _sha256(path)
         cached = cache_root() / f"gguf-{sha}"
         if self.options["cache"] and (cached / "config.json").is_file() and any(cached.glob("*.safetensors")):
             try:
@@ -489,12 +487,12 @@ class HFBackend(Backend):
             extra["quantized"] = "decoder nn.Linear weights (embeddings and lm_head kept in the compute dtype)"
         if self.f16_note:
             extra["f16_note"] = self.f16_note
-        for k in ("kind", "cache", "load_s", "quantized_linears"):
-            if k in loaded:
+        for k in ("kind", "cache", "load_s", "quantized_linears", "catalog_name"):
+            if loaded.get(k) is not None:
                 extra[k if k != "kind" else "source_kind"] = loaded[k]
         return BackendInfo(
             name="hf",
-            model=self.spec.model,
+            model=self.spec.model or loaded.get("catalog_name"),
             precision=self.precision,
             precision_mode=self.mode,
             kernel=kernel,
@@ -533,7 +531,7 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _source_dtype(kind: str, path: Path, model: Any) -> str | None:
+def _source_dtype(kind: str, path: Path) -> str | None:
     """What the source weights were stored in (GGUF file type, or the folder's config dtype)."""
     if kind == "gguf":
         try:

@@ -312,7 +312,7 @@ def test_native_fp4_refusal_through_the_cli(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("spec", "error", "words"),
     [
-        ("hf", BackendError, "needs a model"),
+        ("hf@f32", ModelError, "not fetched yet"),  # the catalog's default model, in an empty home
         ("hf:/nonexistent/model.gguf@f32", ModelError, "does not exist"),
         ("hf:x@int4,dtype=f8", BackendError, "dtype"),
         ("hf:x@bf16,dtype=f32", BackendError, "contradicts"),
@@ -324,7 +324,7 @@ def test_native_fp4_refusal_through_the_cli(tmp_path: Path) -> None:
         ("hf:no-such-catalog-model@f32", ModelError, "no-such-catalog-model"),
     ],
 )
-def test_user_errors_are_clear(spec: str, error: type, words: str) -> None:
+def test_user_errors_are_clear(spec: str, error: type, words: str, agentsim_home: Path) -> None:
     with pytest.raises(error, match=words):
         b = create_backend(spec)
         b.load()

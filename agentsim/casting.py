@@ -1,0 +1,394 @@
+"""Casting-overhead profiler: dequantization time vs matmul time, by batch size.
+
+Why: the "quantization trap" (arXiv:2602.13595) blames the cost of turning 4-bit weights back
+into the compute dtype ("casting") for 4-bit being slower and costlier than 16-bit in sequential
+agent steps, where the batch is 1 and nothing amortises it. This tool measures that mechanism
+on the user's own device for the model's own linear-layer shapes.
+
+Method: for every distinct linear layer of one decoder block (shapes read from the model's
+config.json or its GGUF tensor table) a random weight is quantized once into its packed storage
+(:mod:`agentsim.quant`). For each batch size ``b``, the tool times, separately and with the
+device synchronised around each, (1) ``dequantize``: packed storage -> dense weight in the
+compute dtype, and (2) the matmul ``x[b, K] @ W^T`` in that dtype; each is the median of
+``repeats`` runs after a warm-up. A block's time is the sum over its layers (weighted by how
+often each shape occurs), and
+
+    casting overhead ratio = dequantize time / (dequantize time + matmul time)
+
+The batch from which dequantization is *amortised* is the smallest measured batch from which
+the ratio stays below ``threshold`` (default 0.5: the matmul takes more time than the casting)
+for every larger measured batch.
+
+Limits: this is the torch path (dequantize the whole weight, then a dense matmul), as a
+non-fused kernel pays it; llama.cpp and fused GPU kernels dequantize inside the matmul, tile by
+tile, so they do not pay this cost in this form. On a CPU the figure is a CPU figure.
+Attention, norms and the sampling step are not included: only the linear layers.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import AgentsimError, ModelError
+
+__all__ = [
+    "LinearShape",
+    "BatchRow",
+    "CastingReport",
+    "shapes_from_config",
+    "shapes_from_gguf",
+    "model_shapes",
+    "profile_casting",
+    "parse_batches",
+    "add_cli",
+]
+
+CASTING_PRECISIONS: tuple[str, ...] = ("int8", "int4", "mxfp4", "nvfp4")
+_DTYPES = {"f32": "float32", "bf16": "bfloat16", "f16": "float16"}
+
+# GGUF tensor names of a llama-style block -> (HF-style layer name)
+_GGUF_LINEARS = {
+    "attn_q": "q_proj", "attn_k": "k_proj", "attn_v": "v_proj", "attn_output": "o_proj",
+    "attn_qkv": "qkv_proj", "ffn_gate": "gate_proj", "ffn_up": "up_proj", "ffn_down": "down_proj",
+}
+
+
+@dataclass(frozen=True)
+class LinearShape:
+    """One linear layer of a decoder block: weight ``[out_features, in_features]``."""
+
+    name: str
+    out_features: int
+    in_features: int
+    count: int = 1  # occurrences per block (e.g. experts)
+
+
+@dataclass
+class BatchRow:
+    """One batch size: per-block seconds of dequantization and of matmul, and their ratio."""
+
+    batch: int
+    dequant_s: float
+    matmul_s: float
+    total_s: float
+    ratio: float  # dequant_s / total_s
+    slowdown: float  # total_s / matmul_s: the quantized layer vs the same matmul on dense weights
+
+
+@dataclass
+class CastingReport:
+    model: str
+    shapes_from: str
+    precision: str
+    block: int
+    dtype: str
+    device: str
+    threads: int | None
+    repeats: int
+    threshold: float
+    layers: int  # decoder blocks in the model
+    shapes: list[LinearShape]
+    rows: list[BatchRow]
+    per_shape: list[dict[str, Any]] = field(default_factory=list)
+    amortised_batch: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+# shapes
+
+
+def shapes_from_config(cfg: dict[str, Any]) -> tuple[list[LinearShape], int]:
+    """(shapes of one decoder block, number of blocks) from a transformers ``config.json``."""
+    try:
+        hidden = int(cfg["hidden_size"])
+        inter = int(cfg["intermediate_size"])
+        heads = int(cfg["num_attention_heads"])
+        layers = int(cfg["num_hidden_layers"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"config.json lacks {exc}: cannot derive the linear-layer shapes") from None
+    kv = int(cfg.get("num_key_value_heads") or heads)
+    head_dim = int(cfg.get("head_dim") or hidden // heads)
+    shapes = [
+        LinearShape("q_proj", heads * head_dim, hidden),
+        LinearShape("k_proj", kv * head_dim, hidden),
+        LinearShape("v_proj", kv * head_dim, hidden),
+        LinearShape("o_proj", hidden, heads * head_dim),
+        LinearShape("gate_proj", inter, hidden),
+        LinearShape("up_proj", inter, hidden),
+        LinearShape("down_proj", hidden, inter),
+    ]
+    return shapes, layers
+
+
+def shapes_from_gguf(path: str | Path) -> tuple[list[LinearShape], int]:
+    """(shapes of block 0, number of blocks) from a GGUF's tensor table (exact, any architecture)."""
+    from .models import check_gguf
+
+    summary = check_gguf(path)
+    shapes = []
+    for t in summary.tensors:
+        if not t.name.startswith("blk.0.") or not t.name.endswith(".weight") or len(t.shape) != 2:
+            continue
+        stem = t.name[len("blk.0."):-len(".weight")]
+        if stem not in _GGUF_LINEARS and not stem.startswith(("attn_", "ffn_")):
+            continue
+        # ggml order: shape[0] is the row length (in_features)
+        shapes.append(LinearShape(_GGUF_LINEARS.get(stem, stem), int(t.shape[1]), int(t.shape[0])))
+    if not shapes:
+        raise ModelError(f"{path}: no 2-D block weights (blk.0.*.weight) found: cannot derive the shapes")
+    arch = summary.architecture
+    n = summary.metadata.get(f"{arch}.block_count") if arch else None
+    layers = int(n) if n is not None else 1 + max(int(t.name.split(".")[1]) for t in summary.tensors if t.name.startswith("blk."))
+    return shapes, layers
+
+
+def model_shapes(model: str | None) -> tuple[list[LinearShape], int, str]:
+    """Shapes for ``--model``: a model folder, a ``.gguf``, or a catalog name (None: the default)."""
+    if model:
+        p = Path(model).expanduser()
+        if p.is_dir():
+            cfg_path = p / "config.json"
+            if not cfg_path.is_file():
+                raise ModelError(f"{p} has no config.json")
+            try:
+                cfg = json.loads(cfg_path.read_text())
+            except ValueError as exc:
+                raise ModelError(f"{cfg_path}: not valid JSON ({exc})") from None
+            shapes, layers = shapes_from_config(cfg.get("text_config", cfg))
+            return shapes, layers, str(cfg_path)
+        if p.is_file() or p.suffix.lower() == ".gguf" or "/" in model:
+            if not p.is_file():
+                raise ModelError(f"model file {p} does not exist")
+            shapes, layers = shapes_from_gguf(p)
+            return shapes, layers, str(p)
+    from . import models
+
+    last: AgentsimError | None = None
+    for rung in ("f16", "source"):  # every rung has the same shapes; any one that exists will do
+        try:
+            path = models.resolve(model, rung).path
+        except AgentsimError as exc:
+            last = last or exc
+            continue
+        shapes, layers = shapes_from_gguf(path)
+        return shapes, layers, str(path)
+    assert last is not None
+    raise last
+
+
+# --------------------------------------------------------------------------------------------
+# timing
+
+
+def parse_batches(text: str) -> list[int]:
+    """``"1,2,4,8"`` -> [1, 2, 4, 8] (sorted, unique, each >= 1)."""
+    try:
+        values = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise AgentsimError(f"--batch {text!r}: give batch sizes as integers, e.g. 1,2,4,8,16,32,64") from None
+    if not values or values[0] < 1:
+        raise AgentsimError(f"--batch {text!r}: batch sizes must be >= 1")
+    return values
+
+
+def _timer(device: str) -> Callable[[Callable[[], Any], int, int], float]:
+    import torch
+
+    def sync() -> None:
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    def median_time(fn: Callable[[], Any], repeats: int, warmup: int) -> float:
+        for _ in range(warmup):
+            fn()
+        sync()
+        times = []
+        for _ in range(repeats):
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    return median_time
+
+
+def profile_casting(
+    shapes: Sequence[LinearShape],
+    precision: str,
+    batches: Sequence[int],
+    *,
+    dtype: str = "bf16",
+    device: str = "auto",
+    repeats: int = 5,
+    warmup: int = 1,
+    threshold: float = 0.5,
+    block: int | None = None,
+    threads: int | None = None,
+    seed: int = 0,
+    model: str = "",
+    shapes_from: str = "",
+    layers: int = 1,
+) -> CastingReport:
+    """Time dequantize vs matmul for ``shapes`` at every batch size (see the module docstring)."""
+    import torch
+
+    from . import quant
+    from .hardware import detect
+
+    if precision not in CASTING_PRECISIONS:
+        raise AgentsimError(
+            f"casting: {precision!r} has nothing to dequantize",
+            hint=f"precisions: {', '.join(CASTING_PRECISIONS)} (f32/bf16/f16 weights are used as they are)",
+        )
+    if dtype not in _DTYPES:
+        raise AgentsimError(f"casting: dtype {dtype!r} is not one of {', '.join(_DTYPES)}")
+    if repeats < 1:
+        raise AgentsimError("casting: --repeats must be >= 1")
+    if not 0 < threshold < 1:
+        raise AgentsimError("casting: --threshold must be within (0, 1)")
+    if not shapes:
+        raise AgentsimError("casting: no layer shapes to profile")
+    batches = sorted(set(batches))
+    if not batches or batches[0] < 1:
+        raise AgentsimError("casting: batch sizes must be >= 1")
+    acc = detect(device)
+    dev = acc.kind
+    if threads:
+        torch.set_num_threads(threads)
+    tdtype = getattr(torch, _DTYPES[dtype])
+    try:
+        quant.block_size(precision, block)
+    except ValueError as exc:
+        raise AgentsimError(f"casting: {exc}") from None
+    timer = _timer(dev)
+    gen = torch.Generator().manual_seed(seed)
+
+    per_shape: list[dict[str, Any]] = []
+    for s in shapes:
+        w = torch.randn(s.out_features, s.in_features, generator=gen) * s.in_features**-0.5
+        q = quant.quantize(w.to(dev), precision, block)
+        dense = quant.dequantize(q, tdtype)
+        row: dict[str, Any] = {"name": s.name, "out_features": s.out_features, "in_features": s.in_features,
+                               "count": s.count, "storage_bytes": q.nbytes(), "dequant_s": {}, "matmul_s": {}}
+        for b in batches:
+            x = torch.randn(b, s.in_features, generator=gen).to(dev, tdtype)
+            # dequantization is the same work whatever the batch; it is timed per batch all the
+            # same, interleaved with the matmul, so both see the same machine state
+            row["dequant_s"][b] = timer(lambda q=q: quant.dequantize(q, tdtype), repeats, warmup)
+            row["matmul_s"][b] = timer(lambda x=x, d=dense: torch.nn.functional.linear(x, d), repeats, warmup)
+        per_shape.append(row)
+        del w, q, dense
+
+    rows = []
+    for b in batches:
+        d = sum(r["dequant_s"][b] * r["count"] for r in per_shape)
+        m = sum(r["matmul_s"][b] * r["count"] for r in per_shape)
+        total = d + m
+        rows.append(BatchRow(batch=b, dequant_s=d, matmul_s=m, total_s=total,
+                             ratio=d / total if total > 0 else 0.0, slowdown=total / m if m > 0 else float("inf")))
+    notes = [
+        "torch path: the whole weight is dequantized, then a dense matmul; fused kernels (llama.cpp, "
+        "Marlin-style GPU kernels) dequantize inside the matmul and do not pay this cost in this form",
+        "linear layers only (no attention, norms or sampling); random weights of the model's shapes",
+    ]
+    if dev == "cpu":
+        notes.append(f"measured on the CPU ({acc.name}): a CPU figure, not a GPU one")
+    return CastingReport(
+        model=model, shapes_from=shapes_from, precision=precision, block=quant.block_size(precision, block),
+        dtype=dtype, device=acc.describe(), threads=torch.get_num_threads() if dev == "cpu" else None,
+        repeats=repeats, threshold=threshold, layers=layers, shapes=list(shapes), rows=rows,
+        per_shape=per_shape, amortised_batch=amortised_batch(rows, threshold), notes=notes,
+    )
+
+
+def amortised_batch(rows: Sequence[BatchRow], threshold: float) -> int | None:
+    """The smallest batch from which the ratio stays below ``threshold`` (None: never, in range)."""
+    found: int | None = None
+    for r in sorted(rows, key=lambda r: r.batch):
+        if r.ratio < threshold:
+            if found is None:
+                found = r.batch
+        else:
+            found = None
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+
+
+def _cmd_casting(args: Any) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    batches = parse_batches(args.batch)
+    precisions = [p.strip().lower() for chunk in args.precision for p in chunk.split(",") if p.strip()]
+    shapes, layers, source = model_shapes(args.model)
+    reports = [
+        profile_casting(shapes, p, batches, dtype=args.dtype, device=args.device, repeats=args.repeats,
+                        threshold=args.threshold, threads=args.threads or None, model=args.model or "",
+                        shapes_from=source, layers=layers)
+        for p in precisions
+    ]
+    if args.json:
+        import sys
+
+        sys.stdout.write(json.dumps([r.as_dict() for r in reports], indent=2, default=str) + "\n")
+        return 0
+    out = Console(highlight=False, soft_wrap=True)
+    shape_text = ", ".join(f"{s.name} {s.out_features}x{s.in_features}" for s in shapes)
+    out.print(f"shapes from {source} ({layers} blocks): {shape_text}")
+    for r in reports:
+        t = Table(title=f"{r.precision} (block {r.block}) -> {r.dtype} on {r.device}, median of {r.repeats}, per decoder block")
+        for col in ("batch", "dequant ms", "matmul ms", "total ms", "casting ratio", "vs dense"):
+            t.add_column(col, justify="right")
+        for row in r.rows:
+            t.add_row(str(row.batch), f"{row.dequant_s * 1e3:.3f}", f"{row.matmul_s * 1e3:.3f}",
+                      f"{row.total_s * 1e3:.3f}", f"{row.ratio:.2f}", f"{row.slowdown:.2f}x")
+        out.print(t)
+        if r.amortised_batch is None:
+            out.print(f"  casting stays >= {r.threshold:.0%} of the layer time up to batch {r.rows[-1].batch}: "
+                      "not amortised in the measured range")
+        else:
+            out.print(f"  amortised from batch {r.amortised_batch} (casting < {r.threshold:.0%} of the layer time "
+                      "from there on)")
+    out.print("[dim]" + "; ".join(reports[0].notes) + "[/dim]" if reports else "")
+    return 0
+
+
+def add_cli(subparsers: Any) -> None:
+    """``agentsim casting``: the casting-overhead profiler."""
+    p = subparsers.add_parser(
+        "casting",
+        help="time weight dequantization vs matmul by batch size (the casting overhead of 4-bit weights)",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    p.add_argument("--model", default=None, help="catalog name, a .gguf or a model folder (default: the catalog's default)")
+    p.add_argument("--precision", action="append", default=None, metavar="P[,P...]",
+                   help=f"weight format(s): {', '.join(CASTING_PRECISIONS)} (default int4)")
+    p.add_argument("--batch", default="1,2,4,8,16,32,64", help="batch sizes (default 1,2,4,8,16,32,64)")
+    p.add_argument("--dtype", default="bf16", choices=sorted(_DTYPES), help="compute dtype (default bf16)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per measurement; the median is kept")
+    p.add_argument("--threshold", type=float, default=0.5, help="ratio below which casting counts as amortised")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_casting_default)
+
+
+def _cmd_casting_default(args: Any) -> int:
+    if not args.precision:
+        args.precision = ["int4"]
+    return _cmd_casting(args)
