@@ -20,7 +20,7 @@ from agentsim.errors import AgentsimError
 from agentsim.measure import MeterUnavailable, PeakRSS, machine_info, make_meter
 from agentsim.store import Store
 
-from ..conftest import _has_cuda
+from tests.conftest import _has_cuda
 
 HAS_GPU = _has_cuda()
 HAS_RAPL = Path("/sys/class/powercap").is_dir()
