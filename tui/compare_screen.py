@@ -54,7 +54,7 @@ class CompareScreen(Screen[None]):
     ]
 
     @dataclass
-    class Compared(Message):
+    class Compared(Message, bubble=False):
         summaries: list[dict[str, Any]]
 
     def __init__(self, run_ids: list[int], baseline: int | None = None) -> None:

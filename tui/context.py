@@ -102,6 +102,8 @@ class AppContext:
     refresh_s: float = 2.0
     _store: Store | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _items: list[dict[str, Any]] | None = field(default=None, init=False, repr=False)
+    _items_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         for d in self.scenario_dirs:
@@ -111,6 +113,15 @@ class AppContext:
             parent = Path(self.db).resolve().parent
             if not parent.is_dir():
                 raise StoreError(f"cannot use database {self.db}: folder {parent} does not exist")
+
+    def scenario_items(self, *, reload: bool = False) -> list[dict[str, Any]]:
+        """The scenario list, validated once and shared by the Scenarios and Launch screens."""
+        from .scenarios_screen import scenario_items
+
+        with self._items_lock:
+            if self._items is None or reload:
+                self._items = scenario_items(self.scenario_dirs, self.include_bundled)
+            return list(self._items)
 
     def read_store(self) -> Store | None:
         """A read-only store (WAL readers never block the writer), or None before the first run."""

@@ -68,12 +68,12 @@ class LaunchScreen(AgentsimScreen):
     ]
 
     @dataclass
-    class RunCreated(Message):
+    class RunCreated(Message, bubble=False):
         run_id: int
         title: str
 
     @dataclass
-    class RunProgressed(Message):
+    class RunProgressed(Message, bubble=False):
         """Posted after every hop; a newer one replaces a queued older one of the same run."""
 
         progress: Progress
@@ -84,7 +84,7 @@ class LaunchScreen(AgentsimScreen):
                     and message.progress.status == "running")
 
     @dataclass
-    class LaunchFinished(Message):
+    class LaunchFinished(Message, bubble=False):
         run_ids: list[int]
         failures: list[str] = field(default_factory=list)
         cancelled: bool = False
@@ -126,17 +126,15 @@ class LaunchScreen(AgentsimScreen):
         self.load_choices()
 
     @dataclass
-    class ChoicesLoaded(Message):
+    class ChoicesLoaded(Message, bubble=False):
         items: list[dict[str, Any]]
         backends: list[Any]
         error: str | None = None
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="launch-choices")
     def load_choices(self) -> None:
-        from .scenarios_screen import scenario_items
-
         try:
-            items = scenario_items(self.ctx.scenario_dirs, self.ctx.include_bundled)
+            items = self.ctx.scenario_items()
             backends = self.ctx.backend_choices()
         except AgentsimError as exc:
             self.post_message(self.ChoicesLoaded([], [], str(exc)))

@@ -41,7 +41,7 @@ class RunsScreen(AgentsimScreen):
     ]
 
     @dataclass
-    class RowsLoaded(Message):
+    class RowsLoaded(Message, bubble=False):
         rows: list[RunRow]
         no_db: bool = False
 

@@ -26,14 +26,27 @@ __all__ = ["ScenariosScreen", "scenario_items", "error_context"]
 
 
 def scenario_items(scenario_dirs: list[str], include_bundled: bool) -> list[dict[str, Any]]:
-    """``catalog.list_scenarios`` items; without bundled ones when ``include_bundled`` is off."""
-    from agentsim.catalog import list_scenarios
-
-    items = list_scenarios(extra_dirs=scenario_dirs)
+    """``catalog.list_scenarios`` items; only the files of ``scenario_dirs`` when
+    ``include_bundled`` is off (tests: a list that does not move with the bundled set)."""
     if include_bundled:
-        return items
-    dirs = [Path(d).resolve() for d in scenario_dirs]
-    return [it for it in items if it["path"] and Path(it["path"]).resolve().parent in dirs]
+        from agentsim.catalog import list_scenarios
+
+        return list_scenarios(extra_dirs=scenario_dirs)
+    from agentsim.scenario import load_scenario
+
+    items: list[dict[str, Any]] = []
+    for d in scenario_dirs:
+        for path in sorted(Path(d).glob("*.y*ml")):
+            item: dict[str, Any] = {"name": path.stem, "kind": "file", "description": "", "params": {},
+                                    "param_help": {}, "path": str(path), "error": None}
+            try:
+                sc = load_scenario(path)
+            except ScenarioError as exc:
+                item["error"] = str(exc)
+            else:
+                item["description"] = sc.description
+            items.append(item)
+    return items
 
 
 def error_context(exc: ScenarioError, radius: int = 2) -> Text:
@@ -75,12 +88,12 @@ class ScenariosScreen(AgentsimScreen):
     ]
 
     @dataclass
-    class ItemsLoaded(Message):
+    class ItemsLoaded(Message, bubble=False):
         items: list[dict[str, Any]]
         error: str | None = None
 
     @dataclass
-    class PreviewReady(Message):
+    class PreviewReady(Message, bubble=False):
         key: tuple[Any, ...]
         body: RenderableType
         info: dict[str, Any] = field(default_factory=dict)
@@ -90,6 +103,7 @@ class ScenariosScreen(AgentsimScreen):
         self.items: list[dict[str, Any]] = []
         self.sample_index = 0
         self.params_text = ""
+        self._reload = False
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="scenarios-body"):
@@ -109,7 +123,7 @@ class ScenariosScreen(AgentsimScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="scenario-items")
     def load_items(self) -> None:
         try:
-            items = scenario_items(self.ctx.scenario_dirs, self.ctx.include_bundled)
+            items = self.ctx.scenario_items(reload=self._reload)
         except AgentsimError as exc:
             self.post_message(self.ItemsLoaded([], str(exc)))
             return
@@ -117,6 +131,7 @@ class ScenariosScreen(AgentsimScreen):
 
     @on(ItemsLoaded)
     def _items_loaded(self, message: ItemsLoaded) -> None:
+        self._reload = False
         self.items = message.items
         ol = self.query_one("#scenario-list", OptionList)
         ol.clear_options()
@@ -176,6 +191,7 @@ class ScenariosScreen(AgentsimScreen):
         self.query_one("#scenario-params", Input).focus()
 
     def action_reload(self) -> None:
+        self._reload = True
         self.load_items()
 
     @on(Input.Submitted, "#scenario-params")

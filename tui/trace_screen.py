@@ -123,11 +123,11 @@ class TraceScreen(AgentsimScreen):
     ]
 
     @dataclass
-    class RunsListed(Message):
+    class RunsListed(Message, bubble=False):
         runs: list[RunRead]
 
     @dataclass
-    class RunLoaded(Message):
+    class RunLoaded(Message, bubble=False):
         run: RunRead
         page: InstancePage
         counterpart: RunRead | None
@@ -135,7 +135,7 @@ class TraceScreen(AgentsimScreen):
         hop: str | None
 
     @dataclass
-    class InstanceLoaded(Message):
+    class InstanceLoaded(Message, bubble=False):
         run_id: int
         instance: InstanceRead | None
         index: int

@@ -1,0 +1,60 @@
+"""The TUI's read queries agree with the core analysis, page, and never mislabel energy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from agentsim.analysis import summarize_run
+from agentsim.store import Store
+from agentsim.tui.data import counterpart_run, energy_text, instance_page, run_rows
+
+
+def test_run_rows_match_summarize_run(fixed_db):
+    store = Store(fixed_db, readonly=True)
+    rows = run_rows(store)
+    assert len(rows) == 8
+    for row in rows:
+        s = summarize_run(store, row.run.id)
+        assert row.hops_recorded == s["hops_recorded"]
+        assert row.accuracy == s["accuracy"]
+        assert row.task_success == s["task_success"]
+        assert row.status == s["status"]
+    assert any(r.accuracy is not None and r.accuracy < 1 for r in rows), "noisy runs must have errors"
+
+
+def test_instance_page_and_failed_filter(fixed_db):
+    store = Store(fixed_db, readonly=True)
+    noisy_free = next(r.run for r in run_rows(store) if r.run.backend.startswith("noisy") and r.run.mode == "free")
+    page = instance_page(store, noisy_free.id, offset=0, limit=5)
+    assert page.total == 12 and [i.index for i in page.items] == [0, 1, 2, 3, 4]
+    page2 = instance_page(store, noisy_free.id, offset=10, limit=5)
+    assert [i.index for i in page2.items] == [10, 11]
+    failed = instance_page(store, noisy_free.id, failed_only=True)
+    assert failed.total == sum(1 for i in store.instances(noisy_free.id) if not i.success) > 0
+    assert all(not i.success for i in failed.items)
+
+
+def test_counterpart_is_same_batch_other_mode(fixed_db):
+    store = Store(fixed_db, readonly=True)
+    runs = {r.id: r for r in store.list_runs()}
+    for run in runs.values():
+        other = counterpart_run(store, run)
+        assert other is not None
+        assert other.mode != run.mode
+        assert (other.scenario, other.backend, other.batch) == (run.scenario, run.backend, run.batch)
+        assert counterpart_run(store, other).id == run.id  # type: ignore[union-attr]
+
+
+def test_energy_text_keeps_the_kind():
+    assert energy_text(1.5, "estimated", "model:x") == "1.5 J (estimated, model:x)"
+    assert energy_text(2.0, "measured", "nvml") == "2 J (measured, nvml)"
+    assert energy_text(None, "unavailable") == "unavailable"
+    assert "measured" not in energy_text(1.0, "estimated")
+    assert energy_text(None, "mixed") == "- (mixed)"
+
+
+def test_cli_module_does_not_import_textual():
+    code = ("import sys, argparse; import agentsim.cli as c; import agentsim.tui.cli as t; "
+            "c.build_parser(); assert 'textual' not in sys.modules, 'textual imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
