@@ -19,7 +19,6 @@ from agentsim.cli import main as cli_main
 from agentsim.errors import AgentsimError
 from agentsim.measure import MeterUnavailable, PeakRSS, machine_info, make_meter
 from agentsim.store import Store
-
 from tests.conftest import _has_cuda
 
 HAS_GPU = _has_cuda()
