@@ -349,3 +349,31 @@ def test_parse_spec_of_word_hops_is_case_insensitive():
     hop = sc.hop("a1")
     assert hop.parse == ParseSpec(type="text")
     assert check_answer(parse_answer("  ana.\n", hop.parse), "Ana", hop.check)
+
+
+def test_user_generators_from_the_environment(tmp_path, monkeypatch):
+    from agentsim import families, generators
+    from agentsim.generators import get_generator
+
+    # the registry is process-wide: register into a copy that is put back afterwards
+    monkeypatch.setattr(generators, "_GENERATORS", dict(generators.available_generators()))
+
+    (tmp_path / "my_team_families.py").write_text(
+        "from agentsim.generators import Generated, generator\n"
+        "@generator('halving', description='halve a number', params={'depth': 1})\n"
+        "def halving(depth):\n"
+        "    hops = [{'id': 'h1', 'prompt': 'Halve {{ x }}.', 'parse': 'integer', 'expect': 'x // 2'}]\n"
+        "    return Generated(spec={'name': 'halving', 'hops': hops},\n"
+        "                     draw_vars=lambda rng, world: {'x': 2 * rng.randint(1, 50)}, var_names=['x'])\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv(families.ENV_VAR, "my_team_families")
+    assert families.load_user_generators() == ["my_team_families"]
+    assert get_generator("halving") is not None
+    ref = tmp_path / "mine.yaml"
+    ref.write_text("generator: halving\nparams: {depth: 1}\n")
+    sc = load_scenario(ref)
+    assert sc.instance(0, 0).expected["h1"] * 2 == sc.instance(0, 0).vars["x"]
+    monkeypatch.setenv(families.ENV_VAR, "no_such_module_here")
+    with pytest.raises(ScenarioError, match="cannot import generator module 'no_such_module_here'"):
+        families.load_user_generators()
