@@ -90,6 +90,7 @@ class CastingReport:
     dtype: str
     device: str
     threads: int | None
+    clock: str
     repeats: int
     threshold: float
     layers: int  # decoder blocks in the model
@@ -201,8 +202,12 @@ def parse_batches(text: str) -> list[int]:
     return values
 
 
-def _timer(device: str) -> Callable[[Callable[[], Any], int, int], float]:
+def _timer(device: str, clock: str = "wall") -> Callable[[Callable[[], Any], int, int], float]:
+    """Median-of-repeats timer. ``clock="cpu"`` counts this thread's CPU time (``time.thread_time``):
+    with torch on one CPU thread it is the work itself, immune to other processes on a busy machine."""
     import torch
+
+    now = time.thread_time if clock == "cpu" else time.perf_counter
 
     def sync() -> None:
         if device == "cuda":
@@ -215,10 +220,10 @@ def _timer(device: str) -> Callable[[Callable[[], Any], int, int], float]:
         times = []
         for _ in range(repeats):
             sync()
-            t0 = time.perf_counter()
+            t0 = now()
             fn()
             sync()
-            times.append(time.perf_counter() - t0)
+            times.append(now() - t0)
         return statistics.median(times)
 
     return median_time
@@ -236,6 +241,7 @@ def profile_casting(
     threshold: float = 0.5,
     block: int | None = None,
     threads: int | None = None,
+    clock: str = "wall",
     seed: int = 0,
     model: str = "",
     shapes_from: str = "",
@@ -263,16 +269,40 @@ def profile_casting(
     batches = sorted(set(batches))
     if not batches or batches[0] < 1:
         raise AgentsimError("casting: batch sizes must be >= 1")
-    acc = detect(device)
-    dev = acc.kind
-    if threads:
-        torch.set_num_threads(threads)
-    tdtype = getattr(torch, _DTYPES[dtype])
     try:
         quant.block_size(precision, block)
     except ValueError as exc:
         raise AgentsimError(f"casting: {exc}") from None
-    timer = _timer(dev)
+    acc = detect(device)
+    dev = acc.kind
+    if clock not in ("wall", "cpu"):
+        raise AgentsimError(f"casting: clock {clock!r} is not wall or cpu")
+    if clock == "cpu":
+        if dev != "cpu":
+            raise AgentsimError("casting: --clock cpu is for the CPU only (a GPU's work is not this thread's CPU time)")
+        if threads not in (None, 1):
+            raise AgentsimError("casting: --clock cpu needs --threads 1 (it counts the calling thread's CPU time)")
+        threads = 1
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _profile(shapes, precision, batches, acc, dtype, repeats, warmup, threshold, block, clock,
+                        seed, model, shapes_from, layers)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _profile(shapes: Sequence[LinearShape], precision: str, batches: list[int], acc: Any, dtype: str,
+             repeats: int, warmup: int, threshold: float, block: int | None, clock: str, seed: int,
+             model: str, shapes_from: str, layers: int) -> CastingReport:
+    import torch
+
+    from . import quant
+
+    dev = acc.kind
+    tdtype = getattr(torch, _DTYPES[dtype])
+    timer = _timer(dev, clock)
     gen = torch.Generator().manual_seed(seed)
 
     per_shape: list[dict[str, Any]] = []
@@ -296,7 +326,7 @@ def profile_casting(
         d = sum(r["dequant_s"][b] * r["count"] for r in per_shape)
         m = sum(r["matmul_s"][b] * r["count"] for r in per_shape)
         total = d + m
-        rows.append(BatchRow(batch=b, dequant_s=d, matmul_s=m, total_s=total,
+        rows.append(BatchRow(batch=b, dequant_s=d, matmul_s=m, total_s=d + m,
                              ratio=d / total if total > 0 else 0.0, slowdown=total / m if m > 0 else float("inf")))
     notes = [
         "torch path: the whole weight is dequantized, then a dense matmul; fused kernels (llama.cpp, "
@@ -308,7 +338,7 @@ def profile_casting(
     return CastingReport(
         model=model, shapes_from=shapes_from, precision=precision, block=quant.block_size(precision, block),
         dtype=dtype, device=acc.describe(), threads=torch.get_num_threads() if dev == "cpu" else None,
-        repeats=repeats, threshold=threshold, layers=layers, shapes=list(shapes), rows=rows,
+        clock="thread CPU time" if clock == "cpu" else "wall clock", repeats=repeats, threshold=threshold, layers=layers, shapes=list(shapes), rows=rows,
         per_shape=per_shape, amortised_batch=amortised_batch(rows, threshold), notes=notes,
     )
 
@@ -338,7 +368,7 @@ def _cmd_casting(args: Any) -> int:
     shapes, layers, source = model_shapes(args.model)
     reports = [
         profile_casting(shapes, p, batches, dtype=args.dtype, device=args.device, repeats=args.repeats,
-                        threshold=args.threshold, threads=args.threads or None, model=args.model or "",
+                        threshold=args.threshold, threads=args.threads or None, clock=args.clock, model=args.model or "",
                         shapes_from=source, layers=layers)
         for p in precisions
     ]
@@ -351,7 +381,8 @@ def _cmd_casting(args: Any) -> int:
     shape_text = ", ".join(f"{s.name} {s.out_features}x{s.in_features}" for s in shapes)
     out.print(f"shapes from {source} ({layers} blocks): {shape_text}")
     for r in reports:
-        t = Table(title=f"{r.precision} (block {r.block}) -> {r.dtype} on {r.device}, median of {r.repeats}, per decoder block")
+        t = Table(title=f"{r.precision} (block {r.block}) -> {r.dtype} on {r.device}, {r.clock}, "
+                        f"median of {r.repeats}, per decoder block")
         for col in ("batch", "dequant ms", "matmul ms", "total ms", "casting ratio", "vs dense"):
             t.add_column(col, justify="right")
         for row in r.rows:
@@ -384,6 +415,9 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--repeats", type=int, default=5, help="timed runs per measurement; the median is kept")
     p.add_argument("--threshold", type=float, default=0.5, help="ratio below which casting counts as amortised")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--clock", default="wall", choices=("wall", "cpu"),
+                   help="wall: elapsed time (default); cpu: this thread's CPU time, with --threads 1, "
+                        "for a busy shared CPU")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_casting_default)
 
