@@ -179,6 +179,9 @@ class ScenariosScreen(AgentsimScreen):
 
     @on(PreviewReady)
     def _preview_ready(self, message: PreviewReady) -> None:
+        item = self.current
+        if item is None or message.key != (item["name"], item["path"], self.sample_index, self.params_text):
+            return  # the user moved on while this preview was being built
         self.query_one("#scenario-preview-body", Static).update(message.body)
 
     # actions ------------------------------------------------------------------------------

@@ -133,6 +133,7 @@ class TraceScreen(AgentsimScreen):
         counterpart: RunRead | None
         instance: int | None
         hop: str | None
+        token: int = 0
 
     @dataclass
     class InstanceLoaded(Message, bubble=False):
@@ -141,6 +142,7 @@ class TraceScreen(AgentsimScreen):
         index: int
         hops: list[HopRead]
         hop: str | None
+        token: int = 0
 
     def __init__(self) -> None:
         super().__init__()
@@ -153,6 +155,9 @@ class TraceScreen(AgentsimScreen):
         self.failed_only = False
         self._listing = False
         self._loading = False
+        self._pending: tuple[int, int | None, str | None] | None = None
+        self._run_token = 0
+        self._instance_token = 0
 
     def compose_body(self) -> ComposeResult:
         yield Static("pick a run (or press enter on one in Runs)", id="trace-head")
@@ -200,10 +205,28 @@ class TraceScreen(AgentsimScreen):
     def show_run(self, run_id: int, *, instance: int | None = None, hop: str | None = None) -> None:
         """Load a run (first page of instances) and show ``instance`` (or the first one)."""
         self._loading = True
-        self.load_run(run_id, instance, hop, self.failed_only)
+        if not self.is_mounted:
+            self._pending = (run_id, instance, hop)  # loaded once the widgets exist
+            return
+        self._request_run(run_id, instance, hop)
+
+    def _request_run(self, run_id: int, instance: int | None, hop: str | None) -> None:
+        """Start loading a run; only the newest request's result is shown."""
+        self._run_token += 1
+        self.load_run(run_id, instance, hop, self.failed_only, self._run_token)
+
+    def _request_instance(self, run_id: int, index: int, hop: str | None) -> None:
+        self._instance_token += 1
+        self.load_instance(run_id, index, hop, self._instance_token)
+
+    def on_mount(self) -> None:
+        if self._pending is not None:
+            run_id, instance, hop = self._pending
+            self._pending = None
+            self._request_run(run_id, instance, hop)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="trace-run")
-    def load_run(self, run_id: int, instance: int | None, hop: str | None, failed_only: bool) -> None:
+    def load_run(self, run_id: int, instance: int | None, hop: str | None, failed_only: bool, token: int) -> None:
         store = self.ctx.read_store()
         if store is None:
             return
@@ -215,10 +238,12 @@ class TraceScreen(AgentsimScreen):
         if instance is not None and not failed_only:
             offset = (instance // PAGE) * PAGE
         page = instance_page(store, run_id, offset=offset, limit=PAGE, failed_only=failed_only)
-        self.post_message(self.RunLoaded(run, page, counterpart_run(store, run), instance, hop))
+        self.post_message(self.RunLoaded(run, page, counterpart_run(store, run), instance, hop, token))
 
     @on(RunLoaded)
     def _run_loaded(self, message: RunLoaded) -> None:
+        if message.token != self._run_token:
+            return  # a newer request superseded this one (thread workers cannot be interrupted)
         self.run = message.run
         self.counterpart = message.counterpart
         self.page = message.page
@@ -232,7 +257,7 @@ class TraceScreen(AgentsimScreen):
         if index is None and message.page.items:
             index = message.page.items[0].index
         if index is not None:
-            self.load_instance(self.run.id, index, message.hop)
+            self._request_instance(self.run.id, index, message.hop)
         else:
             self.query_one(HopGraph).clear_options()
             self.query_one("#trace-hop", Static).update("no instances recorded yet")
@@ -270,19 +295,21 @@ class TraceScreen(AgentsimScreen):
             return
         index = int(event.option.id)
         if index != self.instance_index:
-            self.load_instance(self.run.id, index, None)
+            self._request_instance(self.run.id, index, None)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="trace-instance")
-    def load_instance(self, run_id: int, index: int, hop: str | None) -> None:
+    def load_instance(self, run_id: int, index: int, hop: str | None, token: int) -> None:
         store = self.ctx.read_store()
         if store is None:
             return
         page = instance_page(store, run_id, offset=index, limit=1)
         inst = page.items[0] if page.items and page.items[0].index == index else None
-        self.post_message(self.InstanceLoaded(run_id, inst, index, instance_hops(store, run_id, index), hop))
+        self.post_message(self.InstanceLoaded(run_id, inst, index, instance_hops(store, run_id, index), hop, token))
 
     @on(InstanceLoaded)
     def _instance_loaded(self, message: InstanceLoaded) -> None:
+        if message.token != self._instance_token:
+            return
         if self.run is None or message.run_id != self.run.id:
             return
         self.instance = message.instance
@@ -367,7 +394,7 @@ class TraceScreen(AgentsimScreen):
     def action_failed_only(self) -> None:
         self.failed_only = not self.failed_only
         if self.run is not None:
-            self.load_run(self.run.id, None, None, self.failed_only)
+            self._request_run(self.run.id, None, None)
 
     def action_next_failed(self) -> None:
         """The next failed instance after the current one (on this page)."""
@@ -379,7 +406,7 @@ class TraceScreen(AgentsimScreen):
             self.notify("no further failed instance on this page")
             return
         assert self.run is not None
-        self.load_instance(self.run.id, after[0].index, None)
+        self._request_instance(self.run.id, after[0].index, None)
 
     def action_page(self, step: int) -> None:
         if self.run is None or self.page is None:
@@ -387,10 +414,11 @@ class TraceScreen(AgentsimScreen):
         offset = self.page.offset + step * PAGE
         if offset < 0 or offset >= self.page.total:
             return
-        self.load_page(self.run.id, offset, self.failed_only)
+        self._run_token += 1
+        self.load_page(self.run.id, offset, self.failed_only, self._run_token)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="trace-run")
-    def load_page(self, run_id: int, offset: int, failed_only: bool) -> None:
+    def load_page(self, run_id: int, offset: int, failed_only: bool, token: int) -> None:
         store = self.ctx.read_store()
         if store is None:
             return
@@ -399,4 +427,4 @@ class TraceScreen(AgentsimScreen):
             return
         page = instance_page(store, run_id, offset=offset, limit=PAGE, failed_only=failed_only)
         first = page.items[0].index if page.items else None
-        self.post_message(self.RunLoaded(run, page, counterpart_run(store, run), first, None))
+        self.post_message(self.RunLoaded(run, page, counterpart_run(store, run), first, None, token))

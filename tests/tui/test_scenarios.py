@@ -1,0 +1,72 @@
+"""Scenarios screen: preview graph and sample instance; invalid files shown inline with the line."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from .helpers import SCENARIO_DIR, make_test_app, screen_text
+
+pytestmark = pytest.mark.anyio
+
+
+async def _wait_for(pilot, predicate, timeout: float = 15.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not predicate():
+        if loop.time() > end:
+            raise AssertionError("timed out waiting for the UI")
+        await pilot.pause(0.05)
+
+
+async def test_preview_error_graph_samples_and_launch(tmp_path):
+    from agentsim.tui.launch_screen import LaunchScreen
+
+    app = make_test_app(tmp_path / "runs.db")  # no database yet: the app opens on Scenarios
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _wait_for(pilot, lambda: app.current_mode == "scenarios" and "invalid scenario" in screen_text(app))
+        text = screen_text(app)
+        # the invalid file: file and line, hop and field, and the offending line itself
+        assert "broken.yaml:9" in text
+        assert "hop 'b', field 'prompt'" in text and "not in depends_on" in text
+        assert "▶   9 │     prompt: Add one to {{ a }}." in text
+
+        await pilot.press("down")
+        await _wait_for(pilot, lambda: "sample instance 0" in screen_text(app))
+        text = screen_text(app)
+        assert "4 hops, depth 4" in text
+        for line in ("● s1", "└● s2", "└● s3", "└● s4"):
+            assert line in text
+        first = text[text.index("sample instance 0"):]
+        await pilot.press("right_square_bracket")
+        await _wait_for(pilot, lambda: "sample instance 1" in screen_text(app))
+        assert screen_text(app)[screen_text(app).index("sample instance 1"):] != first
+
+        await pilot.press("enter")
+        await _wait_for(pilot, lambda: app.current_mode == "launch")
+        launch = app.screen
+        assert isinstance(launch, LaunchScreen)
+        from textual.widgets import SelectionList
+
+        scenarios = launch.query_one("#launch-scenarios", SelectionList)
+        await _wait_for(pilot, lambda: scenarios.selected == [str(SCENARIO_DIR / "tiny-chain.yaml")])
+        # the invalid file is not offered for launch
+        values = [scenarios.get_option_at_index(i).value for i in range(scenarios.option_count)]
+        assert not any(v.endswith("broken.yaml") for v in values)
+
+
+def test_family_preview_with_params_and_sweep_error():
+    from rich.console import Console
+
+    from agentsim.tui.scenarios_screen import render_preview
+
+    item = {"name": "chain-arith", "kind": "family", "path": None, "param_help": {}}
+    body, info = render_preview(item, 0, "depth=5")
+    assert len(info["hops"]) == 5
+    console = Console(width=100, record=True, file=None)
+    with console.capture() as cap:
+        console.print(body)
+    assert "5 hops, depth 5" in cap.get()
+    body, info = render_preview(item, 0, "depth=2..3")
+    assert info == {} and "single values" in str(body)
