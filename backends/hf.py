@@ -122,6 +122,8 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     digest = h.hexdigest()
+    # keep the memo small: forget files that are gone
+    known = {k: v for k, v in known.items() if Path(k.rsplit("|", 2)[0]).exists()}
     known[key] = digest
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)

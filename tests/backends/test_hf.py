@@ -244,7 +244,7 @@ def hf_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def test_model_folder_without_chat_template(hf_folder: Path) -> None:
+def test_model_folder_without_chat_template(hf_folder: Path, home: Path) -> None:
     b = _loaded(f"hf:{hf_folder}@f32")
     c = b.generate(GenerationRequest(prompt="the answer is the number", max_tokens=6))
     again = b.generate(GenerationRequest(prompt="the answer is the number", max_tokens=6))
@@ -330,7 +330,7 @@ def test_user_errors_are_clear(spec: str, error: type, words: str, agentsim_home
         b.load()
 
 
-def test_bad_model_files(tmp_path: Path) -> None:
+def test_bad_model_files(tmp_path: Path, agentsim_home: Path) -> None:
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"not a gguf at all" * 10)
     with pytest.raises(ModelError, match="cannot load"):
@@ -384,3 +384,34 @@ def test_cuda_native_fp4_rule(tiny_gguf: Path, home: Path) -> None:
     b = _loaded(f"hf:{tiny_gguf}@nvfp4,native=true,device=cuda")
     assert b.info().precision_mode == "native" and "torchao" in (b.info().kernel or "")
     assert b.generate(_req(0, max_tokens=4)).completion_tokens == 4
+
+
+# --------------------------------------------------------------------------------------------
+# the catalog's default model (slow: a 1 GB F16 file, converted once into the hf cache)
+
+
+@pytest.mark.slow
+@pytest.mark.llama
+def test_default_model_hf_f32_agrees_with_llama_f16() -> None:
+    """Greedy hf@f32 and llama.cpp@f16 on the same F16 rung agree on the first 32 tokens."""
+    import llama_cpp
+
+    from agentsim import models
+
+    try:
+        path = models.resolve(None, "f16").path
+    except ModelError as exc:
+        pytest.skip(f"default model not prepared: {exc}")
+    b = _loaded("hf@f32")
+    assert b.info().model_path == str(path)
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=1024, seed=0, verbose=False)
+    req = GenerationRequest(prompt="What is 17 + 25? Answer with the number only.",
+                            system="You are a helpful assistant.", max_tokens=32)
+    ids, _ = b._prompt_ids(req)
+    ours = b.generate(req).extra["token_ids"]
+    theirs: list[int] = []
+    for t in llm.generate(ids, top_k=1, temp=0.0, reset=True):
+        theirs.append(int(t))
+        if len(theirs) >= len(ours) or t == llm.token_eos():
+            break
+    assert ours == theirs
