@@ -162,7 +162,7 @@ class LlamaBackend(Backend):
 
         llm = self._llm
         tokens = llm.tokenize(self.render(request).encode("utf-8"), add_bos=False, special=True)
-        n_ctx = llm.n_ctx()
+        n_ctx = min(llm.n_ctx(), len(llm.input_ids))  # the C context may be padded past the Python buffers
         if len(tokens) + request.max_tokens > n_ctx:
             raise BackendError(
                 f"prompt of {len(tokens)} tokens + {request.max_tokens} to generate exceeds n_ctx={n_ctx}",
@@ -211,9 +211,9 @@ class LlamaBackend(Backend):
             text = llm.detokenize(out_ids).decode("utf-8", errors="replace")
         # Up to the first token, every llama.cpp eval was the prompt's (a 1-token suffix is
         # counted by llama.cpp as an "eval", so both counters are summed).
-        evaluated = (first.n_p_eval + first.n_eval) if first is not None else 0
-        prefill_ms = (first.t_p_eval_ms + first.t_eval_ms) if first is not None else 0.0
-        decode_ms = end.t_p_eval_ms + end.t_eval_ms - prefill_ms
+        evaluated, prefill_ms = _evals(first)
+        total_evals, total_ms = _evals(end)
+        decode_ms = total_ms - prefill_ms
         return Completion(
             text=text,
             prompt_tokens=len(tokens),
@@ -223,7 +223,7 @@ class LlamaBackend(Backend):
             decode_s=max(decode_ms, 0.0) / 1000.0,
             ttft_s=ttft,
             finish_reason=finish,
-            extra={"prompt_evaluated": evaluated, "decode_evals": end.n_eval + end.n_p_eval - evaluated,
+            extra={"prompt_evaluated": evaluated, "decode_evals": total_evals - evaluated,
                    "wall_s": wall, "token_ids": out_ids},
         )
 
@@ -286,6 +286,19 @@ class LlamaBackend(Backend):
             device=device,
             extra=extra,
         )
+
+
+def _evals(perf: Any) -> tuple[int, float]:
+    """(tokens evaluated, milliseconds) from a ``llama_perf_context`` snapshot.
+
+    llama.cpp reports each count as at least 1 (to avoid dividing by zero); a counter whose time
+    is still zero has evaluated nothing.
+    """
+    if perf is None:
+        return 0, 0.0
+    n_p = perf.n_p_eval if perf.t_p_eval_ms > 0 else 0
+    n_e = perf.n_eval if perf.t_eval_ms > 0 else 0
+    return n_p + n_e, perf.t_p_eval_ms + perf.t_eval_ms
 
 
 def _trained_context(resolved: models.ResolvedModel) -> int | None:
