@@ -76,9 +76,9 @@ class CompareScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#compare-table", DataTable)
-        for label in ("run", "backend", "mode", "hop acc", "task ok", "energy/task", "local", "prop.",
-                      "s/hop"):
-            table.add_column(label)
+        for label, width in (("run", 4), ("backend", 16), ("mode", 6), ("hop acc", 12), ("task ok", 12),
+                             ("energy/task", 13), ("local", 5), ("prop.", 5), ("s/hop", 12)):
+            table.add_column(label, width=width)
         self.compare()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare")
@@ -108,7 +108,7 @@ class CompareScreen(Screen[None]):
             spph = "-" if s["wall_s_per_hop"] is None else f"{s['wall_s_per_hop']:.3f}"
             table.add_row(
                 Text(str(s["run_id"]), style="bold" if is_base else ""),
-                s["backend"][:18], s["mode"],
+                s["backend"][:16], s["mode"],
                 _pct(s["accuracy"]) + _rel(rel["accuracy"], is_base),
                 _pct(s["task_success"]) + _rel(rel["task_success"], is_base),
                 energy_cell(s),
@@ -142,6 +142,9 @@ class CompareScreen(Screen[None]):
         plt.title("hop accuracy by depth (free mode compounds errors)")
         plt.xlabel("depth (hops)")
         plt.ylim(0, 1)
+        depths = sorted({int(d) for s in self.summaries for d in s["accuracy_by_depth"]})
+        if depths:
+            plt.xticks(depths)
         for s in self.summaries:
             by_depth = s["accuracy_by_depth"]
             if not by_depth:

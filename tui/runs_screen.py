@@ -59,10 +59,12 @@ class RunsScreen(AgentsimScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#runs-table", DataTable)
-        for label, key in [(" ", "mark"), ("id", "id"), ("scenario", "scenario"), ("backend", "backend"),
-                           ("mode", "mode"), ("status", "status"), ("acc", "acc"), ("task", "task"),
-                           ("hops", "hops"), ("prec.", "precision"), ("created", "created")]:
-            table.add_column(label, key=key)
+        # fixed widths: auto-sized columns can be measured before the rows arrive
+        for label, key, width in [(" ", "mark", 1), ("id", "id", 4), ("scenario", "scenario", 14),
+                                  ("backend", "backend", 14), ("mode", "mode", 6), ("status", "status", 10),
+                                  ("acc", "acc", 4), ("task", "task", 4), ("hops", "hops", 9),
+                                  ("prec.", "precision", 7), ("created", "created", 11)]:
+            table.add_column(label, key=key, width=width)
         self.load_rows()
 
     def on_screen_resume(self) -> None:
@@ -102,7 +104,7 @@ class RunsScreen(AgentsimScreen):
             status = Text(row.status, style=_STATUS_STYLE.get(row.status, ""))
             table.add_row(
                 Text("●", style="bold yellow") if r.id in self.marked else " ",
-                str(r.id), _clip(r.scenario, 18), _clip(r.backend, 20), r.mode, status,
+                str(r.id), _clip(r.scenario, 14), _clip(r.backend, 14), r.mode, status,
                 _pct(row.accuracy), _pct(row.task_success),
                 f"{row.hops_recorded}/{row.hops_expected}", r.precision or "-",
                 r.created_at.strftime("%m-%d %H:%M"),

@@ -49,10 +49,20 @@ def scenario_items(scenario_dirs: list[str], include_bundled: bool) -> list[dict
     return items
 
 
+def display_path(path: str | None) -> str:
+    """A path as a user reads it: relative to the working folder when inside it."""
+    if not path:
+        return "?"
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return path
+
+
 def error_context(exc: ScenarioError, radius: int = 2) -> Text:
     """The validation error with the offending file lines around ``exc.line``."""
     out = Text()
-    where = exc.source or "?"
+    where = display_path(exc.source)
     if exc.line:
         where += f":{exc.line}"
     out.append("invalid scenario ", style="bold red")
@@ -237,7 +247,7 @@ def render_preview(item: dict[str, Any], index: int, params_text: str) -> tuple[
         return Text(str(exc), style="red"), {}
     head = Text()
     head.append(info["name"], style="bold")
-    head.append(f"  ({item['kind']}{': ' + item['path'] if item['path'] else ''})\n", style="dim")
+    head.append(f"  ({item['kind']}{': ' + display_path(item['path']) if item['path'] else ''})\n", style="dim")
     if info["description"]:
         head.append(info["description"] + "\n")
     if info["params"]:

@@ -55,7 +55,8 @@ def build_fixed_db(path: Path, *, instances: int = 12) -> Path:
 
     Everything that varies between builds is fixed: the noisy draws are seeded, timings come
     from a counting clock, energy from the estimate meter on counting clocks, and the stored
-    timestamps are set to :data:`FIXED_NOW` (``created_at`` is filled by the store's own clock).
+    timestamps are set to :data:`FIXED_NOW` (``created_at`` is filled by the store's own clock) and
+    the per-hop peak memory (the test process's real RSS) to 64 MiB.
     """
     from agentsim.engine import execute
     from agentsim.scenario import load_scenario
@@ -72,7 +73,8 @@ def build_fixed_db(path: Path, *, instances: int = 12) -> Path:
     stamp = FIXED_NOW.replace(tzinfo=None).isoformat(sep=" ")
     con.execute("UPDATE run SET created_at = ?, finished_at = ?, batch = 'fixedbatch0001', host = 'test'",
                 (stamp, stamp))
-    con.execute("UPDATE hop SET created_at = ?", (stamp,))
+    # peak memory is the process's real RSS (it varies with what else the test process did)
+    con.execute("UPDATE hop SET created_at = ?, peak_mem_bytes = 64 * 1048576", (stamp,))
     con.commit()
     con.close()
     return path
