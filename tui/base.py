@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -50,6 +51,7 @@ class AgentsimScreen(Screen[None]):
     """A main screen: subclasses set ``MODE`` and implement ``compose_body``."""
 
     MODE: ClassVar[str] = ""
+    BINDINGS = [Binding("escape", "leave_field", "Leave field", show=False)]
 
     @property
     def ctx(self) -> AppContext:
@@ -67,6 +69,16 @@ class AgentsimScreen(Screen[None]):
         yield NavBar(self.MODE, self.ctx.db)
         yield from self.compose_body()
         yield Footer()
+
+    def action_leave_field(self) -> None:
+        """Escape from a text field back to the screen's first list (where the keys work)."""
+        from textual.widgets import DataTable, Input, OptionList, SelectionList
+
+        if isinstance(self.focused, Input):
+            for widget in self.query("SelectionList, OptionList, DataTable"):
+                if isinstance(widget, (SelectionList, OptionList, DataTable)) and widget.can_focus:
+                    widget.focus()
+                    return
 
     def compose_body(self) -> ComposeResult:  # pragma: no cover - abstract
         raise NotImplementedError

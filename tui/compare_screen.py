@@ -30,8 +30,12 @@ def _rel(v: float | None, is_base: bool) -> str:
     return "" if v is None else f" {v:.2f}x"
 
 
-def energy_cell(summary: dict[str, Any]) -> Text:
-    """Energy per correct task with its kind; never an estimate without saying so."""
+def energy_cell(summary: dict[str, Any], base: dict[str, Any] | None = None) -> Text:
+    """Energy per correct task with its kind; never an estimate without saying so.
+
+    The ratio to the baseline is shown only when both are of the same kind: a measured figure
+    divided by an estimate means nothing.
+    """
     kind = summary["energy"]["kind"]
     joules = summary["energy_per_correct_task_j"]
     if kind == "unavailable":
@@ -39,7 +43,12 @@ def energy_cell(summary: dict[str, Any]) -> Text:
     if joules is None:
         return Text(f"- ({_KIND_SHORT.get(kind, kind)})", style="dim")
     style = "green" if kind == "measured" else "yellow"
-    return Text(f"{joules:.3g} J {_KIND_SHORT.get(kind, kind)}", style=style)
+    text = Text(f"{joules:.3g} J {_KIND_SHORT.get(kind, kind)}", style=style)
+    if base is not None and base is not summary and base["energy"]["kind"] == kind:
+        ratio = summary.get("relative", {}).get("energy_per_correct_task_j")
+        if ratio is not None:
+            text.append(f" {ratio:.2f}x")
+    return text
 
 
 def series_label(s: dict[str, Any]) -> str:
@@ -77,7 +86,7 @@ class CompareScreen(Screen[None]):
     def on_mount(self) -> None:
         table = self.query_one("#compare-table", DataTable)
         for label, width in (("run", 4), ("backend", 16), ("mode", 6), ("hop acc", 12), ("task ok", 12),
-                             ("energy/task", 13), ("local", 5), ("prop.", 5), ("s/hop", 12)):
+                             ("energy/task", 17), ("local", 5), ("prop.", 5), ("s/hop", 12)):
             table.add_column(label, width=width)
         self.compare()
 
@@ -111,7 +120,7 @@ class CompareScreen(Screen[None]):
                 s["backend"][:16], s["mode"],
                 _pct(s["accuracy"]) + _rel(rel["accuracy"], is_base),
                 _pct(s["task_success"]) + _rel(rel["task_success"], is_base),
-                energy_cell(s),
+                energy_cell(s, base),
                 str(ek["local"]), str(ek["propagated"]),
                 spph + _rel(rel["wall_s_per_hop"], is_base),
                 key=str(s["run_id"]),

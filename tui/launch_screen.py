@@ -63,8 +63,9 @@ def build_request(scenarios: list[tuple[str, str]], params_text: str, instances_
 class LaunchScreen(AgentsimScreen):
     MODE = "launch"
     BINDINGS = [
-        Binding("ctrl+r", "start", "Start"),
-        Binding("ctrl+x", "cancel", "Cancel run"),
+        # priority: they work while typing in a field too (ctrl+x would be the field's "cut")
+        Binding("ctrl+r", "start", "Start", priority=True),
+        Binding("ctrl+t", "cancel", "Cancel run", priority=True),
     ]
 
     @dataclass
@@ -118,7 +119,7 @@ class LaunchScreen(AgentsimScreen):
             with Vertical(id="launch-status"):
                 with Horizontal(classes="form-row"):
                     yield Button("Start ^r", id="launch-start", variant="success", compact=True)
-                    yield Button("Cancel ^x", id="launch-cancel", variant="error", compact=True, disabled=True)
+                    yield Button("Cancel ^t", id="launch-cancel", variant="error", compact=True, disabled=True)
                 yield Static("Choose scenarios and backends, then Start.", id="launch-message")
                 yield RunProgressList(id="launch-progress")
 
@@ -189,7 +190,7 @@ class LaunchScreen(AgentsimScreen):
 
     def action_start(self) -> None:
         if self._launching:
-            self.notify("a launch is already running (ctrl+x cancels it)", severity="warning")
+            self.notify("a launch is already running (ctrl+t cancels it)", severity="warning")
             return
         try:
             request = self._form()

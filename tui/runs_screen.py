@@ -65,7 +65,7 @@ class RunsScreen(AgentsimScreen):
                                   ("acc", "acc", 4), ("task", "task", 4), ("hops", "hops", 9),
                                   ("prec.", "precision", 7), ("created", "created", 11)]:
             table.add_column(label, key=key, width=width)
-        self.load_rows()
+        # the rows are loaded by on_screen_resume, which follows the first mount too
 
     def on_screen_resume(self) -> None:
         self.load_rows()

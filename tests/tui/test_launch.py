@@ -91,7 +91,7 @@ async def test_launch_stays_responsive_and_cancels(tmp_path):
         await _wait_for(pilot, lambda: "running" in screen_text(app))
         assert launch.running
         await pilot.press("2")
-        await pilot.press("ctrl+x")
+        await pilot.press("ctrl+t")
         await _wait_for(pilot, lambda: any(isinstance(m, LaunchScreen.LaunchFinished) for m in messages))
         finished = next(m for m in messages if isinstance(m, LaunchScreen.LaunchFinished))
         assert finished.cancelled
