@@ -27,6 +27,7 @@ def _rows(bindings: list[BindingType]) -> list[tuple[str, str]]:
 def key_table() -> Table:
     """All keys, grouped by screen."""
     from .app import AgentsimApp
+    from .base import AgentsimScreen
     from .compare_screen import CompareScreen
     from .launch_screen import LaunchScreen
     from .runs_screen import RunsScreen
@@ -37,7 +38,7 @@ def key_table() -> Table:
     t.add_column(style="bold cyan", no_wrap=True)
     t.add_column()
     groups = [
-        ("everywhere", AgentsimApp.BINDINGS),
+        ("everywhere", [*AgentsimApp.BINDINGS, *AgentsimScreen.BINDINGS]),
         ("Scenarios", ScenariosScreen.BINDINGS),
         ("Launch", LaunchScreen.BINDINGS),
         ("Runs", RunsScreen.BINDINGS),
@@ -59,7 +60,8 @@ class HelpScreen(ModalScreen[None]):
             yield Static(
                 "Hop marks: ✓ right · ✗ local error · ↓ propagated from a parent · "
                 "↺ recovered · ? unparseable · ! backend failed\n"
-                "Energy is always shown with its kind: measured, estimated or unavailable.",
+                "Energy is always shown with its kind: measured, estimated or unavailable.\n"
+                "tab / shift+tab move between panels; arrows move within one.",
                 id="help-intro",
             )
             yield Static(key_table(), id="help-keys")
