@@ -28,8 +28,3 @@ def fixed_db(_fixed_db_master: Path, tmp_path: Path) -> Path:
     shutil.copy(_fixed_db_master, dst)
     return dst
 
-
-@pytest.fixture
-def anyio_backend() -> str:
-    """Async Pilot tests run on asyncio (Textual's loop), through anyio's pytest plugin."""
-    return "asyncio"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import io
 import itertools
 import sqlite3
@@ -15,6 +17,16 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 SCENARIO_DIR = HERE / "scenarios"
 FIXED_NOW = datetime(2026, 1, 15, 9, 30, 0, tzinfo=timezone.utc)
+
+
+def run_async(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run an async Pilot test on a fresh asyncio loop (no pytest async plugin needed)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return asyncio.run(fn(*args, **kwargs))
+
+    return wrapper
 
 
 def fixed_clock() -> datetime:

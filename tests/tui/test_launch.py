@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from agentsim.cli import main as cli_main
 from agentsim.store import Store
 
-from .helpers import SCENARIO_DIR, make_test_app, screen_text
-
-pytestmark = pytest.mark.anyio
+from .helpers import SCENARIO_DIR, make_test_app, run_async, screen_text
 
 TINY = str(SCENARIO_DIR / "tiny-chain.yaml")
 
@@ -39,6 +35,7 @@ async def _fill_form(app, pilot, spec: str, instances: str, mode: str = "free") 
     await pilot.pause()
 
 
+@run_async
 async def test_launch_noisy_run_completes(tmp_path):
     from agentsim.tui.launch_screen import LaunchScreen
 
@@ -73,6 +70,7 @@ async def test_launch_noisy_run_completes(tmp_path):
     assert tui_hops == cli_hops and len(tui_hops) == 20
 
 
+@run_async
 async def test_launch_stays_responsive_and_cancels(tmp_path):
     from agentsim.tui.launch_screen import LaunchScreen
 
@@ -107,6 +105,7 @@ async def test_launch_stays_responsive_and_cancels(tmp_path):
     assert handled <= recorded + 2
 
 
+@run_async
 async def test_launch_form_errors_are_shown(tmp_path):
     app = make_test_app(tmp_path / "runs.db", start="launch")
     async with app.run_test(size=(80, 24)) as pilot:

@@ -8,9 +8,7 @@ import sys
 
 import pytest
 
-from .helpers import SCENARIO_DIR, make_test_app, screen_text
-
-pytestmark = pytest.mark.anyio
+from .helpers import SCENARIO_DIR, make_test_app, run_async, screen_text
 
 
 async def _wait_for(pilot, predicate, timeout: float = 20.0) -> None:
@@ -22,6 +20,7 @@ async def _wait_for(pilot, predicate, timeout: float = 20.0) -> None:
         await pilot.pause(0.05)
 
 
+@run_async
 async def test_mark_and_compare_with_baseline(fixed_db):
     from agentsim.tui.compare_screen import CompareScreen
     from agentsim.tui.runs_screen import RunsScreen
@@ -57,6 +56,7 @@ async def test_mark_and_compare_with_baseline(fixed_db):
         assert isinstance(app.screen, RunsScreen)
 
 
+@run_async
 async def test_reads_while_another_process_writes(fixed_db):
     from agentsim.tui.runs_screen import RunsScreen
 

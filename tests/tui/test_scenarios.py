@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
-from .helpers import SCENARIO_DIR, make_test_app, screen_text
-
-pytestmark = pytest.mark.anyio
+from .helpers import SCENARIO_DIR, make_test_app, run_async, screen_text
 
 
 async def _wait_for(pilot, predicate, timeout: float = 15.0) -> None:
@@ -20,6 +16,7 @@ async def _wait_for(pilot, predicate, timeout: float = 15.0) -> None:
         await pilot.pause(0.05)
 
 
+@run_async
 async def test_preview_error_graph_samples_and_launch(tmp_path):
     from agentsim.tui.launch_screen import LaunchScreen
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from . import states
-from .helpers import make_test_app
+pytest.importorskip("pytest_textual_snapshot", reason="pytest-textual-snapshot is not installed")
+
+from . import states  # noqa: E402
+from .helpers import make_test_app  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

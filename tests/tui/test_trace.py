@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from agentsim.store import Store
 
-from .helpers import make_test_app, screen_text
-
-pytestmark = pytest.mark.anyio
+from .helpers import make_test_app, run_async, screen_text
 
 
 async def _wait_for(pilot, predicate, timeout: float = 15.0) -> None:
@@ -35,6 +31,7 @@ def _propagated_failure(db):
     raise AssertionError("the fixture has no propagated failure")
 
 
+@run_async
 async def test_open_failed_instance_and_jump_to_root_cause(fixed_db):
     from agentsim.tui.hop_graph import HopGraph
     from agentsim.tui.runs_screen import RunsScreen
@@ -90,6 +87,7 @@ async def test_open_failed_instance_and_jump_to_root_cause(fixed_db):
         await _wait_for(pilot, lambda: trace.run.id == run.id and graph.selected_hop == root)
 
 
+@run_async
 async def test_failed_only_filter_and_next_failed(fixed_db):
     run, _index, _final, _hops = _propagated_failure(fixed_db)
     store = Store(fixed_db, readonly=True)
