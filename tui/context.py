@@ -113,6 +113,8 @@ class AppContext:
             parent = Path(self.db).resolve().parent
             if not parent.is_dir():
                 raise StoreError(f"cannot use database {self.db}: folder {parent} does not exist")
+        # a file that is not an agentsim database is a clear error now, not an empty UI later
+        self.read_store()
 
     def scenario_items(self, *, reload: bool = False) -> list[dict[str, Any]]:
         """The scenario list, validated once and shared by the Scenarios and Launch screens."""
@@ -131,9 +133,10 @@ class AppContext:
                     return None
                 try:
                     self._store = Store(self.db, readonly=True)
-                except StoreError:
-                    # a database being created right now by a writer has no tables yet
-                    return None
+                except StoreError as exc:
+                    if "no such table" in str(exc):
+                        return None  # an empty file, or a database a writer is creating right now
+                    raise
             return self._store
 
     def write_store(self) -> Store:

@@ -58,3 +58,16 @@ def test_cli_module_does_not_import_textual():
     code = ("import sys, argparse; import agentsim.cli as c; import agentsim.tui.cli as t; "
             "c.build_parser(); assert 'textual' not in sys.modules, 'textual imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_tui_command_user_errors(tmp_path, capsys):
+    from agentsim.cli import main
+
+    bad = tmp_path / "not-a-db.db"
+    bad.write_text("garbage")
+    assert main(["tui", "--db", str(bad)]) == 2
+    assert "file is not a database" in capsys.readouterr().err
+    assert main(["tui", "--db", str(tmp_path / "missing" / "x.db")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["tui", "--db", str(tmp_path / "x.db"), "--scenarios", str(tmp_path / "nope")]) == 2
+    assert "not a folder" in capsys.readouterr().err
