@@ -188,6 +188,9 @@ class HFBackend(Backend):
         self.compute = self.precision if self.precision in DTYPE_PRECISIONS else o["dtype"]
         # hardware refusals happen here, before any model is loaded, so `agentsim run` stops up front
         self.accelerator: Accelerator = detect(o["device"])
+        if o["native"] and o["device"] == "cpu":
+            raise BackendError("hf: native=true runs on FP4 tensor cores, not on device=cpu",
+                               hint=f"hf:{spec.model or 'MODEL'}@{self.precision} (emulated) runs on the CPU")
         if o["native"]:
             self.accelerator = require_native_fp4(self.precision, backend="hf", model=spec.model or "MODEL")
         self.f16_note: str | None = None
