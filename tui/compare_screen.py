@@ -59,7 +59,7 @@ class CompareScreen(Screen[None]):
     BINDINGS = [
         Binding("b", "baseline", "Set baseline"),
         Binding("escape", "back", "Back"),
-        Binding("enter", "trace", "Trace"),
+        Binding("t", "trace", "Trace"),  # enter on a row too
     ]
 
     @dataclass

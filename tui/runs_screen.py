@@ -35,7 +35,7 @@ class RunsScreen(AgentsimScreen):
     BINDINGS = [
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
-        Binding("enter", "trace", "Trace"),
+        Binding("t", "trace", "Trace"),  # enter on a row too
         Binding("a", "mark_batch", "Mark batch"),
         Binding("r", "refresh", "Refresh"),
     ]

@@ -90,7 +90,8 @@ def error_context(exc: ScenarioError, radius: int = 2) -> Text:
 class ScenariosScreen(AgentsimScreen):
     MODE = "scenarios"
     BINDINGS = [
-        Binding("enter", "launch", "Launch this", show=True),
+        # enter on the list launches too (the list's own enter hides a screen binding in the footer)
+        Binding("l", "launch", "Launch this"),
         Binding("left_square_bracket", "instance(-1)", "Prev sample", key_display="["),
         Binding("right_square_bracket", "instance(1)", "Next sample", key_display="]"),
         Binding("p", "params", "Params"),
