@@ -158,6 +158,7 @@ class TraceScreen(AgentsimScreen):
         self._pending: tuple[int, int | None, str | None] | None = None
         self._run_token = 0
         self._instance_token = 0
+        self._options: list[tuple[str, int]] = []
 
     def compose_body(self) -> ComposeResult:
         yield Static("pick a run (or press enter on one in Runs)", id="trace-head")
@@ -183,7 +184,7 @@ class TraceScreen(AgentsimScreen):
     def _runs_listed(self, message: RunsListed) -> None:
         select = self.query_one("#trace-run", Select)
         options = [(_clip(f"{r.id} {r.scenario} {r.mode} {r.backend}", 26), r.id) for r in message.runs]
-        if [o[1] for o in options] == [o[1] for o in getattr(self, "_options", [])]:
+        if [o[1] for o in options] == [o[1] for o in self._options]:
             return
         self._options = options
         self._listing = True
@@ -210,6 +211,13 @@ class TraceScreen(AgentsimScreen):
             return
         self._request_run(run_id, instance, hop)
 
+    def _refresh_running(self) -> None:
+        from agentsim.engine import effective_status
+
+        if self.run is None or effective_status(self.run) != "running" or self.app.screen is not self:
+            return
+        self._request_run(self.run.id, self.instance_index, self.query_one(HopGraph).selected_hop)
+
     def _request_run(self, run_id: int, instance: int | None, hop: str | None) -> None:
         """Start loading a run; only the newest request's result is shown."""
         self._run_token += 1
@@ -220,6 +228,8 @@ class TraceScreen(AgentsimScreen):
         self.load_instance(run_id, index, hop, self._instance_token)
 
     def on_mount(self) -> None:
+        # a run still being written is re-read every few seconds (new hops, finished instances)
+        self.set_interval(self.ctx.refresh_s, self._refresh_running)
         if self._pending is not None:
             run_id, instance, hop = self._pending
             self._pending = None
@@ -249,7 +259,7 @@ class TraceScreen(AgentsimScreen):
         self.page = message.page
         self._listing = True
         select = self.query_one("#trace-run", Select)
-        if any(v == self.run.id for _, v in getattr(self, "_options", [])):
+        if any(v == self.run.id for _, v in self._options):
             select.value = self.run.id
         self._listing = False
         self._fill_instances()

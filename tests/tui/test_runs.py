@@ -67,7 +67,7 @@ async def test_reads_while_another_process_writes(fixed_db):
         await _wait_for(pilot, lambda: len(runs.rows) == 8)
         writer = subprocess.Popen(
             [sys.executable, "-m", "agentsim.cli", "run", str(SCENARIO_DIR / "tiny-chain.yaml"), "-b",
-             "noisy,p=0.2,latency_ms=10", "-n", "30", "--db", str(fixed_db)],
+             "noisy,p=0.2,latency_ms=20", "-n", "30", "--db", str(fixed_db)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         try:
@@ -77,6 +77,14 @@ async def test_reads_while_another_process_writes(fixed_db):
             await _wait_for(pilot, lambda: new_row() is not None and new_row().status == "running"
                             and 0 < new_row().hops_recorded < 120)
             seen_partial = new_row().hops_recorded
+            # the Trace inspector follows the run while it is written
+            await app.open_trace(9)
+            trace = app.screen
+            await _wait_for(pilot, lambda: trace.run is not None and trace.run.id == 9 and trace.page is not None)
+            first_total = trace.page.total
+            await _wait_for(pilot, lambda: trace.run.status == "complete" and trace.page.total == 30, timeout=60)
+            assert first_total < 30
+            await pilot.press("3")
             await _wait_for(pilot, lambda: new_row().status == "complete", timeout=60)
             assert new_row().hops_recorded == 120 and seen_partial < 120
         finally:
