@@ -321,6 +321,16 @@ class _Cursor:
                     out = count  # type: ignore[assignment]
                 self.pos += width * count
                 return out
+            if itype == _STRING and not keep:  # the vocabulary: skip it with as little Python as possible
+                buf, pos, unpack = self.buf, self.pos, struct.unpack_from
+                try:
+                    for _ in range(count):
+                        pos += 8 + unpack("<Q", buf, pos)[0]
+                except struct.error:
+                    pos = self.size + 1
+                self.pos = min(pos, self.size + 1) if pos > self.size else pos
+                self.need(0)
+                return count
             items = [self.value(itype, keep) for _ in range(count)]
             return items if keep else count
         raise ModelError(f"{self.path}: corrupt GGUF header (unknown value type {vtype})")
@@ -840,6 +850,8 @@ class ResolvedModel:
     license: str | None = None
     tensor_types: dict[str, int] = field(default_factory=dict)
     recipe: dict[str, Any] = field(default_factory=dict)
+    #: the context length the model was trained with (``<arch>.context_length``), when stated
+    context_length: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -896,7 +908,7 @@ def resolve(model: str | None, precision: str | None) -> ResolvedModel:
     recipe = {k: v for k, v in rec.items() if k not in ("path", "sha256", "bytes", "mtime_ns", "tensor_types", "precision")}
     return ResolvedModel(name=name, precision=prec, path=path, sha256=sha, bytes=st.st_size,
                          source_precision=manifest.get("source_precision"), license=manifest.get("license"),
-                         tensor_types=summary.tensor_types(), recipe=recipe)
+                         tensor_types=summary.tensor_types(), recipe=recipe, context_length=_context_length(summary))
 
 
 def _resolve_path(path: Path, prec: str | None) -> ResolvedModel:
@@ -909,7 +921,12 @@ def _resolve_path(path: Path, prec: str | None) -> ResolvedModel:
         )
     return ResolvedModel(name=path.stem, precision=prec or "source", path=path.resolve(), sha256=sha256_file(path),
                          bytes=summary.bytes, source_precision=own, tensor_types=summary.tensor_types(),
-                         recipe={"origin": "path"})
+                         recipe={"origin": "path"}, context_length=_context_length(summary))
+
+
+def _context_length(summary: GGUFSummary) -> int | None:
+    value = summary.metadata.get(f"{summary.architecture}.context_length")
+    return int(value) if isinstance(value, int) else None
 
 
 # --------------------------------------------------------------------------------------------

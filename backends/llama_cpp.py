@@ -80,7 +80,7 @@ class LlamaBackend(Backend):
         self._n_gpu_layers = (-1 if self._gpu else 0) if n_gpu < 0 else (n_gpu if self._gpu else 0)
         threads = int(self.options["n_threads"]) or os.cpu_count() or 1
         n_ctx = int(self.options["n_ctx"])
-        trained = _trained_context(resolved)
+        trained = resolved.context_length
         if trained and "n_ctx" not in self.spec.options_dict:
             n_ctx = min(n_ctx, trained)  # the default never exceeds what the model was trained on
         try:
@@ -299,13 +299,6 @@ def _evals(perf: Any) -> tuple[int, float]:
     n_p = perf.n_p_eval if perf.t_p_eval_ms > 0 else 0
     n_e = perf.n_eval if perf.t_eval_ms > 0 else 0
     return n_p + n_e, perf.t_p_eval_ms + perf.t_eval_ms
-
-
-def _trained_context(resolved: models.ResolvedModel) -> int | None:
-    meta = models.check_gguf(resolved.path).metadata
-    arch = meta.get("general.architecture")
-    value = meta.get(f"{arch}.context_length")
-    return int(value) if isinstance(value, int) else None
 
 
 def _cuda_capability() -> tuple[int, int] | None:
