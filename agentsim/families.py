@@ -455,12 +455,12 @@ _CHAIN_OWNERS = ("Ana", "Ben", "Cara", "Dan", "Eva", "Finn", "Gus", "Hana")
 @generator(
     "fan-in",
     description="Fan-in: several independent counting chains, combined by a final hop "
-    "(who has most / the sum / the largest).",
-    params={"depth": 2, "width": 2, "combine": "compare", "filler": 0, "answer": "plain"},
+    "(the sum / who has most / the largest).",
+    params={"depth": 2, "width": 2, "combine": "add", "filler": 0, "answer": "plain"},
     param_help={
         "depth": "hops on the longest path: each chain has depth-1 hops, then the combining hop",
         "width": "number of independent chains (2..8)",
-        "combine": "compare (who has the most), add (the total) or max (the largest amount)",
+        "combine": "add (the total), compare (who has the most) or max (the largest amount)",
         "filler": "neutral sentences in the system prompt (context length)",
         "answer": "plain or json",
     },
@@ -486,8 +486,11 @@ def fan_in(depth: int, width: int, combine: str, filler: int, answer: str) -> Ge
             hops.append({
                 "id": hid,
                 "depends_on": [] if k == 1 else [f"{letter}{k - 1}"],
+                # "compute a + b" rather than a bare word problem: small models do the former
+                # far more reliably (see docs/scenarios.md, calibration)
                 "prompt": owner + " has {{ " + before + " }} coins and {{ 'earns' if " + op
-                          + " == '+' else 'spends' }} {{ " + amount + " }}. How many coins does "
+                          + " == '+' else 'spends' }} {{ " + amount + " }}: compute {{ " + before
+                          + " }} {{ " + op + " }} {{ " + amount + " }}. How many coins does "
                           + owner + " have now? " + int_suffix,
                 "expect": f"({before} + {amount}) if {op} == '+' else ({before} - {amount})",
                 **int_fields,
@@ -501,7 +504,8 @@ def fan_in(depth: int, width: int, combine: str, filler: int, answer: str) -> Ge
         expect = "[" + ", ".join(f"[{f}, '{o}']" for o, f in zip(owners, finals, strict=True)) + "] | max(attribute=0) | last"
     elif combine == "add":
         suffix, fields = int_suffix, int_fields
-        question = "How many coins do they have together? " + suffix
+        question = ("How many coins do they have together? Compute "
+                    + " + ".join("{{ " + f + " }}" for f in finals) + ". " + suffix)
         expect = " + ".join(finals)
     else:
         suffix, fields = int_suffix, int_fields
@@ -558,15 +562,16 @@ _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", 
     "agent-workflow",
     description="Agent workflow: plan (which product) -> tool lookup (price, stock) -> compute "
     "(cost, running bill) -> verify (stock) -> answer. A wrong plan or extraction propagates.",
-    params={"depth": 1, "catalog": 6, "filler": 0, "answer": "plain"},
+    params={"depth": 1, "catalog": 6, "verify": True, "filler": 0, "answer": "plain"},
     param_help={
         "depth": "items in the customer's order (each adds plan, lookup, cost and bill hops)",
+        "verify": "end with the stock check and the conditional answer (false: the bill is the answer)",
         "catalog": "products in the catalogue the lookup tool reads (the rest are distractors)",
         "filler": "neutral sentences in the system prompt (context length)",
         "answer": "plain or json (numeric hops; the plan and verify hops stay one word)",
     },
 )
-def agent_workflow(depth: int, catalog: int, filler: int, answer: str) -> Generated:
+def agent_workflow(depth: int, catalog: int, verify: bool, filler: int, answer: str) -> Generated:
     _check_common(depth, hi=len(_ORDINALS), filler=filler, answer=answer)
     if not depth <= catalog <= len(_PRODUCTS):
         raise ValueError(f"catalog must be within depth..{len(_PRODUCTS)}")
@@ -594,9 +599,11 @@ def agent_workflow(depth: int, catalog: int, filler: int, answer: str) -> Genera
             "id": cost,
             "depends_on": [plan, look],
             "description": f"compute: the cost of item {j}",
-            "prompt": "The order asks for {{ qty[" + str(j - 1) + "] }} {{ " + plan + " }}. "
-                      "One {{ " + plan + " }} costs {{ " + look + ".price }} coins. "
-                      "How many coins do they cost? " + int_suffix,
+            # "Compute a * b" (not a word problem): the 0.5B default model copied the price
+            # 22 times in 30 on "How many coins do they cost?" and gets the product right
+            "prompt": "The order asks for {{ qty[" + str(j - 1) + "] }} {{ " + plan + " }} at {{ "
+                      + look + ".price }} coins each. Compute {{ qty[" + str(j - 1) + "] }} * {{ "
+                      + look + ".price }}. " + int_suffix,
             "expect": f"qty[{j - 1}] * {look}.price",
             **int_fields,
         })
@@ -614,6 +621,8 @@ def agent_workflow(depth: int, catalog: int, filler: int, answer: str) -> Genera
                 **int_fields,
             })
             bill = new_bill
+    if not verify:
+        return _agent_spec(depth, catalog, verify, filler, hops)
     stock_lines = " ".join(
         "{{ plan" + str(j) + " }}: ordered {{ qty[" + str(j - 1) + "] }}, in stock {{ look" + str(j)
         + ".stock }}." for j in range(1, depth + 1)
@@ -632,12 +641,18 @@ def agent_workflow(depth: int, catalog: int, filler: int, answer: str) -> Genera
         "id": "answer",
         "depends_on": [bill, "verify"],
         "description": "answer: the amount to charge",
-        "prompt": "The bill is {{ " + bill + " }} coins. Every item in stock: {{ verify }}. "
-                  "If every item is in stock the customer pays the bill, otherwise the customer "
-                  "pays 0. How many coins does the customer pay? " + int_suffix,
+        # this wording: 14/15 right with the 0.5B default model; "If every item is in stock the
+        # customer pays the bill, otherwise 0" got 6/30 (it answers the bill whatever the check)
+        "prompt": "Stock check passed: {{ verify }}. If yes, charge the bill of {{ " + bill
+                  + " }} coins; if no, charge 0. How many coins do you charge? " + int_suffix,
         "expect": f"{bill} if verify == 'yes' else 0",
         **int_fields,
     })
+    return _agent_spec(depth, catalog, verify, filler, hops)
+
+
+def _agent_spec(depth: int, catalog: int, verify: bool, filler: int, hops: list[dict[str, Any]]) -> Generated:
+    """The rest of agent-workflow: the instance drawer and the spec."""
 
     def draw(rng: random.Random, world: dict[str, Any]) -> dict[str, Any]:
         products = rng.sample(_PRODUCTS, catalog)
@@ -661,8 +676,9 @@ def agent_workflow(depth: int, catalog: int, filler: int, answer: str) -> Genera
     system = ("You are a shop assistant working through a customer's order step by step.\n"
               "Customer order: {{ order_text }}.")
     spec = {
-        "name": f"agent-workflow-d{depth}",
-        "description": f"plan, look up, compute, verify and answer for an order of {depth} item(s)",
+        "name": f"agent-workflow-d{depth}" + ("" if verify else "-noverify"),
+        "description": (f"plan, look up, compute, verify and answer for an order of {depth} item(s)"
+                        if verify else f"plan, look up and compute the bill of an order of {depth} item(s)"),
         "system": _system(system, _FACT_LINES) if filler else system,
         "hops": hops,
     }

@@ -212,7 +212,7 @@ def test_fan_in_expected(combine, depth):
         hops = {h["id"]: h for h in info["hops"]}
         final = hops.pop("combine")
         for h in hops.values():
-            m = re.match(r"(\w+) has (\d+) coins and (earns|spends) (\d+)\.", h["prompt"])
+            m = re.match(r"(\w+) has (\d+) coins and (earns|spends) (\d+):", h["prompt"])
             before, amount = int(m[2]), int(m[4])
             assert h["expected"] == (before + amount if m[3] == "earns" else before - amount) >= 0
         coins = {who: int(n) for who, n in re.findall(r"(\w+) has (\d+) coins\.", final["prompt"])}
@@ -377,3 +377,30 @@ def test_user_generators_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv(families.ENV_VAR, "no_such_module_here")
     with pytest.raises(ScenarioError, match="cannot import generator module 'no_such_module_here'"):
         families.load_user_generators()
+
+
+def test_docs_generator_example_works(monkeypatch):
+    """The generator in docs/scenarios.md registers, validates and has exact answers."""
+    from pathlib import Path
+
+    from agentsim import generators
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "scenarios.md").read_text()
+    code = re.search(r"```python\n(# myteam/families.py\n.*?)```", text, re.S)[1]
+    monkeypatch.setattr(generators, "_GENERATORS", dict(generators.available_generators()))
+    exec(compile(code, "docs/scenarios.md", "exec"), {"__name__": "docs_example"})
+    sc = build("unit-chain", depth=3, answer="json")
+    info = shown(sc, seed=1)
+    start = info["vars"]["start"]
+    assert [h["expected"] for h in info["hops"]] == [start * 1000, start * 100_000, start * 1_000_000]
+    with pytest.raises(ScenarioError, match="depth"):
+        build("unit-chain", depth=4)
+
+
+def test_agent_workflow_without_the_stock_check_ends_with_the_bill():
+    sc = build("agent-workflow", depth=2, verify=False)
+    assert scenario_shape(sc) == {"hops": 7, "llm_hops": 5, "tool_hops": 2, "depth": 4, "width": 2}
+    assert sc.sinks == ["bill2"] and "noverify" in sc.name
+    v = sc.instance(0, 0).vars
+    assert sc.instance(0, 0).expected["bill2"] == sum(
+        q * v["catalog"][p]["price"] for q, p in zip(v["qty"], v["items"], strict=True))
