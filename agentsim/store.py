@@ -237,6 +237,8 @@ class Store:
             else:
                 with self.engine.connect() as conn:
                     conn.execute(text("SELECT 1 FROM run LIMIT 1"))
+                if self._missing_columns():
+                    self._upgrade_for_reading()
         except OperationalError as exc:
             msg = str(exc.orig) if getattr(exc, "orig", None) else str(exc)
             raise StoreError(f"cannot use database {self.db}: {msg}") from None
@@ -252,6 +254,29 @@ class Store:
                 cur.execute(f"PRAGMA {key}={value}")
         finally:
             cur.close()
+
+    def _missing_columns(self) -> list[str]:
+        insp = inspect(self.engine)
+        missing = []
+        for table in SQLModel.metadata.sorted_tables:
+            if insp.has_table(table.name):
+                have = {c["name"] for c in insp.get_columns(table.name)}
+                missing += [f"{table.name}.{c.name}" for c in table.columns if c.name not in have]
+        return missing
+
+    def _upgrade_for_reading(self) -> None:
+        """A reader met a database written by an older agentsim: add the new nullable columns
+        once through a short writable connection (safe beside other readers in WAL mode)."""
+        missing = self._missing_columns()
+        try:
+            Store(self.db).close()
+        except StoreError as exc:
+            raise StoreError(
+                f"database {self.db} was written by an older agentsim (missing {', '.join(missing[:4])}"
+                f"{'…' if len(missing) > 4 else ''}) and cannot be upgraded here: {exc.message}",
+                hint="open it once with write access (e.g. agentsim runs --db on a writable copy)",
+            ) from None
+        self.engine.dispose()
 
     def _add_missing_columns(self) -> None:
         """Add nullable columns that newer versions added to existing tables (pre-Alembic).

@@ -70,3 +70,17 @@ def test_reader_while_writer_writes(tmp_path):
 def test_any_sqlalchemy_url(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'url.db'}")
     assert store.list_runs() == []
+
+
+def test_reader_upgrades_a_database_from_an_older_version(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "old.db"
+    Store(db).close()
+    con = sqlite3.connect(db)
+    con.execute("ALTER TABLE hop DROP COLUMN energy_note")  # what an older agentsim wrote
+    con.commit()
+    con.close()
+    ro = Store(db, readonly=True)
+    assert ro.list_runs() == [] and ro.hop_counts() == {}
+    assert ro._missing_columns() == []
