@@ -31,7 +31,7 @@ def _lcp(a: list[int], b: list[int]) -> int:
 
 @pytest.fixture
 def backend(tiny_gguf: Path):
-    b = create_backend(f"llama:{tiny_gguf}")
+    b = create_backend(f"llama:{tiny_gguf},n_threads=1")
     b.load()
     yield b
     b.close()
@@ -88,7 +88,7 @@ def test_prefix_reuse_counts_come_from_llama_cpp(backend) -> None:
 
 
 def test_prefix_cache_off_evaluates_everything(tiny_gguf: Path) -> None:
-    b = create_backend(f"llama:{tiny_gguf},prefix_cache=false")
+    b = create_backend(f"llama:{tiny_gguf},n_threads=1,prefix_cache=false")
     with b:
         for p in ("what is the value of the sum?", "the city is in the country."):
             c = b.generate(GenerationRequest(prompt=p, system=SYSTEM, max_tokens=3))
@@ -100,7 +100,7 @@ def test_cache_reuse_does_not_change_the_tokens(tiny_gguf: Path) -> None:
     prompts = ["what is the value of the sum?", "the city is in the country.", "answer with the number only."]
     outs = {}
     for cache in ("true", "false"):
-        b = create_backend(f"llama:{tiny_gguf},prefix_cache={cache}")
+        b = create_backend(f"llama:{tiny_gguf},n_threads=1,prefix_cache={cache}")
         with b:
             outs[cache] = [b.generate(GenerationRequest(prompt=p, system=SYSTEM, max_tokens=6)).extra["token_ids"] for p in prompts]
     assert outs["true"] == outs["false"]
@@ -158,7 +158,7 @@ def tiny_ladder(agentsim_home: Path, tiny_gguf_f16: Path) -> str:
 def test_rungs_load_and_label_themselves(tiny_ladder: str) -> None:
     ids = {}
     for rung in ("f16", "q8_0", "q4_0", "mxfp4", "nvfp4"):
-        b = create_backend(f"llama:tiny@{rung}")
+        b = create_backend(f"llama:tiny@{rung},n_threads=1")
         with b:
             c = b.generate(GenerationRequest(prompt="what is the value of the sum?", system=SYSTEM, max_tokens=8))
             info = b.info()
@@ -248,7 +248,7 @@ def test_load_failure_is_a_backend_error(tmp_path: Path) -> None:
 def test_engine_run_records_llama_figures(tiny_gguf: Path, tmp_path: Path) -> None:
     import agentsim
 
-    res = agentsim.simulate(["chain-linear"], [f"llama:{tiny_gguf}"], instances=2, seed=1, mode="oracle",
+    res = agentsim.simulate(["chain-linear"], [f"llama:{tiny_gguf},n_threads=1"], instances=2, seed=1, mode="oracle",
                             db=str(tmp_path / "runs.db"))
     res.raise_for_failures()
     run = res.runs[0]
@@ -267,7 +267,7 @@ def test_engine_run_records_llama_figures(tiny_gguf: Path, tmp_path: Path) -> No
 def test_engine_records_generation_failures_as_backend_errors(tiny_gguf: Path, tmp_path: Path) -> None:
     import agentsim
 
-    res = agentsim.simulate(["chain-linear"], [f"llama:{tiny_gguf},n_ctx=48"], instances=1, seed=1, mode="oracle",
+    res = agentsim.simulate(["chain-linear"], [f"llama:{tiny_gguf},n_threads=1,n_ctx=48"], instances=1, seed=1, mode="oracle",
                             db=str(tmp_path / "runs.db"))
     hops = res.to_pandas().hops
     assert len(hops) == 3
