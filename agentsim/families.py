@@ -156,10 +156,8 @@ def chain_arith(depth: int, max_operand: int, ops: str, filler: int, answer: str
     if not op_pool or set(ops) - set("+-*"):
         raise ValueError(f"ops must be made of + - * (got {ops!r})")
     suffix, fields = answer_fields(answer, "integer")
-    # the plain format keeps the original wording (and the system prompt's own instruction)
-    tail = "Reply with the number only." if answer == "plain" else suffix
     hops: list[dict[str, Any]] = [
-        {"id": "h1", "prompt": "Compute {{ start }} + {{ operands[0] }}. " + tail,
+        {"id": "h1", "prompt": "Compute {{ start }} + {{ operands[0] }}. " + suffix,
          "expect": "start + operands[0]", **fields}
     ]
     for i in range(2, depth + 1):
@@ -167,7 +165,7 @@ def chain_arith(depth: int, max_operand: int, ops: str, filler: int, answer: str
         hops.append({
             "id": f"h{i}",
             "depends_on": [prev],
-            "prompt": "Compute {{ " + prev + " }} {{ ops[" + k + "] }} {{ operands[" + k + "] }}. " + tail,
+            "prompt": "Compute {{ " + prev + " }} {{ ops[" + k + "] }} {{ operands[" + k + "] }}. " + suffix,
             "expect": f"({prev} + operands[{k}]) if ops[{k}] == '+' else (({prev} - operands[{k}]) "
                       f"if ops[{k}] == '-' else ({prev} * operands[{k}]))",
             **fields,
