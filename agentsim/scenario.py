@@ -710,7 +710,12 @@ def scenario_from_ref(ref: dict[str, Any]) -> Scenario:
     if kind == "generator":
         from .generators import build_generator
 
-        return build_generator(ref["name"], ref.get("params", {}), source=ref["name"])
+        scenario = build_generator(ref["name"], ref.get("params", {}), source=ref["name"])
+        if ref.get("name_override"):
+            # a scenario file renamed the family's scenario: the name seeds the instances
+            scenario.spec.name = ref["name_override"]
+            scenario.ref["name_override"] = ref["name_override"]
+        return scenario
     if kind == "spec":
         return scenario_from_dict(ref["spec"], source=f"<stored scenario {ref['spec'].get('name')}>")
     raise ScenarioError(f"unknown stored scenario reference {kind!r}")

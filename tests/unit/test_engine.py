@@ -208,3 +208,24 @@ def test_cancel_then_resume_records_each_hop_once(tmp_path):
     rows = store.hops(run.id)
     assert len(rows) == 12 and len({(h.instance_index, h.hop_id) for h in rows}) == 12
     assert all(i.finished for i in store.instances(run.id))
+
+
+def test_resume_of_a_renamed_generator_file_draws_the_same_instances(tmp_path):
+    from agentsim.engine import Cancelled
+
+    path = write(tmp_path, "generator: chain-arith\nparams: {depth: 3}\nname: renamed\n", "g.yaml")
+    sc = load_scenario(path)
+    store = Store(tmp_path / "g.db")
+    calls = {"n": 0}
+
+    def cancel():
+        calls["n"] += 1
+        return calls["n"] > 4
+
+    with pytest.raises(Cancelled):
+        execute([sc], ["scripted"], store=store, instances=3, seed=2, cancel=cancel)
+    run = store.list_runs()[0]
+    done = resume_run(store, run.id)
+    assert done.status == "complete"
+    expected = {i.index: i.expected for i in sc.instances(3, seed=2)}
+    assert {i.index: i.expected for i in store.instances(run.id)} == expected
