@@ -118,3 +118,15 @@ def make_test_app(db: Path, **kwargs: Any) -> Any:
                                 meter_factory=fixed_meter, backend_choices=backend_choices)
     opts.update(kwargs)
     return make_app(str(db), **opts)
+
+
+async def wait_for(pilot, predicate, timeout: float = 20.0) -> None:
+    """Let the app run until ``predicate()`` holds (the UI works in thread workers)."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not predicate():
+        if loop.time() > end:
+            raise AssertionError("timed out waiting for the UI")
+        await pilot.pause(0.05)

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from agentsim.cli import main as cli_main
 from agentsim.store import Store
 
 from .helpers import SCENARIO_DIR, make_test_app, run_async, screen_text
+from .helpers import wait_for as _wait_for
 
 TINY = str(SCENARIO_DIR / "tiny-chain.yaml")
 
-
-async def _wait_for(pilot, predicate, timeout: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError("timed out waiting for the UI")
-        await pilot.pause(0.05)
 
 
 async def _fill_form(app, pilot, spec: str, instances: str, mode: str = "free") -> None:

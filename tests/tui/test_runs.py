@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 
 import pytest
 
 from .helpers import SCENARIO_DIR, make_test_app, run_async, screen_text
-
-
-async def _wait_for(pilot, predicate, timeout: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError("timed out waiting for the UI")
-        await pilot.pause(0.05)
+from .helpers import wait_for as _wait_for
 
 
 @run_async

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from agentsim.store import Store
 
 from .helpers import make_test_app, run_async, screen_text
-
-
-async def _wait_for(pilot, predicate, timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError("timed out waiting for the UI")
-        await pilot.pause(0.05)
+from .helpers import wait_for as _wait_for
 
 
 def _propagated_failure(db):
