@@ -120,10 +120,8 @@ def make_test_app(db: Path, **kwargs: Any) -> Any:
     return make_app(str(db), **opts)
 
 
-async def wait_for(pilot, predicate, timeout: float = 20.0) -> None:
+async def wait_for(pilot: Any, predicate: Callable[[], bool], timeout: float = 20.0) -> None:
     """Let the app run until ``predicate()`` holds (the UI works in thread workers)."""
-    import asyncio
-
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
     while not predicate():

@@ -6,22 +6,13 @@ screen is settled (workers done, data shown), so the picture is the same on ever
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .helpers import SCENARIO_DIR
+from .helpers import SCENARIO_DIR, wait_for
 
 State = Callable[[Any], Awaitable[None]]
 
-
-async def wait_for(pilot: Any, predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError("timed out waiting for the UI")
-        await pilot.pause(0.05)
 
 
 async def settle(pilot: Any) -> None:
