@@ -217,7 +217,27 @@ def compare_runs(store: Store, run_ids: list[int], baseline: int | None = None) 
             k: _ratio(s[k], base[k])
             for k in ("accuracy", "task_success", "wall_s_per_hop", "decode_tokens_per_s", "energy_per_correct_task_j")
         }
+        s["relative_ci95"] = {
+            "accuracy": ratio_ci(s["accuracy"], s["hops_recorded"], base["accuracy"], base["hops_recorded"]),
+            "task_success": ratio_ci(s["task_success"], s["instances_finished"],
+                                     base["task_success"], base["instances_finished"]),
+        }
     return summaries
+
+
+def ratio_ci(p1: float | None, n1: int, p0: float | None, n0: int, z: float = 1.96) -> list[float] | None:
+    """95% interval of the ratio of two proportions p1/p0 (Katz log method, 0.5 added to
+    zero counts). None when either side has no observations or the baseline is 0."""
+    if p1 is None or p0 is None or not n1 or not n0 or p0 == 0:
+        return None
+    x1, x0 = p1 * n1, p0 * n0
+    if x1 == 0:
+        x1, n1 = 0.5, n1 + 0.5
+    if x0 == 0:
+        x0, n0 = 0.5, n0 + 0.5
+    r = (x1 / n1) / (x0 / n0)
+    se = math.sqrt(max(0.0, 1 / x1 - 1 / n1 + 1 / x0 - 1 / n0))
+    return [r * math.exp(-z * se), r * math.exp(z * se)]
 
 
 def _ratio(a: Any, b: Any) -> float | None:
