@@ -31,8 +31,9 @@ def scenario_shape(sc: Scenario) -> dict[str, Any]:
     }
 
 
-def list_scenarios(extra_dirs: list[str] | None = None) -> list[dict[str, Any]]:
-    """Bundled families, bundled files and files in ``extra_dirs``.
+def list_scenarios(extra_dirs: list[str] | None = None, *, include_bundled: bool = True) -> list[dict[str, Any]]:
+    """Bundled families, bundled files and files in ``extra_dirs`` (only the latter when
+    ``include_bundled`` is off).
 
     Each item: ``name``, ``kind`` (family | file), ``description``, ``params`` (a family's
     defaults, or the parameters a file passes to its generator), ``param_help``, ``family`` (the
@@ -43,7 +44,7 @@ def list_scenarios(extra_dirs: list[str] | None = None) -> list[dict[str, Any]]:
     from .generators import available_generators, build_generator
 
     items: list[dict[str, Any]] = []
-    for name, info in available_generators().items():
+    for name, info in (available_generators() if include_bundled else {}).items():
         item: dict[str, Any] = {
             "name": name, "kind": "family", "description": info.description,
             "params": dict(info.params), "param_help": dict(info.param_help),
@@ -54,7 +55,7 @@ def list_scenarios(extra_dirs: list[str] | None = None) -> list[dict[str, Any]]:
         except ScenarioError as exc:  # a user-registered generator with bad defaults
             item["error"] = str(exc)
         items.append(item)
-    files: list[tuple[str, Path]] = list(bundled_scenarios().items())
+    files: list[tuple[str, Path]] = list(bundled_scenarios().items()) if include_bundled else []
     for d in extra_dirs or []:
         folder = Path(d)
         if not folder.is_dir():

@@ -28,25 +28,9 @@ __all__ = ["ScenariosScreen", "scenario_items", "error_context"]
 def scenario_items(scenario_dirs: list[str], include_bundled: bool) -> list[dict[str, Any]]:
     """``catalog.list_scenarios`` items; only the files of ``scenario_dirs`` when
     ``include_bundled`` is off (tests: a list that does not move with the bundled set)."""
-    if include_bundled:
-        from agentsim.catalog import list_scenarios
+    from agentsim.catalog import list_scenarios
 
-        return list_scenarios(extra_dirs=scenario_dirs)
-    from agentsim.scenario import load_scenario
-
-    items: list[dict[str, Any]] = []
-    for d in scenario_dirs:
-        for path in sorted(Path(d).glob("*.y*ml")):
-            item: dict[str, Any] = {"name": path.stem, "kind": "file", "description": "", "params": {},
-                                    "param_help": {}, "path": str(path), "error": None}
-            try:
-                sc = load_scenario(path)
-            except ScenarioError as exc:
-                item["error"] = str(exc)
-            else:
-                item["description"] = sc.description
-            items.append(item)
-    return items
+    return list_scenarios(extra_dirs=scenario_dirs, include_bundled=include_bundled)
 
 
 def display_path(path: str | None) -> str:
