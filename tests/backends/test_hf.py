@@ -50,6 +50,16 @@ def _loaded(spec: str):
 # generation on the tiny GGUF
 
 
+
+def _llama_greedy(llm, ids: list[int], n: int) -> list[int]:
+    """llama-cpp-python's greedy continuation of ``ids``: at most ``n`` ids, up to end of sequence."""
+    out: list[int] = []
+    for t in llm.generate(ids, top_k=1, temp=0.0, reset=True):
+        out.append(int(t))
+        if len(out) >= n or t == llm.token_eos():
+            break
+    return out
+
 def test_greedy_is_deterministic_and_timed(tiny_gguf: Path, home: Path) -> None:
     b = _loaded(f"hf:{tiny_gguf}@f32")
     c1 = b.generate(_req(0))
@@ -206,11 +216,7 @@ def test_hf_f32_agrees_with_llama_cpp(tiny_gguf: Path, home: Path, llama_file: s
         assert llm.tokenize(text.encode(), add_bos=False, special=True) == ids
         # ... and the two runtimes on the greedy continuation
         ours = b.generate(req).extra["token_ids"]
-        theirs: list[int] = []
-        for t in llm.generate(ids, top_k=1, temp=0.0, reset=True):
-            theirs.append(int(t))
-            if len(theirs) >= len(ours) or t == llm.token_eos():
-                break
+        theirs = _llama_greedy(llm, ids, len(ours))
         assert len(ours) == n
         assert ours == theirs
 
@@ -410,9 +416,5 @@ def test_default_model_hf_f32_agrees_with_llama_f16() -> None:
                             system="You are a helpful assistant.", max_tokens=32)
     ids, _ = b._prompt_ids(req)
     ours = b.generate(req).extra["token_ids"]
-    theirs: list[int] = []
-    for t in llm.generate(ids, top_k=1, temp=0.0, reset=True):
-        theirs.append(int(t))
-        if len(theirs) >= len(ours) or t == llm.token_eos():
-            break
+    theirs = _llama_greedy(llm, ids, len(ours))
     assert ours == theirs
