@@ -63,7 +63,7 @@ def run_demo(args: argparse.Namespace) -> int:
         f"{len(scenarios)} scenarios x {len(specs)} precisions x 2 modes (free, oracle), "
         f"{instances} instances each, into {db}"
     )
-    from .cli import _progress_printer
+    from .console import progress_printer as _progress_printer
 
     bar, on_progress = _progress_printer(console)
     meter = make_meter("auto")

@@ -980,7 +980,7 @@ def _fmt_bytes(n: int | None) -> str:
 
 
 def _cmd_list(args: Any) -> int:
-    from .cli import _console, _print_json
+    from .console import console as _console, print_json as _print_json
 
     items = list_models()
     if args.json:
@@ -1003,7 +1003,7 @@ def _cmd_list(args: Any) -> int:
 
 
 def _cmd_fetch(args: Any) -> int:
-    from .cli import _console
+    from .console import console as _console
 
     console = _console()
     for name in args.names or [DEFAULT_MODEL]:
@@ -1012,7 +1012,7 @@ def _cmd_fetch(args: Any) -> int:
 
 
 def _cmd_prepare(args: Any) -> int:
-    from .cli import _console
+    from .console import console as _console
 
     console = _console()
     for name in args.names or [DEFAULT_MODEL]:
@@ -1021,7 +1021,7 @@ def _cmd_prepare(args: Any) -> int:
 
 
 def _cmd_add(args: Any) -> int:
-    from .cli import _console
+    from .console import console as _console
 
     console = _console()
     name = add(args.path, name=args.name, license=args.license, link=args.link, log=console.print)

@@ -1,0 +1,43 @@
+"""What every command module shares: the store from ``--db``, number formatting."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..console import console, print_json
+
+__all__ = ["console", "print_json", "open_store", "db_arg", "fmt", "fmt_ci", "fmt_energy"]
+
+
+def open_store(args: argparse.Namespace, readonly: bool = False) -> Any:
+    from ..store import Store
+
+    return Store(args.db, readonly=readonly)
+
+
+def db_arg(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--db", default=None, help="database path or SQLAlchemy URL (default: $AGENTSIM_DB or ./agentsim.db)")
+
+
+def fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def fmt_ci(v: Any, ci: Any) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.3f}" + (f"  [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def fmt_energy(e: dict[str, Any]) -> str:
+    if e["kind"] == "unavailable":
+        return "unavailable (no meter on this machine)"
+    if e["kind"] == "mixed":
+        parts = [f"{k}: {v['joules']:.3f} J" for k, v in e["by_kind"].items() if v["joules"] is not None]
+        return "mixed — " + ", ".join(parts)
+    return f"{e['joules']:.3f} J ({e['kind']}, {e['source']})"

@@ -1,0 +1,20 @@
+"""``agentsim demo``: the main job."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ..demo import run_demo
+
+    return run_demo(args)
+
+
+
+def add_cli(sub: Any) -> None:
+    sp = sub.add_parser("demo", help="the main job: bundled scenarios x precisions, a comparison table")
+    sp.add_argument("--db", default="agentsim-demo.db")
+    sp.add_argument("--instances", type=int, default=None)
+    sp.add_argument("--quick", action="store_true", help="fewer instances, fewer precisions")
+    sp.set_defaults(func=cmd_demo)

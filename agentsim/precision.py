@@ -1,0 +1,98 @@
+"""Every precision name agentsim knows, and how each can be realised: defined once, here.
+
+A precision is always stored with its *realisation*:
+
+- ``native``: computed by kernels that work in that format (llama.cpp's quantized dot products,
+  bitsandbytes, torchao, FP4/FP8 tensor cores);
+- ``emulated``: values rounded to the format and computed in a wider type (agentsim's own
+  int8/int4/MXFP4/NVFP4/FP8 fake quantization in torch, FP4 on hardware without FP4 units);
+- ``declared``: what a server says it runs (``openai`` backend); agentsim cannot verify it.
+
+This module is a leaf: it imports nothing of agentsim's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "REALISATIONS",
+    "LLAMA_RUNGS",
+    "LLAMA_PRECISIONS",
+    "FP4",
+    "FP8",
+    "FP4_NATIVE_MIN_CAPABILITY",
+    "FP8_NATIVE_MIN_CAPABILITY",
+    "F16_MIN_CAPABILITY",
+    "HF_DTYPES",
+    "EMULATED_SCHEMES",
+    "Precision",
+    "PRECISIONS",
+    "describe",
+    "bits",
+]
+
+#: how a precision is realised (stored on every run as ``precision_mode``)
+REALISATIONS: tuple[str, ...] = ("native", "emulated", "declared")
+
+#: llama.cpp's precision ladder, top (baseline) first
+LLAMA_RUNGS: tuple[str, ...] = ("f16", "q8_0", "q4_k_m", "q4_0", "mxfp4", "nvfp4")
+#: what a llama backend spec may ask for: a rung, or the file exactly as shipped
+LLAMA_PRECISIONS: tuple[str, ...] = (*LLAMA_RUNGS, "source")
+
+#: the 4-bit floating-point formats (E2M1 with block scales)
+FP4: tuple[str, ...] = ("mxfp4", "nvfp4")
+#: the 8-bit floating-point formats
+FP8: tuple[str, ...] = ("fp8",)
+
+#: FP4 tensor cores: Blackwell (sm_100, sm_120) and later
+FP4_NATIVE_MIN_CAPABILITY: tuple[int, int] = (10, 0)
+#: FP8 tensor cores: Ada (sm_89) and Hopper (sm_90) and later
+FP8_NATIVE_MIN_CAPABILITY: tuple[int, int] = (8, 9)
+#: native half-precision arithmetic on NVIDIA GPUs
+F16_MIN_CAPABILITY: tuple[int, int] = (5, 3)
+
+#: torch dtypes the hf backend computes in directly
+HF_DTYPES: tuple[str, ...] = ("f32", "bf16", "f16")
+#: weight formats agentsim emulates itself (agentsim.quant), also what the casting profiler times
+EMULATED_SCHEMES: tuple[str, ...] = ("int8", "int4", "mxfp4", "nvfp4")
+
+
+@dataclass(frozen=True)
+class Precision:
+    """One precision: its nominal bits per weight and a one-line description."""
+
+    name: str
+    bits: float
+    description: str
+
+
+PRECISIONS: dict[str, Precision] = {
+    p.name: p
+    for p in (
+        Precision("f32", 32, "IEEE float32"),
+        Precision("bf16", 16, "bfloat16"),
+        Precision("f16", 16, "IEEE float16"),
+        Precision("fp8", 8, "FP8 E4M3 (or E5M2) with per-output-channel scales"),
+        Precision("q8_0", 8.5, "llama.cpp Q8_0: int8 in blocks of 32 with an f16 scale"),
+        Precision("int8", 8, "int8 in blocks of 32 with a float scale"),
+        Precision("q4_k_m", 4.85, "llama.cpp Q4_K_M: 4-bit k-quants, some tensors at 6 bits"),
+        Precision("q4_0", 4.5, "llama.cpp Q4_0: 4-bit in blocks of 32 with an f16 scale"),
+        Precision("int4", 4, "int4 in blocks of 32 with a float scale"),
+        Precision("mxfp4", 4.25, "OCP MXFP4: E2M1 in blocks of 32 with a power-of-two (E8M0) scale"),
+        Precision("nvfp4", 4.5, "NVFP4: E2M1 in blocks of 16 with an FP8 (E4M3) scale"),
+        Precision("source", 0, "the model file exactly as shipped"),
+    )
+}
+
+
+def describe(name: str) -> str:
+    """A one-line description of a precision name ('' for one agentsim does not know)."""
+    p = PRECISIONS.get(name)
+    return p.description if p else ""
+
+
+def bits(name: str) -> float | None:
+    """Nominal bits per weight (None for unknown names and ``source``)."""
+    p = PRECISIONS.get(name)
+    return p.bits if p and p.bits else None
