@@ -98,7 +98,7 @@ def simulate(
     ``db``: a path or SQLAlchemy URL (default ``$AGENTSIM_DB`` or ``./agentsim.db``).
     """
     from .engine import execute
-    from .generators import parse_params
+    from .scenario.registry import parse_params
     from .measure import make_meter
     from .scenario import Scenario, resolve_scenario
 

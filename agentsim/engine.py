@@ -394,7 +394,7 @@ class _RunExecutor:
             trace.completion = None
             return finish("propagated" if not parents_ok else "backend", f"tool error: {detail}")
         trace.wall_s = time.perf_counter() - t0
-        from .scenario import _jsonable
+        from .values import jsonable as _jsonable
 
         value = _jsonable(value)
         trace.completion = repr(value)

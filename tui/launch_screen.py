@@ -223,7 +223,7 @@ class LaunchScreen(AgentsimScreen):
     def launch(self, request: LaunchRequest) -> None:
         """Resolve scenarios and run them: the same ``execute`` call as ``agentsim run``."""
         from agentsim.engine import Cancelled, execute
-        from agentsim.generators import parse_params
+        from agentsim.scenario.registry import parse_params
         from agentsim.scenario import resolve_scenario
 
         worker = get_current_worker()

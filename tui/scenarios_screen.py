@@ -28,7 +28,7 @@ __all__ = ["ScenariosScreen", "scenario_items", "error_context"]
 def scenario_items(scenario_dirs: list[str], include_bundled: bool) -> list[dict[str, Any]]:
     """``catalog.list_scenarios`` items; only the files of ``scenario_dirs`` when
     ``include_bundled`` is off (tests: a list that does not move with the bundled set)."""
-    from agentsim.catalog import list_scenarios
+    from agentsim.scenario.listing import list_scenarios
 
     return list_scenarios(extra_dirs=scenario_dirs, include_bundled=include_bundled)
 
@@ -215,8 +215,8 @@ class ScenariosScreen(AgentsimScreen):
 
 def render_preview(item: dict[str, Any], index: int, params_text: str) -> tuple[RenderableType, dict[str, Any]]:
     """The preview of one scenario item: header, hop graph, sample instance (or the error)."""
-    from agentsim.catalog import describe_instance
-    from agentsim.generators import parse_params
+    from agentsim.scenario.listing import describe_instance
+    from agentsim.scenario.registry import parse_params
     from agentsim.scenario import resolve_scenario
 
     ref = item["path"] or item["name"]

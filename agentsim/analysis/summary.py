@@ -6,7 +6,7 @@ import math
 from collections import Counter, defaultdict
 from typing import Any
 
-from ..store import RunRead, Store
+from agentsim.store import RunRead, Store
 
 __all__ = ["summarize_run", "energy_summary", "wilson", "compare_runs", "accuracy_by_depth", "fit_reliability"]
 
@@ -110,7 +110,7 @@ def energy_summary(rows: list[dict[str, Any]], run: RunRead | None = None) -> di
 
 def summarize_run(store: Store, run: RunRead | int, *, hop_count: int | None = None) -> dict[str, Any]:
     """The figures of one run (what ``agentsim show --json`` prints)."""
-    from ..engine import effective_status
+    from agentsim.engine import effective_status
 
     if isinstance(run, int):
         run = store.get_run(run)

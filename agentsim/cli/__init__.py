@@ -10,11 +10,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import sys
 from collections.abc import Sequence
 
-from ..console import console
-from ..errors import AgentsimError
+from agentsim.console import console
+from agentsim.errors import AgentsimError
 
 #: command modules, in the order ``agentsim --help`` lists their commands
 COMMANDS: list[str] = [
@@ -36,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from .. import __version__
+    from agentsim import __version__
 
     return __version__
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..console import console, print_json
+from agentsim.console import console, print_json
 
 __all__ = ["console", "print_json", "open_store", "db_arg", "fmt", "fmt_ci", "fmt_energy"]
 
 
 def open_store(args: argparse.Namespace, readonly: bool = False) -> Any:
-    from ..store import Store
+    from agentsim.store import Store
 
     return Store(args.db, readonly=readonly)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ..demo import run_demo
+    from agentsim.demo import run_demo
 
     return run_demo(args)
 

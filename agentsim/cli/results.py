@@ -9,8 +9,9 @@ from typing import Any
 
 from .common import console, db_arg, fmt, fmt_ci, fmt_energy, open_store, print_json
 
+
 def cmd_runs(args: argparse.Namespace) -> int:
-    from ..engine import effective_status
+    from agentsim.engine import effective_status
 
     store = open_store(args, readonly=True)
     runs = store.list_runs(limit=args.limit)
@@ -41,7 +42,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from ..analysis import summarize_run
+    from agentsim.analysis import summarize_run
 
     store = open_store(args, readonly=True)
     s = summarize_run(store, args.run_id)
@@ -76,7 +77,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..api import load_results
+    from agentsim.api import load_results
 
     results = load_results(args.db, [args.run_id])
     frames = results.to_pandas()
@@ -84,7 +85,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "csv":
         frames.hops.to_csv(out, index=False)
     else:
-        from ..analysis import summarize_run
+        from agentsim.analysis import summarize_run
 
         payload = {"run": summarize_run(results.store, args.run_id),
                    "hops": json.loads(frames.hops.to_json(orient="records", date_format="iso"))}
@@ -94,8 +95,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ..analysis import compare_runs
-    from ..report import comparison_table
+    from agentsim.analysis import compare_runs
+    from agentsim.report import comparison_table
 
     store = open_store(args, readonly=True)
     rows = compare_runs(store, args.run_ids, baseline=args.baseline)

@@ -6,18 +6,19 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from ..console import progress_printer
-from ..errors import AgentsimError
+from agentsim.console import progress_printer
+from agentsim.errors import AgentsimError
+
 from .common import console, db_arg, open_store
 
 # validate
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from ..errors import ScenarioError
-    from ..scenario import load_scenario
+    from agentsim.errors import ScenarioError
+    from agentsim.scenario import load_scenario
 
-    console = console()
+    out = console()
     bad = 0
     for f in args.files:
         try:
@@ -28,7 +29,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
             console(stderr=True).print(f"[red]invalid[/red] {escape(str(exc))}")
             continue
-        console.print(
+        out.print(
             f"[green]ok[/green] {f}: scenario '{sc.name}', {len(sc.order)} hops, "
             f"depth {max(sc.depth.values())}"
         )
@@ -39,15 +40,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
 # run
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..engine import execute, resume_run
-    from ..generators import parse_params
-    from ..measure import make_meter
-    from ..scenario import resolve_scenario
+    from agentsim.engine import execute, resume_run
+    from agentsim.measure import make_meter
+    from agentsim.scenario import resolve_scenario
+    from agentsim.scenario.registry import parse_params
 
-    console = console(stderr=True)
+    err = console(stderr=True)
     store = open_store(args)
     meter = make_meter(args.energy)
-    bar, on_progress = progress_printer(console)
+    bar, on_progress = progress_printer(err)
     try:
         if args.resume is not None:
             if args.scenarios or args.backend:
@@ -79,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_run_lines(runs: Sequence[Any], store: Any) -> None:
-    from ..analysis import summarize_run
+    from agentsim.analysis import summarize_run
 
     out = console()
     for run in runs:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..errors import AgentsimError
+from agentsim.errors import AgentsimError
+
 from .common import console, print_json
 
+
 def cmd_scenarios_list(args: argparse.Namespace) -> int:
-    from ..catalog import list_scenarios
+    from agentsim.scenario.listing import list_scenarios
 
     items = list_scenarios(extra_dirs=args.dir)
     if args.json:
@@ -32,9 +34,9 @@ def cmd_scenarios_list(args: argparse.Namespace) -> int:
 
 
 def cmd_scenarios_show(args: argparse.Namespace) -> int:
-    from ..catalog import describe_instance
-    from ..generators import parse_params
-    from ..scenario import resolve_scenario
+    from agentsim.scenario import resolve_scenario
+    from agentsim.scenario.listing import describe_instance
+    from agentsim.scenario.registry import parse_params
 
     points = parse_params(args.param)
     if len(points) > 1:

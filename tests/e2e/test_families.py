@@ -16,7 +16,7 @@ import pytest
 
 from agentsim.analysis import summarize_run
 from agentsim.api import simulate
-from agentsim.catalog import scenario_shape
+from agentsim.scenario.listing import scenario_shape
 from agentsim.scenario import resolve_scenario
 
 FAMILIES = [

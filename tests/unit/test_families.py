@@ -10,11 +10,11 @@ import pytest
 
 from agentsim.answers import ParseSpec, check_answer, format_answer, parse_answer
 from agentsim.backends.simulated import wrong_value
-from agentsim.catalog import describe_instance, list_scenarios, scenario_shape
 from agentsim.errors import ScenarioError
-from agentsim.generators import available_generators, build_generator
 from agentsim.grammar import check_grammar
 from agentsim.scenario import bundled_scenarios, load_scenario
+from agentsim.scenario.listing import describe_instance, list_scenarios, scenario_shape
+from agentsim.scenario.registry import available_generators, build_generator
 
 FAMILIES = [
     "chain-arith", "var-track", "pointer-chase", "relation-compose", "fan-in", "agent-workflow",
@@ -352,14 +352,11 @@ def test_parse_spec_of_word_hops_is_case_insensitive():
 
 
 def test_user_generators_from_the_environment(tmp_path, monkeypatch):
-    from agentsim import families, generators
-    from agentsim.generators import get_generator
-
-    # the registry is process-wide: register into a copy that is put back afterwards
-    monkeypatch.setattr(generators, "_GENERATORS", dict(generators.available_generators()))
+    from agentsim.scenario.families import user as families
+    from agentsim.scenario.registry import FAMILIES, get_generator
 
     (tmp_path / "my_team_families.py").write_text(
-        "from agentsim.generators import Generated, generator\n"
+        "from agentsim.scenario import Generated, generator\n"
         "@generator('halving', description='halve a number', params={'depth': 1})\n"
         "def halving(depth):\n"
         "    hops = [{'id': 'h1', 'prompt': 'Halve {{ x }}.', 'parse': 'integer', 'expect': 'x // 2'}]\n"
@@ -367,34 +364,38 @@ def test_user_generators_from_the_environment(tmp_path, monkeypatch):
         "                     draw_vars=lambda rng, world: {'x': 2 * rng.randint(1, 50)}, var_names=['x'])\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv(families.ENV_VAR, "my_team_families")
-    assert families.load_user_generators() == ["my_team_families"]
-    assert get_generator("halving") is not None
-    ref = tmp_path / "mine.yaml"
-    ref.write_text("generator: halving\nparams: {depth: 1}\n")
-    sc = load_scenario(ref)
-    assert sc.instance(0, 0).expected["h1"] * 2 == sc.instance(0, 0).vars["x"]
-    monkeypatch.setenv(families.ENV_VAR, "no_such_module_here")
-    with pytest.raises(ScenarioError, match="cannot import generator module 'no_such_module_here'"):
-        families.load_user_generators()
+    # the registry is process-wide: what this test registers is undone afterwards
+    with FAMILIES.scoped():
+        monkeypatch.setenv(families.ENV_VAR, "my_team_families")
+        assert families.load_user_generators() == ["my_team_families"]
+        assert get_generator("halving") is not None
+        ref = tmp_path / "mine.yaml"
+        ref.write_text("generator: halving\nparams: {depth: 1}\n")
+        sc = load_scenario(ref)
+        assert sc.instance(0, 0).expected["h1"] * 2 == sc.instance(0, 0).vars["x"]
+        monkeypatch.setenv(families.ENV_VAR, "no_such_module_here")
+        with pytest.raises(ScenarioError, match="cannot import generator module 'no_such_module_here'"):
+            families.load_user_generators()
+    assert get_generator("halving") is None
 
 
 def test_docs_generator_example_works(monkeypatch):
     """The generator in docs/scenarios.md registers, validates and has exact answers."""
     from pathlib import Path
 
-    from agentsim import generators
+    from agentsim.scenario.registry import FAMILIES
 
     text = (Path(__file__).resolve().parents[2] / "docs" / "scenarios.md").read_text()
     code = re.search(r"```python\n(# myteam/families.py\n.*?)```", text, re.S)[1]
-    monkeypatch.setattr(generators, "_GENERATORS", dict(generators.available_generators()))
-    exec(compile(code, "docs/scenarios.md", "exec"), {"__name__": "docs_example"})
-    sc = build("unit-chain", depth=3, answer="json")
-    info = shown(sc, seed=1)
-    start = info["vars"]["start"]
-    assert [h["expected"] for h in info["hops"]] == [start * 1000, start * 100_000, start * 1_000_000]
-    with pytest.raises(ScenarioError, match="depth"):
-        build("unit-chain", depth=4)
+    with FAMILIES.scoped():
+        exec(compile(code, "docs/scenarios.md", "exec"), {"__name__": "docs_example"})
+        sc = build("unit-chain", depth=3, answer="json")
+        info = shown(sc, seed=1)
+        start = info["vars"]["start"]
+        assert [h["expected"] for h in info["hops"]] == [start * 1000, start * 100_000, start * 1_000_000]
+        with pytest.raises(ScenarioError, match="depth"):
+            build("unit-chain", depth=4)
+    assert "unit-chain" not in FAMILIES
 
 
 def test_agent_workflow_without_the_stock_check_ends_with_the_bill():

@@ -9,9 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from . import expr
-from .errors import ScenarioError
-from .scenario import Scenario, bundled_scenarios, load_scenario
+from agentsim import expr
+from agentsim.errors import ScenarioError
+
+from .bundled import bundled_scenarios
+from .load import load_scenario
+from .model import Scenario
 
 __all__ = ["list_scenarios", "describe_instance", "scenario_shape"]
 
@@ -41,7 +44,7 @@ def list_scenarios(extra_dirs: list[str] | None = None, *, include_bundled: bool
     parameters), ``path``, and ``error`` when a file does not validate (the item is still listed,
     so a viewer can show why).
     """
-    from .generators import available_generators, build_generator
+    from .registry import available_generators, build_generator
 
     items: list[dict[str, Any]] = []
     for name, info in (available_generators() if include_bundled else {}).items():

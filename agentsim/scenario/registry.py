@@ -1,4 +1,4 @@
-"""Scenario generators: Python functions that build a scenario family from parameters.
+"""Scenario families: Python generators that build a scenario from parameters, and their registry.
 
 A generator returns the scenario as plain data (the same shape as a YAML scenario file) plus,
 optionally, a function that draws each instance's variables from a seeded ``random.Random``.
@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ScenarioError
+from agentsim.errors import ScenarioError
+from agentsim.registry import Registry
 
 __all__ = [
     "Generated",
@@ -48,7 +49,28 @@ class GeneratorInfo:
     param_help: dict[str, str] = field(default_factory=dict)
 
 
-_GENERATORS: dict[str, GeneratorInfo] = {}
+#: the built-in families: lazy "module" entries (importing a module runs its @generator decorators)
+BUILTIN_FAMILY_MODULES: tuple[str, ...] = (
+    "agentsim.scenario.families.arithmetic",
+    "agentsim.scenario.families.tracking",
+    "agentsim.scenario.families.relations",
+    "agentsim.scenario.families.fan_in",
+    "agentsim.scenario.families.workflow",
+)
+
+
+def _load_builtin() -> None:
+    import importlib
+
+    for module in BUILTIN_FAMILY_MODULES:
+        importlib.import_module(module)
+    from .families.user import load_user_generators
+
+    load_user_generators()
+
+
+#: every family by name (built-ins, $AGENTSIM_GENERATORS modules, ``agentsim.generators`` entry points)
+FAMILIES: Registry[GeneratorInfo] = Registry("family", error=ScenarioError, on_first_use=_load_builtin)
 
 
 def generator(
@@ -61,25 +83,19 @@ def generator(
     """Register a generator. ``params`` maps each parameter to its default (its type too)."""
 
     def deco(fn: Callable[..., Generated]) -> Callable[..., Generated]:
-        _GENERATORS[name] = GeneratorInfo(name, description, dict(params), fn, dict(param_help or {}))
+        FAMILIES.register(name, GeneratorInfo(name, description, dict(params), fn, dict(param_help or {})),
+                          description=description, origin=fn.__module__)
         return fn
 
     return deco
 
 
-def _load_builtin() -> None:
-    # the bundled families register themselves on import
-    from . import families  # noqa: F401
-
-
 def get_generator(name: str) -> GeneratorInfo | None:
-    _load_builtin()
-    return _GENERATORS.get(name)
+    return FAMILIES.find(name)
 
 
 def available_generators() -> dict[str, GeneratorInfo]:
-    _load_builtin()
-    return dict(sorted(_GENERATORS.items()))
+    return dict(FAMILIES.items())
 
 
 def _coerce(name: str, value: Any, default: Any, source: str | None) -> Any:
@@ -113,7 +129,7 @@ def _coerce(name: str, value: Any, default: Any, source: str | None) -> Any:
 
 def build_generator(name: str, params: dict[str, Any], *, source: str | None = None) -> Any:
     """Build the scenario of generator ``name`` with ``params`` (validated against its defaults)."""
-    from .scenario import scenario_from_dict
+    from .compile import scenario_from_dict
 
     info = get_generator(name)
     if info is None:

@@ -1,0 +1,261 @@
+"""Compiling plain data (a parsed YAML file or a generator's output) into a validated Scenario."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+from pydantic import ValidationError
+
+from agentsim import expr
+from agentsim.answers import CheckSpec, ParseSpec
+from agentsim.errors import ScenarioError
+
+from .model import Scenario, VarDrawer
+from .spec import HopSpec, ScenarioSpec
+from .vars import check_var_spec
+
+__all__ = ["scenario_from_dict", "line_for"]
+
+
+def line_for(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
+    loc = tuple(loc)
+    while loc:
+        if loc in lines:
+            return lines[loc]
+        loc = loc[:-1]
+    return lines.get(())
+
+
+
+def scenario_from_dict(
+    data: Any,
+    *,
+    source: str = "<dict>",
+    lines: dict[tuple[Any, ...], int] | None = None,
+    draw_vars: VarDrawer | None = None,
+    ref: dict[str, Any] | None = None,
+) -> Scenario:
+    """Validate a scenario given as plain data (what a YAML file or a generator produces)."""
+    lines = lines or {}
+    if not isinstance(data, dict):
+        raise ScenarioError(
+            f"the top level must be a mapping with 'name' and 'hops', not a {type(data).__name__}",
+            source=source,
+            line=lines.get(()),
+        )
+    if "generator" in data:
+        raise ScenarioError(
+            "a generator reference ('generator: NAME') is resolved by the loader, not compiled",
+            source=source, line=lines.get(("generator",)), field="generator",
+        )
+
+    hops_raw = data.get("hops") if isinstance(data.get("hops"), list) else []
+
+    def hop_id_at(index: Any) -> str | None:
+        if isinstance(index, int) and index < len(hops_raw) and isinstance(hops_raw[index], dict):
+            hid = hops_raw[index].get("id")
+            return str(hid) if hid is not None else f"#{index + 1}"
+        return None
+
+    try:
+        spec = ScenarioSpec.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        hop = hop_id_at(loc[1]) if len(loc) > 1 and loc[0] == "hops" else None
+        fld_parts = [str(x) for x in (loc[2:] if hop else loc)]
+        # pydantic puts the model-level validator failures at the hop itself
+        fld = ".".join(p for p in fld_parts if not p.startswith("function-")) or None
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown field (allowed: {_allowed_fields(loc, hop)})"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        more = len(exc.errors()) - 1
+        if more:
+            msg += f" (and {more} more problem{'s' if more > 1 else ''})"
+        raise ScenarioError(msg, source=source, line=line_for(lines, loc), hop=hop, field=fld) from None
+
+    def hop_line(i: int, fld: str | None = None) -> int | None:
+        return line_for(lines, ("hops", i, fld) if fld else ("hops", i))
+
+    # ids, dependencies and the graph
+    graph = nx.DiGraph()
+    for i, hop in enumerate(spec.hops):
+        if hop.id in graph:
+            raise ScenarioError(
+                "duplicate hop id", source=source, line=hop_line(i, "id"), hop=hop.id, field="id"
+            )
+        if hop.id in spec.world or hop.id in spec.vars:
+            raise ScenarioError(
+                "hop id shadows a world or vars name of the same spelling",
+                source=source,
+                line=hop_line(i, "id"),
+                hop=hop.id,
+                field="id",
+            )
+        graph.add_node(hop.id, spec=hop, index=i)
+    for i, hop in enumerate(spec.hops):
+        seen: set[str] = set()
+        for dep in hop.depends_on:
+            if dep == hop.id:
+                raise ScenarioError(
+                    "a hop cannot depend on itself",
+                    source=source,
+                    line=hop_line(i, "depends_on"),
+                    hop=hop.id,
+                    field="depends_on",
+                )
+            if dep not in graph:
+                raise ScenarioError(
+                    f"depends on unknown hop {dep!r} (hops: {', '.join(graph.nodes)})",
+                    source=source,
+                    line=hop_line(i, "depends_on"),
+                    hop=hop.id,
+                    field="depends_on",
+                )
+            if dep in seen:
+                raise ScenarioError(
+                    f"lists {dep!r} twice",
+                    source=source,
+                    line=hop_line(i, "depends_on"),
+                    hop=hop.id,
+                    field="depends_on",
+                )
+            seen.add(dep)
+            graph.add_edge(dep, hop.id)
+    if not nx.is_directed_acyclic_graph(graph):
+        cycle = nx.find_cycle(graph)
+        path = " -> ".join([e[0] for e in cycle] + [cycle[0][0]])
+        first = cycle[0][1]
+        raise ScenarioError(
+            f"dependency cycle: {path}",
+            source=source,
+            line=hop_line(graph.nodes[first]["index"], "depends_on"),
+            hop=first,
+            field="depends_on",
+        )
+    order = list(nx.lexicographical_topological_sort(graph, key=lambda n: graph.nodes[n]["index"]))
+    depth: dict[str, int] = {}
+    for n in order:
+        depth[n] = 1 + max((depth[p] for p in graph.predecessors(n)), default=0)
+
+    # names used by templates and expressions
+    world_names = set(spec.world) | {"world"}
+    var_names: set[str] = set()
+    for name, vspec in spec.vars.items():
+        try:
+            check_var_spec(name, vspec)
+        except ValueError as exc:
+            raise ScenarioError(str(exc), source=source, line=line_for(lines, ("vars", name)), field=f"vars.{name}") from None
+        if isinstance(vspec, dict) and list(vspec) == ["expr"]:
+            _check_names(
+                vspec["expr"], world_names | var_names | {"vars"}, set(), expression=True,
+                source=source, line=line_for(lines, ("vars", name)), hop=None, fld=f"vars.{name}",
+            )
+        var_names.add(name)
+    if draw_vars is not None:
+        var_names |= set((ref or {}).get("var_names", []))
+    base_names = world_names | var_names | {"vars"}
+    if spec.system:
+        _check_names(
+            spec.system, base_names, set(), expression=False, source=source,
+            line=line_for(lines, ("system",)), hop=None, fld="system",
+        )
+    all_hops = set(graph.nodes)
+    for i, hop in enumerate(spec.hops):
+        parents = set(hop.depends_on)
+        allowed = base_names | parents
+        others = all_hops - parents
+        if hop.prompt is not None:
+            _check_names(hop.prompt, allowed, others, expression=False, source=source,
+                         line=hop_line(i, "prompt"), hop=hop.id, fld="prompt")
+        if isinstance(hop.expect, str):
+            _check_names(hop.expect, allowed, others, expression=True, source=source,
+                         line=hop_line(i, "expect"), hop=hop.id, fld="expect")
+        for key, value in hop.args.items():
+            if isinstance(value, str):
+                _check_names(value, allowed, others, expression=True, source=source,
+                             line=line_for(lines, ("hops", i, "args", key)), hop=hop.id, fld=f"args.{key}")
+        if hop.grammar is not None:
+            from agentsim.grammar import check_grammar
+
+            problem = check_grammar(hop.grammar)
+            if problem:
+                raise ScenarioError(problem, source=source, line=hop_line(i, "grammar"), hop=hop.id, field="grammar")
+
+    scenario = Scenario(
+        spec=spec,
+        source=source,
+        ref=ref or {"kind": "spec", "spec": spec.model_dump(mode="json")},
+        graph=graph,
+        order=order,
+        depth=depth,
+        draw_vars=draw_vars,
+    )
+    # a dry run: draw one instance and render every template with the expected inputs, so that
+    # runtime errors (a missing key in a table, a failing tool) show up at load time
+    inst = scenario.instance(0, 0)
+    base = inst.context(spec.world)
+    try:
+        scenario.render_system(inst)
+    except Exception as exc:  # noqa: BLE001
+        raise ScenarioError(f"template fails to render: {exc}", source=source,
+                            line=line_for(lines, ("system",)), field="system") from None
+    for i, hop in enumerate(spec.hops):
+        if hop.prompt is None:
+            continue
+        ctx = dict(base)
+        for p in hop.depends_on:
+            ctx[p] = inst.expected[p]
+        try:
+            expr.render(hop.prompt, ctx)
+        except Exception as exc:  # noqa: BLE001
+            raise ScenarioError(f"template fails to render: {exc}", source=source,
+                                line=hop_line(i, "prompt"), hop=hop.id, field="prompt") from None
+    return scenario
+
+
+def _allowed_fields(loc: tuple[Any, ...], hop: str | None) -> str:
+    if hop is not None and len(loc) == 3:
+        return ", ".join(HopSpec.model_fields)
+    if hop is not None and len(loc) == 4 and loc[2] == "parse":
+        return ", ".join(ParseSpec.model_fields)
+    if hop is not None and len(loc) == 4 and loc[2] == "check":
+        return ", ".join(CheckSpec.model_fields)
+    return ", ".join(ScenarioSpec.model_fields) + ", generator, params"
+
+
+def _check_names(
+    source_text: str,
+    allowed: set[str],
+    other_hops: set[str],
+    *,
+    expression: bool,
+    source: str,
+    line: int | None,
+    hop: str | None,
+    fld: str,
+) -> None:
+    try:
+        names = expr.expression_names(source_text) if expression else expr.template_names(source_text)
+    except expr.TemplateSyntaxError as exc:
+        offset = (exc.lineno - 1) if (exc.lineno and not expression) else 0
+        raise ScenarioError(
+            f"{'expression' if expression else 'template'} syntax error: {exc.message}",
+            source=source,
+            line=(line + offset) if line else None,
+            hop=hop,
+            field=fld,
+        ) from None
+    for name in sorted(names - allowed):
+        if name in other_hops:
+            msg = f"uses hop {name!r}, which is not in depends_on"
+        else:
+            known = ", ".join(sorted(allowed - {"world", "vars"})) or "none"
+            msg = f"undeclared variable {name!r} (known here: {known})"
+        raise ScenarioError(msg, source=source, line=line, hop=hop, field=fld)
+

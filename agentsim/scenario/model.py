@@ -1,0 +1,152 @@
+"""A validated scenario (spec + networkx DAG) and its seeded instances."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from agentsim import expr
+from agentsim.errors import ScenarioError
+from agentsim.tools import ToolError, call_tool
+from agentsim.values import jsonable
+
+from .spec import HopSpec, ScenarioSpec
+from .vars import draw_var
+
+__all__ = ["Instance", "Scenario", "VarDrawer"]
+
+
+@dataclass
+class Instance:
+    """One seeded draw of a scenario: its variables and the expected answer of every hop."""
+
+    index: int
+    seed: int
+    vars: dict[str, Any]
+    expected: dict[str, Any]
+
+    def context(self, world: Mapping[str, Any]) -> dict[str, Any]:
+        ctx = dict(world)
+        ctx["world"] = dict(world)
+        ctx.update(self.vars)
+        ctx["vars"] = dict(self.vars)
+        return ctx
+
+
+VarDrawer = Callable[[random.Random, dict[str, Any]], dict[str, Any]]
+
+
+@dataclass
+class Scenario:
+    """A validated scenario: spec, DAG and a way to draw instances."""
+
+    spec: ScenarioSpec
+    source: str
+    ref: dict[str, Any]
+    graph: nx.DiGraph = field(repr=False)
+    order: list[str]
+    depth: dict[str, int]
+    draw_vars: VarDrawer | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def description(self) -> str:
+        return self.spec.description
+
+    @property
+    def hops(self) -> dict[str, HopSpec]:
+        return {h.id: h for h in self.spec.hops}
+
+    def hop(self, hop_id: str) -> HopSpec:
+        return self.graph.nodes[hop_id]["spec"]
+
+    def parents(self, hop_id: str) -> list[str]:
+        return list(self.hop(hop_id).depends_on)
+
+    @property
+    def sinks(self) -> list[str]:
+        return [n for n in self.order if self.graph.out_degree(n) == 0]
+
+    @property
+    def fingerprint(self) -> str:
+        blob = json.dumps(self.ref, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    # instances -------------------------------------------------------------------------
+
+    def instance(self, seed: int, index: int) -> Instance:
+        """Instance ``index`` of ``seed``: independent of how many instances are drawn."""
+        rng = random.Random(f"agentsim:{self.spec.name}:{seed}:{index}")
+        world = self.spec.world
+        values = self._draw(rng, world)
+        inst = Instance(index=index, seed=seed, vars=values, expected={})
+        base = inst.context(world)
+        for hop_id in self.order:
+            spec = self.hop(hop_id)
+            ctx = dict(base)
+            for p in spec.depends_on:
+                ctx[p] = inst.expected[p]
+            try:
+                inst.expected[hop_id] = self.expected_given(spec, ctx)
+            except ToolError as exc:
+                raise ScenarioError(
+                    f"the tool fails on the expected inputs ({exc})",
+                    source=self.source,
+                    hop=hop_id,
+                    field="args",
+                ) from None
+            except ScenarioError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - sandboxed evaluation error
+                raise ScenarioError(
+                    f"cannot compute the expected answer: {type(exc).__name__}: {exc}",
+                    source=self.source,
+                    hop=hop_id,
+                    field="expect",
+                ) from None
+        return inst
+
+    def instances(self, n: int, seed: int = 0) -> list[Instance]:
+        return [self.instance(seed, i) for i in range(n)]
+
+    def _draw(self, rng: random.Random, world: dict[str, Any]) -> dict[str, Any]:
+        if self.draw_vars is not None:
+            values = self.draw_vars(rng, dict(world))
+            return jsonable(values)
+        values: dict[str, Any] = {}
+        for name, spec in self.spec.vars.items():
+            try:
+                values[name] = draw_var(spec, rng, {**world, "world": world, **values})
+            except ScenarioError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                raise ScenarioError(
+                    f"cannot draw variable: {type(exc).__name__}: {exc}",
+                    source=self.source,
+                    field=f"vars.{name}",
+                ) from None
+        return jsonable(values)
+
+    @staticmethod
+    def expected_given(spec: HopSpec, ctx: dict[str, Any]) -> Any:
+        """The right answer of ``spec`` given the context (parents bound in ``ctx``)."""
+        if spec.kind == "tool" and spec.expect is None:
+            assert spec.tool is not None
+            args = {k: expr.evaluate(v, ctx) for k, v in spec.args.items()}
+            return jsonable(call_tool(spec.tool, args))
+        return jsonable(expr.evaluate(spec.expect, ctx))
+
+    def render_system(self, inst: Instance) -> str | None:
+        if not self.spec.system:
+            return None
+        return expr.render(self.spec.system, inst.context(self.spec.world))
+

@@ -1,0 +1,110 @@
+"""The scenario file format: hops and scenarios as pydantic models (what a YAML file holds)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from agentsim.answers import CheckSpec, ParseSpec, default_check
+from agentsim.tools import get_tool
+
+__all__ = ["HopSpec", "ScenarioSpec", "MAX_FILE_BYTES"]
+
+MAX_FILE_BYTES = 5_000_000
+_ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_RESERVED = {"world", "vars", "hop", "loop", "range", "true", "false", "none", "True", "False", "None"}
+
+class HopSpec(BaseModel):
+    """One hop: an LLM call or a deterministic tool call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    kind: Literal["llm", "tool"] = "llm"
+    depends_on: list[str] = Field(default_factory=list)
+    description: str | None = None
+    prompt: str | None = None
+    tool: str | None = None
+    args: dict[str, Any] = Field(default_factory=dict)
+    parse: ParseSpec = Field(default_factory=ParseSpec)
+    expect: str | int | float | bool | None = None
+    check: CheckSpec | None = None
+    max_tokens: int = Field(default=32, ge=1, le=32768)
+    stop: list[str] = Field(default_factory=list)
+    grammar: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, v: str) -> str:
+        if not _ID_RE.match(v):
+            raise ValueError(
+                f"hop id {v!r} must start with a letter or '_' and contain only letters, digits "
+                "and '_' (templates refer to hops by id)"
+            )
+        if v in _RESERVED:
+            raise ValueError(f"hop id {v!r} is reserved")
+        return v
+
+    @field_validator("parse", mode="before")
+    @classmethod
+    def _parse_shorthand(cls, v: Any) -> Any:
+        return {"type": v} if isinstance(v, str) else v
+
+    @field_validator("check", mode="before")
+    @classmethod
+    def _check_shorthand(cls, v: Any) -> Any:
+        return {"type": v} if isinstance(v, str) else v
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop_shorthand(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> HopSpec:
+        if self.kind == "llm":
+            if not self.prompt:
+                raise ValueError("an 'llm' hop needs a 'prompt' template")
+            if self.expect is None:
+                raise ValueError("an 'llm' hop needs 'expect': the expected answer (an expression)")
+            if self.tool or self.args:
+                raise ValueError("'tool' and 'args' belong to 'tool' hops (set kind: tool)")
+        else:
+            if not self.tool:
+                raise ValueError("a 'tool' hop needs 'tool': the name of a registered tool")
+            if get_tool(self.tool) is None:
+                from agentsim.tools import available_tools
+
+                raise ValueError(
+                    f"unknown tool {self.tool!r}; registered tools: {', '.join(available_tools())}"
+                )
+        if self.check is None:
+            self.check = default_check(self.parse)
+        return self
+
+
+class ScenarioSpec(BaseModel):
+    """A whole scenario file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    system: str | None = None
+    world: dict[str, Any] = Field(default_factory=dict)
+    vars: dict[str, Any] = Field(default_factory=dict)
+    hops: list[HopSpec] = Field(min_length=1)
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("world", "vars")
+    @classmethod
+    def _names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key in v:
+            if not isinstance(key, str) or not _ID_RE.match(key):
+                raise ValueError(f"name {key!r} must be an identifier (letters, digits, '_')")
+            if key in _RESERVED:
+                raise ValueError(f"name {key!r} is reserved")
+        return v
+
