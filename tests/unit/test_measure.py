@@ -15,10 +15,10 @@ from agentsim.measure import (
     CPUTimeEstimateMeter,
     MeterUnavailable,
     NVMLMeter,
-    _Extended,
     machine_info,
     make_meter,
 )
+from agentsim.measure.counter import _Extended
 
 from .measure_fakes import (
     MAX_RANGE_UJ,
