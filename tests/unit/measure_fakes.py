@@ -3,17 +3,23 @@
 ``FakeNVML`` stands in for the ``pynvml`` module (it raises the real ``pynvml.NVMLError``
 subclasses); ``make_powercap`` writes a fake ``/sys/class/powercap`` tree. Both are injected at
 the boundary: ``make_meter("nvml", nvml_module=fake)``, ``make_meter("rapl", powercap_root=tmp)``.
+``install_fake_probe`` puts a ``FakeNVML`` where ``import pynvml`` finds it and states what torch's
+CUDA runtime reports, so :mod:`agentsim.hardware`'s one cached probe sees a stated machine.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable
 
 import pynvml
+import pytest
+
+from agentsim import hardware
 
 
 class FakeClock:
@@ -126,3 +132,16 @@ def make_powercap(root: Path, zones: dict[str, tuple[str, int]], max_range: int 
 
 def set_energy(root: Path, zone: str, energy_uj: int) -> None:
     (root / zone / "energy_uj").write_text(f"{energy_uj}\n")
+
+
+def install_fake_probe(monkeypatch: pytest.MonkeyPatch, nvml: Any, torch_gpu: Any = None) -> None:
+    """Make ``agentsim.hardware`` probe a stated machine, from an empty cache.
+
+    ``nvml``: a ``FakeNVML`` (or None: pynvml is not installed). ``torch_gpu``: the
+    ``hardware.Accelerator`` torch's CUDA runtime reports as device 0 (None: a CPU-only torch).
+    The probe's cache is restored when the test ends, so no stated machine outlives its test.
+    """
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    monkeypatch.setattr(hardware, "_nvml_cache", None)
+    monkeypatch.setattr(hardware, "_torch_cache", {})
+    monkeypatch.setattr(hardware, "_ask_torch", lambda index: torch_gpu if index == 0 else None)

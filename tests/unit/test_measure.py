@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import pathlib
+import subprocess
+import sys
 import time
 
 import pynvml
 import pytest
 
-from agentsim.errors import AgentsimError
+from agentsim import hardware
+from agentsim.errors import AgentsimError, HardwareError
 from agentsim.measure import (
     DEFAULT_WATTS_PER_CORE,
     WATTS_PER_CORE_ENV,
@@ -25,6 +28,7 @@ from .measure_fakes import (
     FakeClock,
     FakeGPU,
     FakeNVML,
+    install_fake_probe,
     make_powercap,
     nvml_error,
     set_energy,
@@ -267,6 +271,79 @@ def test_machine_info_fingerprints_the_gpus():
     for key in ("python", "torch", "transformers", "llama-cpp-python"):
         assert key in info["versions"]
     assert info["cpu_count"] >= 1 and info["ram_bytes"] > 0
+
+
+def test_machine_info_without_nvml_has_no_gpus_and_says_nothing_false():
+    fake = FakeNVML([], FakeClock(), init_error=nvml_error(pynvml.NVMLError_DriverNotLoaded))
+    info = machine_info(nvml_module=fake)
+    assert info["gpu_driver"] is None and info["cuda_driver"] is None
+    if "torch" not in sys.modules:  # an imported CUDA torch would report its GPUs instead
+        assert info["gpus"] == []
+
+
+# --------------------------------------------------------------------------------------------
+# the one device probe (agentsim.hardware): NVML opened once per process
+
+
+def test_detect_machine_info_and_the_fp8_rule_share_one_nvml_probe(monkeypatch):
+    fake = FakeNVML([FakeGPU(), FakeGPU(name="NVIDIA A100-SXM4-40GB", cc=(8, 0), uuid="GPU-a")], FakeClock())
+    install_fake_probe(monkeypatch, fake)
+    acc = hardware.detect("auto", torch=False)
+    assert (acc.kind, acc.name, acc.capability, acc.source) == ("cuda", "NVIDIA H100 80GB HBM3", (9, 0), "nvml")
+    assert hardware.detect("cuda", index=1, torch=False).capability == (8, 0)
+    assert [g["compute_capability"] for g in machine_info()["gpus"]] == ["9.0", "8.0"]
+    assert hardware.require_native_fp8().name == "NVIDIA H100 80GB HBM3"
+    assert fake.inits == fake.shutdowns == 1  # asked once, then cached
+    hardware.reset()
+    hardware.detect("auto", torch=False)
+    assert fake.inits == 2
+
+
+def test_detect_for_torch_follows_torch_and_names_the_gpu_a_cpu_torch_cannot_use(monkeypatch):
+    install_fake_probe(monkeypatch, FakeNVML([FakeGPU()], FakeClock()))
+    assert hardware.detect("auto").kind == "cpu"  # torch computes on the CPU
+    with pytest.raises(HardwareError) as ei:
+        hardware.detect("cuda")
+    assert "NVML sees NVIDIA H100 80GB HBM3 (compute capability 9.0)" in str(ei.value)
+    assert "no CUDA support" in str(ei.value)
+    b200 = hardware.Accelerator("cuda", "NVIDIA B200", (10, 0), "torch")
+    install_fake_probe(monkeypatch, FakeNVML([FakeGPU()], FakeClock()), torch_gpu=b200)
+    assert hardware.detect("auto") == b200 == hardware.detect("cuda")
+    assert hardware.detect("cpu").kind == "cpu"
+
+
+@pytest.mark.parametrize("nvml", [None, FakeNVML([], FakeClock(), init_error=nvml_error(pynvml.NVMLError_LibraryNotFound))])
+def test_no_nvml_means_the_cpu_and_a_clear_cuda_error(monkeypatch, nvml):
+    install_fake_probe(monkeypatch, nvml)
+    probe = hardware.probe_nvml()
+    assert probe.gpus == () and probe.error
+    assert ("not installed" in probe.error) if nvml is None else ("NVMLError_LibraryNotFound" in probe.error)
+    assert hardware.detect("auto", torch=False).kind == "cpu"
+    with pytest.raises(HardwareError, match="there is no CUDA GPU on this machine"):
+        hardware.detect("cuda", torch=False)
+    if nvml is None:
+        with pytest.raises(MeterUnavailable, match="needs pynvml"):
+            make_meter("nvml")
+
+
+def test_a_gpu_nvml_cannot_open_is_recorded_not_detected(monkeypatch):
+    class BrokenFirst(FakeNVML):
+        def nvmlDeviceGetName(self, h):
+            if h is self.gpus[0]:
+                raise nvml_error(pynvml.NVMLError_GpuIsLost)
+            return h.name
+
+    install_fake_probe(monkeypatch, BrokenFirst([FakeGPU(), FakeGPU(name="NVIDIA L4", cc=(8, 9))], FakeClock()))
+    assert [g.as_dict().get("error") is not None for g in hardware.probe_nvml().gpus] == [True, False]
+    assert hardware.detect("auto", torch=False).kind == "cpu"  # GPU 0 is lost
+    assert hardware.detect("auto", 1, torch=False).name == "NVIDIA L4"
+
+
+def test_importing_measure_and_hardware_loads_neither_pynvml_nor_torch():
+    code = ("import sys, agentsim.measure, agentsim.hardware\n"
+            "print(sorted(m for m in ('pynvml', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 # --------------------------------------------------------------------------------------------
