@@ -227,7 +227,8 @@ def test_real_nvml_measures_a_gpu():
 
 
 def test_a_resumed_run_does_not_compare_hops_with_a_partial_run_counter(tmp_path):
-    from agentsim.engine import Cancelled, execute, resume_run
+    from agentsim.engine import Cancelled
+    from agentsim.launch import execute, resume_run
     from agentsim.scenario import resolve_scenario
 
     store = Store(tmp_path / "resume.db")
