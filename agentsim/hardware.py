@@ -29,7 +29,6 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
 from .errors import HardwareError
@@ -40,12 +39,12 @@ from .precision import (
     FP8,
     FP8_NATIVE_MIN_CAPABILITY,
 )
+from .versions import dist_versions
 
 __all__ = [
     "FP4_NATIVE_MIN_CAPABILITY",
     "FP8_NATIVE_MIN_CAPABILITY",
     "F16_MIN_CAPABILITY",
-    "FP4_PRECISIONS",
     "Accelerator",
     "GPUInfo",
     "NVMLProbe",
@@ -65,10 +64,6 @@ __all__ = [
     "pynvml_module",
     "nvml_string",
 ]
-
-#: the old name of :data:`agentsim.precision.FP4` (``backends/hf.py`` imports it from here)
-FP4_PRECISIONS: tuple[str, ...] = FP4
-
 
 @dataclass(frozen=True)
 class Accelerator:
@@ -443,15 +438,14 @@ def f16_note(acc: Accelerator) -> str | None:
 # the machine fingerprint
 
 
+#: the distributions whose versions a machine fingerprint records
+FINGERPRINT_DISTS: tuple[str, ...] = ("agentsim", "torch", "transformers", "llama-cpp-python", "gguf", "numpy",
+                                      "textual", "nvidia-ml-py")
+
+
 def package_versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": sys.version.split()[0]}
-    for dist in ("agentsim", "torch", "transformers", "llama-cpp-python", "gguf", "numpy", "textual",
-                 "nvidia-ml-py"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
+    """Python's version and each of :data:`FINGERPRINT_DISTS`'s (None when not installed)."""
+    return {"python": sys.version.split()[0], **dist_versions(FINGERPRINT_DISTS)}
 
 
 def machine_info(*, nvml_module: Any = None) -> dict[str, Any]:
