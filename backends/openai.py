@@ -1,0 +1,640 @@
+"""The ``openai`` backend: any OpenAI-compatible chat-completions server.
+
+Spec: ``openai:MODEL,base_url=http://host:port/v1[,api_key_env=VAR][,precision=LABEL]
+[,concurrency=N][,timeout_s=S][,retries=N][,backoff_s=S][,grammar=auto|gbnf|json_schema|off]``.
+
+``MODEL`` is the server's model id (default: the first one ``GET /models`` lists). The precision
+is what the *user declares* the server runs (``precision=fp8`` or ``openai:MODEL@fp8``): it is
+stored as ``precision_mode: declared``; agentsim cannot see inside the server to verify it.
+
+Every hop is one streamed ``POST /chat/completions`` (system prompt + user prompt, ``max_tokens``,
+``stop``, temperature 0, the run's seed, ``stream_options.include_usage``). Per hop:
+
+* ``ttft_s``: wall time to the first streamed content token;
+* ``prompt_tokens``/``completion_tokens``: from the server's ``usage`` when it sends one, else
+  the completion tokens are the number of content chunks (labelled ``tokens_source``);
+* ``prefill_s``/``decode_s``: the server's own ``timings`` where it reports them (llama.cpp's
+  ``llama-server``), else TTFT and the rest of the stream (labelled ``timing_source``).
+
+Grammars: a hop's GBNF goes in llama.cpp's ``grammar`` field to servers that accept it (detected
+once at load from ``/models`` and the server's OpenAPI schema, or forced with ``grammar=gbnf``);
+``grammar=json_schema`` turns the preset answer formats into OpenAI structured outputs
+(``response_format: json_schema``: vLLM, SGLang, OpenAI); otherwise hops run unconstrained and
+the run's backend notes say so once.
+
+Failures: connection refused, timeouts, a dropped stream, HTTP 408/409/425/429/5xx are retried
+``retries`` times with exponential backoff (``Retry-After`` honoured up to 30 s); other 4xx,
+malformed JSON or an error event in the stream raise :class:`BackendError` at once. The engine
+records a ``backend`` error on that hop and goes on; ``agentsim run --resume`` finishes the run.
+
+The API key is read from the environment variable named by ``api_key_env`` when the backend
+loads; it is sent as ``Authorization: Bearer``, scrubbed from every error message, and never
+stored (the spec holds only the variable's name).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from agentsim.backends.base import (
+    Backend,
+    BackendInfo,
+    BackendSpec,
+    Completion,
+    GenerationRequest,
+    OptionSpec,
+)
+from agentsim.errors import BackendError
+from agentsim.grammar import resolve_grammar
+
+__all__ = ["OpenAIBackend", "json_schema_for", "TRANSIENT_STATUS"]
+
+#: HTTP statuses worth retrying: the server is busy, restarting or overloaded
+TRANSIENT_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+_GRAMMAR_MODES = ("auto", "gbnf", "json_schema", "off")
+_LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
+_MAX_RETRY_AFTER_S = 30.0
+#: llama.cpp's own sampler defaults differ from greedy (llama-cpp-python's server applies
+#: repeat_penalty=1.1, top_k=40, min_p=0.05): pin them to what the ``llama`` backend uses.
+_LLAMA_GREEDY = {"top_k": 1, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0}
+
+
+class _Transient(Exception):
+    """A failure worth another attempt (the message is the user-facing reason)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class OpenAIBackend(Backend):
+    NAME: ClassVar[str] = "openai"
+    OPTIONS: ClassVar[dict[str, OptionSpec]] = {
+        "base_url": OptionSpec(str, "", "the server's API root, e.g. http://127.0.0.1:8000/v1 (required)"),
+        "api_key_env": OptionSpec(str, "", "name of the environment variable that holds the API key (never the key itself)"),
+        "precision": OptionSpec(str, "", "what the server runs, as you declare it (e.g. bf16, fp8, awq-int4, nvfp4); not verifiable"),
+        "concurrency": OptionSpec(int, 1, "requests in flight at once in generate_batch (the server batches them)"),
+        "timeout_s": OptionSpec(float, 120.0, "seconds one attempt may take (connect, first byte, whole stream)"),
+        "retries": OptionSpec(int, 2, "extra attempts after a transient failure (refused, timeout, 429, 5xx)"),
+        "backoff_s": OptionSpec(float, 0.5, "first retry delay in seconds; doubles each retry"),
+        "grammar": OptionSpec(str, "auto", "auto | gbnf (llama.cpp 'grammar' field) | json_schema (response_format) | off"),
+    }
+    PRECISIONS: ClassVar[tuple[str, ...] | None] = None  # declared: any label
+    SUPPORTS_GRAMMAR: ClassVar[bool] = True  # when the server accepts one (see grammar_mode)
+
+    def __init__(self, spec: BackendSpec) -> None:
+        super().__init__(spec)
+        o = self.options
+        url = str(o["base_url"]).strip().rstrip("/")
+        if not url:
+            raise BackendError(
+                f"backend spec {spec}: base_url is required",
+                hint="e.g. openai:MODEL,base_url=http://127.0.0.1:8000/v1",
+            )
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BackendError(f"backend spec {spec}: base_url {url!r} is not an http(s) URL",
+                               hint="e.g. base_url=http://127.0.0.1:8000/v1")
+        if parts.username or parts.password:
+            raise BackendError("base_url must not carry credentials",
+                               hint="put the key in an environment variable and pass api_key_env=NAME")
+        self.base_url = url
+        label = str(o["precision"]).strip().lower()
+        if label and spec.precision and label != spec.precision:
+            raise BackendError(f"backend spec {spec}: precision given twice ({spec.precision!r} and {label!r})")
+        self.declared_precision: str | None = label or spec.precision or None
+        if self.declared_precision and not _LABEL_RE.match(self.declared_precision):
+            raise BackendError(f"precision label {self.declared_precision!r}: use letters, digits and . _ + -")
+        if str(o["grammar"]) not in _GRAMMAR_MODES:
+            raise BackendError(f"openai: grammar={o['grammar']!r}", hint="auto, gbnf, json_schema or off")
+        if int(o["concurrency"]) < 1:
+            raise BackendError("openai: concurrency must be at least 1")
+        if float(o["timeout_s"]) <= 0:
+            raise BackendError("openai: timeout_s must be > 0")
+        if int(o["retries"]) < 0 or float(o["backoff_s"]) < 0:
+            raise BackendError("openai: retries and backoff_s must be >= 0")
+        env = str(o["api_key_env"]).strip()
+        if env and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", env):
+            raise BackendError(f"api_key_env={env!r} is not an environment variable name",
+                               hint="pass the variable's NAME (e.g. api_key_env=OPENAI_API_KEY), never the key")
+        self._key_env = env
+        self._key: str | None = None
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self.model: str | None = spec.model
+        self.server: str = "unknown"
+        self.owned_by: str | None = None
+        self.grammar_mode: str = "off"
+        self._stream_usage = True  # ask for stream_options.include_usage until a server refuses it
+        self.notes: list[str] = []
+        self._warned: set[str] = set()
+        self.local = _is_local(parts.hostname)
+
+    # ---------------------------------------------------------------------------------------
+    # life cycle
+
+    def load(self) -> None:
+        if self._client is not None:
+            return
+        try:
+            import httpx
+        except ImportError:
+            from agentsim.errors import MissingDependencyError
+
+            raise MissingDependencyError("backend 'openai'", "openai", ["httpx"]) from None
+        if self._key_env:
+            key = os.environ.get(self._key_env, "")
+            if not key:
+                raise BackendError(f"environment variable {self._key_env} (api_key_env) is not set or empty",
+                                   hint=f"export {self._key_env}=... before running")
+            self._key = key
+        t = float(self.options["timeout_s"])
+        headers = {"Accept": "application/json"}
+        if self._key:
+            headers["Authorization"] = f"Bearer {self._key}"
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(t, connect=min(t, 10.0)),
+            headers=headers,
+            limits=httpx.Limits(max_connections=int(self.options["concurrency"]) + 1),
+            trust_env=False,  # never send a loopback server's traffic (or the key) through a proxy
+        )
+        try:
+            self._probe()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            finally:
+                self._client = None
+
+    def _probe(self) -> None:
+        """``GET /models`` once: the server answers, the model exists, which grammar it takes."""
+        listing = self._with_retries(lambda: self._get_json(f"{self.base_url}/models"), what="GET /models")
+        data = listing.get("data") if isinstance(listing, dict) else None
+        if not isinstance(data, list):
+            raise BackendError(f"{self.base_url}/models did not return an OpenAI model list",
+                               hint="is base_url the API root (usually ending in /v1)?")
+        ids = {str(m.get("id")): m for m in data if isinstance(m, dict) and m.get("id") is not None}
+        if self.model is None:
+            if not ids:
+                raise BackendError(f"the server at {self.base_url} lists no models")
+            self.model = next(iter(ids))
+        elif ids and self.model not in ids:
+            raise BackendError(f"the server at {self.base_url} has no model {self.model!r}",
+                               hint=f"models: {', '.join(sorted(ids))}")
+        entry = ids.get(self.model or "", {})
+        self.owned_by = str(entry.get("owned_by")) if entry.get("owned_by") is not None else None
+        self.server = self._identify()
+        mode = str(self.options["grammar"])
+        if mode == "auto":
+            mode = {"llama.cpp": "gbnf", "llama-cpp-python": "gbnf", "vllm": "json_schema",
+                    "sglang": "json_schema"}.get(self.server, "off")
+            if mode == "off":
+                self.notes.append(
+                    f"grammar: the server ({self.server}) did not show it accepts GBNF or JSON-schema guided "
+                    "decoding, so hop grammars are NOT applied; force grammar=gbnf or grammar=json_schema to try")
+        self.grammar_mode = mode
+        if mode == "json_schema":
+            self.notes.append("grammar: preset answer formats go as response_format json_schema; raw GBNF hop "
+                              "grammars cannot be translated and run unconstrained")
+        elif mode == "off" and str(self.options["grammar"]) == "off":
+            self.notes.append("grammar: off (grammar=off): hop grammars are NOT applied")
+
+    def _identify(self) -> str:
+        """Which server this is, from ``owned_by`` and (for FastAPI servers) the OpenAPI schema."""
+        owner = (self.owned_by or "").lower()
+        known = {"llamacpp": "llama.cpp", "vllm": "vllm", "sglang": "sglang", "library": "ollama", "ollama": "ollama",
+                 "tgi": "tgi", "text-generation-inference": "tgi", "openai": "openai", "system": "openai"}
+        if owner in known:
+            return known[owner]
+        root = re.sub(r"/v1$", "", self.base_url)
+        try:
+            r = self._client.get(f"{root}/openapi.json", timeout=min(float(self.options["timeout_s"]), 5.0))
+            schema = r.json() if r.status_code == 200 else None
+        except Exception:  # noqa: BLE001 - identification is best effort
+            schema = None
+        if isinstance(schema, dict):
+            title = str(schema.get("info", {}).get("title", "")).lower()
+            comps = schema.get("components", {}).get("schemas", {})
+            chat = comps.get("CreateChatCompletionRequest") or comps.get("ChatCompletionRequest") or {}
+            props = chat.get("properties", {}) if isinstance(chat, dict) else {}
+            if "llama" in title and "grammar" in props:
+                return "llama-cpp-python"
+            if "vllm" in title:
+                return "vllm"
+        return f"unknown (owned_by={self.owned_by})" if self.owned_by else "unknown"
+
+    # ---------------------------------------------------------------------------------------
+    # HTTP with bounded retries
+
+    def _scrub(self, text: str) -> str:
+        if self._key:
+            text = text.replace(self._key, "***")
+        return text
+
+    def _with_retries(self, attempt: Any, *, what: str) -> Any:
+        retries = int(self.options["retries"])
+        delay = float(self.options["backoff_s"])
+        last = ""
+        for i in range(retries + 1):
+            try:
+                return attempt()
+            except _Transient as exc:
+                last = exc.reason
+                if i == retries:
+                    break
+                wait = delay * (2**i)
+                if exc.retry_after is not None:
+                    wait = max(wait, min(exc.retry_after, _MAX_RETRY_AFTER_S))
+                time.sleep(wait)
+        raise BackendError(self._scrub(f"{what}: {last} (after {retries + 1} attempt{'s' if retries else ''})"),
+                           hint=f"is the server at {self.base_url} up and reachable?")
+
+    def _transport(self, exc: Exception) -> _Transient:
+        import httpx
+
+        if isinstance(exc, httpx.ConnectError):
+            return _Transient(f"cannot connect to {self.base_url} ({_short(exc) or 'connection refused'})")
+        if isinstance(exc, httpx.TimeoutException):
+            return _Transient(f"no answer from {self.base_url} within timeout_s={self.options['timeout_s']:g} "
+                              f"({type(exc).__name__})")
+        return _Transient(f"the connection to {self.base_url} broke ({type(exc).__name__}: {_short(exc)})")
+
+    def _status_error(self, status: int, body: str, headers: Any, what: str) -> Exception:
+        detail = _error_text(body)
+        msg = self._scrub(f"{what}: HTTP {status} from {self.base_url}" + (f": {detail}" if detail else ""))
+        if status in TRANSIENT_STATUS:
+            ra = headers.get("retry-after") if headers is not None else None
+            try:
+                after = float(ra) if ra is not None else None
+            except ValueError:
+                after = None
+            return _Transient(msg, after)
+        hint = None
+        if status in (401, 403):
+            hint = "check the key in the environment variable named by api_key_env"
+        elif status == 404:
+            hint = "is base_url the API root (usually ending in /v1) and the model id right?"
+        return BackendError(msg, hint=hint)
+
+    def _get_json(self, url: str) -> Any:
+        import httpx
+
+        try:
+            r = self._client.get(url)
+        except httpx.TransportError as exc:
+            raise self._transport(exc) from None
+        if r.status_code != 200:
+            raise self._status_error(r.status_code, r.text, r.headers, f"GET {urlsplit(url).path}")
+        try:
+            return r.json()
+        except ValueError:
+            raise BackendError(f"GET {urlsplit(url).path}: the server's reply is not JSON: {r.text[:200]!r}") from None
+
+    # ---------------------------------------------------------------------------------------
+    # generation
+
+    def body(self, request: GenerationRequest) -> dict[str, Any]:
+        """The JSON body of one hop's chat-completions request."""
+        messages = []
+        if request.system:
+            messages.append({"role": "system", "content": request.system})
+        messages.append({"role": "user", "content": request.prompt})
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": int(request.max_tokens),
+            "temperature": 0.0,
+            "seed": int(request.seed),
+            "stream": True,
+        }
+        stops = [s for s in request.stop if s]
+        if stops:
+            body["stop"] = stops
+        if self._stream_usage:
+            body["stream_options"] = {"include_usage": True}
+        if self.server in ("llama.cpp", "llama-cpp-python"):
+            body.update(_LLAMA_GREEDY)
+        if request.grammar:
+            if self.grammar_mode == "gbnf":
+                body["grammar"] = resolve_grammar(request.grammar)
+            elif self.grammar_mode == "json_schema":
+                schema = json_schema_for(request.grammar)
+                if schema is not None:
+                    body["response_format"] = {"type": "json_schema",
+                                               "json_schema": {"name": "answer", "schema": schema, "strict": True}}
+                else:
+                    self._note_once("raw-gbnf", "grammar: a hop's raw GBNF grammar has no JSON-schema form; "
+                                                "that hop ran unconstrained")
+        return body
+
+    def _grammar_label(self, request: GenerationRequest) -> str | None:
+        """How this hop's grammar was applied (None: the hop has none)."""
+        if not request.grammar:
+            return None
+        if self.grammar_mode == "gbnf":
+            return "gbnf (server grammar field)"
+        if self.grammar_mode == "json_schema":
+            if json_schema_for(request.grammar) is not None:
+                return "json_schema (response_format)"
+            return "not applied (raw GBNF has no JSON-schema form)"
+        return "not applied (the server takes no grammar)"
+
+    def _note_once(self, key: str, text: str) -> None:
+        with self._lock:
+            if key not in self._warned:
+                self._warned.add(key)
+                self.notes.append(text)
+
+    def generate(self, request: GenerationRequest) -> Completion:
+        if self._client is None:
+            self.load()
+        body = self.body(request)
+        try:
+            return self._with_retries(lambda: self._stream(body, request), what="POST /chat/completions")
+        except BackendError as exc:
+            if "stream_options" in body and self._stream_usage and "stream_options" in exc.message:
+                # an older server that refuses the field: drop it for the rest of the run
+                self._stream_usage = False
+                self._note_once("usage", "the server refused stream_options; token counts come from the stream")
+                body.pop("stream_options", None)
+                return self._with_retries(lambda: self._stream(body, request), what="POST /chat/completions")
+            raise
+
+    def generate_batch(self, requests: Sequence[GenerationRequest], *,
+                       return_exceptions: bool = False) -> list[Any]:
+        """Answer several requests with up to ``concurrency`` in flight (the server batches them).
+
+        Results come back in request order. With ``return_exceptions`` a failed request's slot
+        holds its exception (so one bad hop does not sink the others); without it the first
+        failure is raised once every request has finished.
+        """
+        if self._client is None:
+            self.load()
+        reqs = list(requests)
+        if not reqs:
+            return []
+        n = min(int(self.options["concurrency"]), len(reqs))
+        results: list[Any] = [None] * len(reqs)
+
+        def one(i: int) -> None:
+            try:
+                results[i] = self.generate(reqs[i])
+            except Exception as exc:  # noqa: BLE001 - handed back or re-raised below
+                results[i] = exc
+
+        if n == 1:
+            for i in range(len(reqs)):
+                one(i)
+        else:
+            with ThreadPoolExecutor(max_workers=n, thread_name_prefix="agentsim-openai") as pool:
+                list(pool.map(one, range(len(reqs))))
+        if not return_exceptions:
+            for r in results:
+                if isinstance(r, Exception):
+                    raise r
+        return results
+
+    def _stream(self, body: dict[str, Any], request: GenerationRequest) -> Completion:
+        import httpx
+
+        url = f"{self.base_url}/chat/completions"
+        timeout = float(self.options["timeout_s"])
+        t0 = time.perf_counter()
+        ttft: float | None = None
+        pieces: list[str] = []
+        chunks = 0
+        finish: str | None = None
+        usage: dict[str, Any] | None = None
+        timings: dict[str, Any] | None = None
+        try:
+            with self._client.stream("POST", url, json=body) as r:
+                if r.status_code != 200:
+                    r.read()
+                    raise self._status_error(r.status_code, r.text, r.headers, "POST /chat/completions")
+                ctype = r.headers.get("content-type", "")
+                if "text/event-stream" not in ctype:  # a server that ignored stream=true
+                    r.read()
+                    obj = _loads(r.text, "the reply")
+                    return self._whole(obj, request, time.perf_counter() - t0)
+                for line in r.iter_lines():
+                    if time.perf_counter() - t0 > timeout:
+                        raise _Transient(f"the stream from {self.base_url} ran past timeout_s={timeout:g}")
+                    line = line.strip()
+                    if not line or line.startswith(":") or not line.startswith("data:"):
+                        continue  # SSE comments (pings), event names, blank separators
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    obj = _loads(data, "a streamed event")
+                    if not isinstance(obj, dict):
+                        raise BackendError(f"a streamed event is not a JSON object: {data[:200]!r}")
+                    if obj.get("error"):
+                        raise BackendError(self._scrub(f"the server reported an error mid-stream: {_error_text(json.dumps(obj))}"))
+                    if isinstance(obj.get("usage"), dict):
+                        usage = obj["usage"]
+                    if isinstance(obj.get("timings"), dict):
+                        timings = obj["timings"]
+                    for choice in obj.get("choices") or []:
+                        delta = choice.get("delta") or {}
+                        text = delta.get("content")
+                        # One content chunk per generated token; an empty one still is a token
+                        # (llama-cpp-python holds text back while it may be a stop string), but the
+                        # opening chunk that carries the role (OpenAI, vLLM) comes before any token.
+                        if text is not None and (text or "role" not in delta):
+                            if ttft is None:
+                                ttft = time.perf_counter() - t0
+                            pieces.append(str(text))
+                            chunks += 1
+                        if choice.get("finish_reason"):
+                            finish = str(choice["finish_reason"])
+        except httpx.TransportError as exc:
+            raise self._transport(exc) from None
+        wall = time.perf_counter() - t0
+        return self._completion("".join(pieces), request, wall, ttft, finish, usage, timings, chunks)
+
+    def _whole(self, obj: Any, request: GenerationRequest, wall: float) -> Completion:
+        try:
+            choice = obj["choices"][0]
+            text = choice["message"].get("content") or ""
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise BackendError(f"the reply has no choices[0].message.content: {json.dumps(obj)[:200]}") from None
+        return self._completion(text, request, wall, None, choice.get("finish_reason"), obj.get("usage"),
+                                obj.get("timings"), None)
+
+    def _completion(self, text: str, request: GenerationRequest, wall: float, ttft: float | None,
+                    finish: str | None, usage: Any, timings: Any, chunks: int | None) -> Completion:
+        extra: dict[str, Any] = {"wall_s": wall, "server": self.server, "grammar": self._grammar_label(request)}
+        raw = text
+        stops = [s for s in request.stop if s]
+        cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
+        if cut >= 0:  # servers strip stop strings; make sure
+            text, finish = text[:cut], "stop"
+        if request.grammar and self.grammar_mode == "json_schema" and json_schema_for(request.grammar) is not None:
+            try:
+                value = json.loads(text)
+            except ValueError:
+                value = None
+            if isinstance(value, str):  # a JSON string answer: the text is the string itself
+                extra["raw_text"] = raw
+                text = value
+        prompt_tokens = completion_tokens = cached = None
+        if isinstance(usage, dict):
+            prompt_tokens = _int(usage.get("prompt_tokens"))
+            completion_tokens = _int(usage.get("completion_tokens"))
+            details = usage.get("prompt_tokens_details")
+            if isinstance(details, dict):
+                cached = _int(details.get("cached_tokens"))
+            extra["tokens_source"] = "usage"
+        elif chunks is not None:
+            completion_tokens = chunks
+            extra["tokens_source"] = "stream_chunks (no usage from the server; one chunk per token assumed)"
+        else:
+            extra["tokens_source"] = "unavailable"
+        prefill = decode = None
+        if isinstance(timings, dict) and timings.get("prompt_ms") is not None:
+            prefill = float(timings["prompt_ms"]) / 1000.0
+            decode = float(timings.get("predicted_ms") or 0.0) / 1000.0
+            extra["timing_source"] = "server timings"
+            if cached is None and timings.get("cache_n") is not None:
+                cached = _int(timings.get("cache_n"))
+            if prompt_tokens is None and timings.get("prompt_n") is not None:
+                prompt_tokens = _int(timings.get("prompt_n"))
+            extra["server_timings"] = timings
+        elif ttft is not None:
+            prefill, decode = ttft, max(wall - ttft, 0.0)
+            extra["timing_source"] = "client: ttft (includes network and queueing) and the rest of the stream"
+        else:
+            extra["timing_source"] = "unavailable"
+        return Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                          cached_tokens=cached, prefill_s=prefill, decode_s=decode, ttft_s=ttft,
+                          finish_reason=finish, extra=extra)
+
+    # ---------------------------------------------------------------------------------------
+    # what ran
+
+    def energy_note(self) -> str:
+        """What the engine's energy meter can measure for this server."""
+        if self.local:
+            return ("the server is on this machine (loopback): NVML (the whole GPU, server included) and RAPL "
+                    "(the whole socket) measure it; the CPU-time estimate does NOT (it counts this client "
+                    "process only, not the server's)")
+        return ("the server is on another machine: no meter here can measure it; energy is unavailable unless "
+                "you supply an estimate")
+
+    def info(self) -> BackendInfo:
+        notes = [
+            f"precision {self.declared_precision or '(none declared)'} is DECLARED by the user; agentsim cannot "
+            "verify what the server computes in",
+            f"energy: {self.energy_note()}",
+            *self.notes,
+        ]
+        return BackendInfo(
+            name=self.NAME,
+            model=self.model,
+            precision=self.declared_precision,
+            precision_mode="declared",
+            kernel=f"remote server: {self.server}" + (f" (owned_by={self.owned_by})" if self.owned_by else ""),
+            device="server (local)" if self.local else "server (remote)",
+            extra={
+                "base_url": self.base_url,
+                "server": self.server,
+                "server_local": self.local,
+                "grammar_mode": self.grammar_mode,
+                "concurrency": int(self.options["concurrency"]),
+                "timeout_s": float(self.options["timeout_s"]),
+                "retries": int(self.options["retries"]),
+                "api_key": f"from ${self._key_env}" if self._key_env else "none",
+                "notes": notes,
+            },
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def json_schema_for(grammar: str | None) -> dict[str, Any] | None:
+    """A JSON schema equivalent to a hop grammar preset (``choice:a|b`` too), or None for raw GBNF."""
+    if grammar is None:
+        return None
+    g = grammar.strip()
+    if g == "integer":
+        return {"type": "integer"}
+    if g == "number":
+        return {"type": "number"}
+    if g == "yesno":
+        return {"type": "string", "enum": ["yes", "no"]}
+    if g == "word":
+        return {"type": "string", "pattern": "^[A-Za-z][A-Za-z_-]*$"}
+    if g == "words":
+        return {"type": "string", "pattern": "^[A-Za-z][A-Za-z _-]*$"}
+    if g.startswith("choice:"):
+        options = [o.strip() for o in g[len("choice:"):].split("|") if o.strip()]
+        return {"type": "string", "enum": options} if options else None
+    return None
+
+
+def _is_local(host: str) -> bool:
+    """True when ``host`` is this machine (loopback, or one of its own addresses)."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        addrs = {ai[4][0] for ai in socket.getaddrinfo(host, None)}
+        if any(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addrs):
+            return True
+        return host.lower() in (socket.gethostname().lower(), socket.getfqdn().lower())
+    except (OSError, ValueError, UnicodeError):
+        return False
+
+
+def _loads(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise BackendError(f"{what} from the server is not valid JSON: {text[:200]!r}",
+                           hint="is base_url an OpenAI-compatible API?") from None
+
+
+def _error_text(body: str) -> str:
+    """The message of an OpenAI-style error body (or the body itself, shortened)."""
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return body.strip()[:300]
+    if isinstance(obj, dict):
+        err = obj.get("error", obj.get("detail", obj))
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])[:300]
+        return json.dumps(err)[:300]
+    return str(obj)[:300]
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).strip()[:200]
+
+
+def _int(v: Any) -> int | None:
+    try:
+        return int(v) if v is not None else None
+    except (TypeError, ValueError):
+        return None
