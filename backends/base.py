@@ -88,6 +88,20 @@ class BackendInfo:
     device: str = "cpu"
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def run_fields(self) -> dict[str, Any]:
+        """The columns of a stored run that this info fills (``Run(**info.run_fields(), ...)``)."""
+        return {
+            "backend_name": self.name,
+            "model": self.model,
+            "precision": self.precision,
+            "precision_mode": self.precision_mode,
+            "kernel": self.kernel,
+            "model_path": self.model_path,
+            "model_sha256": self.model_sha256,
+            "source_precision": self.source_precision,
+            "backend_info": {"device": self.device, **self.extra},
+        }
+
 
 # --------------------------------------------------------------------------------------------
 # spec strings
@@ -242,6 +256,7 @@ _REGISTRY: dict[str, _Entry] = {
     "noisy": _Entry("agentsim.backends.simulated:NoisyBackend", None, (), "seeded simulation: right given its inputs, wrong with probability p"),
     "llama": _Entry("agentsim.backends.llama_cpp:LlamaBackend", "llama", ("llama_cpp",), "llama.cpp GGUF models via llama-cpp-python"),
     "hf": _Entry("agentsim.backends.hf:HFBackend", "hf", ("torch", "transformers"), "transformers/torch (f32, bf16, f16, emulated int8/int4/mxfp4/nvfp4)"),
+    "openai": _Entry("agentsim.backends.openai:OpenAIBackend", "openai", ("httpx",), "any OpenAI-compatible server (vLLM, SGLang, TGI, Ollama, llama.cpp); precision declared"),
 }
 
 
