@@ -88,20 +88,6 @@ class BackendInfo:
     device: str = "cpu"
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def run_fields(self) -> dict[str, Any]:
-        """The columns of a stored run that this info fills (``Run(**info.run_fields(), ...)``)."""
-        return {
-            "backend_name": self.name,
-            "model": self.model,
-            "precision": self.precision,
-            "precision_mode": self.precision_mode,
-            "kernel": self.kernel,
-            "model_path": self.model_path,
-            "model_sha256": self.model_sha256,
-            "source_precision": self.source_precision,
-            "backend_info": {"device": self.device, **self.extra},
-        }
-
 
 # --------------------------------------------------------------------------------------------
 # spec strings
