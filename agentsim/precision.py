@@ -25,6 +25,7 @@ __all__ = [
     "FP8_NATIVE_MIN_CAPABILITY",
     "F16_MIN_CAPABILITY",
     "HF_DTYPES",
+    "TORCH_DTYPES",
     "EMULATED_SCHEMES",
     "Precision",
     "PRECISIONS",
@@ -54,6 +55,8 @@ F16_MIN_CAPABILITY: tuple[int, int] = (5, 3)
 
 #: torch dtypes the hf backend computes in directly
 HF_DTYPES: tuple[str, ...] = ("f32", "bf16", "f16")
+#: the ``torch`` dtype attribute of each of :data:`HF_DTYPES`
+TORCH_DTYPES: dict[str, str] = {"f32": "float32", "bf16": "bfloat16", "f16": "float16"}
 #: weight formats agentsim emulates itself (agentsim.quant), also what the casting profiler times
 EMULATED_SCHEMES: tuple[str, ...] = ("int8", "int4", "mxfp4", "nvfp4")
 

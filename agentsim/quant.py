@@ -53,11 +53,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .precision import EMULATED_SCHEMES
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 __all__ = [
-    "SCHEMES",
     "DEFAULT_BLOCK",
     "E2M1_VALUES",
     "QuantizedTensor",
@@ -69,8 +70,6 @@ __all__ = [
     "block_size",
 ]
 
-#: the weight formats this module implements
-SCHEMES: tuple[str, ...] = ("int8", "int4", "mxfp4", "nvfp4")
 #: block (group) size of each format; mxfp4 and nvfp4 are fixed by their specifications
 DEFAULT_BLOCK: dict[str, int] = {"int8": 32, "int4": 32, "mxfp4": 32, "nvfp4": 16}
 #: E2M1 magnitudes by 3-bit magnitude code
@@ -120,8 +119,8 @@ def bits_per_weight(scheme: str, block: int | None = None) -> float:
 
 
 def _check_scheme(scheme: str) -> None:
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown quantization scheme {scheme!r}; one of {', '.join(SCHEMES)}")
+    if scheme not in EMULATED_SCHEMES:
+        raise ValueError(f"unknown quantization scheme {scheme!r}; one of {', '.join(EMULATED_SCHEMES)}")
 
 
 def block_size(scheme: str, block: int | None) -> int:

@@ -22,126 +22,26 @@ that the time to the first token (prefill) and the decode time are measured exac
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.metadata
-import json
-import os
-import shutil
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
-from agentsim.errors import BackendError, HardwareError, ModelError
+from agentsim.errors import BackendError, HardwareError
 from agentsim.hardware import (
-    FP4_PRECISIONS,
     Accelerator,
     detect,
     f16_matmul_problem,
     f16_note,
     require_native_fp4,
 )
+from agentsim.models.hf_source import load_hf_model, resolve_hf_model, source_dtype
+from agentsim.precision import EMULATED_SCHEMES, FP4, HF_DTYPES, TORCH_DTYPES
+from agentsim.versions import dist_version
 
 from .base import Backend, BackendInfo, BackendSpec, Completion, GenerationRequest, OptionSpec
 
-__all__ = ["HFBackend", "DTYPE_PRECISIONS", "QUANT_PRECISIONS", "ModelSource", "cache_root", "resolve_model"]
+__all__ = ["HFBackend"]
 
-DTYPE_PRECISIONS: tuple[str, ...] = ("f32", "bf16", "f16")
-QUANT_PRECISIONS: tuple[str, ...] = ("int8", "int4", "mxfp4", "nvfp4")
-_TORCH_DTYPES = {"f32": "float32", "bf16": "bfloat16", "f16": "float16"}
 _GRAMMAR_NOTE = "not supported by hf: GenerationRequest.grammar is ignored (decoding is unconstrained greedy)"
-
-
-# --------------------------------------------------------------------------------------------
-# model resolution and the cache
-
-
-def cache_root() -> Path:
-    """Where converted models are cached: ``$AGENTSIM_HOME/cache/hf`` or the user cache dir."""
-    home = os.environ.get("AGENTSIM_HOME")
-    if home:
-        return Path(home) / "cache" / "hf"
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("agentsim")) / "hf"
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """Where a spec's MODEL lives: a model folder or a GGUF (with what the catalog knows of it)."""
-
-    kind: str  # "hf" (folder) | "gguf"
-    path: Path
-    sha256: str | None = None  # known already (catalog manifest), else computed at load
-    source_precision: str | None = None
-    name: str | None = None  # catalog name
-
-
-def resolve_model(model: str | None) -> ModelSource:
-    """A spec's MODEL: a folder (config.json + safetensors), a ``.gguf``, or a catalog name.
-
-    A catalog name (None: the catalog's default model) resolves through
-    :func:`agentsim.models.resolve` to its ``f16`` rung: the same weights the ``llama`` backend
-    runs at ``@f16``, so the two families compare on one file.
-    """
-    if model:
-        p = Path(model).expanduser()
-        if p.is_dir():
-            if not (p / "config.json").is_file():
-                raise ModelError(f"{p} is a folder without config.json: not a transformers model folder")
-            if not any(p.glob("*.safetensors")) and not any(p.glob("*.bin")):
-                raise ModelError(f"{p} has a config.json but no weights (*.safetensors)")
-            return ModelSource("hf", p)
-        if p.is_file():
-            if p.suffix.lower() != ".gguf":
-                raise ModelError(f"{p} is a file but not a .gguf", hint="give a .gguf file or a model folder")
-            return ModelSource("gguf", p)
-        if "/" in model or os.sep in model or model.endswith(".gguf"):
-            raise ModelError(f"model {model!r} does not exist")
-    from agentsim import models
-
-    resolved = models.resolve(model, "f16")
-    return ModelSource("gguf", resolved.path, resolved.sha256, resolved.source_precision, resolved.name)
-
-
-def _sha256(path: Path) -> str:
-    """sha256 of a file, remembered by (path, size, mtime) so that a second run does not rehash."""
-    st = path.stat()
-    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-    memo = cache_root() / "sha256.json"
-    known: dict[str, str] = {}
-    try:
-        known = json.loads(memo.read_text())
-    except (OSError, ValueError):
-        pass
-    if key in known:
-        return known[key]
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    digest = h.hexdigest()
-    # keep the memo small: forget files that are gone
-    known = {k: v for k, v in known.items() if Path(k.rsplit("|", 2)[0]).exists()}
-    known[key] = digest
-    try:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(known))
-        os.replace(tmp, memo)
-    except OSError:
-        pass
-    return digest
-
-
-def _folder_sha256(folder: Path) -> str:
-    """sha256 over a model folder's weight files (names and bytes), so a resume can tell models apart."""
-    h = hashlib.sha256()
-    for f in sorted([*folder.glob("*.safetensors"), *folder.glob("*.bin")]):
-        h.update(f.name.encode())
-        h.update(_sha256(f).encode())
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,7 +52,10 @@ class HFBackend(Backend):
     """transformers/torch model at one precision (see the module docstring)."""
 
     NAME: ClassVar[str] = "hf"
-    PRECISIONS: ClassVar[tuple[str, ...]] = DTYPE_PRECISIONS + QUANT_PRECISIONS
+    DESCRIPTION: ClassVar[str] = "transformers/torch (f32, bf16, f16; emulated int8/int4/mxfp4/nvfp4)"
+    EXTRA: ClassVar[str | None] = "hf"
+    REQUIRES: ClassVar[tuple[str, ...]] = ("torch", "transformers")
+    PRECISIONS: ClassVar[tuple[str, ...]] = HF_DTYPES + EMULATED_SCHEMES
     SUPPORTS_GRAMMAR: ClassVar[bool] = False
     OPTIONS: ClassVar[dict[str, OptionSpec]] = {
         "dtype": OptionSpec(str, "bf16", "compute dtype of the quantized precisions: bf16, f16 or f32"),
@@ -167,9 +70,9 @@ class HFBackend(Backend):
         super().__init__(spec)
         self.precision = spec.precision or "bf16"
         o = self.options
-        if o["dtype"] not in DTYPE_PRECISIONS:
-            raise BackendError(f"hf: dtype={o['dtype']!r} is not one of {', '.join(DTYPE_PRECISIONS)}")
-        if "dtype" in spec.options_dict and self.precision in DTYPE_PRECISIONS and o["dtype"] != self.precision:
+        if o["dtype"] not in HF_DTYPES:
+            raise BackendError(f"hf: dtype={o['dtype']!r} is not one of {', '.join(HF_DTYPES)}")
+        if "dtype" in spec.options_dict and self.precision in HF_DTYPES and o["dtype"] != self.precision:
             raise BackendError(
                 f"hf: dtype={o['dtype']} contradicts @{self.precision}",
                 hint="dtype= sets the compute dtype of quantized precisions (int8, int4, mxfp4, nvfp4)",
@@ -180,12 +83,12 @@ class HFBackend(Backend):
             raise BackendError(f"hf: group={o['group']} must be an even number >= 2 (or 0 for the default)")
         if o["threads"] < 0:
             raise BackendError("hf: threads must be >= 0")
-        if o["native"] and self.precision not in FP4_PRECISIONS:
+        if o["native"] and self.precision not in FP4:
             raise BackendError(
-                f"hf: native=true applies to FP4 precisions only ({', '.join(FP4_PRECISIONS)}), not @{self.precision}",
-                hint=f"@{self.precision} already runs natively in torch" if self.precision in DTYPE_PRECISIONS else None,
+                f"hf: native=true applies to FP4 precisions only ({', '.join(FP4)}), not @{self.precision}",
+                hint=f"@{self.precision} already runs natively in torch" if self.precision in HF_DTYPES else None,
             )
-        self.compute = self.precision if self.precision in DTYPE_PRECISIONS else o["dtype"]
+        self.compute = self.precision if self.precision in HF_DTYPES else o["dtype"]
         # hardware refusals happen here, before any model is loaded, so `agentsim run` stops up front
         self.accelerator: Accelerator = detect(o["device"])
         if o["native"] and o["device"] == "cpu":
@@ -207,7 +110,7 @@ class HFBackend(Backend):
 
     @property
     def mode(self) -> str:
-        if self.precision in QUANT_PRECISIONS:
+        if self.precision in EMULATED_SCHEMES:
             return "native" if self.options["native"] else "emulated"
         return "native"
 
@@ -216,19 +119,16 @@ class HFBackend(Backend):
             return
         import torch
 
-        src = resolve_model(self.spec.model)
+        src = resolve_hf_model(self.spec.model)
         if self.options["threads"]:
             torch.set_num_threads(self.options["threads"])
         t0 = time.perf_counter()
-        compute = getattr(torch, _TORCH_DTYPES[self.compute])
+        compute = getattr(torch, TORCH_DTYPES[self.compute])
         # quantized precisions round from float32 weights; dtype precisions load straight in theirs
-        load_dtype = torch.float32 if self.precision in QUANT_PRECISIONS else compute
-        if src.kind == "hf":
-            model, tok, sha, cache_state = self._load_folder(src.path, load_dtype)
-        else:
-            model, tok, sha, cache_state = self._load_gguf(src.path, load_dtype, src.sha256)
+        load_dtype = torch.float32 if self.precision in EMULATED_SCHEMES else compute
+        model, tok, sha, cache_state = load_hf_model(src, load_dtype, cache=self.options["cache"])
         n_quant = 0
-        if self.precision in QUANT_PRECISIONS and not self.options["native"]:
+        if self.precision in EMULATED_SCHEMES and not self.options["native"]:
             n_quant = self._fake_quantize(model, compute)
         model = model.to(dtype=compute)
         model = model.to(self.accelerator.kind)
@@ -239,65 +139,9 @@ class HFBackend(Backend):
         self._loaded = {
             "kind": src.kind, "path": str(src.path), "sha256": sha, "cache": cache_state,
             "load_s": round(time.perf_counter() - t0, 3), "quantized_linears": n_quant,
-            "source_dtype": src.source_precision or _source_dtype(src.kind, src.path),
+            "source_dtype": source_dtype(src),
             "catalog_name": src.name,
         }
-
-    def _load_folder(self, path: Path, dtype: Any) -> tuple[Any, Any, str, str]:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        try:
-            tok = AutoTokenizer.from_pretrained(path)
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-        except (OSError, ValueError, KeyError) as exc:
-            raise ModelError(f"cannot load the model folder {path}: {exc}") from None
-        return model, tok, _folder_sha256(path), "n/a (model folder)"
-
-    def _load_gguf(self, path: Path, dtype: Any, sha: str | None = None) -> tuple[Any, Any, str, str]:
-        """GGUF -> torch via transformers' GGUF loader, cached as safetensors by the file's sha256."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
-
-        sha = sha or _sha256(path)
-        cached = cache_root() / f"gguf-{sha}"
-        if self.options["cache"] and (cached / "config.json").is_file() and any(cached.glob("*.safetensors")):
-            try:
-                tok = AutoTokenizer.from_pretrained(cached)
-                model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype)
-                return model, tok, sha, "hit"
-            except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt from the GGUF
-                shutil.rmtree(cached, ignore_errors=True)
-        import torch
-
-        try:
-            tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-            # dense float32 weights (dequantize=True: no packed GGUF modules), so the cache is lossless
-            # whatever the GGUF holds and every precision starts from the same tensors
-            model = AutoModelForCausalLM.from_pretrained(
-                path.parent, gguf_file=path.name, dtype=torch.float32,
-                quantization_config=GgufConfig(dequantize=True),
-            )
-        except Exception as exc:  # noqa: BLE001 - unsupported architecture, corrupt file, ...
-            raise ModelError(f"transformers cannot load {path}: {type(exc).__name__}: {exc}") from None
-        _forget_gguf_quantizer(model)
-        state = "off"
-        if self.options["cache"]:
-            state = "miss (written)"
-            tmp = cached.with_name(f"{cached.name}.tmp{os.getpid()}")
-            try:
-                shutil.rmtree(tmp, ignore_errors=True)
-                model.save_pretrained(tmp)
-                tok.save_pretrained(tmp)
-                (tmp / "agentsim-source.json").write_text(json.dumps({
-                    "gguf": str(path), "sha256": sha,
-                    "transformers": importlib.metadata.version("transformers"),
-                }))
-                if cached.exists():
-                    shutil.rmtree(cached, ignore_errors=True)
-                os.replace(tmp, cached)
-            except OSError as exc:
-                shutil.rmtree(tmp, ignore_errors=True)
-                state = f"miss (not written: {exc})"
-        return model.to(dtype=dtype), tok, sha, state
 
     def _fake_quantize(self, model: Any, compute: Any) -> int:
         """Round every decoder ``nn.Linear`` weight as the format stores it; returns how many."""
@@ -468,7 +312,7 @@ class HFBackend(Backend):
 
     def info(self) -> BackendInfo:
         o = self.options
-        if self.precision in DTYPE_PRECISIONS:
+        if self.precision in HF_DTYPES:
             kernel = f"torch {self.accelerator.kind} matmul in {self.precision}"
         elif o["native"]:
             kernel = f"torchao {self.precision} FP4 tensor cores (weights and activations FP4, dynamic scales)"
@@ -485,10 +329,10 @@ class HFBackend(Backend):
             "accelerator": self.accelerator.describe(),
             "compute_capability": self.accelerator.capability_str,
             "peak_mem_source": "torch.cuda.max_memory_allocated" if self.accelerator.kind == "cuda" else "process peak RSS (CPU)",
-            "transformers": _version("transformers"),
-            "torch": _version("torch"),
+            "transformers": dist_version("transformers"),
+            "torch": dist_version("torch"),
         }
-        if self.precision in QUANT_PRECISIONS and not o["native"]:
+        if self.precision in EMULATED_SCHEMES and not o["native"]:
             extra["quantized"] = "decoder nn.Linear weights (embeddings and lm_head kept in the compute dtype)"
         if self.f16_note:
             extra["f16_note"] = self.f16_note
@@ -509,50 +353,6 @@ class HFBackend(Backend):
         )
 
 
-def _forget_gguf_quantizer(model: Any) -> None:
-    """A GGUF loaded with ``dequantize=True`` is a plain dense model; drop transformers' record of
-    the GGUF quantizer so that it saves (as safetensors) and later loads like any model folder."""
-    if getattr(model, "hf_quantizer", None) is not None:
-        model.hf_quantizer = None
-    for attr in ("quantization_config",):
-        if hasattr(model.config, attr):
-            delattr(model.config, attr)
-    if hasattr(model, "is_quantized"):
-        try:
-            model.is_quantized = False
-        except AttributeError:
-            pass
-
-
 def _first_stop(text: str, stops: list[str]) -> int | None:
     hits = [text.find(s) for s in stops if s and s in text]
     return min(hits) if hits else None
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _source_dtype(kind: str, path: Path) -> str | None:
-    """What the source weights were stored in (GGUF file type, or the folder's config dtype)."""
-    if kind == "gguf":
-        try:
-            import gguf
-
-            reader = gguf.GGUFReader(str(path))
-            field = reader.fields.get("general.file_type")
-            if field is not None:
-                ft = int(field.parts[field.data[0]][0])
-                return gguf.LlamaFileType(ft).name
-        except Exception:  # noqa: BLE001 - informative only
-            return None
-        return None
-    try:
-        cfg = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError):
-        return None
-    val = cfg.get("dtype") or cfg.get("torch_dtype")
-    return str(val) if val else None

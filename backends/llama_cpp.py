@@ -33,14 +33,20 @@ from agentsim.backends.base import (
 )
 from agentsim.errors import AgentsimError, BackendError
 from agentsim.grammar import resolve_grammar
+from agentsim.precision import FP4, FP4_NATIVE_MIN_CAPABILITY, LLAMA_PRECISIONS
+from agentsim.versions import dist_version
 
 __all__ = ["LlamaBackend"]
 
-_FP4_TYPES = {"MXFP4", "NVFP4"}
+#: GGML tensor type names of the FP4 formats
+_FP4_TYPES = {p.upper() for p in FP4}
 
 
 class LlamaBackend(Backend):
     NAME: ClassVar[str] = "llama"
+    DESCRIPTION: ClassVar[str] = "llama.cpp GGUF models via llama-cpp-python"
+    EXTRA: ClassVar[str | None] = "llama"
+    REQUIRES: ClassVar[tuple[str, ...]] = ("llama_cpp",)
     OPTIONS: ClassVar[dict[str, OptionSpec]] = {
         "n_ctx": OptionSpec(int, 4096, "context length in tokens"),
         "n_threads": OptionSpec(int, 0, "CPU threads for prompt and generation (0: half the cores, at least 1)"),
@@ -49,7 +55,7 @@ class LlamaBackend(Backend):
         "n_batch": OptionSpec(int, 512, "prompt tokens per batch"),
         "prefix_cache": OptionSpec(bool, True, "reuse the KV cache of a shared prompt prefix across hops"),
     }
-    PRECISIONS: ClassVar[tuple[str, ...] | None] = models.PRECISIONS
+    PRECISIONS: ClassVar[tuple[str, ...] | None] = LLAMA_PRECISIONS
     SUPPORTS_GRAMMAR: ClassVar[bool] = True
 
     def __init__(self, spec: BackendSpec) -> None:
@@ -239,12 +245,13 @@ class LlamaBackend(Backend):
         weights = {t: n for t, n in r.tensor_types.items() if t != "F32"} or dict(r.tensor_types)
         fp4 = sorted(set(weights) & _FP4_TYPES)
         device = "cpu"
+        cc: tuple[int, int] | None = None
         if self._gpu and self._n_gpu_layers != 0:
-            device = "cuda" if _cuda_capability() is not None else "gpu"
-        cc = _cuda_capability() if device == "cuda" else None
+            cc = _cuda_capability()
+            device = "cuda" if cc is not None else "gpu"
         types = ", ".join(f"{t} x{n}" for t, n in weights.items())
         if fp4:
-            native = cc is not None and cc >= (10, 0)
+            native = cc is not None and cc >= FP4_NATIVE_MIN_CAPABILITY
             mode = "native" if native else "emulated"
             if native:
                 kernel = f"llama.cpp CUDA {'/'.join(fp4)} kernels on FP4 tensor cores (sm_{cc[0]}{cc[1]}); weights {types}"  # type: ignore[index]
@@ -258,7 +265,7 @@ class LlamaBackend(Backend):
             kernel = f"llama.cpp {'ggml-cpu' if device == 'cpu' else 'CUDA'} kernels for weights {types}"
         precision = r.precision if r.precision != "source" or r.recipe.get("origin") != "path" else (r.source_precision or "source")
         extra: dict[str, Any] = {
-            "llama_cpp_python": models._dist_version("llama-cpp-python"),
+            "llama_cpp_python": dist_version("llama-cpp-python"),
             "n_ctx": self._llm.n_ctx() if self._llm is not None else int(self.options["n_ctx"]),
             "n_threads": int(self.options["n_threads"]) or _default_threads(),
             "n_gpu_layers": self._n_gpu_layers,
@@ -312,16 +319,12 @@ def _default_threads() -> int:
 
 
 def _cuda_capability() -> tuple[int, int] | None:
-    """The first GPU's compute capability through NVML, or None (no GPU, no NVML)."""
-    try:
-        import pynvml
+    """The first CUDA GPU's compute capability from the one (cached) device probe, or None.
 
-        pynvml.nvmlInit()
-        try:
-            h = pynvml.nvmlDeviceGetHandleByIndex(0)
-            major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(h)
-            return int(major), int(minor)
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:  # noqa: BLE001 - no NVML / no GPU
-        return None
+    ``torch=False``: llama.cpp does not compute with torch, so the GPU is the one NVML sees and
+    torch is not imported for it.
+    """
+    from agentsim.hardware import detect
+
+    acc = detect(torch=False)
+    return acc.capability if acc.kind == "cuda" else None

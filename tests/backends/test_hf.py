@@ -269,7 +269,7 @@ def test_model_folder_without_chat_template(hf_folder: Path, home: Path) -> None
 
 
 def test_engine_stores_precision_mode(tiny_gguf: Path, home: Path, tmp_path: Path) -> None:
-    from agentsim.engine import execute
+    from agentsim.launch import execute
     from agentsim.scenario import resolve_scenario
     from agentsim.store import Store
 

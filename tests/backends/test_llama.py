@@ -14,6 +14,7 @@ import pytest
 from agentsim import models
 from agentsim.backends.base import GenerationRequest, create_backend
 from agentsim.errors import BackendError, ModelError
+from agentsim.precision import FP4
 
 pytestmark = pytest.mark.llama
 
@@ -166,7 +167,7 @@ def test_rungs_load_and_label_themselves(tiny_ladder: str) -> None:
         assert len(ids[rung]) == 8
         assert info.precision == rung and info.model == "tiny" and info.source_precision == "f16"
         assert info.model_sha256 == models.resolve("tiny", rung).sha256
-        if rung in models.FP4_RUNGS and info.device == "cpu":
+        if rung in FP4 and info.device == "cpu":
             assert info.precision_mode == "emulated"  # no FP4 tensor cores on a CPU
             assert rung.upper() in info.kernel and "no FP4 tensor cores" in info.kernel
         else:

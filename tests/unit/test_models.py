@@ -15,6 +15,7 @@ import pytest
 from agentsim import models
 from agentsim.cli import main
 from agentsim.errors import ModelError
+from agentsim.precision import LLAMA_RUNGS
 from tests.tiny_models import write_tiny_gguf
 
 
@@ -172,7 +173,7 @@ def test_fetch_missing_package_is_a_clear_error(home: Path, tiny: Path, tmp_path
 def test_ladder_from_f16_source(home: Path, tiny: Path) -> None:
     name = models.add(tiny, name="tiny")
     recs = models.prepare("tiny")
-    assert list(recs) == list(models.RUNGS)
+    assert list(recs) == list(LLAMA_RUNGS)
     expect = {"q8_0": "Q8_0", "q4_0": "Q4_0", "mxfp4": "MXFP4", "nvfp4": "NVFP4"}
     for rung, qtype in expect.items():
         assert qtype in recs[rung]["tensor_types"], (rung, recs[rung]["tensor_types"])

