@@ -1,0 +1,110 @@
+"""Does the loss grow with depth? Relative loss by depth against the baseline, and the interaction.
+
+Relative loss at depth d: RL(d) = 1 − acc_run(d) / acc_base(d) (model hops at that depth). The
+depths present are split into a shallow half and a deep half (1–2 vs 3–4 for a 4-hop chain,
+{1} vs {2, 3} for three depths); the depth × precision interaction is
+
+    Δ = RL(deep) − RL(shallow)
+
+with a paired bootstrap over instances (the same weights as the other paired figures). The loss
+"grows with depth" when Δ's interval lies above 0. The bootstrap p-value is two-sided:
+2 · min((#{Δ* ≤ 0} + 1) / (B + 1), (#{Δ* ≥ 0} + 1) / (B + 1)).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .bootstrap import ratio_of_sums, zero_discordance_bound
+from .data import InstanceTable
+from .paired import figure
+
+__all__ = ["split_depths", "relative_loss_by_depth"]
+
+
+def split_depths(depths: list[int]) -> tuple[list[int], list[int]] | None:
+    """Shallow and deep halves of the depths present (None with fewer than two depths)."""
+    ds = sorted(depths)
+    if len(ds) < 2:
+        return None
+    half = len(ds) // 2
+    return ds[:half], ds[half:]
+
+
+def _rl_reps(w: np.ndarray, ta: InstanceTable, tb: InstanceTable, cols: list[int]) -> np.ndarray:
+    ra = ratio_of_sums(w, ta.depth_correct[:, cols].sum(axis=1), ta.depth_n[:, cols].sum(axis=1))
+    rb = ratio_of_sums(w, tb.depth_correct[:, cols].sum(axis=1), tb.depth_n[:, cols].sum(axis=1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(rb > 0, 1.0 - ra / np.where(rb > 0, rb, 1.0), np.nan)
+
+
+def _rl_point(ta: InstanceTable, tb: InstanceTable, cols: list[int]) -> tuple[float | None, float | None, float | None]:
+    na = ta.depth_n[:, cols].sum()
+    nb = tb.depth_n[:, cols].sum()
+    if na == 0 or nb == 0:
+        return None, None, None
+    pa = ta.depth_correct[:, cols].sum() / na
+    pb = tb.depth_correct[:, cols].sum() / nb
+    return (1.0 - pa / pb if pb > 0 else None), float(pa), float(pb)
+
+
+def relative_loss_by_depth(ta: InstanceTable, tb: InstanceTable, w: np.ndarray, *, identity: bool = False,
+                           buckets: tuple[list[int], list[int]] | None = None) -> dict[str, Any]:
+    """Relative loss per depth and per bucket, and the interaction Δ (see module docstring)."""
+    depths = ta.depths
+    col = {d: j for j, d in enumerate(depths)}
+    u = zero_discordance_bound(ta.m)
+    method = "paired bootstrap over instances (percentile)"
+    by_depth: dict[str, Any] = {}
+    for d in depths:
+        rl, pa, pb = _rl_point(ta, tb, [col[d]])
+        if rl is None:
+            by_depth[str(d)] = {"relative_loss": None, "ci95": None, "accuracy": pa, "baseline_accuracy": pb}
+            continue
+        if identity:
+            f = {"value": 0.0, "ci95": [0.0, 0.0], "method": "identity (the baseline itself)"}
+        else:
+            f = figure(rl, _rl_reps(w, ta, tb, [col[d]]), method=method,
+                       guard=(rl - u / pb, rl + u / pb) if pb else None)  # type: ignore[operator]
+        by_depth[str(d)] = {"relative_loss": f["value"], "ci95": f["ci95"], "accuracy": pa, "baseline_accuracy": pb,
+                            "n": int(ta.depth_n[:, col[d]].sum())}
+    out: dict[str, Any] = {"by_depth": by_depth, "buckets": None, "shallow": None, "deep": None, "interaction": None}
+    split = buckets or split_depths(depths)
+    if split is None:
+        out["reason"] = "one depth only: the depth x precision interaction needs at least two depths"
+        return out
+    shallow, deep = ([d for d in b if d in col] for b in split)
+    if not shallow or not deep:
+        out["reason"] = "a depth bucket has no model hops"
+        return out
+    out["buckets"] = {"shallow": shallow, "deep": deep}
+    cs, cd = [col[d] for d in shallow], [col[d] for d in deep]
+    rs, pas, pbs = _rl_point(ta, tb, cs)
+    rd, pad, pbd = _rl_point(ta, tb, cd)
+    if rs is None or rd is None:
+        out["reason"] = "the baseline has no correct hop in a depth bucket: relative loss undefined"
+        return out
+    if identity:
+        zero = {"value": 0.0, "ci95": [0.0, 0.0], "method": "identity (the baseline itself)"}
+        out["shallow"] = {**zero, "accuracy": pas, "baseline_accuracy": pbs}
+        out["deep"] = {**zero, "accuracy": pad, "baseline_accuracy": pbd}
+        out["interaction"] = {**zero, "p_value": 1.0}
+        return out
+    reps_s = _rl_reps(w, ta, tb, cs)
+    reps_d = _rl_reps(w, ta, tb, cd)
+    out["shallow"] = {**figure(rs, reps_s, method=method, guard=(rs - u / pbs, rs + u / pbs)),  # type: ignore[operator]
+                      "accuracy": pas, "baseline_accuracy": pbs}
+    out["deep"] = {**figure(rd, reps_d, method=method, guard=(rd - u / pbd, rd + u / pbd)),  # type: ignore[operator]
+                   "accuracy": pad, "baseline_accuracy": pbd}
+    delta = rd - rs
+    reps = reps_d - reps_s
+    fin = reps[np.isfinite(reps)]
+    # (k + 1) / (B + 1): a bootstrap p-value is never 0 (Davison & Hinkley 1997, eq. 4.11)
+    p = float(min(1.0, 2 * min((np.sum(fin <= 0) + 1) / (fin.size + 1), (np.sum(fin >= 0) + 1) / (fin.size + 1)))) \
+        if fin.size else None
+    spread = u / pbs + u / pbd  # type: ignore[operator]
+    out["interaction"] = figure(delta, reps, method=method + "; Δ = RL(deep) − RL(shallow)",
+                                guard=(delta - spread, delta + spread), p_value=p)
+    return out

@@ -1,0 +1,258 @@
+"""Paired comparison of a run with its baseline, instance by instance and hop by hop.
+
+Every precision sees the same instances (same scenario, params, seed), so the difference between
+two runs is estimated from the per-instance differences: far less noisy than two independent
+samples when the runs are correlated (they are: a hard instance is hard at every precision).
+
+- p-values: McNemar's exact test on task success (McNemar 1947; the exact binomial form on the
+  discordant instances), and for model hops the clustered McNemar statistic of Durkalski et al.
+  (2003), which keeps the hops of one instance together;
+- intervals: a seeded paired bootstrap over instances (one set of weights for both runs) for the
+  differences and ratios of model-hop accuracy and task success, and for the cost ratios
+  (energy per correct task, seconds per correct task / hop / task, tokens per second);
+- the baseline against itself is exactly 0 / [0, 0] and 1 / [1, 1] (``identity: true``);
+- two *different* runs with no discordance at all are not certainty: the interval becomes the
+  zero-discordance bound (Wilson upper bound for 0 of n instances), ``method`` says so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from .bootstrap import (
+    DEFAULT_RESAMPLES,
+    DEFAULT_SEED,
+    percentile_ci,
+    ratio_of_sums,
+    weights,
+    zero_discordance_bound,
+)
+from .data import InstanceTable, RunData, common_units, instance_table
+
+__all__ = [
+    "mcnemar_exact", "clustered_mcnemar", "paired_tables", "compare_pair", "figure",
+    "ACCURACY_FIGURES", "COST_FIGURES",
+]
+
+#: the accuracy figures compared as differences (a - baseline) and ratios (a / baseline)
+ACCURACY_FIGURES = ("model_hop_accuracy", "task_success")
+#: the cost figures compared as ratios (a / baseline); above 1 = costs more than the baseline
+COST_FIGURES = ("energy_per_correct_task_j", "seconds_per_correct_task", "seconds_per_hop",
+                "seconds_per_task", "tokens_per_s")
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value: b, c = the two kinds of discordant pairs."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    return float(min(1.0, 2.0 * stats.binom.cdf(min(b, c), n, 0.5)))
+
+
+def clustered_mcnemar(b_k: np.ndarray, c_k: np.ndarray) -> float:
+    """Durkalski et al. (2003) clustered McNemar: X² = (Σ(b_k − c_k))² / Σ(b_k − c_k)², 1 df.
+
+    ``b_k``, ``c_k``: per instance, the hops right in one run only / in the other run only.
+    """
+    d = np.asarray(b_k, dtype=float) - np.asarray(c_k, dtype=float)
+    den = float(np.sum(d * d))
+    if den == 0:
+        return 1.0
+    x2 = float(np.sum(d)) ** 2 / den
+    return float(stats.chi2.sf(x2, 1))
+
+
+def figure(point: float | None, reps: np.ndarray, *, method: str, guard: tuple[float, float] | None = None,
+           **extra: Any) -> dict[str, Any]:
+    """A figure with its bootstrap interval; ``guard`` replaces a no-spread interval."""
+    ci = percentile_ci(reps, point)
+    out: dict[str, Any] = {"value": point, "ci95": ci["ci"], "se": ci["se"], "method": method}
+    if ci["undefined"]:
+        out["undefined_resamples"] = ci["undefined"]
+    if ci["extended_to_point"]:
+        out["extended_to_point"] = True
+    if ci["ci"] is not None and not ci["spread"] and guard is not None:
+        out["ci95"] = [min(guard[0], point), max(guard[1], point)]  # type: ignore[type-var]
+        out["method"] = "zero-discordance bound (no instance differs; Wilson upper bound for 0 of n)"
+    out.update(extra)
+    return out
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den > 0 else None
+
+
+def _point(t: InstanceTable, name: str) -> float | None:
+    """One run's figure from its table (None when undefined)."""
+    if name == "model_hop_accuracy":
+        return _ratio(t.mh_correct.sum(), t.mh_n.sum())
+    if name == "task_success":
+        return _ratio(t.success.sum(), float(t.m))
+    if name == "energy_per_correct_task_j":
+        return None if t.energy_j is None else _ratio(t.energy_j.sum(), t.success.sum())
+    if name == "seconds_per_correct_task":
+        return _ratio(t.wall_s.sum(), t.success.sum())
+    if name == "seconds_per_hop":
+        return _ratio(t.wall_s.sum(), t.hops_n.sum())
+    if name == "seconds_per_task":
+        return _ratio(t.wall_s.sum(), float(t.m))
+    if name == "tokens_per_s":
+        return _ratio(t.tokens.sum(), t.decode_s.sum()) if t.has_tokens else None
+    raise KeyError(name)
+
+
+def _reps(w: np.ndarray, t: InstanceTable, name: str) -> np.ndarray:
+    ones = np.ones(t.m)
+    if name == "model_hop_accuracy":
+        return ratio_of_sums(w, t.mh_correct, t.mh_n)
+    if name == "task_success":
+        return ratio_of_sums(w, t.success, ones)
+    if name == "energy_per_correct_task_j":
+        assert t.energy_j is not None
+        return ratio_of_sums(w, t.energy_j, t.success)
+    if name == "seconds_per_correct_task":
+        return ratio_of_sums(w, t.wall_s, t.success)
+    if name == "seconds_per_hop":
+        return ratio_of_sums(w, t.wall_s, t.hops_n)
+    if name == "seconds_per_task":
+        return ratio_of_sums(w, t.wall_s, ones)
+    if name == "tokens_per_s":
+        return ratio_of_sums(w, t.tokens, t.decode_s)
+    raise KeyError(name)
+
+
+def single_figures(t: InstanceTable, *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> dict[str, Any]:
+    """One run's cost figures with cluster-bootstrap intervals (accuracy uses Wilson, see summary)."""
+    w = weights(t.m, resamples, seed)
+    out: dict[str, Any] = {}
+    for name in COST_FIGURES:
+        p = _point(t, name)
+        if p is None:
+            out[name] = None
+            continue
+        out[name] = figure(p, _reps(w, t, name), method="cluster bootstrap over instances (percentile)")
+        if name == "energy_per_correct_task_j":
+            out[name]["kind"] = t.energy_kind
+    return out
+
+
+def paired_tables(a: RunData, b: RunData) -> tuple[InstanceTable, InstanceTable, dict[str, Any]]:
+    """Aligned per-instance tables of two runs (only instances and hops both have)."""
+    keys, hop_ids = common_units(a, b)
+    pairs = set(a.hops) & set(b.hops)
+    depths = sorted({int(r["depth"]) for (k, h), r in a.hops.items() if (k, h) in pairs and r["kind"] != "tool"})
+    ta = instance_table(a, keys, hop_pairs=pairs, depths=depths)
+    tb = instance_table(b, keys, hop_pairs=pairs, depths=depths)
+    info = {
+        "paired": bool(keys),
+        "instances_paired": len(keys),
+        "hops_paired": int(ta.hops_n.sum()),
+        "model_hops_paired": int(ta.mh_n.sum()),
+        "instances_only_in_run": len(set(a.by_key) - set(keys)),
+        "instances_only_in_baseline": len(set(b.by_key) - set(keys)),
+        "hop_ids_differ": hop_ids is not None,
+    }
+    return ta, tb, info
+
+
+def _identity(t: InstanceTable) -> dict[str, Any]:
+    out: dict[str, Any] = {"identity": True, "differences": {}, "ratios": {}}
+    for name in ACCURACY_FIGURES:
+        p = _point(t, name)
+        out["differences"][name] = {"value": 0.0, "ci95": [0.0, 0.0], "p_value": 1.0, "method": "identity (the baseline itself)",
+                                    "run": p, "baseline": p}
+    for name in (*ACCURACY_FIGURES, *COST_FIGURES):
+        p = _point(t, name)
+        out["ratios"][name] = None if not p else {"value": 1.0, "ci95": [1.0, 1.0], "method": "identity (the baseline itself)",
+                                                   "run": p, "baseline": p}
+        if name == "energy_per_correct_task_j" and out["ratios"][name] is not None:
+            out["ratios"][name]["kind"] = t.energy_kind
+    return out
+
+
+def compare_pair(a: RunData, b: RunData, *, resamples: int = DEFAULT_RESAMPLES,
+                 seed: int = DEFAULT_SEED) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Paired figures of run ``a`` against baseline ``b`` (only instances and hops both have).
+
+    Returns ``(block, context)``: ``block`` is JSON-ready (see docs/statistics.md, "paired");
+    ``context`` holds the aligned tables and weights for the depth analysis and the verdict.
+    """
+    ta, tb, info = paired_tables(a, b)
+    block, ctx = compare_tables(ta, tb, identity=a.run.id == b.run.id, resamples=resamples, seed=seed,
+                                simulated=a.is_simulation or b.is_simulation)
+    return {**info, **block}, ctx
+
+
+def compare_tables(ta: InstanceTable, tb: InstanceTable, *, identity: bool = False,
+                   resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+                   simulated: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Paired figures from two aligned per-instance tables (row i = the same instance in both)."""
+    if ta.m != tb.m:
+        raise ValueError("paired tables must have the same instances")
+    m = ta.m
+    w = weights(m, resamples, seed)
+    ctx = {"ta": ta, "tb": tb, "w": w, "m": m, "identity": identity}
+    if identity:
+        return _identity(ta), ctx
+    if m == 0:
+        return {"identity": False, "differences": {}, "ratios": {},
+                "note": "no instance in common: the runs cannot be paired (different scenario, params or seed)"}, ctx
+    u = zero_discordance_bound(m)
+    block: dict[str, Any] = {"identity": False, "differences": {}, "ratios": {}}
+    # independent resampling of each run, only to show what pairing buys
+    wa, wb = weights(m, resamples, seed + 1), weights(m, resamples, seed + 2)
+    for name in ACCURACY_FIGURES:
+        pa, pb = _point(ta, name), _point(tb, name)
+        if pa is None or pb is None:
+            block["differences"][name] = block["ratios"][name] = None
+            continue
+        ra, rb = _reps(w, ta, name), _reps(w, tb, name)
+        d = pa - pb
+        unpaired = percentile_ci(_reps(wa, ta, name) - _reps(wb, tb, name), d)["ci"]
+        if name == "task_success":
+            bb = int(np.sum((ta.success == 1) & (tb.success == 0)))
+            cc = int(np.sum((ta.success == 0) & (tb.success == 1)))
+            test = {"p_value": mcnemar_exact(bb, cc), "test": "McNemar exact (instances)",
+                    "discordant": {"run_only": bb, "baseline_only": cc}}
+        else:
+            right_a = ta.mh_correct - np.minimum(ta.mh_correct, tb.mh_correct)
+            right_b = tb.mh_correct - np.minimum(ta.mh_correct, tb.mh_correct)
+            test = {"p_value": clustered_mcnemar(right_a, right_b),
+                    "test": "clustered McNemar (Durkalski 2003), hops within instances"}
+        block["differences"][name] = figure(
+            d, ra - rb, method="paired bootstrap over instances (percentile)",
+            guard=(max(-1.0, d - u), min(1.0, d + u)), run=pa, baseline=pb, unpaired_ci95=unpaired, **test)
+        if pb > 0:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rr = np.where(rb > 0, ra / np.where(rb > 0, rb, 1.0), np.nan)
+            block["ratios"][name] = figure(
+                pa / pb, rr, method="paired bootstrap over instances (percentile)",
+                guard=(max(0.0, pa - u) / pb, min(1.0, pa + u) / pb), run=pa, baseline=pb)
+        else:
+            block["ratios"][name] = None
+    for name in COST_FIGURES:
+        pa, pb = _point(ta, name), _point(tb, name)
+        reason = None
+        if name == "energy_per_correct_task_j" and ta.energy_kind != tb.energy_kind:
+            reason = f"energy kinds differ ({ta.energy_kind} vs {tb.energy_kind}): not comparable"
+        elif pa is None or pb is None or pb == 0:
+            reason = "undefined (no correct task, no energy reading or no token count on one side)"
+        if reason:
+            block["ratios"][name] = {"value": None, "ci95": None, "reason": reason}
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rr = _reps(w, ta, name) / _reps(w, tb, name)
+        fig = figure(pa / pb, rr, method="paired bootstrap over instances (percentile)", run=pa, baseline=pb)  # type: ignore[operator]
+        if fig["ci95"] is not None and fig["se"]:
+            fin = rr[np.isfinite(rr) & (rr > 0)]
+            fig["se_log"] = float(np.std(np.log(fin), ddof=1)) if fin.size > 1 else None
+        if name == "energy_per_correct_task_j":
+            fig["kind"] = ta.energy_kind
+        if simulated:
+            fig["simulated"] = True
+        block["ratios"][name] = fig
+    block["zero_discordance_bound"] = u
+    return block, ctx

@@ -1,0 +1,223 @@
+"""The quantization-trap detector: :func:`evaluate` is the one entry point of the analysis.
+
+``evaluate(store, run_ids, baseline=None)`` returns one JSON-serialisable dict (its structure is
+documented in docs/statistics.md, "The JSON of evaluate()"): per run its own figures with
+intervals, its paired figures against its baseline, relative loss by depth, reliability,
+error propagation and the verdict line with its evidence; plus the free-mode task-success fits
+of depth sweeps. The CLI (``compare --json``, ``report``), the demo and the TUI all read it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+from ..errors import AgentsimError
+from ..precision import PRECISIONS, bits
+from ..store import Store
+from .bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, wilson, wilson_clustered
+from .data import RunData, instance_table, load_run
+from .depth import relative_loss_by_depth
+from .paired import compare_pair, single_figures
+from .propagation import propagation
+from .reliability import fit_run, fit_sweep
+from .verdict import ACCURACY_MARGIN, decide
+
+__all__ = ["evaluate", "choose_baselines", "group_key", "SCHEMA_VERSION"]
+
+#: bumped when the structure of evaluate()'s output changes incompatibly
+SCHEMA_VERSION = 1
+
+BASELINE_RULE = ("default baseline: among the compared runs of the same model, scenario, params, mode, seed and "
+                 "instance count, the one whose precision has the most bits (agentsim.precision.bits), ties by lowest run id")
+
+
+def group_key(rd: RunData) -> str:
+    """Runs that see the same instances and may be compared (pairing by instance and hop)."""
+    r = rd.run
+    return json.dumps([r.model, r.scenario, r.params, r.mode, r.seed, r.n_instances], sort_keys=True, default=str)
+
+
+def _bits(rd: RunData) -> float:
+    b = bits(rd.run.precision) if rd.run.precision else None
+    return b if b is not None else -math.inf
+
+
+def choose_baselines(runs: list[RunData], baseline: int | str | None, store: Store) -> dict[int, RunData | None]:
+    """The baseline of every run (None where a requested precision is missing from its group)."""
+    groups: dict[str, list[RunData]] = {}
+    for rd in runs:
+        groups.setdefault(group_key(rd), []).append(rd)
+    out: dict[int, RunData | None] = {}
+    if baseline is None:
+        for members in groups.values():
+            top = sorted(members, key=lambda x: (-_bits(x), x.run.id))[0]
+            for rd in members:
+                out[rd.run.id] = top
+        return out
+    if isinstance(baseline, int) or (isinstance(baseline, str) and baseline.strip().isdigit()):
+        bid = int(baseline)
+        base = next((rd for rd in runs if rd.run.id == bid), None) or load_run(store, bid)
+        return {rd.run.id: base for rd in runs}
+    name = str(baseline).strip().lower()
+    if name not in PRECISIONS:
+        raise AgentsimError(f"baseline {baseline!r} is neither a run id nor a precision",
+                            hint=f"precisions: {', '.join(PRECISIONS)}")
+    if not any(rd.run.precision == name for rd in runs):
+        raise AgentsimError(f"no compared run has precision {name!r}",
+                            hint="give the baseline run id, or include a run at that precision")
+    for members in groups.values():
+        top = sorted((x for x in members if x.run.precision == name), key=lambda x: x.run.id)
+        for rd in members:
+            out[rd.run.id] = top[0] if top else None
+    return out
+
+
+def _label(rd: RunData) -> str:
+    r = rd.run
+    what = r.precision or r.backend
+    if r.precision and r.model:
+        what = f"{r.model}@{r.precision}"
+    elif r.precision:
+        what = f"{r.backend_name or r.backend}@{r.precision}"
+    return f"run {r.id} {what} [{r.mode}]"
+
+
+def _single(rd: RunData, resamples: int, seed: int) -> tuple[dict[str, Any], Any]:
+    t = instance_table(rd)
+    acc = wilson_clustered(t.mh_correct, t.mh_n)
+    ts = wilson(t.success.sum(), t.m)
+    by_depth: dict[str, Any] = {}
+    for j, d in enumerate(t.depths):
+        f = wilson_clustered(t.depth_correct[:, j], t.depth_n[:, j])
+        if f:
+            by_depth[str(d)] = {"correct": int(t.depth_correct[:, j].sum()), "n": int(t.depth_n[:, j].sum()),
+                                "accuracy": f["value"], "ci95": f["ci95"]}
+    single = {
+        "instances": t.m,
+        "model_hops": int(t.mh_n.sum()),
+        "hops": int(t.hops_n.sum()),
+        "model_hop_accuracy": acc,
+        "task_success": None if ts is None else {"value": float(t.success.mean()), "ci95": list(ts),
+                                                 "method": "wilson (instances)"},
+        "accuracy_by_depth": by_depth,
+        **single_figures(t, resamples=resamples, seed=seed),
+    }
+    return single, t
+
+
+def _meta(rd: RunData) -> dict[str, Any]:
+    r = rd.run
+    versions = (r.machine or {}).get("versions") or {}
+    kinds = sorted({(row["energy_kind"] or "unavailable") for row in rd.rows if row["kind"] != "tool"})
+    return {
+        "run_id": r.id, "scenario": r.scenario, "params": r.params, "backend": r.backend, "model": r.model,
+        "precision": r.precision, "precision_bits": bits(r.precision) if r.precision else None,
+        "precision_mode": r.precision_mode, "kernel": r.kernel, "source_precision": r.source_precision,
+        "model_sha256": r.model_sha256, "mode": r.mode, "seed": r.seed, "launch_id": getattr(r, "launch_id", None), "status": r.status,
+        "n": r.n_instances, "instances_finished": len(rd.by_key), "machine": r.machine,
+        "energy_kind": rd.energy_kind, "energy_kinds": kinds, "simulation": rd.is_simulation,
+        "agentsim_version": versions.get("agentsim"),
+    }
+
+
+def _sweeps(runs: list[RunData]) -> list[dict[str, Any]]:
+    """Free-mode task success against scenario depth, per backend, for generator depth sweeps."""
+    groups: dict[str, list[RunData]] = {}
+    for rd in runs:
+        r = rd.run
+        ref = r.scenario_ref or {}
+        if r.mode != "free" or "depth" not in (r.params or {}) or ref.get("kind") != "generator":
+            continue
+        rest = {k: v for k, v in r.params.items() if k != "depth"}
+        key = json.dumps([ref.get("name"), rest, r.backend, r.model, r.precision, r.seed], sort_keys=True, default=str)
+        groups.setdefault(key, []).append(rd)
+    out = []
+    for members in groups.values():
+        depths = {int(rd.run.params["depth"]) for rd in members}
+        if len(depths) < 2:
+            continue
+        pts = []
+        for rd in sorted(members, key=lambda x: (int(x.run.params["depth"]), x.run.id)):
+            s = [1.0 if i.success else 0.0 for i in rd.by_key.values()]
+            pts.append({"depth": int(rd.run.params["depth"]), "successes": int(sum(s)), "n": len(s), "run_id": rd.run.id})
+        first = members[0].run
+        out.append({"family": (first.scenario_ref or {}).get("name"), "backend": first.backend, "model": first.model,
+                    "precision": first.precision, "mode": "free",
+                    "fit": fit_sweep(pts), "what": "task success(depth) = r^depth over runs of a depth sweep"})
+    return out
+
+
+def evaluate(store: Store, run_ids: list[int], baseline: int | str | None = None, *,
+             resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+             accuracy_margin: float = ACCURACY_MARGIN, assess_simulated_costs: bool = False) -> dict[str, Any]:
+    """Figures, paired comparisons and verdicts of ``run_ids`` (see docs/statistics.md).
+
+    ``baseline``: None (the top rung of each group, see :data:`BASELINE_RULE`), a run id (int or
+    digit string) used for every run, or a precision name chosen within each group.
+    ``assess_simulated_costs``: judge efficiency for simulation backends too (their seconds are
+    simulated latency and their joules an estimate from it).
+    """
+    if resamples < 200:
+        raise AgentsimError(f"resamples={resamples} is too few for 95 % percentile intervals", hint="use 2000 or more")
+    ids = list(dict.fromkeys(int(i) for i in run_ids))
+    if not ids:
+        raise AgentsimError("no runs to evaluate", hint="give run ids (agentsim runs lists them)")
+    runs = [load_run(store, i) for i in ids]
+    bases = choose_baselines(runs, baseline, store)
+    blocks = []
+    verdicts = []
+    for rd in runs:
+        single, t = _single(rd, resamples, seed)
+        block: dict[str, Any] = {**_meta(rd), "label": _label(rd), "single": single}
+        block["reliability"] = fit_run(t.depths, t.depth_correct, t.depth_n, mode=rd.run.mode,
+                                       resamples=resamples, seed=seed)
+        block["propagation"] = propagation(rd, resamples=resamples, seed=seed)
+        base = bases.get(rd.run.id)
+        if base is None:
+            block.update(baseline_run_id=None, is_baseline=False, paired=None, depth=None,
+                         verdict={"verdict": "inconclusive", "line": f"{_label(rd)}: no baseline at {baseline!r} "
+                                  "among the runs that share its instances", "instances_needed": None})
+        else:
+            paired, ctx = compare_pair(rd, base, resamples=resamples, seed=seed)
+            depth = relative_loss_by_depth(ctx["ta"], ctx["tb"], ctx["w"], identity=ctx["identity"]) if ctx["m"] else None
+            verdict = decide(paired, depth, n=ctx["m"], label=_label(rd), baseline_label=_label(base),
+                             simulated=rd.is_simulation or base.is_simulation, assess_simulated=assess_simulated_costs,
+                             accuracy_margin=accuracy_margin)
+            block.update(baseline_run_id=base.run.id, is_baseline=base.run.id == rd.run.id, paired=paired,
+                         depth=depth, verdict=verdict)
+            if base.energy_kind != rd.energy_kind:
+                block["energy_note"] = (f"energy kinds differ from the baseline's ({rd.energy_kind} vs "
+                                        f"{base.energy_kind}): no energy ratio is formed")
+        blocks.append(block)
+        verdicts.append({"run_id": rd.run.id, "baseline_run_id": block["baseline_run_id"],
+                         "precision": rd.run.precision, "verdict": block["verdict"]["verdict"],
+                         "line": block["verdict"]["line"]})
+    from .. import __version__
+
+    return _clean({
+        "schema_version": SCHEMA_VERSION,
+        "agentsim_version": __version__,
+        "settings": {"level": 0.95, "resamples": resamples, "seed": seed, "accuracy_margin": accuracy_margin,
+                     "power": 0.8, "assess_simulated_costs": assess_simulated_costs,
+                     "baseline": baseline, "baseline_rule": BASELINE_RULE},
+        "runs": blocks,
+        "verdicts": verdicts,
+        "sweeps": _sweeps(runs),
+    })
+
+
+def _clean(obj: Any) -> Any:
+    """Plain JSON types (numpy scalars to Python, non-finite floats to None)."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
