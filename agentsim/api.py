@@ -97,33 +97,18 @@ def simulate(
     (values may be lists to sweep: ``{"depth": [1, 2, 3]}``).
     ``db``: a path or SQLAlchemy URL (default ``$AGENTSIM_DB`` or ``./agentsim.db``).
     """
-    from .engine import execute
-    from .scenario.registry import parse_params
-    from .measure import make_meter
-    from .scenario import Scenario, resolve_scenario
+    from .launch import Launch, run_launch
+    from .scenario import Scenario
 
     if isinstance(scenarios, (str, Path, Scenario)):
         scenarios = [scenarios]
     if isinstance(backends, str):
         backends = [backends]
-    modes = ("free", "oracle") if mode == "both" else (mode,)
-    sweep: list[dict[str, Any]] = [{}]
-    if params:
-        items = [
-            f"{k}={'|'.join(str(x) for x in v)}" if isinstance(v, (list, tuple, range)) else f"{k}={v}"
-            for k, v in params.items()
-        ]
-        sweep = parse_params(items)
-    resolved = [resolve_scenario(s, p or None) for s in scenarios for p in sweep]
+    launch = Launch(scenarios=list(scenarios), backends=list(backends), params=params, modes=mode,
+                    instances=instances, seed=seed, energy=energy)
     store = db if isinstance(db, Store) else Store(db)
-    meter = make_meter(energy)
-    try:
-        runs, failures = execute(
-            resolved, list(backends), store=store, instances=instances, seed=seed, modes=modes,
-            meter=meter, progress=progress,
-        )
-    finally:
-        meter.close()
+    result = run_launch(launch, store=store, progress=progress)
+    runs, failures = result.runs, result.failures
     results = Results(store=store, runs=runs, failures=failures)
     if raise_on_failure:
         results.raise_for_failures()

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .console import progress_printer
 from .errors import AgentsimError
 
 DEMO_SCENARIOS = ["chain-linear", "fanin-dag"]
@@ -35,8 +36,7 @@ def _console() -> Any:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from .engine import execute
-    from .measure import make_meter
+    from .launch import Launch, run_launch
     from .report import demo_table
     from .scenario import resolve_scenario
     from .store import Store
@@ -63,18 +63,11 @@ def run_demo(args: argparse.Namespace) -> int:
         f"{len(scenarios)} scenarios x {len(specs)} precisions x 2 modes (free, oracle), "
         f"{instances} instances each, into {db}"
     )
-    from .console import progress_printer as _progress_printer
-
-    bar, on_progress = _progress_printer(console)
-    meter = make_meter("auto")
-    try:
-        with bar:
-            runs, failures = execute(
-                scenarios, specs, store=store, instances=instances, seed=0,
-                modes=("free", "oracle"), meter=meter, progress=on_progress,
-            )
-    finally:
-        meter.close()
+    bar, on_progress = progress_printer(console)
+    launch = Launch(scenarios=scenarios, backends=specs, modes="both", instances=instances, seed=0)
+    with bar:
+        result = run_launch(launch, store=store, progress=on_progress)
+    runs, failures = result.runs, result.failures
     for spec, exc in failures:
         console.print(f"[red]backend {spec} failed:[/red] {exc}")
     if not runs:

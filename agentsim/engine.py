@@ -21,31 +21,27 @@ Every hop is committed to the store as soon as it finishes, so a killed run can 
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 import traceback
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from . import expr
 from .answers import ParseFailure, check_answer, parse_answer
-from .errors import AgentsimError, BackendError, StoreError
+from .errors import AgentsimError, BackendError
 from .measure import (
     EnergyMeter,
     EnergyReading,
     GPUPeakMemory,
     PeakRSS,
-    UnavailableMeter,
-    machine_info,
 )
-from .scenario import HopSpec, Instance, Scenario, scenario_from_ref
-from .store import HopRead, HopTrace, InstanceRecord, Run, RunRead, Store, new_hop_trace, utcnow
+from .scenario import HopSpec, Instance, Scenario
+from .store import HopRead, HopTrace, InstanceRecord, RunRead, Store, new_hop_trace, utcnow
 from .tools import ToolError, call_tool
+from .values import jsonable
 
-__all__ = ["ERROR_KINDS", "ORIGIN_KINDS", "RunPlan", "Progress", "execute", "resume_run", "run_backend"]
+__all__ = ["ERROR_KINDS", "ORIGIN_KINDS", "MODES", "RunPlan", "RunExecutor", "Progress", "Cancelled"]
 
 ERROR_KINDS = ("none", "local", "propagated", "recovered", "parse", "backend")
 #: error kinds that start a failure chain (root causes)
@@ -100,7 +96,7 @@ class RunPlan:
     instances: int
     seed: int
     params: dict[str, Any]
-    batch: str | None = None
+    launch_id: str | None = None
 
 
 @dataclass
@@ -137,7 +133,9 @@ def _judge(
     return correct, cgi, "local"
 
 
-class _RunExecutor:
+class RunExecutor:
+    """Runs the instances of one run against one loaded backend, committing every hop."""
+
     def __init__(
         self,
         store: Store,
@@ -394,9 +392,7 @@ class _RunExecutor:
             trace.completion = None
             return finish("propagated" if not parents_ok else "backend", f"tool error: {detail}")
         trace.wall_s = time.perf_counter() - t0
-        from .values import jsonable as _jsonable
-
-        value = _jsonable(value)
+        value = jsonable(value)
         trace.completion = repr(value)
         trace.parsed = value
         correct, cgi, kind = _judge(spec, value, expected, expected_given, parents_ok, inputs_usable)
@@ -420,183 +416,3 @@ class _RunExecutor:
         trace.peak_gpu_mem_bytes = self._gpu_mem.end()
         if backend_peak is None:
             trace.peak_mem_bytes = trace.peak_rss_bytes
-
-
-# --------------------------------------------------------------------------------------------
-# public entry points
-
-
-def _new_run(store: Store, plan: RunPlan, backend: Any, meter: EnergyMeter, machine: dict[str, Any]) -> RunRead:
-    info = backend.info()
-    scenario = plan.scenario
-    run = Run(
-        scenario=scenario.name,
-        scenario_ref=scenario.ref,
-        scenario_fingerprint=scenario.fingerprint,
-        params=plan.params,
-        backend=str(backend.spec),
-        backend_name=info.name,
-        model=info.model,
-        precision=info.precision,
-        precision_mode=info.precision_mode,
-        kernel=info.kernel,
-        model_path=info.model_path,
-        model_sha256=info.model_sha256,
-        source_precision=info.source_precision,
-        backend_info={"device": info.device, **info.extra},
-        mode=plan.mode,
-        seed=plan.seed,
-        n_instances=plan.instances,
-        hops_per_instance=len(scenario.order),
-        batch=plan.batch,
-        machine=machine,
-        energy_meter=meter.describe(),
-        pid=os.getpid(),
-        host=socket.gethostname(),
-    )
-    return store.create_run(run)
-
-
-def run_backend(
-    store: Store,
-    backend: Any,
-    plans: Sequence[RunPlan],
-    *,
-    meter: EnergyMeter | None = None,
-    progress: ProgressFn | None = None,
-    cancel: CancelFn | None = None,
-    on_run_created: Callable[[RunRead], None] | None = None,
-) -> list[RunRead]:
-    """Run every plan against one backend (loaded once). Returns the finished runs.
-
-    A backend that cannot load raises :class:`BackendError` before any run is created.
-    """
-    meter = meter or UnavailableMeter()
-    machine = machine_info()
-    try:
-        backend.load()
-    except AgentsimError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise BackendError(f"backend {backend.spec} failed to load: {type(exc).__name__}: {exc}") from None
-    results: list[RunRead] = []
-    try:
-        for plan in plans:
-            run = _new_run(store, plan, backend, meter, machine)
-            if on_run_created is not None:
-                on_run_created(run)
-            results.append(_RunExecutor(store, backend, meter, progress, cancel).run(run, plan.scenario))
-    finally:
-        backend.close()
-    return results
-
-
-def execute(
-    scenarios: Sequence[Scenario],
-    backend_specs: Sequence[str],
-    *,
-    store: Store,
-    instances: int = 10,
-    seed: int = 0,
-    modes: Sequence[str] = ("free",),
-    params: dict[str, Any] | None = None,
-    meter: EnergyMeter | None = None,
-    progress: ProgressFn | None = None,
-    cancel: CancelFn | None = None,
-    keep_going: bool = True,
-    on_run_created: Callable[[RunRead], None] | None = None,
-) -> tuple[list[RunRead], list[tuple[str, AgentsimError]]]:
-    """Run every scenario x mode against every backend. Returns (runs, failures).
-
-    A backend that fails to load (or fails during its runs) is reported in ``failures`` and,
-    with ``keep_going``, the other backends still run.
-    """
-    from agentsim.backends.base import create_backend
-
-    for m in modes:
-        if m not in MODES:
-            raise AgentsimError(f"unknown mode {m!r}", hint="free, oracle or both")
-    if instances < 1:
-        raise AgentsimError("--instances must be at least 1")
-    backends = [create_backend(s) for s in backend_specs]  # validate every spec up front
-    batch = uuid.uuid4().hex[:12]
-    plans = [
-        RunPlan(scenario=sc, mode=m, instances=instances, seed=seed,
-                params=dict(sc.ref.get("params", {})) | (params or {}), batch=batch)
-        for sc in scenarios
-        for m in modes
-    ]
-    runs: list[RunRead] = []
-    failures: list[tuple[str, AgentsimError]] = []
-    for backend in backends:
-        try:
-            runs.extend(run_backend(store, backend, plans, meter=meter, progress=progress,
-                                    cancel=cancel, on_run_created=on_run_created))
-        except Cancelled:
-            raise
-        except AgentsimError as exc:
-            failures.append((str(backend.spec), exc))
-            if not keep_going:
-                break
-    return runs, failures
-
-
-def resume_run(
-    store: Store,
-    run_id: int,
-    *,
-    meter: EnergyMeter | None = None,
-    progress: ProgressFn | None = None,
-    cancel: CancelFn | None = None,
-) -> RunRead:
-    """Finish a run that was interrupted: records the missing hops only."""
-    from agentsim.backends.base import create_backend
-
-    run = store.get_run(run_id)
-    if run.status == "complete":
-        return run
-    if effective_status(run) == "running" and run.pid != os.getpid():
-        raise AgentsimError(
-            f"run {run_id} is still being written by process {run.pid} on {run.host}",
-            hint="wait for it, or stop that process first; resume finishes interrupted runs",
-        )
-    scenario = scenario_from_ref(run.scenario_ref)
-    if scenario.fingerprint != run.scenario_fingerprint:
-        raise StoreError(
-            f"run {run_id}: the scenario rebuilt from the store differs from the one recorded "
-            "(the generator changed since the run started); cannot resume it faithfully"
-        )
-    backend = create_backend(run.backend)
-    meter = meter or UnavailableMeter()
-    try:
-        backend.load()
-    except AgentsimError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise BackendError(f"backend {run.backend} failed to load: {type(exc).__name__}: {exc}") from None
-    info = backend.info()
-    if run.model_sha256 and info.model_sha256 and info.model_sha256 != run.model_sha256:
-        backend.close()
-        raise StoreError(
-            f"run {run_id} used model file sha256 {run.model_sha256[:12]}…, but {run.backend} "
-            f"now loads {info.model_sha256[:12]}…; resuming would mix two models"
-        )
-    run = store.update_run(run_id, status="running", error=None, pid=os.getpid(), host=socket.gethostname())
-    try:
-        return _RunExecutor(store, backend, meter, progress, cancel).run(run, scenario)
-    finally:
-        backend.close()
-
-
-def effective_status(run: RunRead) -> str:
-    """``running`` only while the writing process is alive; a dead writer means ``interrupted``."""
-    if run.status != "running":
-        return run.status
-    if run.pid and run.host == socket.gethostname():
-        try:
-            os.kill(run.pid, 0)
-        except ProcessLookupError:
-            return "interrupted"
-        except PermissionError:
-            return "running"
-    return "running"

@@ -8,12 +8,13 @@ a plain path means SQLite.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint, event, func, inspect, text
+from sqlalchemy import JSON, Column, Index, String, UniqueConstraint, event, func, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
@@ -29,6 +30,7 @@ __all__ = [
     "HopRead",
     "Store",
     "default_db",
+    "effective_status",
     "SQLITE_PRAGMAS",
 ]
 
@@ -69,7 +71,8 @@ class RunBase(SQLModel):
     hops_per_instance: int = 0
     status: str = "running"
     error: str | None = None
-    batch: str | None = Field(default=None, index=True)
+    #: runs requested together (one launch) share this id; the column keeps its first name, "batch"
+    launch_id: str | None = Field(default=None, sa_column=Column("batch", String, index=True))
     created_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
     machine: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
@@ -444,3 +447,17 @@ class Store:
     def integrity_check(self) -> str:
         with self.engine.connect() as conn:
             return str(conn.execute(text("PRAGMA integrity_check")).scalar())
+
+
+def effective_status(run: RunRead) -> str:
+    """``running`` only while the writing process is alive; a dead writer means ``interrupted``."""
+    if run.status != "running":
+        return run.status
+    if run.pid and run.host == socket.gethostname():
+        try:
+            os.kill(run.pid, 0)
+        except ProcessLookupError:
+            return "interrupted"
+        except PermissionError:
+            return "running"
+    return "running"

@@ -15,11 +15,11 @@ import importlib
 import importlib.util
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
 from agentsim.answers import ParseSpec
-from agentsim.errors import BackendError, MissingDependencyError
+from agentsim.errors import AgentsimError, BackendError, MissingDependencyError
+from agentsim.registry import Registry
 
 __all__ = [
     "Backend",
@@ -87,6 +87,20 @@ class BackendInfo:
     source_precision: str | None = None
     device: str = "cpu"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def run_fields(self) -> dict[str, Any]:
+        """The columns of a stored run that this info fills (``Run(**info.run_fields(), ...)``)."""
+        return {
+            "backend_name": self.name,
+            "model": self.model,
+            "precision": self.precision,
+            "precision_mode": self.precision_mode,
+            "kernel": self.kernel,
+            "model_path": self.model_path,
+            "model_sha256": self.model_sha256,
+            "source_precision": self.source_precision,
+            "backend_info": {"device": self.device, **self.extra},
+        }
 
 
 # --------------------------------------------------------------------------------------------
@@ -184,6 +198,11 @@ class Backend(ABC):
     SIMULATED: ClassVar[bool] = False
     #: True when the backend can constrain decoding with a GBNF grammar
     SUPPORTS_GRAMMAR: ClassVar[bool] = False
+    #: one line for ``agentsim backends`` and the TUI
+    DESCRIPTION: ClassVar[str] = ""
+    #: the pip extra that installs what it needs, and the import names it needs
+    EXTRA: ClassVar[str | None] = None
+    REQUIRES: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, spec: BackendSpec) -> None:
         self.spec = spec
@@ -197,6 +216,13 @@ class Backend(ABC):
         self.options: dict[str, Any] = {k: o.default for k, o in self.OPTIONS.items()}
         for k, raw in spec.options_dict.items():
             self.options[k] = _convert(k, raw, self.OPTIONS[k], str(spec))
+        if self.SIMULATED and (spec.model or spec.precision):
+            given = f":{spec.model}" if spec.model else f"@{spec.precision}"
+            raise BackendError(
+                f"backend {spec.name!r} is a simulation: it has no model or precision ({given!r} given)",
+                hint=f"use {spec.name!r} alone, with options (e.g. noisy,p=0.2); a model backend takes "
+                     "MODEL@PRECISION (e.g. llama:qwen2.5-coder-0.5b@q4_0)",
+            )
         if self.PRECISIONS is not None and spec.precision and spec.precision not in self.PRECISIONS:
             raise BackendError(
                 f"backend {spec.name!r} has no precision {spec.precision!r}",
@@ -229,64 +255,46 @@ class Backend(ABC):
 # the lazy registry
 
 
-@dataclass(frozen=True)
-class _Entry:
-    target: str  # "module:Class"
-    extra: str | None  # the pip extra that installs its dependencies
-    modules: tuple[str, ...]  # import names it needs
-    description: str
+def _backend_error(message: str, *, hint: str | None = None) -> BackendError:
+    return BackendError(message, hint=hint)
 
 
-_REGISTRY: dict[str, _Entry] = {
-    "oracle": _Entry("agentsim.backends.simulated:OracleBackend", None, (), "answers the expected output (checks a scenario)"),
-    "noisy": _Entry("agentsim.backends.simulated:NoisyBackend", None, (), "seeded simulation: right given its inputs, wrong with probability p"),
-    "llama": _Entry("agentsim.backends.llama_cpp:LlamaBackend", "llama", ("llama_cpp",), "llama.cpp GGUF models via llama-cpp-python"),
-    "hf": _Entry("agentsim.backends.hf:HFBackend", "hf", ("torch", "transformers"), "transformers/torch (f32, bf16, f16, emulated int8/int4/mxfp4/nvfp4)"),
-    "openai": _Entry("agentsim.backends.openai:OpenAIBackend", "openai", ("httpx",), "any OpenAI-compatible server (vLLM, SGLang, TGI, Ollama, llama.cpp); precision declared"),
-}
+#: every backend by name. agentsim's own are declared in its pyproject's ``agentsim.backends``
+#: entry-point table, exactly as a third party's are; :func:`register_backend` adds more at run time.
+BACKENDS: Registry[type[Backend]] = Registry("backend", "agentsim.backends", error=_backend_error)
 
 
-def register_backend(name: str, target: str, *, extra: str | None = None, modules: tuple[str, ...] = (), description: str = "") -> None:
-    """Register a backend under ``name`` (``target`` is ``"module:Class"``)."""
-    _REGISTRY[name] = _Entry(target, extra, modules, description)
-
-
-def _entry_point_backends() -> dict[str, Any]:
-    try:
-        return {ep.name: ep for ep in entry_points(group="agentsim.backends")}
-    except Exception:  # noqa: BLE001 - broken third-party metadata must not break us
-        return {}
+def register_backend(name: str, target: str | type[Backend], *, extra: str | None = None,
+                     modules: tuple[str, ...] = (), description: str = "") -> None:
+    """Register a backend under ``name`` (``target``: a class or a lazy ``"module:Class"``)."""
+    BACKENDS.register(name, target, extra=extra, requires=modules, description=description)
 
 
 def available_backends() -> dict[str, str]:
-    """Backend names and descriptions; imports nothing."""
-    out = {k: v.description for k, v in _REGISTRY.items()}
-    for name in _entry_point_backends():
-        out.setdefault(name, "third-party (entry point)")
+    """Backend names and one-line descriptions (imports each backend's light module, nothing heavy)."""
+    out: dict[str, str] = {}
+    for name in BACKENDS.names():
+        entry = BACKENDS.entry(name)
+        assert entry is not None
+        desc = entry.description
+        if not desc:
+            try:
+                desc = BACKENDS.get(name).DESCRIPTION
+            except AgentsimError as exc:
+                desc = f"(unavailable: {exc.message})"
+        out[name] = desc
     return out
 
 
 def backend_class(name: str) -> type[Backend]:
-    entry = _REGISTRY.get(name)
-    if entry is None:
-        eps = _entry_point_backends()
-        if name in eps:
-            return eps[name].load()  # type: ignore[no-any-return]
-        raise BackendError(
-            f"unknown backend {name!r}",
-            hint=f"backends: {', '.join(available_backends())}",
-        )
-    module_name, _, attr = entry.target.partition(":")
-    missing = [m for m in entry.modules if importlib.util.find_spec(m) is None]
-    if missing and entry.extra:
-        raise MissingDependencyError(f"backend {name!r}", entry.extra, missing)
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        if entry.extra:
-            raise MissingDependencyError(f"backend {name!r}", entry.extra, [exc.name or str(exc)]) from None
-        raise
-    return getattr(module, attr)  # type: ignore[no-any-return]
+    """The class of backend ``name``; a missing optional dependency names the extra to install."""
+    cls = BACKENDS.get(name)
+    missing = [m for m in cls.REQUIRES if importlib.util.find_spec(m) is None]
+    if missing:
+        if cls.EXTRA:
+            raise MissingDependencyError(f"backend {name!r}", cls.EXTRA, missing)
+        raise BackendError(f"backend {name!r} needs {', '.join(missing)}, which is not installed")
+    return cls
 
 
 def create_backend(spec: str | BackendSpec) -> Backend:

@@ -80,6 +80,12 @@ class _Transient(Exception):
 
 class OpenAIBackend(Backend):
     NAME: ClassVar[str] = "openai"
+    DESCRIPTION: ClassVar[str] = "any OpenAI-compatible server (vLLM, SGLang, TGI, Ollama, llama.cpp); precision declared"
+    EXTRA: ClassVar[str | None] = "openai"
+    REQUIRES: ClassVar[tuple[str, ...]] = ("httpx",)
+    DESCRIPTION: ClassVar[str] = "any OpenAI-compatible server (vLLM, SGLang, TGI, Ollama, llama.cpp); precision declared"
+    EXTRA: ClassVar[str | None] = "openai"
+    REQUIRES: ClassVar[tuple[str, ...]] = ("httpx",)
     OPTIONS: ClassVar[dict[str, OptionSpec]] = {
         "base_url": OptionSpec(str, "", "the server's API root, e.g. http://127.0.0.1:8000/v1 (required)"),
         "api_key_env": OptionSpec(str, "", "name of the environment variable that holds the API key (never the key itself)"),
@@ -465,6 +471,12 @@ class OpenAIBackend(Backend):
                             finish = str(choice["finish_reason"])
         except httpx.TransportError as exc:
             raise self._transport(exc) from None
+        if finish is None:
+            # Every OpenAI stream ends its choice with a finish_reason; without one the server cut
+            # the request short (llama-cpp-python's server does so to a running request when
+            # another arrives, unless started with --interrupt_requests False).
+            raise _Transient(f"the stream from {self.base_url} ended before a finish_reason after {chunks} "
+                             "chunk(s): the server cut the request short")
         wall = time.perf_counter() - t0
         return self._completion("".join(pieces), request, wall, ttft, finish, usage, timings, chunks)
 

@@ -25,6 +25,7 @@ class OracleBackend(Backend):
     """Always answers the expected output."""
 
     NAME: ClassVar[str] = "oracle"
+    DESCRIPTION: ClassVar[str] = "answers the expected output (checks a scenario)"
     SIMULATED: ClassVar[bool] = True
     OPTIONS: ClassVar[dict[str, OptionSpec]] = {
         "latency_ms": OptionSpec(float, 0.0, "simulated latency per call, ms"),
@@ -49,6 +50,7 @@ class NoisyBackend(Backend):
     """
 
     NAME: ClassVar[str] = "noisy"
+    DESCRIPTION: ClassVar[str] = "seeded simulation: right given its inputs, wrong with probability p"
     SIMULATED: ClassVar[bool] = True
     OPTIONS: ClassVar[dict[str, OptionSpec]] = {
         "p": OptionSpec(float, 0.1, "probability that a hop answers wrongly"),

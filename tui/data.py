@@ -14,8 +14,16 @@ from typing import Any
 from sqlalchemy import case, func
 from sqlmodel import select
 
-from agentsim.engine import effective_status
-from agentsim.store import HopRead, HopTrace, InstanceRead, InstanceRecord, Run, RunRead, Store
+from agentsim.store import (
+    HopRead,
+    HopTrace,
+    InstanceRead,
+    InstanceRecord,
+    Run,
+    RunRead,
+    Store,
+    effective_status,
+)
 
 __all__ = [
     "RunRow",
@@ -161,7 +169,7 @@ def instance_hops(store: Store, run_id: int, index: int) -> list[HopRead]:
 def counterpart_run(store: Store, run: RunRead) -> RunRead | None:
     """The same scenario and backend in the other mode (free <-> oracle), same batch first.
 
-    Runs launched together (``--mode both``) share ``Run.batch``; without a shared batch the
+    Runs launched together (``--mode both``) share ``Run.launch_id``; without a shared batch the
     newest run with the same scenario fingerprint, backend, seed and the other mode is used.
     """
     other = "oracle" if run.mode == "free" else "free"
@@ -172,8 +180,8 @@ def counterpart_run(store: Store, run: RunRead) -> RunRead | None:
             Run.mode == other,
             Run.seed == run.seed,
         )
-        if run.batch:
-            hit = s.exec(base.where(Run.batch == run.batch).order_by(Run.id.desc())).first()  # type: ignore[union-attr]
+        if run.launch_id:
+            hit = s.exec(base.where(Run.launch_id == run.launch_id).order_by(Run.id.desc())).first()  # type: ignore[union-attr]
             if hit is not None:
                 return RunRead.model_validate(hit)
         hit = s.exec(base.order_by(Run.id.desc())).first()  # type: ignore[union-attr]

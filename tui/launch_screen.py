@@ -221,10 +221,9 @@ class LaunchScreen(AgentsimScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="launch")
     def launch(self, request: LaunchRequest) -> None:
-        """Resolve scenarios and run them: the same ``execute`` call as ``agentsim run``."""
-        from agentsim.engine import Cancelled, execute
-        from agentsim.scenario.registry import parse_params
-        from agentsim.scenario import resolve_scenario
+        """Run the request: the same :func:`agentsim.launch.run_launch` as ``agentsim run``."""
+        from agentsim.engine import Cancelled
+        from agentsim.launch import Launch, run_launch
 
         worker = get_current_worker()
         created: list[int] = []
@@ -238,22 +237,17 @@ class LaunchScreen(AgentsimScreen):
 
         meter = None
         try:
-            sweep = parse_params(request.params)
-            scenarios = []
-            for ref, kind in request.scenarios:
-                if kind == "family":
-                    scenarios.extend(resolve_scenario(ref, p or None) for p in sweep)
-                else:
-                    scenarios.append(resolve_scenario(ref))
+            # the form's parameters apply to the families (and files naming one) it selected
+            launch = Launch(scenarios=[ref for ref, _kind in request.scenarios], backends=request.backends,
+                            params=request.params or None, modes=request.modes,
+                            instances=request.instances, seed=request.seed, strict_params=False)
             store = self.ctx.write_store()
             meter = self.ctx.meter_factory()
-            _runs, failures = execute(
-                scenarios, request.backends, store=store, instances=request.instances, seed=request.seed,
-                modes=request.modes, meter=meter, progress=lambda p: self.post_message(self.RunProgressed(p)),
-                cancel=cancelled, on_run_created=on_created,
-            )
+            result = run_launch(launch, store=store, meter=meter,
+                                progress=lambda p: self.post_message(self.RunProgressed(p)),
+                                cancel=cancelled, on_run_created=on_created)
             store.close()
-            self.post_message(self.LaunchFinished(created, [f"{s}: {e}" for s, e in failures]))
+            self.post_message(self.LaunchFinished(created, [f"{s}: {e}" for s, e in result.failures]))
         except Cancelled:
             self.post_message(self.LaunchFinished(created, cancelled=True))
         except AgentsimError as exc:

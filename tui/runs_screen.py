@@ -153,10 +153,10 @@ class RunsScreen(AgentsimScreen):
         """Mark every run launched together with the current one (same batch)."""
         rid = self.current_run_id
         row = next((r for r in self.rows if r.run.id == rid), None)
-        if row is None or not row.run.batch:
+        if row is None or not row.run.launch_id:
             return
         for r in self.rows:
-            if r.run.batch == row.run.batch:
+            if r.run.launch_id == row.run.launch_id:
                 self._set_mark(r.run.id, True)
         self._status()
 

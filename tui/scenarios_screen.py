@@ -215,9 +215,9 @@ class ScenariosScreen(AgentsimScreen):
 
 def render_preview(item: dict[str, Any], index: int, params_text: str) -> tuple[RenderableType, dict[str, Any]]:
     """The preview of one scenario item: header, hop graph, sample instance (or the error)."""
-    from agentsim.scenario.listing import describe_instance
-    from agentsim.scenario.registry import parse_params
+    from agentsim.launch import parse_params
     from agentsim.scenario import resolve_scenario
+    from agentsim.scenario.listing import describe_instance
 
     ref = item["path"] or item["name"]
     try:

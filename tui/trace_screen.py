@@ -212,7 +212,7 @@ class TraceScreen(AgentsimScreen):
         self._request_run(run_id, instance, hop)
 
     def _refresh_running(self) -> None:
-        from agentsim.engine import effective_status
+        from agentsim.store import effective_status
 
         if self.run is None or effective_status(self.run) != "running" or self.app.screen is not self:
             return

@@ -110,7 +110,7 @@ def energy_summary(rows: list[dict[str, Any]], run: RunRead | None = None) -> di
 
 def summarize_run(store: Store, run: RunRead | int, *, hop_count: int | None = None) -> dict[str, Any]:
     """The figures of one run (what ``agentsim show --json`` prints)."""
-    from agentsim.engine import effective_status
+    from agentsim.store import effective_status
 
     if isinstance(run, int):
         run = store.get_run(run)
@@ -145,7 +145,7 @@ def summarize_run(store: Store, run: RunRead | int, *, hop_count: int | None = N
         "model_sha256": run.model_sha256,
         "mode": run.mode,
         "seed": run.seed,
-        "batch": run.batch,
+        "launch_id": run.launch_id,
         "status": status,
         "error": run.error,
         "instances": run.n_instances,

@@ -11,7 +11,7 @@ from .common import console, db_arg, fmt, fmt_ci, fmt_energy, open_store, print_
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from agentsim.engine import effective_status
+    from agentsim.store import effective_status
 
     store = open_store(args, readonly=True)
     runs = store.list_runs(limit=args.limit)
@@ -22,7 +22,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
                 "run_id": r.id, "scenario": r.scenario, "backend": r.backend, "precision": r.precision,
                 "precision_mode": r.precision_mode, "mode": r.mode, "status": effective_status(r),
                 "instances": r.n_instances, "hops_expected": r.n_instances * r.hops_per_instance,
-                "hops_recorded": counts.get(r.id, 0), "seed": r.seed, "batch": r.batch,
+                "hops_recorded": counts.get(r.id, 0), "seed": r.seed, "launch_id": r.launch_id,
                 "created_at": r.created_at.isoformat(), "machine": r.machine,
             }
             for r in runs

@@ -40,43 +40,33 @@ def cmd_validate(args: argparse.Namespace) -> int:
 # run
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from agentsim.engine import execute, resume_run
+    from agentsim.launch import Launch, resume_run, run_launch
     from agentsim.measure import make_meter
-    from agentsim.scenario import resolve_scenario
-    from agentsim.scenario.registry import parse_params
 
     err = console(stderr=True)
     store = open_store(args)
-    meter = make_meter(args.energy)
     bar, on_progress = progress_printer(err)
-    try:
-        if args.resume is not None:
-            if args.scenarios or args.backend:
-                raise AgentsimError("--resume takes a run id only (the run remembers its scenario and backend)")
+    if args.resume is not None:
+        if args.scenarios or args.backend:
+            raise AgentsimError("--resume takes a run id only (the run remembers its scenario and backend)")
+        meter = make_meter(args.energy)
+        try:
             with bar:
                 run = resume_run(store, args.resume, meter=meter, progress=on_progress)
-            _print_run_lines([run], store)
-            return 0 if run.status == "complete" else 1
-        if not args.scenarios:
-            raise AgentsimError("no scenario given", hint="agentsim run SCENARIO --backend SPEC (agentsim scenarios list)")
-        if not args.backend:
-            raise AgentsimError("no --backend given", hint="e.g. --backend noisy,p=0.2 or --backend oracle")
-        sweep = parse_params(args.param)
-        scenarios = [resolve_scenario(s, p or None) for s in args.scenarios for p in sweep]
-        modes = ("free", "oracle") if args.mode == "both" else (args.mode,)
-        with bar:
-            runs, failures = execute(
-                scenarios, args.backend, store=store, instances=args.instances, seed=args.seed,
-                modes=modes, meter=meter, progress=on_progress,
-            )
-    finally:
-        meter.close()
-    _print_run_lines(runs, store)
-    for spec, exc in failures:
+        finally:
+            meter.close()
+        _print_run_lines([run], store)
+        return 0 if run.status == "complete" else 1
+    launch = Launch(scenarios=args.scenarios, backends=args.backend or [], params=args.param or None,
+                    modes=args.mode, instances=args.instances, seed=args.seed, energy=args.energy)
+    with bar:
+        result = run_launch(launch, store=store, progress=on_progress)
+    _print_run_lines(result.runs, store)
+    for spec, exc in result.failures:
         from rich.markup import escape
 
         console(stderr=True).print(f"[red]error:[/red] backend {escape(spec)}: {escape(str(exc))}")
-    return 1 if failures else 0
+    return 1 if result.failures else 0
 
 
 def _print_run_lines(runs: Sequence[Any], store: Any) -> None:

@@ -34,9 +34,9 @@ def cmd_scenarios_list(args: argparse.Namespace) -> int:
 
 
 def cmd_scenarios_show(args: argparse.Namespace) -> int:
+    from agentsim.launch import parse_params
     from agentsim.scenario import resolve_scenario
     from agentsim.scenario.listing import describe_instance
-    from agentsim.scenario.registry import parse_params
 
     points = parse_params(args.param)
     if len(points) > 1:

@@ -7,7 +7,7 @@ Register one with :func:`generator`; a scenario file refers to it with::
     generator: chain-arith
     params: {depth: 4}
 
-and the CLI with ``agentsim run chain-arith --param depth=4``.
+and the CLI with ``agentsim run chain-arith --param depth=4`` (sweeps: :mod:`agentsim.launch`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ __all__ = [
     "get_generator",
     "available_generators",
     "build_generator",
-    "parse_params",
 ]
 
 
@@ -187,44 +186,3 @@ def scenario_from_generator_ref(
     if isinstance(data.get("description"), str):
         scenario.spec.description = data["description"]
     return scenario
-
-
-def parse_params(items: list[str] | None) -> list[dict[str, Any]]:
-    """``["depth=1..3", "width=2"]`` -> one params dict per point of the sweep.
-
-    ``a..b`` is an inclusive integer range and ``x|y|z`` a list: both sweep.
-    """
-    axes: list[tuple[str, list[Any]]] = []
-    for item in items or []:
-        if "=" not in item:
-            raise ScenarioError(f"--param {item!r}: expected KEY=VALUE (e.g. depth=3 or depth=1..6)")
-        key, _, value = item.partition("=")
-        key = key.strip()
-        value = value.strip()
-        if ".." in value:
-            lo, _, hi = value.partition("..")
-            try:
-                a, b = int(lo), int(hi)
-            except ValueError:
-                raise ScenarioError(f"--param {item!r}: a range is two integers, e.g. 1..6") from None
-            if b < a:
-                raise ScenarioError(f"--param {item!r}: empty range")
-            axes.append((key, list(range(a, b + 1))))
-        elif "|" in value:
-            axes.append((key, [_literal(v) for v in value.split("|")]))
-        else:
-            axes.append((key, [_literal(value)]))
-    points: list[dict[str, Any]] = [{}]
-    for key, values in axes:
-        points = [{**p, key: v} for p in points for v in values]
-    return points
-
-
-def _literal(text: str) -> Any:
-    t = text.strip()
-    for conv in (int, float):
-        try:
-            return conv(t)
-        except ValueError:
-            pass
-    return t

@@ -16,8 +16,8 @@ import pytest
 
 from agentsim.analysis import summarize_run
 from agentsim.api import simulate
-from agentsim.scenario.listing import scenario_shape
 from agentsim.scenario import resolve_scenario
+from agentsim.scenario.listing import scenario_shape
 
 FAMILIES = [
     "chain-arith", "var-track", "pointer-chase", "relation-compose", "fan-in", "agent-workflow",

@@ -42,7 +42,7 @@ def test_sigkill_then_resume(tmp_path):
     store = Store(db)
     run = store.list_runs()[0]
     assert run.status == "running"  # the process died without a word
-    from agentsim.engine import effective_status
+    from agentsim.store import effective_status
 
     assert effective_status(run) == "interrupted"
     store.close()

@@ -70,7 +70,7 @@ def build_fixed_db(path: Path, *, instances: int = 12) -> Path:
     timestamps are set to :data:`FIXED_NOW` (``created_at`` is filled by the store's own clock) and
     the per-hop peak memory (the test process's real RSS) to 64 MiB.
     """
-    from agentsim.engine import execute
+    from agentsim.launch import execute
     from agentsim.scenario import load_scenario
     from agentsim.store import Store
 

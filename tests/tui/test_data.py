@@ -42,7 +42,7 @@ def test_counterpart_is_same_batch_other_mode(fixed_db):
         other = counterpart_run(store, run)
         assert other is not None
         assert other.mode != run.mode
-        assert (other.scenario, other.backend, other.batch) == (run.scenario, run.backend, run.batch)
+        assert (other.scenario, other.backend, other.launch_id) == (run.scenario, run.backend, run.launch_id)
         assert counterpart_run(store, other).id == run.id  # type: ignore[union-attr]
 
 

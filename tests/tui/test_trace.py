@@ -68,7 +68,7 @@ async def test_open_failed_instance_and_jump_to_root_cause(fixed_db):
         await _wait_for(pilot, lambda: trace.run.mode == "oracle" and trace.instance_index == index
                         and graph.selected_hop == root and trace.hops.get(root) is not None
                         and trace.hops[root].run_id == trace.run.id)
-        assert trace.run.batch == run.batch and trace.run.scenario == run.scenario
+        assert trace.run.launch_id == run.launch_id and trace.run.scenario == run.scenario
         # noisy errs on the same hop in both modes: the root cause is local in oracle mode too
         assert trace.hops[root].error_kind == "local"
         # in oracle mode nothing propagates: the final hop sees right inputs

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from agentsim.engine import execute, resume_run
 from agentsim.errors import AgentsimError
+from agentsim.launch import execute, resume_run
 from agentsim.scenario import load_scenario
 from agentsim.store import Store
 from tests.helpers import ScriptedBackend, write

@@ -36,7 +36,7 @@ def test_missing_folder_is_a_clear_error(tmp_path):
 
 def test_reader_while_writer_writes(tmp_path):
     """A read-only reader polls while a run commits hop after hop: never 'database is locked'."""
-    from agentsim.engine import execute
+    from agentsim.launch import execute
 
     db = tmp_path / "live.db"
     writer = Store(db)

@@ -1,0 +1,386 @@
+"""The one path from a request to stored runs, used by the CLI, the Python API, the demo and the TUI.
+
+A :class:`Launch` is what a user asks for: scenarios (files, bundled names, families) x parameter
+points x backend specs x modes x batch sizes, with a number of instances and a seed. This module
+expands the sweeps (in one place), resolves the scenarios, creates each backend once, records a
+run per (scenario, params, backend, mode, batch) and hands it to the engine. Every run of one
+launch shares its ``launch_id``; every precision of one launch sees the same instances.
+
+Sweep syntax, shared by every front end:
+
+``--param depth=1..6``                 an inclusive integer range
+``--param distractors='4|16'``         a list of values
+``-b 'llama:{m1,m2}@{f16,q4_0}'``      a set of backend specs (one run per combination)
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import socket
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .engine import MODES, CancelFn, Cancelled, ProgressFn, RunExecutor, RunPlan
+from .errors import AgentsimError, BackendError, ScenarioError, StoreError
+from .measure import EnergyMeter, UnavailableMeter, make_meter
+from .scenario import Scenario, resolve_scenario, scenario_from_ref
+from .store import Run, RunRead, Store, effective_status
+
+__all__ = [
+    "Launch",
+    "LaunchResult",
+    "parse_params",
+    "params_points",
+    "expand_backend_specs",
+    "expand_modes",
+    "run_launch",
+    "execute",
+    "resume_run",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# sweeps
+
+
+def parse_params(items: Iterable[str] | None) -> list[dict[str, Any]]:
+    """``["depth=1..3", "width=2"]`` -> one params dict per point of the sweep.
+
+    ``a..b`` is an inclusive integer range and ``x|y|z`` a list: both sweep.
+    """
+    axes: list[tuple[str, list[Any]]] = []
+    for item in items or []:
+        if "=" not in item:
+            raise ScenarioError(f"--param {item!r}: expected KEY=VALUE (e.g. depth=3 or depth=1..6)")
+        key, _, value = item.partition("=")
+        key = key.strip()
+        value = value.strip()
+        if ".." in value:
+            lo, _, hi = value.partition("..")
+            try:
+                a, b = int(lo), int(hi)
+            except ValueError:
+                raise ScenarioError(f"--param {item!r}: a range is two integers, e.g. 1..6") from None
+            if b < a:
+                raise ScenarioError(f"--param {item!r}: empty range")
+            axes.append((key, list(range(a, b + 1))))
+        elif "|" in value:
+            axes.append((key, [_literal(v) for v in value.split("|")]))
+        else:
+            axes.append((key, [_literal(value)]))
+    return _product(axes)
+
+
+def params_points(params: Mapping[str, Any] | Iterable[str] | None) -> list[dict[str, Any]]:
+    """The sweep's points from CLI strings or from a mapping whose list/range values sweep."""
+    if params is None:
+        return [{}]
+    if isinstance(params, Mapping):
+        axes = [(k, list(v) if isinstance(v, (list, tuple, range)) else [v]) for k, v in params.items()]
+        return _product(axes)
+    return parse_params(list(params))
+
+
+def _product(axes: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+    points: list[dict[str, Any]] = [{}]
+    for key, values in axes:
+        points = [{**p, key: v} for p in points for v in values]
+    return points
+
+
+def _literal(text: str) -> Any:
+    t = text.strip()
+    for conv in (int, float):
+        try:
+            return conv(t)
+        except ValueError:
+            pass
+    return t
+
+
+_BRACES = re.compile(r"\{([^{}]*)\}")
+
+
+def expand_backend_specs(specs: Iterable[str]) -> list[str]:
+    """``llama:{a,b}@{f16,q4_0}`` -> the four specs; specs without braces pass unchanged."""
+    out: list[str] = []
+    for spec in specs:
+        parts = _BRACES.split(spec)
+        # parts alternate: literal, group, literal, group, ...
+        choices = [[p] if i % 2 == 0 else [c.strip() for c in p.split(",")] for i, p in enumerate(parts)]
+        if any(not c for group in choices[1::2] for c in group):
+            raise AgentsimError(f"backend spec {spec!r}: an empty choice inside {{...}}",
+                                hint="e.g. -b 'llama:{qwen2.5-coder-0.5b,smollm2}@{f16,q4_0}'")
+        for combo in itertools.product(*choices):
+            out.append("".join(combo))
+    return list(dict.fromkeys(out))
+
+
+def expand_modes(mode: str | Sequence[str]) -> tuple[str, ...]:
+    """``"both"`` -> free and oracle; a mode or a list of modes, checked."""
+    modes = [mode] if isinstance(mode, str) else list(mode)
+    out: list[str] = []
+    for m in modes:
+        out.extend(MODES if m == "both" else [m])
+    for m in out:
+        if m not in MODES:
+            raise AgentsimError(f"unknown mode {m!r}", hint="free, oracle or both")
+    return tuple(dict.fromkeys(out))
+
+
+# --------------------------------------------------------------------------------------------
+# the request
+
+
+@dataclass
+class Launch:
+    """One request: what to run. Expanded by :meth:`plans`, run by :func:`run_launch`.
+
+    ``params`` apply to every scenario that takes parameters (families, and files that name a
+    family). With ``strict_params`` a hand-written scenario file given parameters is an error
+    (the CLI and the API); without it (the TUI's form) such a file runs as it is.
+    """
+
+    scenarios: Sequence[str | Path | Scenario]
+    backends: Sequence[str]
+    params: Mapping[str, Any] | Sequence[str] | None = None
+    modes: str | Sequence[str] = ("free",)
+    instances: int = 10
+    seed: int = 0
+    batch_sizes: Sequence[int] = (1,)
+    energy: str = "auto"
+    strict_params: bool = True
+    launch_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    def check(self) -> None:
+        if not self.scenarios:
+            raise AgentsimError("no scenario given", hint="agentsim run SCENARIO --backend SPEC (agentsim scenarios list)")
+        if not self.backends:
+            raise AgentsimError("no --backend given", hint="e.g. --backend noisy,p=0.2 or --backend oracle")
+        if self.instances < 1:
+            raise AgentsimError("--instances must be at least 1")
+        for b in self.batch_sizes:
+            if not isinstance(b, int) or b < 1:
+                raise AgentsimError(f"batch size {b!r}: must be a whole number >= 1")
+        expand_modes(self.modes)
+
+    def resolved_scenarios(self) -> list[Scenario]:
+        """Every scenario x parameter point, resolved (a bad file or parameter raises here)."""
+        points = params_points(self.params)
+        out: list[Scenario] = []
+        for ref in self.scenarios:
+            if isinstance(ref, Scenario):
+                out.append(ref)
+                continue
+            for point in points:
+                if point and not self.strict_params and not _takes_params(ref):
+                    out.append(resolve_scenario(ref))
+                    break
+                out.append(resolve_scenario(ref, point or None))
+        return out
+
+    def backend_specs(self) -> list[str]:
+        return expand_backend_specs(self.backends)
+
+    def plans(self, scenarios: Sequence[Scenario] | None = None) -> list[RunPlan]:
+        """The runs one backend gets, in order: scenario x mode x batch size."""
+        scenarios = self.resolved_scenarios() if scenarios is None else scenarios
+        return [
+            RunPlan(scenario=sc, mode=m, instances=self.instances, seed=self.seed,
+                    params=dict(sc.ref.get("params", {})), launch_id=self.launch_id)
+            for sc in scenarios
+            for m in expand_modes(self.modes)
+        ]
+
+
+def _takes_params(ref: str | Path) -> bool:
+    """Whether a scenario reference accepts parameters (a family, or a file naming one)."""
+    try:
+        sc = resolve_scenario(ref)
+    except ScenarioError:
+        return True  # let the strict path report the real problem
+    return sc.ref.get("kind") == "generator"
+
+
+@dataclass
+class LaunchResult:
+    """What a launch produced: its runs, and the backends that failed (spec, error)."""
+
+    launch_id: str
+    runs: list[RunRead]
+    failures: list[tuple[str, AgentsimError]]
+
+
+# --------------------------------------------------------------------------------------------
+# running
+
+
+def run_launch(
+    launch: Launch,
+    *,
+    store: Store,
+    meter: EnergyMeter | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+    keep_going: bool = True,
+    on_run_created: Callable[[RunRead], None] | None = None,
+) -> LaunchResult:
+    """Run every plan of ``launch`` against every backend; each backend is loaded once.
+
+    Every spec is validated before anything runs. A backend that fails to load (or fails during
+    its runs) is reported in ``failures`` and, with ``keep_going``, the other backends still run.
+    ``meter``: an energy meter (default: ``make_meter(launch.energy)``, closed at the end).
+    """
+    launch.check()
+    from agentsim.backends.base import create_backend
+
+    scenarios = launch.resolved_scenarios()
+    backends = [create_backend(s) for s in launch.backend_specs()]  # validate every spec up front
+    plans = launch.plans(scenarios)
+    own_meter = meter is None
+    meter = make_meter(launch.energy) if meter is None else meter
+    runs: list[RunRead] = []
+    failures: list[tuple[str, AgentsimError]] = []
+    try:
+        for backend in backends:
+            try:
+                runs.extend(_run_backend(store, backend, plans, meter=meter, progress=progress,
+                                         cancel=cancel, on_run_created=on_run_created))
+            except Cancelled:
+                raise
+            except AgentsimError as exc:
+                failures.append((str(backend.spec), exc))
+                if not keep_going:
+                    break
+    finally:
+        if own_meter:
+            meter.close()
+    return LaunchResult(launch.launch_id, runs, failures)
+
+
+def execute(
+    scenarios: Sequence[str | Path | Scenario],
+    backend_specs: Sequence[str],
+    *,
+    store: Store,
+    instances: int = 10,
+    seed: int = 0,
+    modes: str | Sequence[str] = ("free",),
+    meter: EnergyMeter | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+    keep_going: bool = True,
+    on_run_created: Callable[[RunRead], None] | None = None,
+) -> tuple[list[RunRead], list[tuple[str, AgentsimError]]]:
+    """:func:`run_launch` for scenarios without a parameter sweep. Returns (runs, failures)."""
+    launch = Launch(scenarios=list(scenarios), backends=list(backend_specs), modes=modes,
+                    instances=instances, seed=seed)
+    result = run_launch(launch, store=store, meter=meter or UnavailableMeter(), progress=progress,
+                        cancel=cancel, keep_going=keep_going, on_run_created=on_run_created)
+    return result.runs, result.failures
+
+
+def _load(backend: Any, spec: str) -> None:
+    try:
+        backend.load()
+    except AgentsimError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a backend's own crash while loading is reported
+        raise BackendError(f"backend {spec} failed to load: {type(exc).__name__}: {exc}") from None
+
+
+def _run_backend(
+    store: Store,
+    backend: Any,
+    plans: Sequence[RunPlan],
+    *,
+    meter: EnergyMeter,
+    progress: ProgressFn | None,
+    cancel: CancelFn | None,
+    on_run_created: Callable[[RunRead], None] | None,
+) -> list[RunRead]:
+    """Every plan against one backend (loaded once). A backend that cannot load raises
+    :class:`BackendError` before any of its runs is created."""
+    from agentsim.hardware import machine_info
+
+    machine = machine_info()
+    _load(backend, str(backend.spec))
+    results: list[RunRead] = []
+    try:
+        for plan in plans:
+            run = _new_run(store, plan, backend, meter, machine)
+            if on_run_created is not None:
+                on_run_created(run)
+            results.append(RunExecutor(store, backend, meter, progress, cancel).run(run, plan.scenario))
+    finally:
+        backend.close()
+    return results
+
+
+def _new_run(store: Store, plan: RunPlan, backend: Any, meter: EnergyMeter, machine: dict[str, Any]) -> RunRead:
+    scenario = plan.scenario
+    run = Run(
+        scenario=scenario.name,
+        scenario_ref=scenario.ref,
+        scenario_fingerprint=scenario.fingerprint,
+        params=plan.params,
+        backend=str(backend.spec),
+        **backend.info().run_fields(),
+        mode=plan.mode,
+        seed=plan.seed,
+        n_instances=plan.instances,
+        hops_per_instance=len(scenario.order),
+        launch_id=plan.launch_id,
+        machine=machine,
+        energy_meter=meter.describe(),
+        pid=os.getpid(),
+        host=socket.gethostname(),
+    )
+    return store.create_run(run)
+
+
+def resume_run(
+    store: Store,
+    run_id: int,
+    *,
+    meter: EnergyMeter | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+) -> RunRead:
+    """Finish a run that was interrupted: records the missing hops only."""
+    from agentsim.backends.base import create_backend
+
+    run = store.get_run(run_id)
+    if run.status == "complete":
+        return run
+    if effective_status(run) == "running" and run.pid != os.getpid():
+        raise AgentsimError(
+            f"run {run_id} is still being written by process {run.pid} on {run.host}",
+            hint="wait for it, or stop that process first; resume finishes interrupted runs",
+        )
+    scenario = scenario_from_ref(run.scenario_ref)
+    if scenario.fingerprint != run.scenario_fingerprint:
+        raise StoreError(
+            f"run {run_id}: the scenario rebuilt from the store differs from the one recorded "
+            "(the generator changed since the run started); cannot resume it faithfully"
+        )
+    backend = create_backend(run.backend)
+    meter = meter or UnavailableMeter()
+    _load(backend, run.backend)
+    info = backend.info()
+    if run.model_sha256 and info.model_sha256 and info.model_sha256 != run.model_sha256:
+        backend.close()
+        raise StoreError(
+            f"run {run_id} used model file sha256 {run.model_sha256[:12]}…, but {run.backend} "
+            f"now loads {info.model_sha256[:12]}…; resuming would mix two models"
+        )
+    run = store.update_run(run_id, status="running", error=None, pid=os.getpid(), host=socket.gethostname())
+    try:
+        return RunExecutor(store, backend, meter, progress, cancel).run(run, scenario)
+    finally:
+        backend.close()
