@@ -1,0 +1,208 @@
+"""The ``gsm8k`` scenario family: real grade-school math problems, decomposed or whole.
+
+Problems come from the bundled GSM8K test split (Socratic form, see
+:mod:`agentsim.datasets.gsm8k`); every instance is one problem, drawn from the problems with the
+requested number of annotated steps by the instance's seeded generator, so instance ``i`` of seed
+``s`` is the same problem at every precision and on every backend (drawn with replacement: a
+sample of ``n`` can hold a problem twice).
+
+``mode=decomposed``  one hop per step (``s1``, ``s2``, ...): the problem in the system prompt, the
+                     earlier sub-questions with the answers this hop received, then the step's
+                     sub-question, answered with a single number. Each hop's expectation is the
+                     step's annotated expression as a rational function of the earlier steps'
+                     results (instance variables ``num`` and ``den``), so the answer that is right
+                     *given the inputs received* is the same expression re-evaluated on them: a
+                     wrong earlier answer makes later steps "propagated", not "local". Needs an
+                     exact step count (``steps=3``).
+``mode=whole``       one hop per problem: the question, chain of thought allowed, the final number
+                     read from ``#### N`` (else the last number of the completion). The problem's
+                     step count is the instance variable ``n_steps``.
+
+``steps``  ``N`` (exactly N annotated steps), ``A-B`` (a bucket, whole mode) or ``N+``.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any
+
+from .gsm8k import Problem, load_problems
+
+try:  # the scenario package (after the core's restructuring)
+    from ..scenario import Generated, generator
+except ImportError:  # pragma: no cover - the flat layout before it
+    from ..generators import Generated, generator  # type: ignore[no-redef]
+
+__all__ = ["parse_steps", "problem_pool", "step_expectation", "WHOLE_PARSE_PATTERN"]
+
+_STEPS_RE = re.compile(r"^\s*(\d+)\s*(?:(-)\s*(\d+)|(\+))?\s*$")
+
+#: ``#### N`` when the completion has one (the first), else the last number of the completion
+WHOLE_PARSE_PATTERN = (
+    r"(?s)(?:####\s*\$?\s*|^(?!.*####)(?:.*[^\d.,-])?)(-?\d[\d,]*(?:\.\d+)?)"
+)
+
+_CHECK = {"type": "numeric", "tol": 1e-6}
+_MODES = ("decomposed", "whole")
+
+
+def parse_steps(text: str) -> tuple[int, int | None]:
+    """``"3"`` -> (3, 3); ``"1-2"`` -> (1, 2); ``"5+"`` -> (5, None)."""
+    m = _STEPS_RE.match(str(text))
+    if not m:
+        raise ValueError(f"steps must be N, A-B or N+ (e.g. 3, 1-2, 5+), got {text!r}")
+    lo = int(m.group(1))
+    if m.group(4):
+        return lo, None
+    hi = int(m.group(3)) if m.group(2) else lo
+    if lo < 1 or hi < lo:
+        raise ValueError(f"steps {text!r}: an empty range")
+    return lo, hi
+
+
+def problem_pool(lo: int, hi: int | None) -> list[Problem]:
+    """The parsed problems with ``lo <= steps <= hi`` (``hi`` None: no upper bound)."""
+    problems, report = load_problems()
+    pool = [p for p in problems if p.n_steps >= lo and (hi is None or p.n_steps <= hi)]
+    if not pool:
+        have = ", ".join(f"{n}: {c}" for n, c in sorted(report.by_steps.items()))
+        raise ValueError(f"no GSM8K problem has that many annotated steps (steps: problems = {have})")
+    return pool
+
+
+def _poly_expression(var: str, i: int, n_terms: int) -> str:
+    """``sum_t var[i][t][0] * s1 ** var[i][t][1] * ...`` over ``n_terms`` terms."""
+    terms = []
+    for t in range(n_terms):
+        base = f"{var}[{i}][{t}]"
+        terms.append(base + "[0]" + "".join(f" * s{j + 1} ** {base}[{j + 1}]" for j in range(i)))
+    return " + ".join(terms)
+
+
+def step_expectation(i: int, n_num: int, n_den: int) -> str:
+    """The expect expression of step ``i`` (0-based): numerator / denominator, rounded to 9
+    decimals, an int when it is a whole number."""
+    q = f"(({_poly_expression('num', i, n_num)}) / ({_poly_expression('den', i, n_den)})) | round(9)"
+    return f"[{q} | int, {q}] | unique | list | last"
+
+
+def _padded(terms: tuple[tuple[int, ...], ...], n: int, width: int) -> list[list[int]]:
+    out = [list(t) for t in terms]
+    out += [[0] * (width + 1) for _ in range(n - len(out))]
+    return out
+
+
+_DECOMPOSED_SYSTEM = (
+    "You solve a grade-school math word problem one step at a time. Answer each step's question "
+    "with a single number only: no words, no units, no working.\n\n"
+    "Problem: {{ question }}"
+)
+_WHOLE_SYSTEM = (
+    "You solve grade-school math word problems. Think step by step, then give the final answer "
+    "on the last line as '#### <number>'."
+)
+
+
+@generator(
+    "gsm8k",
+    description="GSM8K test problems (OpenAI, MIT): each step one hop (decomposed) or the whole "
+    "problem in one hop; exact expected answers per step, re-evaluated on the inputs received.",
+    params={"steps": "3", "mode": "decomposed", "max_tokens": 320},
+    param_help={
+        "steps": "annotated steps per problem: N, or a bucket A-B / N+ (whole mode); the test split has 2..8",
+        "mode": "decomposed (one hop per step, numbers only) or whole (one hop, chain of thought, '#### N')",
+        "max_tokens": "completion budget of a whole-problem hop (decomposed hops use 12)",
+    },
+)
+def gsm8k(steps: str, mode: str, max_tokens: int) -> Generated:
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
+    if not 16 <= max_tokens <= 4096:
+        raise ValueError("max_tokens must be within 16..4096")
+    lo, hi = parse_steps(steps)
+    pool = problem_pool(lo, hi)
+    label = f"{lo}" if hi == lo else (f"{lo}+" if hi is None else f"{lo}-{hi}")
+    if mode == "whole":
+        return _whole(pool, label, max_tokens)
+    if hi != lo:
+        raise ValueError(f"mode=decomposed needs an exact step count (steps=N), got {steps!r}: "
+                         "one hop per step, so every instance must have the same number of steps")
+    return _decomposed(pool, lo, label)
+
+
+def _draw_problem(pool: list[Problem], rng: random.Random) -> Problem:
+    return pool[rng.randrange(len(pool))]
+
+
+def _whole(pool: list[Problem], label: str, max_tokens: int) -> Generated:
+    hop = {
+        "id": "answer",
+        "description": "the whole problem: reasoning, then '#### N'",
+        "prompt": "{{ question }}",
+        "expect": "answer",
+        "parse": {"type": "regex", "pattern": WHOLE_PARSE_PATTERN},
+        "check": dict(_CHECK),
+        "max_tokens": max_tokens,
+    }
+
+    def draw(rng: random.Random, world: dict[str, Any]) -> dict[str, Any]:
+        p = _draw_problem(pool, rng)
+        return {"problem": p.index, "question": p.question, "answer": p.answer, "n_steps": p.n_steps}
+
+    spec = {
+        "name": f"gsm8k-whole-steps{label}",
+        "description": f"GSM8K test problems with {label} annotated steps, solved in one hop "
+                       f"({len(pool)} problems)",
+        "system": _WHOLE_SYSTEM,
+        "hops": [hop],
+        "tags": ["gsm8k", "dataset"],
+    }
+    return Generated(spec=spec, draw_vars=draw, var_names=["problem", "question", "answer", "n_steps"])
+
+
+def _decomposed(pool: list[Problem], n: int, label: str) -> Generated:
+    n_num = [max(len(p.steps[i].rational.num) for p in pool) or 1 for i in range(n)]
+    n_den = [max(len(p.steps[i].rational.den) for p in pool) for i in range(n)]
+    hops: list[dict[str, Any]] = []
+    for i in range(n):
+        history = "".join(
+            f"Step {j + 1}: {{{{ subq[{j}] }}}}\nAnswer: {{{{ s{j + 1} }}}}\n" for j in range(i)
+        )
+        hops.append({
+            "id": f"s{i + 1}",
+            "description": f"step {i + 1} of {n}",
+            "depends_on": [f"s{j + 1}" for j in range(i)],
+            "prompt": history + f"Step {i + 1}: {{{{ subq[{i}] }}}}\nReply with the number only.",
+            "expect": step_expectation(i, n_num[i], n_den[i]),
+            "parse": "number",
+            "check": dict(_CHECK),
+            "grammar": "number",
+            "max_tokens": 12,
+        })
+
+    def draw(rng: random.Random, world: dict[str, Any]) -> dict[str, Any]:
+        p = _draw_problem(pool, rng)
+        return {
+            "problem": p.index,
+            "question": p.question,
+            "answer": p.answer,
+            "n_steps": p.n_steps,
+            "subq": [s.question for s in p.steps],
+            "exprs": [s.expression for s in p.steps],
+            "results": [s.result for s in p.steps],
+            "deps": [[f"s{j + 1}" for j in s.parents] for s in p.steps],
+            "num": [_padded(s.rational.num, n_num[i], i) for i, s in enumerate(p.steps)],
+            "den": [_padded(s.rational.den, n_den[i], i) for i, s in enumerate(p.steps)],
+        }
+
+    spec = {
+        "name": f"gsm8k-decomposed-steps{label}",
+        "description": f"GSM8K test problems with {n} annotated steps, one hop per step "
+                       f"({len(pool)} problems)",
+        "system": _DECOMPOSED_SYSTEM,
+        "hops": hops,
+        "tags": ["gsm8k", "dataset"],
+    }
+    names = ["problem", "question", "answer", "n_steps", "subq", "exprs", "results", "deps", "num", "den"]
+    return Generated(spec=spec, draw_vars=draw, var_names=names)
