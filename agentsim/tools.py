@@ -19,9 +19,13 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["ToolError", "tool", "get_tool", "available_tools", "call_tool"]
+from .errors import AgentsimError
+from .registry import Registry
 
-_TOOLS: dict[str, Callable[..., Any]] = {}
+__all__ = ["TOOLS", "ToolError", "tool", "get_tool", "available_tools", "call_tool"]
+
+#: every tool by name: the built-ins below, ``@tool`` registrations, ``agentsim.tools`` entry points
+TOOLS: Registry[Callable[..., Any]] = Registry("tool", "agentsim.tools")
 
 
 class ToolError(Exception):
@@ -30,22 +34,26 @@ class ToolError(Exception):
 
 def tool(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-        _TOOLS[name] = fn
+        TOOLS.register(name, fn, description=(fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "",
+                       origin=fn.__module__)
         return fn
 
     return deco
 
 
 def get_tool(name: str) -> Callable[..., Any] | None:
-    return _TOOLS.get(name)
+    try:
+        return TOOLS.find(name)
+    except AgentsimError:
+        return None
 
 
 def available_tools() -> list[str]:
-    return sorted(_TOOLS)
+    return TOOLS.names()
 
 
 def call_tool(name: str, args: dict[str, Any]) -> Any:
-    fn = _TOOLS.get(name)
+    fn = get_tool(name)
     if fn is None:
         raise ToolError(f"unknown tool {name!r}")
     try:
