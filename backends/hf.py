@@ -5,7 +5,8 @@ transformers' GGUF loader) or a user's own HF folder, computed by torch. It lets
 llama.cpp's Q8/Q4 against 16-bit transformers and against FP4 on one workflow.
 
 Spec: ``hf:MODEL@PRECISION[,dtype=bf16|f16|f32,native=true|false,device=auto|cpu|cuda,...]``.
-MODEL is a folder with ``config.json`` and safetensors, a ``.gguf`` file, or a catalog name.
+MODEL is a folder with ``config.json`` and safetensors, a ``.gguf`` file, or a catalog name;
+where it lives and how a GGUF becomes (cached) torch weights is :mod:`agentsim.models.hf_source`.
 
 * ``f32``, ``bf16``, ``f16``: the model computed in that dtype (``precision_mode`` native).
 * ``int8``, ``int4``, ``mxfp4``, ``nvfp4``: every ``nn.Linear`` weight of the decoder (not the
