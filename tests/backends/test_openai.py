@@ -110,7 +110,7 @@ def test_server_killed_mid_run_then_resume(tiny_gguf: Path, tmp_path: Path) -> N
     spec = f"openai:,base_url={server.base_url},retries=1,backoff_s=0.05,timeout_s=10"
 
     def kill_after_four(p: Any) -> None:
-        if p.done == 4 and server.proc is not None:
+        if p.hops_done == 4 and server.proc is not None:
             server.kill()
 
     try:
@@ -192,6 +192,17 @@ def test_a_stall_times_out_after_bounded_attempts() -> None:
                 b.generate(GenerationRequest(prompt="q"))
             assert time.perf_counter() - t0 < 2.0
         assert len(srv.requests) == 2
+
+
+def test_a_stream_cut_short_is_an_error_not_an_empty_answer() -> None:
+    def cut(body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        chunk = {"choices": [{"index": 0, "delta": {"content": "4"}, "finish_reason": None}]}
+        return 200, SSE, b"data: " + json.dumps(chunk).encode() + b"\n\ndata: [DONE]\n\n"
+
+    with ScriptedHTTPServer(cut) as srv:
+        with create_backend(_spec(srv.base_url, retries=1, backoff_s=0.01)) as b:
+            with pytest.raises(BackendError, match=r"ended before a finish_reason after 1 chunk.*after 2 attempts"):
+                b.generate(GenerationRequest(prompt="q"))
 
 
 def test_client_errors_are_not_retried_and_say_why() -> None:
