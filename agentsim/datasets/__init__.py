@@ -10,7 +10,7 @@ repository, path, commit and sha256 it was taken from; its loader verifies that 
 
 from __future__ import annotations
 
-from ..errors import AgentsimError
+from agentsim.errors import AgentsimError
 
 __all__ = ["DatasetError"]
 

@@ -216,11 +216,15 @@ class Rational:
     den: tuple[tuple[int, ...], ...]
 
     def evaluate(self, values: list[Any]) -> Fraction:
+        """The exact value for the given results of the earlier steps (a float is read as the
+        decimal it prints as: 0.6 is 3/5)."""
+        exact = [Fraction(repr(v)) if isinstance(v, float) else Fraction(v) for v in values]
+
         def poly(terms: tuple[tuple[int, ...], ...]) -> Fraction:
             total = Fraction(0)
             for c, *exps in terms:
                 term = Fraction(c)
-                for v, e in zip(values, exps, strict=True):
+                for v, e in zip(exact, exps, strict=True):
                     term *= Fraction(v) ** e
                 total += term
             return total

@@ -27,12 +27,9 @@ import random
 import re
 from typing import Any
 
-from .gsm8k import Problem, load_problems
+from agentsim.scenario import Generated, generator
 
-try:  # the scenario package (after the core's restructuring)
-    from ..scenario import Generated, generator
-except ImportError:  # pragma: no cover - the flat layout before it
-    from ..generators import Generated, generator  # type: ignore[no-redef]
+from .gsm8k import Problem, load_problems
 
 __all__ = ["parse_steps", "problem_pool", "step_expectation", "WHOLE_PARSE_PATTERN"]
 
