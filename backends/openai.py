@@ -572,6 +572,9 @@ class OpenAIBackend(Backend):
                 "timeout_s": float(self.options["timeout_s"]),
                 "retries": int(self.options["retries"]),
                 "api_key": f"from ${self._key_env}" if self._key_env else "none",
+                "timing_source": "the server's own timings where a reply carries them (llama.cpp's llama-server), "
+                                 "else client-side: prefill = TTFT (network and queueing included), decode = the rest",
+                "tokens_source": "the server's usage where it sends one, else one token per streamed content chunk",
                 "notes": notes,
             },
         )
