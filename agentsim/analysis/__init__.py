@@ -12,7 +12,10 @@ from .summary import (
     wilson,
 )
 
+from .trap import evaluate
+
 __all__ = [
+    "evaluate",
     "summarize_run", "energy_summary", "wilson", "compare_runs", "accuracy_by_depth",
     "fit_reliability", "ratio_ci",
 ]

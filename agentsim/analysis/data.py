@@ -84,6 +84,7 @@ class InstanceTable:
     success: np.ndarray          # 1.0 when every hop of the instance is right
     mh_correct: np.ndarray       # model (llm) hops right
     mh_n: np.ndarray             # model hops
+    all_correct: np.ndarray      # hops right, tool hops included (the legacy "accuracy")
     hops_n: np.ndarray           # all hops (llm and tool)
     wall_s: np.ndarray           # seconds over all hops
     energy_j: np.ndarray | None  # joules of the run's one energy kind (None: unavailable/mixed)
@@ -118,7 +119,7 @@ def instance_table(rd: RunData, keys: list[Key] | None = None, hop_ids: set[str]
     keys = rd.keys if keys is None else keys
     pos = {k: i for i, k in enumerate(keys)}
     m = len(keys)
-    mh_c, mh_n, hops_n = np.zeros(m), np.zeros(m), np.zeros(m)
+    mh_c, mh_n, hops_n, all_c = np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m)
     wall, energy, tokens, dec = np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m)
     kind = rd.energy_kind if rd.energy_kind in ("measured", "estimated") else rd.energy_kind
     has_energy = kind in ("measured", "estimated")
@@ -134,6 +135,7 @@ def instance_table(rd: RunData, keys: list[Key] | None = None, hop_ids: set[str]
         if hop_pairs is not None and (key, hop_id) not in hop_pairs:
             continue
         hops_n[i] += 1
+        all_c[i] += 1.0 if r["correct"] else 0.0
         wall[i] += float(r["wall_s"] or 0.0)
         if has_energy and r["energy_kind"] == kind and r["energy_j"] is not None:
             energy[i] += float(r["energy_j"])
@@ -157,7 +159,7 @@ def instance_table(rd: RunData, keys: list[Key] | None = None, hop_ids: set[str]
     ds = sorted(by_depth) if depths is None else list(depths)
     dc = np.stack([by_depth[d][0] for d in ds], axis=1) if ds else np.zeros((m, 0))
     dn = np.stack([by_depth[d][1] for d in ds], axis=1) if ds else np.zeros((m, 0))
-    return InstanceTable(keys=keys, success=success, mh_correct=mh_c, mh_n=mh_n, hops_n=hops_n, wall_s=wall,
+    return InstanceTable(keys=keys, success=success, mh_correct=mh_c, mh_n=mh_n, all_correct=all_c, hops_n=hops_n, wall_s=wall,
                          energy_j=energy if has_energy else None, energy_kind=kind, tokens=tokens, decode_s=dec,
                          depths=ds, depth_correct=dc, depth_n=dn, has_tokens=has_tokens)
 
@@ -176,7 +178,7 @@ def table_from_hops(correct: np.ndarray, depths: list[int], *, wall_s: np.ndarra
     dn = np.stack([np.full(m, float(sum(1 for j in range(h) if depths[j] == d))) for d in ds], axis=1)
     kind = energy_kind if energy_j is not None else "unavailable"
     return InstanceTable(keys=[(i, 0) for i in range(m)], success=(c.min(axis=1) == 1).astype(float),
-                         mh_correct=c.sum(axis=1), mh_n=np.full(m, float(h)), hops_n=np.full(m, float(h)),
+                         mh_correct=c.sum(axis=1), mh_n=np.full(m, float(h)), all_correct=c.sum(axis=1), hops_n=np.full(m, float(h)),
                          wall_s=np.zeros(m) if wall_s is None else np.asarray(wall_s, dtype=float),
                          energy_j=None if energy_j is None else np.asarray(energy_j, dtype=float),
                          energy_kind=kind, tokens=np.zeros(m), decode_s=np.zeros(m), depths=ds,

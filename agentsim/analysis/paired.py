@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 #: the accuracy figures compared as differences (a - baseline) and ratios (a / baseline)
-ACCURACY_FIGURES = ("model_hop_accuracy", "task_success")
+ACCURACY_FIGURES = ("model_hop_accuracy", "task_success", "all_hop_accuracy")
 #: the cost figures compared as ratios (a / baseline); above 1 = costs more than the baseline
 COST_FIGURES = ("energy_per_correct_task_j", "seconds_per_correct_task", "seconds_per_hop",
                 "seconds_per_task", "tokens_per_s")
@@ -91,6 +91,8 @@ def _point(t: InstanceTable, name: str) -> float | None:
         return _ratio(t.mh_correct.sum(), t.mh_n.sum())
     if name == "task_success":
         return _ratio(t.success.sum(), float(t.m))
+    if name == "all_hop_accuracy":
+        return _ratio(t.all_correct.sum(), t.hops_n.sum())
     if name == "energy_per_correct_task_j":
         return None if t.energy_j is None else _ratio(t.energy_j.sum(), t.success.sum())
     if name == "seconds_per_correct_task":
@@ -110,6 +112,8 @@ def _reps(w: np.ndarray, t: InstanceTable, name: str) -> np.ndarray:
         return ratio_of_sums(w, t.mh_correct, t.mh_n)
     if name == "task_success":
         return ratio_of_sums(w, t.success, ones)
+    if name == "all_hop_accuracy":
+        return ratio_of_sums(w, t.all_correct, t.hops_n)
     if name == "energy_per_correct_task_j":
         assert t.energy_j is not None
         return ratio_of_sums(w, t.energy_j, t.success)
@@ -218,8 +222,9 @@ def compare_tables(ta: InstanceTable, tb: InstanceTable, *, identity: bool = Fal
             test = {"p_value": mcnemar_exact(bb, cc), "test": "McNemar exact (instances)",
                     "discordant": {"run_only": bb, "baseline_only": cc}}
         else:
-            right_a = ta.mh_correct - np.minimum(ta.mh_correct, tb.mh_correct)
-            right_b = tb.mh_correct - np.minimum(ta.mh_correct, tb.mh_correct)
+            ca, cb = (ta.mh_correct, tb.mh_correct) if name == "model_hop_accuracy" else (ta.all_correct, tb.all_correct)
+            right_a = ca - np.minimum(ca, cb)
+            right_b = cb - np.minimum(ca, cb)
             test = {"p_value": clustered_mcnemar(right_a, right_b),
                     "test": "clustered McNemar (Durkalski 2003), hops within instances"}
         block["differences"][name] = figure(

@@ -33,7 +33,7 @@ from .bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, weights
 __all__ = ["loglik", "mle_r", "profile_ci", "fit_depth_counts", "fit_run", "fit_sweep", "half_life"]
 
 _CHI2_95 = float(stats.chi2.ppf(0.95, 1))
-_GRID = np.linspace(1e-4, 1.0, 5000)
+_COARSE = np.linspace(1e-3, 1.0, 201)
 _NEG = -1e300
 
 
@@ -75,16 +75,23 @@ def profile_ci(c: np.ndarray, n: np.ndarray, d: np.ndarray, r_hat: float) -> lis
     return [lo, hi]
 
 
-def _grid_mle(c: np.ndarray, f: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """MLE of r for many count vectors at once (rows of c and f), on a fine grid."""
-    logr = np.log(_GRID)[None, :] * d[:, None]                          # D x G
+def _ll_rows(r: np.ndarray, c: np.ndarray, f: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """log L for row-wise candidate values r (B x K) and counts c, f (B x D)."""
     with np.errstate(divide="ignore"):
-        log1m = np.maximum(np.log1p(-np.power(_GRID[None, :], d[:, None])), _NEG)  # D x G
-    out = np.empty(c.shape[0])
-    for s in range(0, c.shape[0], 250):
-        ll = c[s:s + 250] @ logr + f[s:s + 250] @ log1m
-        out[s:s + 250] = _GRID[np.argmax(ll, axis=1)]
-    return out
+        rd = np.power(r[:, :, None], d[None, None, :])                    # B x K x D
+        log1m = np.maximum(np.log1p(-rd), _NEG)
+    return np.einsum("bd,bkd->bk", c, np.log(r)[:, :, None] * d[None, None, :]) + np.einsum("bd,bkd->bk", f, log1m)
+
+
+def _grid_mle(c: np.ndarray, f: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """MLE of r for many count vectors at once (rows of c and f): a coarse grid, then a fine one
+    around each row's best point (resolution 2e-5)."""
+    b = c.shape[0]
+    coarse = np.broadcast_to(_COARSE, (b, _COARSE.size))
+    best = coarse[np.arange(b), np.argmax(_ll_rows(coarse, c, f, d), axis=1)]
+    step = _COARSE[1] - _COARSE[0]
+    fine = np.clip(best[:, None] + np.linspace(-step, step, 101)[None, :], 1e-6, 1.0)
+    return fine[np.arange(b), np.argmax(_ll_rows(fine, c, f, d), axis=1)]
 
 
 def half_life(r: float | None) -> float | None:

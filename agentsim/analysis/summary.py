@@ -8,26 +8,17 @@ from typing import Any
 
 from agentsim.store import RunRead, Store
 
-__all__ = ["summarize_run", "energy_summary", "wilson", "compare_runs", "accuracy_by_depth", "fit_reliability"]
+from .bootstrap import wilson, wilson_clustered
+
+__all__ = ["summarize_run", "energy_summary", "wilson", "compare_runs", "accuracy_by_depth", "fit_reliability", "ratio_ci"]
 
 _SUM_FIELDS = ("prompt_tokens", "completion_tokens", "cached_tokens", "prefill_s", "decode_s", "wall_s")
 _HOP_COLUMNS = [
-    "run_id", "instance_index", "hop_id", "depth", "kind", "correct", "error_kind",
+    "run_id", "instance_index", "hop_id", "depth", "kind", "correct", "error_kind", "parents", "parents_ok",
     "prompt_tokens", "completion_tokens", "cached_tokens", "prefill_s", "decode_s", "wall_s",
     "ttft_s", "energy_j", "energy_kind", "energy_source", "energy_resolution_j", "energy_note",
     "energy_below_resolution",
 ]
-
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
-    """Wilson score interval for a proportion (None when n == 0)."""
-    if n == 0:
-        return None
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def _sum_or_none(values: list[Any]) -> float | None:
@@ -128,7 +119,10 @@ def summarize_run(store: Store, run: RunRead | int, *, hop_count: int | None = N
     sums = {f: _sum_or_none([r[f] for r in rows]) for f in _SUM_FIELDS}
     llm_rows = [r for r in rows if r["kind"] == "llm"]
     energy = energy_summary(rows, run)
-    acc_ci = wilson(correct, n_hops)
+    acc_ci = _clustered_ci(rows, llm_only=False)
+    mh_rows = [r for r in rows if r["kind"] != "tool"]
+    mh_correct = sum(1 for r in mh_rows if r["correct"])
+    mh_ci = _clustered_ci(rows, llm_only=True)
     ts_ci = wilson(successes, len(finished))
     decode_tokens = _sum_or_none([r["completion_tokens"] for r in llm_rows if r["decode_s"]])
     decode_s = _sum_or_none([r["decode_s"] for r in llm_rows if r["completion_tokens"]])
@@ -154,6 +148,9 @@ def summarize_run(store: Store, run: RunRead | int, *, hop_count: int | None = N
         "hops_recorded": n_hops,
         "accuracy": correct / n_hops if n_hops else None,
         "accuracy_ci95": list(acc_ci) if acc_ci else None,
+        "model_hops": len(mh_rows),
+        "model_hop_accuracy": mh_correct / len(mh_rows) if mh_rows else None,
+        "model_hop_accuracy_ci95": list(mh_ci) if mh_ci else None,
         "task_success": successes / len(finished) if finished else None,
         "task_success_ci95": list(ts_ci) if ts_ci else None,
         "final_correct": (sum(1 for i in finished if i.final_correct) / len(finished)) if finished else None,
@@ -165,12 +162,30 @@ def summarize_run(store: Store, run: RunRead | int, *, hop_count: int | None = N
         "energy": energy,
         "energy_per_correct_task_j": (energy["joules"] / successes) if (energy["joules"] is not None and successes) else None,
         "accuracy_by_depth": accuracy_by_depth(rows),
+        "model_hop_accuracy_by_depth": accuracy_by_depth(mh_rows),
         "machine": run.machine,
         "created_at": run.created_at.isoformat() if run.created_at else None,
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
     }
-    out["reliability"] = fit_reliability(out["accuracy_by_depth"], rows, instances)
+    out["reliability"] = fit_reliability(out["model_hop_accuracy_by_depth"], rows, instances, mode=run.mode)
     return out
+
+
+def _clustered_ci(rows: list[dict[str, Any]], *, llm_only: bool) -> tuple[float, float] | None:
+    """Wilson interval of hop accuracy with the hops of one instance as a cluster."""
+    import numpy as np
+
+    per: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for r in rows:
+        if llm_only and r["kind"] == "tool":
+            continue
+        per[int(r["instance_index"])][0] += int(bool(r["correct"]))
+        per[int(r["instance_index"])][1] += 1
+    if not per:
+        return None
+    arr = np.array(list(per.values()), dtype=float)
+    f = wilson_clustered(arr[:, 0], arr[:, 1])
+    return None if f is None else (f["ci95"][0], f["ci95"][1])
 
 
 def _mean(values: list[Any]) -> float | None:
@@ -186,58 +201,77 @@ def accuracy_by_depth(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {str(d): {"correct": c, "n": n, "accuracy": c / n} for d, (c, n) in sorted(acc.items())}
 
 
-def fit_reliability(by_depth: dict[str, dict[str, Any]], rows: list[dict[str, Any]], instances: list[Any]) -> dict[str, Any]:
-    """Fit accuracy(depth) ≈ r^depth (least squares on logs, weighted by n).
-
-    Returns the per-hop reliability ``r`` and the number of hops until accuracy halves.
+def fit_reliability(by_depth: dict[str, dict[str, Any]], rows: list[dict[str, Any]] | None = None,
+                    instances: list[Any] | None = None, *, mode: str = "free") -> dict[str, Any]:
+    """Per-hop reliability r of accuracy(depth) = r^depth, by maximum likelihood on the binomial
+    counts (zeros included), with its profile-likelihood interval, and the hops until accuracy
+    halves. ``r`` is None in oracle mode (accuracy does not compound there). The cluster-bootstrap
+    interval of :func:`agentsim.analysis.reliability.fit_run` is what ``evaluate()`` reports.
     """
-    num = den = 0.0
-    for d, v in by_depth.items():
-        depth = int(d)
-        if v["accuracy"] <= 0 or depth <= 0:
-            continue
-        num += v["n"] * depth * math.log(v["accuracy"])
-        den += v["n"] * depth * depth
-    if den == 0:
-        return {"r": None, "half_life_hops": None}
-    r = math.exp(num / den)
-    half = (math.log(0.5) / math.log(r)) if 0 < r < 1 else None
-    return {"r": r, "half_life_hops": half}
+    from .reliability import fit_depth_counts
+
+    if mode != "free":
+        return {"r": None, "half_life_hops": None, "ci95": None,
+                "reason": "oracle mode: accuracy does not compound with depth, r has no meaning"}
+    pts = [(int(d), v["correct"], v["n"]) for d, v in by_depth.items() if int(d) > 0 and v["n"]]
+    if not pts:
+        return {"r": None, "half_life_hops": None, "ci95": None, "reason": "no hops"}
+    fit = fit_depth_counts([p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts])
+    return {"r": fit["r"], "ci95": fit["ci95"], "half_life_hops": fit["half_life_hops"],
+            "half_life_ci95": fit["half_life_ci95"], "method": fit["method"]}
 
 
-def compare_runs(store: Store, run_ids: list[int], baseline: int | None = None) -> list[dict[str, Any]]:
-    """Summaries of several runs with ratios against a baseline run (the first by default)."""
-    summaries = [summarize_run(store, rid) for rid in run_ids]
-    if not summaries:
+def compare_runs(store: Store, run_ids: list[int], baseline: int | str | None = None) -> list[dict[str, Any]]:
+    """Summaries of several runs with *paired* figures against each run's baseline.
+
+    The baseline is chosen as in :func:`agentsim.analysis.trap.evaluate` (default: the top rung of
+    the same model, scenario, params and mode). Each summary gains ``baseline_run_id``,
+    ``relative`` / ``relative_ci95`` (paired-bootstrap ratios to the baseline: ``accuracy`` (all
+    hops, as the ``accuracy`` key), ``model_hop_accuracy``, ``task_success``, ``wall_s_per_hop``,
+    ``decode_tokens_per_s``, ``energy_per_correct_task_j`` (same energy kind only)), ``paired``,
+    ``depth`` and ``verdict`` (the blocks of ``evaluate()``).
+    """
+    from .trap import evaluate
+
+    if not run_ids:
         return []
-    base = next((s for s in summaries if s["run_id"] == baseline), summaries[0])
-    for s in summaries:
-        s["baseline_run_id"] = base["run_id"]
-        s["relative"] = {
-            k: _ratio(s[k], base[k])
-            for k in ("accuracy", "task_success", "wall_s_per_hop", "decode_tokens_per_s", "energy_per_correct_task_j")
-        }
-        s["relative_ci95"] = {
-            "accuracy": ratio_ci(s["accuracy"], s["hops_recorded"], base["accuracy"], base["hops_recorded"]),
-            "task_success": ratio_ci(s["task_success"], s["instances_finished"],
-                                     base["task_success"], base["instances_finished"]),
-        }
-    return summaries
+    ev = evaluate(store, run_ids, baseline)
+    blocks = {b["run_id"]: b for b in ev["runs"]}
+    names = {"accuracy": "all_hop_accuracy", "model_hop_accuracy": "model_hop_accuracy", "task_success": "task_success",
+             "wall_s_per_hop": "seconds_per_hop", "decode_tokens_per_s": "tokens_per_s",
+             "energy_per_correct_task_j": "energy_per_correct_task_j", "seconds_per_correct_task": "seconds_per_correct_task"}
+    out = []
+    for rid in dict.fromkeys(int(i) for i in run_ids):
+        s = summarize_run(store, rid)
+        b = blocks[rid]
+        ratios = ((b.get("paired") or {}).get("ratios")) or {}
+        s["baseline_run_id"] = b["baseline_run_id"]
+        s["relative"] = {k: (ratios.get(v) or {}).get("value") for k, v in names.items()}
+        s["relative_ci95"] = {k: (ratios.get(v) or {}).get("ci95") for k, v in names.items()}
+        s["paired"] = b.get("paired")
+        s["depth"] = b.get("depth")
+        s["verdict"] = b.get("verdict")
+        out.append(s)
+    return out
 
 
 def ratio_ci(p1: float | None, n1: int, p0: float | None, n0: int, z: float = 1.96) -> list[float] | None:
-    """95% interval of the ratio of two proportions p1/p0 (Katz log method, 0.5 added to
-    zero counts). None when either side has no observations or the baseline is 0."""
+    """95% interval of the ratio p1/p0 of two *independent* proportions (Katz et al. 1978, log method).
+
+    When any of the four cells (successes or failures on either side) is 0, 0.5 is added to every
+    cell (x + 0.5 of n + 1), so 100 % vs 100 % is not certainty; the interval is then extended to
+    contain the observed ratio (0 when p1 = 0). None when either side has no observations or the
+    baseline is 0. Paired runs use :mod:`agentsim.analysis.paired` instead.
+    """
     if p1 is None or p0 is None or not n1 or not n0 or p0 == 0:
         return None
     x1, x0 = p1 * n1, p0 * n0
-    if x1 == 0:
-        x1, n1 = 0.5, n1 + 0.5
-    if x0 == 0:
-        x0, n0 = 0.5, n0 + 0.5
+    point = p1 / p0
+    if min(x1, x0, n1 - x1, n0 - x0) <= 0:
+        x1, n1, x0, n0 = x1 + 0.5, n1 + 1, x0 + 0.5, n0 + 1
     r = (x1 / n1) / (x0 / n0)
     se = math.sqrt(max(0.0, 1 / x1 - 1 / n1 + 1 / x0 - 1 / n0))
-    return [r * math.exp(-z * se), r * math.exp(z * se)]
+    return [min(point, r * math.exp(-z * se)), max(point, r * math.exp(z * se))]
 
 
 def _ratio(a: Any, b: Any) -> float | None:

@@ -1,0 +1,62 @@
+"""r-MLE: zeros count, coverage of r = 1 - p, oracle mode reports no r, depth sweeps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agentsim.analysis.reliability import fit_depth_counts, fit_run, fit_sweep, half_life, mle_r
+from agentsim.analysis.summary import fit_reliability
+
+
+def test_depth_one_perfect_depth_two_zero_is_not_r_one():
+    fit = fit_depth_counts([1, 2], [50, 0], [50, 50])
+    assert fit["r"] == pytest.approx(1 / np.sqrt(3), abs=1e-6)  # r² = n1 / (n1 + 2 n2)
+    assert fit["ci95"][1] < 0.8
+    legacy = fit_reliability({"1": {"correct": 50, "n": 50, "accuracy": 1.0}, "2": {"correct": 0, "n": 50, "accuracy": 0.0}})
+    assert legacy["r"] == pytest.approx(fit["r"]) and legacy["r"] < 1
+
+
+def test_boundaries():
+    assert mle_r(np.array([10, 10]), np.array([10, 10]), np.array([1, 2])) == 1.0
+    assert mle_r(np.array([0, 0]), np.array([10, 10]), np.array([1, 2])) == 0.0
+    fit = fit_depth_counts([1, 2, 3], [30, 30, 30], [30, 30, 30])
+    assert fit["r"] == 1.0 and fit["ci95"][0] < 1.0 and fit["half_life_unbounded"]
+    assert half_life(0.5) == pytest.approx(1.0) and half_life(1.0) is None
+
+
+def _chains(rng: np.random.Generator, m: int, depth: int, p: float) -> tuple[np.ndarray, np.ndarray]:
+    ok = np.cumprod(rng.random((m, depth)) >= p, axis=1).astype(float)
+    return ok, np.ones((m, depth))
+
+
+def test_mle_recovers_r_within_its_interval_in_90_percent_of_seeds():
+    p = 0.1
+    hits = 0
+    for seed in range(50):
+        c, n = _chains(np.random.default_rng(seed), 100, 6, p)
+        fit = fit_run([1, 2, 3, 4, 5, 6], c, n, seed=seed)
+        lo, hi = fit["ci95"]
+        assert lo <= fit["r"] <= hi
+        hits += lo <= 1 - p <= hi
+    assert hits >= 45, hits
+
+
+def test_oracle_mode_has_no_r():
+    c, n = _chains(np.random.default_rng(0), 20, 3, 0.1)
+    fit = fit_run([1, 2, 3], c, n, mode="oracle")
+    assert fit["r"] is None and "oracle" in fit["reason"]
+    assert fit_reliability({"1": {"correct": 5, "n": 10}}, mode="oracle")["r"] is None
+
+
+def test_task_success_sweep_fit():
+    hits = 0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        pts = [{"depth": d, "successes": int(rng.binomial(200, 0.85 ** d)), "n": 200, "run_id": d} for d in (1, 2, 4, 8)]
+        fit = fit_sweep(pts)
+        hits += fit["ci95"][0] <= 0.85 <= fit["ci95"][1]
+    assert hits >= 36, hits  # profile likelihood: ~95 % coverage for independent binomials
+    assert [q["depth"] for q in fit["points"]] == [1, 2, 4, 8]
+    lo, hi = fit["half_life_ci95"]
+    assert lo <= fit["half_life_hops"] <= hi
