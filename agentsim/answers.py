@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import decimal
+import functools
 import json
 import math
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import regex
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+try:  # the parser of Python's own re module: reads a pattern's structure (oracle completions)
+    import re._parser as _sre_parse  # type: ignore[import-not-found]
+    from re import _constants as _sre  # type: ignore[attr-defined]
+except ImportError:  # Python 3.10
+    import sre_constants as _sre  # type: ignore[no-redef]
+    import sre_parse as _sre_parse  # type: ignore[no-redef]
 
 ParseType = Literal["number", "integer", "choice", "regex", "json", "text"]
 CheckType = Literal["exact", "numeric", "normalized"]
@@ -35,9 +45,9 @@ class ParseSpec(BaseModel):
             if not self.pattern:
                 raise ValueError("parse type 'regex' needs 'pattern'")
             try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise ValueError(f"invalid regex pattern: {exc}") from None
+                compile_pattern(self.pattern)
+            except regex.error as exc:
+                raise ValueError(f"invalid regex pattern {self.pattern!r}: {exc}") from None
         if self.type == "json" and not self.field:
             raise ValueError("parse type 'json' needs 'field' (a dotted path into the object)")
         return self
@@ -56,6 +66,22 @@ class CheckSpec(BaseModel):
 @dataclass(frozen=True)
 class ParseFailure:
     reason: str
+
+
+class AnswerFormatError(ValueError):
+    """No completion that the hop's parse reads back as the value (see :func:`format_answer`)."""
+
+
+@functools.lru_cache(maxsize=1024)
+def compile_pattern(pattern: str) -> Any:
+    """A regex parse pattern, compiled by the ``regex`` engine (which takes a timeout)."""
+    return regex.compile(pattern)
+
+
+def _regex_timeout() -> float | None:
+    from agentsim.limits import current
+
+    return current().regex_s
 
 
 def _to_number(text: str) -> int | float:
@@ -105,7 +131,14 @@ def parse_answer(text: str, spec: ParseSpec) -> Any:
         return best[2]
     if kind == "regex":
         assert spec.pattern is not None
-        matches = list(re.finditer(spec.pattern, text))
+        timeout = _regex_timeout()
+        try:
+            matches = list(compile_pattern(spec.pattern).finditer(text, timeout=timeout))
+        except TimeoutError:
+            return ParseFailure(
+                f"pattern {spec.pattern!r} took more than {timeout:g} s on this completion "
+                "(limit regex_s; the pattern backtracks: simplify it)"
+            )
         if not matches:
             return ParseFailure(f"pattern {spec.pattern!r} did not match")
         m = matches[0] if spec.pick == "first" else matches[-1]
@@ -145,17 +178,30 @@ def _first_json_object(text: str) -> Any:
     return None
 
 
-def _as_number(value: Any) -> float | None:
+_NUMERIC_STRING = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+def as_number(value: Any) -> float | None:
+    """A number, or a string that is one (``'-4'``, ``' 3.5 '``, ``'1,200'``, ``'−2'``); else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
         try:
-            return float(value.replace(",", ""))
+            return float(value)
+        except OverflowError:
+            return math.copysign(math.inf, value)
+    if isinstance(value, str):
+        text = value.strip().replace("−", "-")
+        if not text or len(text) > 400 or not _NUMERIC_STRING.fullmatch(text) or not any(c.isdigit() for c in text):
+            return None
+        try:
+            return float(text.replace(",", ""))
         except ValueError:
             return None
     return None
+
+
+_as_number = as_number
 
 
 def check_answer(value: Any, expected: Any, spec: CheckSpec) -> bool:
@@ -189,13 +235,159 @@ def default_check(parse: ParseSpec) -> CheckSpec:
     return CheckSpec(type="exact")
 
 
+def reads_as(parsed: Any, value: Any) -> bool:
+    """Whether a parsed answer stands for ``value`` under some check (exact, numeric or normalized)."""
+    if isinstance(parsed, ParseFailure):
+        return False
+    return (
+        check_answer(parsed, value, CheckSpec(type="exact"))
+        or check_answer(parsed, value, CheckSpec(type="numeric", tol=1e-9, rel=1e-9))
+        or check_answer(parsed, value, CheckSpec(type="normalized"))
+    )
+
+
+def _number_text(value: Any) -> str:
+    if isinstance(value, float) and math.isfinite(value):
+        if value.is_integer() and abs(value) < 1e16:
+            return str(int(value))
+        text = format(decimal.Decimal(repr(value)), "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    return str(value)
+
+
 def format_answer(value: Any, parse: ParseSpec) -> str:
-    """Render a value as a completion that ``parse`` reads back (used by simulation backends)."""
+    """A completion that ``parse`` reads back as ``value`` (what the ``oracle`` backend answers).
+
+    ``json``: an object with the value at the field path; ``choice``: the option as spelled in
+    ``options``; ``regex``: a completion the pattern matches with the value in its group (built
+    from the pattern's own literals and classes, then verified with the real pattern); numbers
+    in plain decimal notation. Raises :class:`AnswerFormatError` when no completion it can build
+    reads back as the value (e.g. a pattern ``(\\d+)`` and the value ``-4``).
+    """
+    for text in _candidates(value, parse):
+        if reads_as(parse_answer(text, parse), value):
+            return text
+    what = {"regex": f"pattern {parse.pattern!r}", "choice": f"options {parse.options}"}.get(
+        parse.type, f"parse '{parse.type}'"
+    )
+    raise AnswerFormatError(f"no completion that {what} reads as {value!r}")
+
+
+def _candidates(value: Any, parse: ParseSpec) -> list[str]:
+    plain = _number_text(value)
     if parse.type == "json" and parse.field:
         obj: Any = value
         for part in reversed(parse.field.split(".")):
             obj = {part: obj}
-        return json.dumps(obj)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+        return [json.dumps(obj)]
+    if parse.type == "choice" and parse.options:
+        norm = normalize_text(value)
+        return [o for o in parse.options if normalize_text(o) == norm] + [plain]
+    if parse.type == "regex" and parse.pattern:
+        out = []
+        built = _pattern_completion(parse.pattern, plain)
+        if built is not None:
+            out.append(built)
+        out += [plain, f"{plain}\n", f"Answer: {plain}", f"answer: {plain}", f"The answer is {plain}."]
+        return out
+    return [plain, plain.replace("\n", " ")]
+
+
+# --------------------------------------------------------------------------------------------
+# completions built from a regex pattern's structure
+
+
+def _pattern_completion(pattern: str, value: str) -> str | None:
+    """The shortest text the pattern's structure suggests, with ``value`` in group 1 (or as the
+    whole match when the pattern has no group); None when the pattern cannot be read."""
+    try:
+        tree = _sre_parse.parse(pattern)
+    except Exception:  # noqa: BLE001 - regex-only syntax: the caller tries plain candidates
+        return None
+    target = 1 if tree.state.groups > 1 else None
+    try:
+        return _build(list(tree), target, value)
+    except (_Unbuildable, RecursionError):
+        return None
+
+
+class _Unbuildable(Exception):
+    pass
+
+
+def _has_group(items: Any, group: int) -> bool:
+    for op, av in items:
+        if op is _sre.SUBPATTERN:
+            if av[0] == group or _has_group(av[-1], group):
+                return True
+        elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT, getattr(_sre, "POSSESSIVE_REPEAT", None)):
+            if _has_group(av[2], group):
+                return True
+        elif op is _sre.BRANCH:
+            if any(_has_group(alt, group) for alt in av[1]):
+                return True
+        elif op in (getattr(_sre, "ATOMIC_GROUP", None),) and _has_group(av, group):
+            return True
+    return False
+
+
+_CATEGORY_CHAR = {
+    "CATEGORY_DIGIT": "0", "CATEGORY_NOT_DIGIT": "a", "CATEGORY_SPACE": " ", "CATEGORY_NOT_SPACE": "a",
+    "CATEGORY_WORD": "a", "CATEGORY_NOT_WORD": " ",
+}
+
+
+def _class_char(items: Any) -> str:
+    negate = any(op is _sre.NEGATE for op, _ in items)
+    chars: list[str] = []
+    for op, av in items:
+        if op is _sre.LITERAL:
+            chars.append(chr(av))
+        elif op is _sre.RANGE:
+            chars.append(chr(av[0]))
+        elif op is _sre.CATEGORY:
+            chars.append(_CATEGORY_CHAR.get(str(av), "a"))
+    if not negate:
+        if not chars:
+            raise _Unbuildable
+        return chars[0]
+    for c in "ax0 -_.Z":
+        if not regex.match("[" + "".join(regex.escape(x) for x in chars) + "]", c):
+            return c
+    raise _Unbuildable
+
+
+def _build(items: Any, target: int | None, value: str) -> str:
+    if target is None:
+        return value
+    out: list[str] = []
+    for op, av in items:
+        if op is _sre.LITERAL:
+            out.append(chr(av))
+        elif op is _sre.NOT_LITERAL:
+            out.append("x" if chr(av) != "x" else "y")
+        elif op is _sre.ANY:
+            out.append("x")
+        elif op is _sre.IN:
+            out.append(_class_char(av))
+        elif op is _sre.SUBPATTERN:
+            out.append(value if av[0] == target else _build(av[-1], target, value))
+        elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT, getattr(_sre, "POSSESSIVE_REPEAT", None)):
+            lo, _hi, sub = av
+            if _has_group(sub, target):
+                out.append(_build(sub, target, value) + _build(sub, -1, value) * max(lo - 1, 0))
+            else:
+                if lo > 1000:
+                    raise _Unbuildable
+                out.append(_build(sub, target, value) * lo)
+        elif op is _sre.BRANCH:
+            alts = av[1]
+            chosen = next((a for a in alts if _has_group(a, target)), alts[0])
+            out.append(_build(chosen, target, value))
+        elif op in (_sre.AT, _sre.ASSERT, _sre.ASSERT_NOT, _sre.GROUPREF):
+            continue
+        elif op is getattr(_sre, "ATOMIC_GROUP", None):
+            out.append(_build(av, target, value))
+        else:
+            raise _Unbuildable
+    return "".join(out)

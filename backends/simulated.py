@@ -11,7 +11,7 @@ import random
 import time
 from typing import Any, ClassVar
 
-from agentsim.answers import ParseSpec, format_answer
+from agentsim.answers import AnswerFormatError, ParseSpec, format_answer
 
 from .base import Backend, BackendInfo, Completion, GenerationRequest, OptionSpec
 
@@ -19,6 +19,24 @@ from .base import Backend, BackendInfo, Completion, GenerationRequest, OptionSpe
 def _sleep(ms: float) -> None:
     if ms > 0:
         time.sleep(ms / 1000.0)
+
+
+def _one_batched_call(backend: Any, requests: Any, return_exceptions: bool) -> list[Any]:
+    """A simulated batched call: ``latency_ms`` is paid once for the whole batch (as one call of
+    a batching server would take), and each hop gets an equal share of it (``attributed``)."""
+    t0 = time.perf_counter()
+    _sleep(backend.options["latency_ms"])
+    backend._in_batch = True
+    try:
+        out = Backend.generate_batch(backend, requests, return_exceptions=return_exceptions)
+    finally:
+        backend._in_batch = False
+    wall = time.perf_counter() - t0
+    for c in out:
+        if isinstance(c, Completion):
+            c.decode_s = wall / max(len(out), 1)
+            c.extra.update(batch_timing="attributed", batch_decode_s=wall, batch_prefill_s=None)
+    return out
 
 
 class OracleBackend(Backend):
@@ -31,15 +49,46 @@ class OracleBackend(Backend):
         "latency_ms": OptionSpec(float, 0.0, "simulated latency per call, ms"),
     }
 
+    _in_batch: bool = False
+
+    def generate_batch(self, requests: Any, *, return_exceptions: bool = False) -> list[Any]:
+        """One call for the whole batch: ``latency_ms`` models one batched call, not one per hop."""
+        return _one_batched_call(self, requests, return_exceptions)
+
     def generate(self, request: GenerationRequest) -> Completion:
         t0 = time.perf_counter()
-        _sleep(self.options["latency_ms"])
-        text = format_answer(request.expected, request.parse or ParseSpec())
+        _sleep(0.0 if self._in_batch else self.options["latency_ms"])
+        text = oracle_text(request.expected, request.parse or ParseSpec(), request.hop_id)
         return Completion(text=text, decode_s=time.perf_counter() - t0, finish_reason="stop")
 
     def info(self) -> BackendInfo:
         return BackendInfo(name="oracle", precision=self.spec.precision, precision_mode="n/a",
                            kernel="simulation")
+
+
+def oracle_text(expected: Any, parse: ParseSpec, hop_id: str = "") -> str:
+    """The completion the oracle answers: the expected value in the form the hop's parse reads
+    (JSON at the field path, the option, a completion the regex matches with the value in its
+    group). A hop whose parse cannot read the value back is a clear error, not a silent miss."""
+    if expected is None:
+        return "unknown"
+    try:
+        return format_answer(expected, parse)
+    except AnswerFormatError as exc:
+        from agentsim.errors import BackendError
+
+        raise BackendError(
+            f"oracle: hop '{hop_id}': {exc}; the scenario cannot be answered right "
+            "(agentsim validate warns about it)",
+            hint="fix the hop's parse (e.g. a pattern that captures the answer) or its expect",
+        ) from None
+
+
+def _noisy_text(value: Any, parse: ParseSpec) -> str:
+    try:
+        return format_answer(value, parse)
+    except AnswerFormatError:
+        return str(value)
 
 
 class NoisyBackend(Backend):
@@ -69,9 +118,15 @@ class NoisyBackend(Backend):
         if self.options["latency_ms"] < 0:
             raise BackendError("noisy: latency_ms must be >= 0")
 
+    _in_batch: bool = False
+
+    def generate_batch(self, requests: Any, *, return_exceptions: bool = False) -> list[Any]:
+        """One call for the whole batch: ``latency_ms`` models one batched call, not one per hop."""
+        return _one_batched_call(self, requests, return_exceptions)
+
     def generate(self, request: GenerationRequest) -> Completion:
         t0 = time.perf_counter()
-        _sleep(self.options["latency_ms"])
+        _sleep(0.0 if self._in_batch else self.options["latency_ms"])
         rng = random.Random(f"noisy:{self.options['seed']}:{request.instance_key}:{request.hop_id}")
         parse = request.parse or ParseSpec()
         u_parse, u_err = rng.random(), rng.random()
@@ -80,9 +135,9 @@ class NoisyBackend(Backend):
         elif request.expected is None:
             text = "unknown"
         elif u_err < self.options["p"]:
-            text = format_answer(wrong_value(request.expected, parse, rng), parse)
+            text = _noisy_text(wrong_value(request.expected, parse, rng), parse)
         else:
-            text = format_answer(request.expected, parse)
+            text = _noisy_text(request.expected, parse)
         return Completion(text=text, decode_s=time.perf_counter() - t0, finish_reason="stop")
 
     def info(self) -> BackendInfo:

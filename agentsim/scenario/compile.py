@@ -7,15 +7,18 @@ from typing import Any
 import networkx as nx
 from pydantic import ValidationError
 
-from agentsim import expr
-from agentsim.answers import CheckSpec, ParseSpec
-from agentsim.errors import ScenarioError
+import json
 
-from .model import Scenario, VarDrawer
+from agentsim import expr
+from agentsim.answers import AnswerFormatError, CheckSpec, ParseSpec, as_number, format_answer, normalize_text
+from agentsim.errors import ScenarioError
+from agentsim.limits import LimitExceeded, current
+
+from .model import Scenario, ScenarioWarning, VarDrawer
 from .spec import HopSpec, ScenarioSpec
 from .vars import check_var_spec
 
-__all__ = ["scenario_from_dict", "line_for"]
+__all__ = ["scenario_from_dict", "line_for", "answer_warnings"]
 
 
 def line_for(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
@@ -187,21 +190,34 @@ def scenario_from_dict(
             if problem:
                 raise ScenarioError(problem, source=source, line=hop_line(i, "grammar"), hop=hop.id, field="grammar")
 
+    stored = ref or {"kind": "spec", "spec": spec.model_dump(mode="json")}
+    cap = current().file_bytes
+    if cap is not None and ref is None:
+        size = len(json.dumps(stored, default=str))
+        if size > cap:
+            raise LimitExceeded(
+                f"the scenario's definition is {size:,} characters as stored (its YAML aliases "
+                f"expanded); the limit is {cap:,} (limit file_bytes)",
+                limit="file_bytes", source=source, line=lines.get(()),
+            )
     scenario = Scenario(
         spec=spec,
         source=source,
-        ref=ref or {"kind": "spec", "spec": spec.model_dump(mode="json")},
+        ref=stored,
         graph=graph,
         order=order,
         depth=depth,
         draw_vars=draw_vars,
+        lines=dict(lines),
     )
     # a dry run: draw one instance and render every template with the expected inputs, so that
-    # runtime errors (a missing key in a table, a failing tool) show up at load time
+    # runtime errors (a missing key in a table, a failing tool, a limit) show up at load time
     inst = scenario.instance(0, 0)
     base = inst.context(spec.world)
     try:
         scenario.render_system(inst)
+    except ScenarioError:
+        raise
     except Exception as exc:  # noqa: BLE001
         raise ScenarioError(f"template fails to render: {exc}", source=source,
                             line=line_for(lines, ("system",)), field="system") from None
@@ -213,10 +229,91 @@ def scenario_from_dict(
             ctx[p] = inst.expected[p]
         try:
             expr.render(hop.prompt, ctx)
+        except LimitExceeded as exc:
+            raise exc.located(source=source, line=hop_line(i, "prompt"), hop=hop.id, field="prompt") from None
         except Exception as exc:  # noqa: BLE001
             raise ScenarioError(f"template fails to render: {exc}", source=source,
                                 line=hop_line(i, "prompt"), hop=hop.id, field="prompt") from None
+        if hop.kind == "llm":
+            for message, fld, hint in answer_warnings(hop, inst.expected[hop.id]):
+                scenario.warnings.append(ScenarioWarning(
+                    message, source=source, line=hop_line(i, fld) or hop_line(i), hop=hop.id, field=fld, hint=hint,
+                ))
     return scenario
+
+
+_STRING_PARSES = ("regex", "text", "choice")
+
+
+def answer_warnings(hop: HopSpec, expected: Any) -> list[tuple[str, str, str]]:
+    """Why ``hop`` can never be judged right when its expected answer is ``expected`` (one
+    instance's): ``(message, field, hint)`` for each problem found, most useful first.
+
+    A parse type yields strings (``regex``, ``text``, ``choice``), numbers (``number``,
+    ``integer``) or any JSON value (``json``); an ``exact`` check compares a string with a number
+    as unequal, so ``'-4'`` never matches ``-4``.
+    """
+    if expected is None or hop.check is None:
+        return []
+    parse, check = hop.parse.type, hop.check.type
+    out: list[tuple[str, str, str]] = []
+    is_num = isinstance(expected, (int, float)) and not isinstance(expected, bool)
+    shown = repr(expected) if len(repr(expected)) <= 40 else repr(expected)[:37] + "..."
+    if check == "exact":
+        if parse in _STRING_PARSES and is_num:
+            out.append((
+                f"parse '{parse}' yields a string, but expect evaluates to the number {shown}: under "
+                f"check 'exact' the string '{expected}' never equals the number {shown}",
+                "expect",
+                "use 'parse: number' (or integer) to read a number, or 'check: numeric' to compare "
+                "numeric strings as numbers, or 'check: normalized' to compare both as text",
+            ))
+        elif parse in ("number", "integer") and not is_num:
+            out.append((
+                f"parse '{parse}' yields a number, but expect evaluates to {type(expected).__name__} "
+                f"{shown}, which check 'exact' never finds equal to a number",
+                "expect",
+                "make expect a number (e.g. drop the quotes around it), or use 'check: numeric' or "
+                "'check: normalized'",
+            ))
+        elif parse == "text" and isinstance(expected, str) and normalize_text(expected) != expected:
+            out.append((
+                f"parse 'text' yields normalised text ({normalize_text(expected)!r}), which check "
+                f"'exact' never finds equal to {shown}",
+                "check",
+                "use 'check: normalized' (the default for text)",
+            ))
+        elif parse == "choice" and hop.parse.options and expected not in hop.parse.options:
+            out.append((
+                f"parse 'choice' yields one of {hop.parse.options}, and expect evaluates to {shown}, "
+                "which check 'exact' never finds among them",
+                "expect",
+                "use 'check: normalized' (the default for choices), or list the value in options",
+            ))
+    elif check == "numeric" and as_number(expected) is None:
+        out.append((
+            f"check 'numeric' compares numbers, but expect evaluates to {shown}",
+            "check",
+            "use 'check: exact' or 'check: normalized' for text answers",
+        ))
+    elif check == "numeric" and parse == "integer" and is_num and not float(expected).is_integer():
+        tol = hop.check.tol + hop.check.rel * abs(float(expected))
+        if abs(float(expected) - round(float(expected))) > tol:
+            out.append((
+                f"parse 'integer' yields whole numbers, but expect evaluates to {shown}",
+                "parse",
+                "use 'parse: number' for decimal answers",
+            ))
+    try:
+        format_answer(expected, hop.parse)
+    except AnswerFormatError as exc:
+        target = {"regex": "the pattern so that its group captures", "choice": "the options so that they include"}
+        out.append((
+            f"{exc}: no completion can be judged right (the oracle backend cannot answer it either)",
+            "parse",
+            f"fix {target.get(parse, 'the parse so that it reads')} answers like {shown}, or the expect",
+        ))
+    return out
 
 
 def _allowed_fields(loc: tuple[Any, ...], hop: str | None) -> str:
@@ -242,6 +339,8 @@ def _check_names(
 ) -> None:
     try:
         names = expr.expression_names(source_text) if expression else expr.template_names(source_text)
+    except LimitExceeded as exc:
+        raise exc.located(source=source, line=line, hop=hop, field=fld) from None
     except expr.TemplateSyntaxError as exc:
         offset = (exc.lineno - 1) if (exc.lineno and not expression) else 0
         raise ScenarioError(
