@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 from .errors import StoreError
+from .paths import default_db
 
 __all__ = [
     "Run",
@@ -73,6 +74,9 @@ class RunBase(SQLModel):
     error: str | None = None
     #: runs requested together (one launch) share this id; the column keeps its first name, "batch"
     launch_id: str | None = Field(default=None, sa_column=Column("batch", String, index=True))
+    #: instances advanced together, their ready hops sent to the backend as one call (1: one at a
+    #: time); a run written before batching existed reads None, which means 1
+    batch_size: int | None = Field(default=1)
     created_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
     machine: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
@@ -155,6 +159,17 @@ class HopBase(SQLModel):
     peak_mem_bytes: int | None = None
     peak_rss_bytes: int | None = None  # this hop's peak RSS (measure.PeakRSS)
     peak_gpu_mem_bytes: int | None = None  # torch's peak CUDA allocation during the hop
+    # batch > 1: the hop was answered in one backend call with batch_n - 1 others. wall_s,
+    # energy_j (and, when batch_timing is "attributed", prefill_s/decode_s) are then this hop's
+    # share (batch_share, by tokens) of the batch call's figures, which are kept here as they were
+    # measured. batch_timing: "own" (the backend answered the requests one by one: prefill_s and
+    # decode_s are the hop's own) or "attributed". None everywhere at batch 1.
+    batch_n: int | None = None
+    batch_share: float | None = None
+    batch_wall_s: float | None = None
+    batch_prefill_s: float | None = None
+    batch_decode_s: float | None = None
+    batch_timing: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -197,9 +212,6 @@ def new_hop_trace(**values: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 # the store
 
-
-def default_db() -> str:
-    return os.environ.get("AGENTSIM_DB") or "agentsim.db"
 
 
 def _url(db: str | os.PathLike[str] | None, readonly: bool) -> tuple[str, bool]:

@@ -40,6 +40,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=f"{marker}: {module} is not installed"))
 
 
+@pytest.fixture(autouse=True)
+def _isolated_agentsim_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own empty ``$AGENTSIM_HOME`` (model cache) and ``$AGENTSIM_DB``:
+    no test reads or writes the user's models or database, and none sees another's. A test that
+    needs a prepared model sets ``AGENTSIM_HOME`` itself (see tests/backends/conftest.py)."""
+    home = tmp_path_factory.mktemp("agentsim-home")
+    monkeypatch.setenv("AGENTSIM_HOME", str(home))
+    monkeypatch.setenv("AGENTSIM_DB", str(home / "agentsim.db"))
+    monkeypatch.delenv("AGENTSIM_GENERATORS", raising=False)
+
+
 @pytest.fixture
 def db_path(tmp_path):
     return tmp_path / "runs.db"

@@ -59,7 +59,25 @@ class AgentsimApp(App[int]):
         from .help_screen import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(self.key_groups()))
+
+    def key_groups(self) -> list[tuple[str, list[Any]]]:
+        """Every screen's keys, grouped, for the Help screen (the app knows its screens)."""
+        from .base import AgentsimScreen
+        from .compare_screen import CompareScreen
+        from .launch_screen import LaunchScreen
+        from .runs_screen import RunsScreen
+        from .scenarios_screen import ScenariosScreen
+        from .trace_screen import TraceScreen
+
+        return [
+            ("everywhere", [*self.BINDINGS, *AgentsimScreen.BINDINGS]),
+            ("Scenarios", list(ScenariosScreen.BINDINGS)),
+            ("Launch", list(LaunchScreen.BINDINGS)),
+            ("Runs", list(RunsScreen.BINDINGS)),
+            ("Compare", list(CompareScreen.BINDINGS)),
+            ("Trace", list(TraceScreen.BINDINGS)),
+        ]
 
     async def open_trace(self, run_id: int, instance: int | None = None, hop: str | None = None) -> None:
         """Show a run (and optionally an instance and hop) in the Trace screen."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -59,11 +59,8 @@ class AgentsimScreen(Screen[None]):
 
     @property
     def agentsim_app(self) -> AgentsimApp:
-        from .app import AgentsimApp
-
-        app = self.app
-        assert isinstance(app, AgentsimApp)
-        return app
+        # screens do not import the app (it imports them): the type is for the checker only
+        return cast("AgentsimApp", self.app)
 
     def compose(self) -> ComposeResult:
         yield NavBar(self.MODE, self.ctx.db)

@@ -94,10 +94,7 @@ class CompareScreen(Screen[None]):
     def compare(self) -> None:
         from agentsim.analysis import compare_runs
 
-        from .app import AgentsimApp
-
-        app = self.app
-        assert isinstance(app, AgentsimApp)
+        app = self.agentsim_app
         store = app.ctx.read_store()
         if store is None:
             return
@@ -178,10 +175,7 @@ class CompareScreen(Screen[None]):
         if not self.summaries:
             return
         run_id = self.summaries[table.cursor_row]["run_id"]
-        from .app import AgentsimApp
-
-        app = self.app
-        assert isinstance(app, AgentsimApp)
+        app = self.agentsim_app
         app.pop_screen()
         await app.open_trace(run_id)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -24,27 +26,12 @@ def _rows(bindings: list[BindingType]) -> list[tuple[str, str]]:
     return out
 
 
-def key_table() -> Table:
-    """All keys, grouped by screen."""
-    from .app import AgentsimApp
-    from .base import AgentsimScreen
-    from .compare_screen import CompareScreen
-    from .launch_screen import LaunchScreen
-    from .runs_screen import RunsScreen
-    from .scenarios_screen import ScenariosScreen
-    from .trace_screen import TraceScreen
-
+def key_table(groups: list[tuple[str, list[Any]]]) -> Table:
+    """All keys, grouped by screen (the app hands over its screens' bindings: this module
+    imports no screen and not the app)."""
     t = Table.grid(padding=(0, 2))
     t.add_column(style="bold cyan", no_wrap=True)
     t.add_column()
-    groups = [
-        ("everywhere", [*AgentsimApp.BINDINGS, *AgentsimScreen.BINDINGS]),
-        ("Scenarios", ScenariosScreen.BINDINGS),
-        ("Launch", LaunchScreen.BINDINGS),
-        ("Runs", RunsScreen.BINDINGS),
-        ("Compare", CompareScreen.BINDINGS),
-        ("Trace", TraceScreen.BINDINGS),
-    ]
     for title, bindings in groups:
         t.add_row(Text(title, style="bold underline"), "")
         for keys, desc in _rows(list(bindings)):
@@ -55,6 +42,11 @@ def key_table() -> Table:
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close", key_display="esc")]
 
+    def __init__(self, groups: list[tuple[str, list[Any]]]) -> None:
+        super().__init__()
+        #: (title, bindings) per screen, as the app lists them
+        self.groups = groups
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
             yield Static(
@@ -64,7 +56,7 @@ class HelpScreen(ModalScreen[None]):
                 "tab / shift+tab move between panels; arrows move within one.",
                 id="help-intro",
             )
-            yield Static(key_table(), id="help-keys")
+            yield Static(key_table(self.groups), id="help-keys")
 
     def action_dismiss(self) -> None:  # type: ignore[override]
         self.dismiss(None)
