@@ -52,7 +52,7 @@ def _lim() -> _limits.Limits:
 def _too_big(size: int, what: str) -> LimitExceeded:
     cap = _lim().render_bytes
     return LimitExceeded(
-        f"{what} would be {size:,} items long; the limit is {cap:,} (limit render_bytes)",
+        f"{what} would hold {size:,} characters or items; the limit is {cap:,} (limit render_bytes)",
         limit="render_bytes",
     )
 

@@ -38,6 +38,8 @@ __all__ = [
     "parse_limits",
     "guard",
     "charge",
+    "add_trust_argument",
+    "apply_trust",
 ]
 
 ENV_TRUST = "AGENTSIM_TRUST"
@@ -371,3 +373,22 @@ def charge(iterations: int) -> None:
         raise LimitExceeded(
             f"{budget.what} loops over more than {cap:,} items (limit loop_items)", limit="loop_items",
         )
+
+
+# --------------------------------------------------------------------------------------------
+# the command line's --trust
+
+
+def add_trust_argument(parser: Any) -> None:
+    """``--trust`` on a command that loads scenario files (``validate``, ``run``)."""
+    parser.add_argument(
+        "--trust", action="store_true",
+        help=f"lift the scenario limits (time, size, nesting) for files you trust; also {ENV_TRUST}=1, "
+             f"or set single limits with {ENV_LIMITS}=render_s=10,...",
+    )
+
+
+def apply_trust(args: Any) -> str | None:
+    """Apply ``--trust`` from parsed arguments; the note to print when limits differ from the defaults."""
+    configure(trust=bool(getattr(args, "trust", False)))
+    return override_note()

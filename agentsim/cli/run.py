@@ -8,6 +8,7 @@ from typing import Any
 
 from agentsim.console import progress_printer
 from agentsim.errors import AgentsimError
+from agentsim.limits import add_trust_argument
 
 from .common import console, db_arg, open_store
 
@@ -18,21 +19,29 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from agentsim.errors import ScenarioError
     from agentsim.scenario import load_scenario
 
+    from rich.markup import escape
+
+    from agentsim.limits import apply_trust
+
     out = console()
+    note = apply_trust(args)
+    if note:
+        console(stderr=True).print(f"[yellow]note:[/yellow] {escape(note)}")
     bad = 0
     for f in args.files:
         try:
             sc = load_scenario(f)
         except ScenarioError as exc:
             bad += 1
-            from rich.markup import escape
-
             console(stderr=True).print(f"[red]invalid[/red] {escape(str(exc))}")
             continue
         out.print(
             f"[green]ok[/green] {f}: scenario '{sc.name}', {len(sc.order)} hops, "
             f"depth {max(sc.depth.values())}"
         )
+        for w in sc.warnings:
+            console(stderr=True).print(f"[yellow]warning[/yellow] {escape(str(w))}")
+        bad += bool(args.strict and sc.warnings)
     return 2 if bad else 0
 
 
@@ -44,6 +53,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from agentsim.measure import make_meter
 
     err = console(stderr=True)
+    from agentsim.limits import apply_trust
+
+    note = apply_trust(args)
+    if note:
+        err.print(f"[yellow]note:[/yellow] {note}", markup=True, highlight=False)
     store = open_store(args)
     bar, on_progress = progress_printer(err)
     if args.resume is not None:
@@ -90,6 +104,8 @@ def _print_run_lines(runs: Sequence[Any], store: Any) -> None:
 def add_cli(sub: Any) -> None:
     sp = sub.add_parser("validate", help="validate scenario files")
     sp.add_argument("files", nargs="+", metavar="FILE")
+    sp.add_argument("--strict", action="store_true", help="fail (exit 2) on warnings too")
+    add_trust_argument(sp)
     sp.set_defaults(func=cmd_validate)
 
     sp = sub.add_parser("run", help="run scenarios against backends (or --resume a run)")
@@ -103,5 +119,6 @@ def add_cli(sub: Any) -> None:
                     help="generator parameter; a..b or x|y sweeps (e.g. depth=1..6)")
     sp.add_argument("--energy", default="auto", help="auto | nvml | rapl | estimate | off")
     sp.add_argument("--resume", type=int, metavar="RUN_ID", help="finish an interrupted run")
+    add_trust_argument(sp)
     db_arg(sp)
     sp.set_defaults(func=cmd_run)
