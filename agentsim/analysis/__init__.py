@@ -11,7 +11,6 @@ from .summary import (
     summarize_run,
     wilson,
 )
-
 from .trap import evaluate
 
 __all__ = [

@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ..store import InstanceRead, RunRead, Store
+from agentsim.store import InstanceRead, RunRead, Store
+
+from .energy import energy_summary
 
 __all__ = ["RunData", "InstanceTable", "load_run", "instance_table", "common_units", "table_from_hops", "HOP_COLUMNS"]
 
@@ -51,8 +53,6 @@ class RunData:
 
 
 def load_run(store: Store, run: RunRead | int) -> RunData:
-    from .summary import energy_summary
-
     if isinstance(run, int):
         run = store.get_run(run)
     instances = store.instances(run.id)

@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import AgentsimError
-from ..precision import PRECISIONS, bits
-from ..store import Store
+from agentsim.errors import AgentsimError
+from agentsim.precision import PRECISIONS, bits
+from agentsim.store import Store
+from agentsim.versions import dist_version
+
 from .bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, wilson, wilson_clustered
 from .data import RunData, instance_table, load_run
 from .depth import relative_loss_by_depth
@@ -196,11 +198,9 @@ def evaluate(store: Store, run_ids: list[int], baseline: int | str | None = None
         verdicts.append({"run_id": rd.run.id, "baseline_run_id": block["baseline_run_id"],
                          "precision": rd.run.precision, "verdict": block["verdict"]["verdict"],
                          "line": block["verdict"]["line"]})
-    from .. import __version__
-
     return _clean({
         "schema_version": SCHEMA_VERSION,
-        "agentsim_version": __version__,
+        "agentsim_version": dist_version("agentsim"),
         "settings": {"level": 0.95, "resamples": resamples, "seed": seed, "accuracy_margin": accuracy_margin,
                      "power": 0.8, "assess_simulated_costs": assess_simulated_costs,
                      "baseline": baseline, "baseline_rule": BASELINE_RULE},
