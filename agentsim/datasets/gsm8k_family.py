@@ -37,7 +37,7 @@ _STEPS_RE = re.compile(r"^\s*(\d+)\s*(?:(-)\s*(\d+)|(\+))?\s*$")
 
 #: ``#### N`` when the completion has one (the first), else the last number of the completion
 WHOLE_PARSE_PATTERN = (
-    r"(?s)(?:####\s*\$?\s*|^(?!.*####)(?:.*[^\d.,-])?)(-?\d[\d,]*(?:\.\d+)?)"
+    r"(?s)(?:####\s*\$?\s*|^(?!.*####\s*\$?\s*-?\d)(?:.*[^\d.,-])?)(-?\d[\d,]*(?:\.\d+)?)"
 )
 
 _CHECK = {"type": "numeric", "tol": 1e-6}
@@ -96,8 +96,8 @@ _DECOMPOSED_SYSTEM = (
     "Problem: {{ question }}"
 )
 _WHOLE_SYSTEM = (
-    "You solve grade-school math word problems. Think step by step, then give the final answer "
-    "on the last line as '#### <number>'."
+    "You solve grade-school math word problems. Think step by step, then write the final answer "
+    "on the last line as four hash signs and the number, for example: #### 42"
 )
 
 

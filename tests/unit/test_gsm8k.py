@@ -268,6 +268,7 @@ def test_instances_are_fixed_by_seed_and_index():
         ("The answer is 42.", "42"),
         ("3 + 4 = 7", "7"),
         ("loss of -3.5 dollars", "-3.5"),
+        ("so 32 + 2 = 34 years.\n\n#### <number>", "34"),  # a '####' without a number: the last number
     ],
 )
 def test_whole_answer_is_the_hash_line_or_the_last_number(text, value):

@@ -1,0 +1,159 @@
+"""The GSM8K table of docs/gsm8k.md: whole-problem accuracy by step bucket per precision, the
+relative loss of each rung against the baseline with a paired bootstrap by problem, and the
+decomposed mode's per-step accuracy (oracle), task success (free) and share of propagated
+failures.
+
+Run it (it writes the runs to ``--db`` and prints the Markdown tables)::
+
+    python -m agentsim.datasets.gsm8k_report --db gsm8k.db --per-bucket 10 --decomposed 10
+
+``--table-only`` prints the tables of a database written earlier.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from agentsim.datasets import gsm8k_family  # noqa: F401 - registers the gsm8k family
+
+__all__ = ["BUCKETS", "run", "whole_table", "decomposed_table", "paired_relative_loss"]
+
+BUCKETS = ("1-2", "3-4", "5+")
+MODEL = "llama:qwen2.5-coder-0.5b"
+
+
+def run(db: str, *, rungs: list[str], per_bucket: int, decomposed: int, steps: int, seed: int,
+        threads: int) -> dict[str, float]:
+    """Execute the runs; returns the wall time of each group in seconds."""
+    import agentsim
+
+    walls: dict[str, float] = {}
+    backends = [f"{MODEL}@{r},n_threads={threads}" for r in rungs]
+    if per_bucket:
+        t0 = time.perf_counter()
+        agentsim.simulate("gsm8k", backends, params={"steps": list(BUCKETS), "mode": "whole"},
+                          instances=per_bucket, seed=seed, mode="free", db=db)
+        walls["whole"] = time.perf_counter() - t0
+    if decomposed:
+        t0 = time.perf_counter()
+        agentsim.simulate("gsm8k", backends, params={"steps": str(steps), "mode": "decomposed"},
+                          instances=decomposed, seed=seed, mode="both", db=db)
+        walls["decomposed"] = time.perf_counter() - t0
+    return walls
+
+
+def _runs(db: str) -> tuple[Any, list[Any]]:
+    import agentsim
+
+    res = agentsim.load_results(db)
+    return res.store, [r for r in res.runs if r.scenario.startswith("gsm8k-")]
+
+
+def _precision(run: Any) -> str:
+    return str(run.precision or run.backend)
+
+
+def paired_relative_loss(base: np.ndarray, other: np.ndarray, *, resamples: int = 4000,
+                         seed: int = 0) -> tuple[float | None, float | None, float | None]:
+    """``1 - acc(other) / acc(base)`` over the same problems, with a 95% paired bootstrap
+    interval (problems resampled together). None where the baseline has no correct answer."""
+    if len(base) == 0 or base.sum() == 0:
+        return None, None, None
+    point = 1.0 - other.sum() / base.sum()
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(base), size=(resamples, len(base)))
+    b, o = base[idx].sum(axis=1), other[idx].sum(axis=1)
+    ok = b > 0
+    reps = 1.0 - o[ok] / b[ok]
+    lo, hi = np.percentile(reps, [2.5, 97.5])
+    return float(point), float(lo), float(hi)
+
+
+def _whole_outcomes(store: Any, runs: list[Any]) -> dict[tuple[str, str], dict[int, bool]]:
+    """(bucket, precision) -> problem -> correct (a problem drawn twice counts once)."""
+    out: dict[tuple[str, str], dict[int, bool]] = defaultdict(dict)
+    for r in runs:
+        if not r.scenario.startswith("gsm8k-whole-steps"):
+            continue
+        bucket = r.scenario.removeprefix("gsm8k-whole-steps")
+        problem = {i.index: i.vars["problem"] for i in store.instances(r.id)}
+        for h in store.hops(r.id):
+            out[(bucket, _precision(r))][problem[h.instance_index]] = bool(h.correct)
+    return out
+
+
+def whole_table(db: str, baseline: str = "f16") -> str:
+    store, runs = _runs(db)
+    outcomes = _whole_outcomes(store, runs)
+    precisions = sorted({p for _, p in outcomes}, key=lambda p: (p != baseline, p))
+    lines = ["| steps | problems | " + " | ".join(f"{p} accuracy" for p in precisions)
+             + " | " + " | ".join(f"{p} vs {baseline}: relative loss [95% CI]" for p in precisions if p != baseline) + " |",
+             "|---|---|" + "---|" * (2 * len(precisions) - 1)]
+    for bucket in BUCKETS:
+        base = outcomes.get((bucket, baseline), {})
+        common = sorted(set.intersection(*(set(outcomes.get((bucket, p), {})) for p in precisions))) if precisions else []
+        if not common:
+            continue
+        accs = []
+        for p in precisions:
+            v = np.array([outcomes[(bucket, p)][k] for k in common], dtype=float)
+            accs.append(f"{v.mean():.0%} ({int(v.sum())}/{len(v)})")
+        losses = []
+        b = np.array([base[k] for k in common], dtype=float)
+        for p in precisions:
+            if p == baseline:
+                continue
+            o = np.array([outcomes[(bucket, p)][k] for k in common], dtype=float)
+            point, lo, hi = paired_relative_loss(b, o)
+            losses.append("n/a (no correct baseline answer)" if point is None
+                          else f"{point:+.1%} [{lo:+.1%}, {hi:+.1%}]")
+        lines.append(f"| {bucket} | {len(common)} | " + " | ".join(accs) + " | " + " | ".join(losses) + " |")
+    return "\n".join(lines)
+
+
+def decomposed_table(db: str) -> str:
+    store, runs = _runs(db)
+    lines = ["| precision | mode | problems | step accuracy | task success | failed steps: local / propagated / parse | propagated share |",
+             "|---|---|---|---|---|---|---|"]
+    for r in sorted((r for r in runs if r.scenario.startswith("gsm8k-decomposed")), key=lambda r: (_precision(r), r.mode)):
+        hops = store.hops(r.id)
+        inst = store.instances(r.id)
+        kinds: dict[str, int] = defaultdict(int)
+        for h in hops:
+            kinds[h.error_kind] += 1
+        failed = kinds["local"] + kinds["propagated"] + kinds["parse"] + kinds["backend"]
+        acc = sum(h.correct for h in hops) / len(hops)
+        success = sum(bool(i.success) for i in inst) / len(inst)
+        share = f"{kinds['propagated'] / failed:.0%}" if failed else "-"
+        lines.append(f"| {_precision(r)} | {r.mode} | {len(inst)} | {acc:.0%} ({sum(h.correct for h in hops)}/{len(hops)}) "
+                     f"| {success:.0%} | {kinds['local']} / {kinds['propagated']} / {kinds['parse']} | {share} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--db", required=True)
+    ap.add_argument("--rungs", default="f16,q4_0")
+    ap.add_argument("--per-bucket", type=int, default=10)
+    ap.add_argument("--decomposed", type=int, default=10, help="instances of the decomposed runs")
+    ap.add_argument("--steps", type=int, default=3, help="steps of the decomposed problems")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--table-only", action="store_true")
+    a = ap.parse_args(argv)
+    if not a.table_only:
+        walls = run(a.db, rungs=a.rungs.split(","), per_bucket=a.per_bucket, decomposed=a.decomposed,
+                    steps=a.steps, seed=a.seed, threads=a.threads)
+        print("wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in walls.items()))
+    print(whole_table(a.db))
+    print()
+    print(decomposed_table(a.db))
+
+
+if __name__ == "__main__":
+    main()
