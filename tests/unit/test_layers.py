@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("agentsim.backends",),
     ("agentsim.engine",),
     ("agentsim.launch", "agentsim.casting"),
-    ("agentsim.analysis", "agentsim.report"),
+    ("agentsim.analysis", "agentsim.report", "agentsim.render"),
     ("agentsim.api", "agentsim.demo"),
     ("agentsim.tui",),
     ("agentsim.cli",),
