@@ -38,6 +38,7 @@ __all__ = [
     "params_points",
     "expand_backend_specs",
     "expand_modes",
+    "parse_batch_sizes",
     "run_launch",
     "execute",
     "resume_run",
@@ -121,6 +122,40 @@ def expand_backend_specs(specs: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def parse_batch_sizes(value: int | str | Iterable[int | str] | None) -> tuple[int, ...]:
+    """``--batch 1,4,16`` (or 8, or [1, 8]) -> the batch sizes of the sweep, checked, in order.
+
+    Each size gives one run; a size B advances B instances together and sends their ready hops
+    to the backend as one call.
+    """
+    if value is None:
+        return (1,)
+    if isinstance(value, bool):
+        raise AgentsimError(f"batch size {value!r}: must be a whole number >= 1")
+    items: list[Any]
+    if isinstance(value, (int, float)):
+        items = [value]
+    elif isinstance(value, str):
+        items = [v for v in (p.strip() for p in value.split(",")) if v]
+    else:
+        items = []
+        for v in value:
+            items.extend(parse_batch_sizes(v) if isinstance(v, str) else [v])
+    if not items:
+        raise AgentsimError("--batch: no batch size given", hint="e.g. --batch 8 or --batch 1,4,16")
+    out: list[int] = []
+    for v in items:
+        try:
+            b = int(v) if not isinstance(v, (bool, float)) else None
+        except (TypeError, ValueError):
+            b = None
+        if b is None or b < 1 or (isinstance(v, str) and not v.strip().isdigit()):
+            raise AgentsimError(f"batch size {v!r}: must be a whole number >= 1",
+                                hint="e.g. --batch 8 or --batch 1,4,16")
+        out.append(b)
+    return tuple(dict.fromkeys(out))
+
+
 def expand_modes(mode: str | Sequence[str]) -> tuple[str, ...]:
     """``"both"`` -> free and oracle; a mode or a list of modes, checked."""
     modes = [mode] if isinstance(mode, str) else list(mode)
@@ -152,7 +187,7 @@ class Launch:
     modes: str | Sequence[str] = ("free",)
     instances: int = 10
     seed: int = 0
-    batch_sizes: Sequence[int] = (1,)
+    batch_sizes: int | str | Sequence[int] = (1,)
     energy: str = "auto"
     strict_params: bool = True
     launch_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
@@ -164,9 +199,7 @@ class Launch:
             raise AgentsimError("no --backend given", hint="e.g. --backend noisy,p=0.2 or --backend oracle")
         if self.instances < 1:
             raise AgentsimError("--instances must be at least 1")
-        for b in self.batch_sizes:
-            if not isinstance(b, int) or b < 1:
-                raise AgentsimError(f"batch size {b!r}: must be a whole number >= 1")
+        self.batch_sizes = parse_batch_sizes(self.batch_sizes)
         expand_modes(self.modes)
 
     def resolved_scenarios(self) -> list[Scenario]:
@@ -192,9 +225,10 @@ class Launch:
         scenarios = self.resolved_scenarios() if scenarios is None else scenarios
         return [
             RunPlan(scenario=sc, mode=m, instances=self.instances, seed=self.seed,
-                    params=dict(sc.ref.get("params", {})), launch_id=self.launch_id)
+                    params=dict(sc.ref.get("params", {})), launch_id=self.launch_id, batch_size=b)
             for sc in scenarios
             for m in expand_modes(self.modes)
+            for b in parse_batch_sizes(self.batch_sizes)
         ]
 
 
@@ -276,10 +310,11 @@ def execute(
     cancel: CancelFn | None = None,
     keep_going: bool = True,
     on_run_created: Callable[[RunRead], None] | None = None,
+    batch_sizes: int | str | Sequence[int] = (1,),
 ) -> tuple[list[RunRead], list[tuple[str, AgentsimError]]]:
     """:func:`run_launch` for scenarios without a parameter sweep. Returns (runs, failures)."""
     launch = Launch(scenarios=list(scenarios), backends=list(backend_specs), modes=modes,
-                    instances=instances, seed=seed)
+                    instances=instances, seed=seed, batch_sizes=batch_sizes)
     result = run_launch(launch, store=store, meter=meter or UnavailableMeter(), progress=progress,
                         cancel=cancel, keep_going=keep_going, on_run_created=on_run_created)
     return result.runs, result.failures
@@ -336,6 +371,7 @@ def _new_run(store: Store, plan: RunPlan, backend: Any, meter: EnergyMeter, mach
         n_instances=plan.instances,
         hops_per_instance=len(scenario.order),
         launch_id=plan.launch_id,
+        batch_size=plan.batch_size,
         machine=machine,
         energy_meter=meter.describe(),
         pid=os.getpid(),

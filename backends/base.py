@@ -15,6 +15,7 @@ import importlib
 import importlib.util
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from agentsim.answers import ParseSpec
@@ -28,6 +29,7 @@ __all__ = [
     "GenerationRequest",
     "Completion",
     "OptionSpec",
+    "BATCH_TIMING",
     "parse_spec",
     "create_backend",
     "available_backends",
@@ -101,6 +103,13 @@ class BackendInfo:
             "source_precision": self.source_precision,
             "backend_info": {"device": self.device, **self.extra},
         }
+
+
+#: how a completion of a batch call reports its timings (``Completion.extra["batch_timing"]``):
+#: ``own`` -- the request ran by itself (prefill_s/decode_s are its own); ``attributed`` -- it was
+#: decoded together with the others, and prefill_s/decode_s are its share (by tokens) of the
+#: batch's times, which come in ``extra["batch_prefill_s"]`` / ``extra["batch_decode_s"]``.
+BATCH_TIMING = ("own", "attributed")
 
 
 # --------------------------------------------------------------------------------------------
@@ -235,6 +244,30 @@ class Backend(ABC):
     @abstractmethod
     def generate(self, request: GenerationRequest) -> Completion:
         """Answer one request. Exceptions become a ``backend`` error on the hop."""
+
+    def generate_batch(self, requests: Sequence[GenerationRequest], *,
+                       return_exceptions: bool = False) -> list[Any]:
+        """Answer several requests as one batch (the engine's batch > 1 path).
+
+        Results come back in request order. With ``return_exceptions`` a failed request's slot
+        holds its exception (one bad hop does not sink the others); without it the first
+        failure is raised. This default answers them one after the other with :meth:`generate`,
+        so each completion carries its own timings (``extra["batch_timing"] = "own"``); backends
+        that decode several sequences at once override it and report each hop's share of the
+        batch's times (``"attributed"``, see :data:`BATCH_TIMING`).
+        """
+        results: list[Any] = []
+        for request in requests:
+            try:
+                c = self.generate(request)
+            except Exception as exc:  # noqa: BLE001 - handed back or re-raised
+                if not return_exceptions:
+                    raise
+                results.append(exc)
+                continue
+            c.extra.setdefault("batch_timing", "own")
+            results.append(c)
+        return results
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""
