@@ -345,6 +345,7 @@ def _run_backend(
 
     machine = machine_info()
     _load(backend, str(backend.spec))
+    meter = backend.meter_for(meter)
     results: list[RunRead] = []
     try:
         for plan in plans:
@@ -406,8 +407,8 @@ def resume_run(
             "(the generator changed since the run started); cannot resume it faithfully"
         )
     backend = create_backend(run.backend)
-    meter = meter or UnavailableMeter()
     _load(backend, run.backend)
+    meter = backend.meter_for(meter or UnavailableMeter())
     info = backend.info()
     if run.model_sha256 and info.model_sha256 and info.model_sha256 != run.model_sha256:
         backend.close()

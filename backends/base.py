@@ -272,6 +272,12 @@ class Backend(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""
 
+    def meter_for(self, meter: Any) -> Any:
+        """The energy meter that can honestly measure this backend, given the run's ``meter``
+        (called after ``load``). Local backends are measured by whatever the user chose; a
+        backend whose computation happens elsewhere returns an ``UnavailableMeter`` saying why."""
+        return meter
+
     @abstractmethod
     def info(self) -> BackendInfo:
         """How this backend realises its precision (stored with the run)."""

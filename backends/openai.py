@@ -543,6 +543,19 @@ class OpenAIBackend(Backend):
     # ---------------------------------------------------------------------------------------
     # what ran
 
+    def meter_for(self, meter: Any) -> Any:
+        """A remote server cannot be metered here; on loopback, NVML/RAPL measure the machine
+        (server included) but the CPU-time estimate counts only this client: refuse it."""
+        from agentsim.measure import UnavailableMeter
+
+        kind = meter.describe().get("kind")
+        if not self.local and kind != "unavailable":
+            return UnavailableMeter(self.energy_note())
+        if self.local and kind == "estimated":
+            return UnavailableMeter("the CPU-time estimate counts this client process only, not the server's "
+                                    "work; " + self.energy_note())
+        return meter
+
     def energy_note(self) -> str:
         """What the engine's energy meter can measure for this server."""
         if self.local:
