@@ -65,6 +65,9 @@ class RunBase(SQLModel):
     model_path: str | None = None
     model_sha256: str | None = None
     source_precision: str | None = None
+    #: the model's size: parameters stored in its GGUF (read from the header) and the file's bytes
+    model_params: int | None = None
+    model_bytes: int | None = None
     backend_info: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     mode: str = "free"
     seed: int = 0

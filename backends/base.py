@@ -87,6 +87,9 @@ class BackendInfo:
     model_path: str | None = None
     model_sha256: str | None = None
     source_precision: str | None = None
+    #: the model's size: parameters stored in the file (GGUF header) and the file's bytes
+    model_params: int | None = None
+    model_bytes: int | None = None
     device: str = "cpu"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -101,6 +104,8 @@ class BackendInfo:
             "model_path": self.model_path,
             "model_sha256": self.model_sha256,
             "source_precision": self.source_precision,
+            "model_params": self.model_params,
+            "model_bytes": self.model_bytes,
             "backend_info": {"device": self.device, **self.extra},
         }
 

@@ -290,6 +290,8 @@ class LlamaBackend(Backend):
             model_path=str(r.path),
             model_sha256=r.sha256,
             source_precision=r.source_precision,
+            model_params=r.params,
+            model_bytes=r.bytes,
             device=device,
             extra=extra,
         )

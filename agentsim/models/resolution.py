@@ -39,6 +39,8 @@ class ResolvedModel:
     recipe: dict[str, Any] = field(default_factory=dict)
     #: the context length the model was trained with (``<arch>.context_length``), when stated
     context_length: int | None = None
+    #: parameters as stored in the GGUF (every tensor's elements, read from its header)
+    params: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -95,7 +97,8 @@ def resolve(model: str | None, precision: str | None) -> ResolvedModel:
     recipe = {k: v for k, v in rec.items() if k not in ("path", "sha256", "bytes", "mtime_ns", "tensor_types", "precision")}
     return ResolvedModel(name=name, precision=prec, path=path, sha256=sha, bytes=st.st_size,
                          source_precision=manifest.get("source_precision"), license=manifest.get("license"),
-                         tensor_types=summary.tensor_types(), recipe=recipe, context_length=_context_length(summary))
+                         tensor_types=summary.tensor_types(), recipe=recipe, context_length=_context_length(summary),
+                         params=summary.n_params)
 
 
 def _resolve_path(path: Path, prec: str | None) -> ResolvedModel:
@@ -108,7 +111,8 @@ def _resolve_path(path: Path, prec: str | None) -> ResolvedModel:
         )
     return ResolvedModel(name=path.stem, precision=prec or "source", path=path.resolve(), sha256=cached_sha256(path),
                          bytes=summary.bytes, source_precision=own, tensor_types=summary.tensor_types(),
-                         recipe={"origin": "path"}, context_length=_context_length(summary))
+                         recipe={"origin": "path"}, context_length=_context_length(summary),
+                         params=summary.n_params)
 
 
 def _context_length(summary: GGUFSummary) -> int | None:
