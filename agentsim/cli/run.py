@@ -72,7 +72,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_run_lines([run], store)
         return 0 if run.status == "complete" else 1
     launch = Launch(scenarios=args.scenarios, backends=args.backend or [], params=args.param or None,
-                    modes=args.mode, instances=args.instances, seed=args.seed, energy=args.energy)
+                    modes=args.mode, instances=args.instances, seed=args.seed, energy=args.energy,
+                    batch_sizes=args.batch)
     with bar:
         result = run_launch(launch, store=store, progress=on_progress)
     _print_run_lines(result.runs, store)
@@ -91,10 +92,12 @@ def _print_run_lines(runs: Sequence[Any], store: Any) -> None:
         s = summarize_run(store, run)
         acc = f"{s['accuracy']:.3f}" if s["accuracy"] is not None else "-"
         ts = f"{s['task_success']:.3f}" if s["task_success"] is not None else "-"
-        out.print(
-            f"run {run.id}: {run.scenario} [{run.mode}] {run.backend} — {s['status']}, "
-            f"hop accuracy {acc}, task success {ts}"
-        )
+        p = params_text(run.params)
+        out.print(esc(
+            f"run {run.id}: {run.scenario}{' [' + p + ']' if p else ''} [{run.mode}] {run.backend}"
+            f"{f' batch {run.batch_size}' if (run.batch_size or 1) > 1 else ''} — "
+            f"{s['status']}, hop accuracy {acc}, task success {ts}"
+        ))
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,7 +119,11 @@ def add_cli(sub: Any) -> None:
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--mode", choices=("free", "oracle", "both"), default="free")
     sp.add_argument("--param", "-p", action="append", metavar="KEY=VALUE",
-                    help="generator parameter; a..b or x|y sweeps (e.g. depth=1..6)")
+                    help="scenario parameter; a..b or x|y sweeps (e.g. depth=1..6); quote a | in a "
+                         "shell: --param 'distractors=4|16'")
+    sp.add_argument("--batch", default="1", metavar="B[,B...]",
+                    help="instances advanced together, their ready hops sent to the backend as one "
+                         "call; a list sweeps (one run per size, e.g. --batch 1,4,16)")
     sp.add_argument("--energy", default="auto", help="auto | nvml | rapl | estimate | off")
     sp.add_argument("--resume", type=int, metavar="RUN_ID", help="finish an interrupted run")
     add_trust_argument(sp)

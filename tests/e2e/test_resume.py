@@ -27,6 +27,18 @@ def _count(db) -> int:
 
 
 def test_sigkill_then_resume(tmp_path):
+    _kill_then_resume(tmp_path, RUN)
+
+
+def test_sigkill_mid_batch_then_resume(tmp_path):
+    """Batch 4: hops are committed as each batched call returns; a kill while a call is in flight
+    (or between the commits of its hops) loses nothing and duplicates nothing."""
+    run = _kill_then_resume(tmp_path, [*RUN, "--batch", "4"])
+    assert run.batch_size == 4
+
+
+def _kill_then_resume(tmp_path, args):
+    RUN = args  # noqa: N806 - the run under test
     db = tmp_path / "kill.db"
     proc = subprocess.Popen([sys.executable, "-m", "agentsim.cli", "run", *RUN, "--db", str(db)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -69,3 +81,4 @@ def test_sigkill_then_resume(tmp_path):
     assert sorted(map(key, hops)) == sorted(map(key, ref_hops))
     ref_inst = [(i.success, i.root_causes) for i in ref.instances(ref.list_runs()[0].id)]
     assert [(i.success, i.root_causes) for i in store.instances(run.id)] == ref_inst
+    return store.get_run(run.id)
