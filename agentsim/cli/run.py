@@ -92,12 +92,11 @@ def _print_run_lines(runs: Sequence[Any], store: Any) -> None:
         s = summarize_run(store, run)
         acc = f"{s['accuracy']:.3f}" if s["accuracy"] is not None else "-"
         ts = f"{s['task_success']:.3f}" if s["task_success"] is not None else "-"
-        p = params_text(run.params)
-        out.print(esc(
-            f"run {run.id}: {run.scenario}{' [' + p + ']' if p else ''} [{run.mode}] {run.backend}"
-            f"{f' batch {run.batch_size}' if (run.batch_size or 1) > 1 else ''} — "
-            f"{s['status']}, hop accuracy {acc}, task success {ts}"
-        ))
+        out.print(
+            f"run {run.id}: {run.scenario} [{run.mode}] {run.backend}"
+            f"{f' batch {run.batch_size}' if (run.batch_size or 1) > 1 else ''} — {s['status']}, "
+            f"hop accuracy {acc}, task success {ts}"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -119,8 +118,7 @@ def add_cli(sub: Any) -> None:
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--mode", choices=("free", "oracle", "both"), default="free")
     sp.add_argument("--param", "-p", action="append", metavar="KEY=VALUE",
-                    help="scenario parameter; a..b or x|y sweeps (e.g. depth=1..6); quote a | in a "
-                         "shell: --param 'distractors=4|16'")
+                    help="generator parameter; a..b or x|y sweeps (e.g. depth=1..6)")
     sp.add_argument("--batch", default="1", metavar="B[,B...]",
                     help="instances advanced together, their ready hops sent to the backend as one "
                          "call; a list sweeps (one run per size, e.g. --batch 1,4,16)")
