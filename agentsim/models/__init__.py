@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from agentsim.hashing import sha256_file
 
-from .cache import agentsim_home, list_models, models_dir
+from .cache import agentsim_home, disk_bytes, list_models, models_dir, remove
 from .catalog import CATALOG, DEFAULT_MODEL, CatalogModel, CatalogPart
 from .gguf_header import GGUFSummary, TensorEntry, check_gguf
 from .hf_source import ModelSource, load_hf_model, resolve_hf_model
@@ -47,4 +47,6 @@ __all__ = [
     "resolve_hf_model",
     "load_hf_model",
     "list_models",
+    "disk_bytes",
+    "remove",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,10 @@ from agentsim.errors import ModelError
 from agentsim.paths import agentsim_home, models_dir
 from agentsim.precision import LLAMA_RUNGS
 
-from .catalog import CATALOG, DEFAULT_MODEL
+from .catalog import CATALOG, DEFAULT_MODEL, NAME_RE
 
-__all__ = ["agentsim_home", "models_dir", "model_dir", "read_manifest", "write_manifest", "list_models"]
+__all__ = ["agentsim_home", "models_dir", "model_dir", "read_manifest", "write_manifest", "list_models",
+           "disk_bytes", "remove"]
 
 
 def model_dir(name: str) -> Path:
@@ -53,6 +55,66 @@ def write_manifest(name: str, data: dict[str, Any]) -> None:
     os.replace(tmp, p)
 
 
+def disk_bytes(name: str) -> int:
+    """Bytes the model's folder takes on disk (every file in it: source, rungs, leftovers)."""
+    d = model_dir(name)
+    if not d.is_dir():
+        return 0
+    total = 0
+    for p in d.rglob("*"):
+        try:
+            if p.is_file() and not p.is_symlink():
+                total += p.stat().st_size
+        except OSError:
+            continue
+    return total
+
+
+def remove(name: str, precisions: list[str] | tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Delete a model from the cache (all of it), or only the given ladder rungs.
+
+    Returns ``{"name", "removed": [what], "freed_bytes"}``. Removing every file of a catalog
+    model makes it "not fetched" again; of an added model, forgets it. ``source`` is not a rung:
+    the rungs are made from it, so it goes only with the whole model.
+    """
+    if not NAME_RE.match(name or ""):
+        raise ModelError(f"model name {name!r} is not valid", hint="agentsim models list shows the names")
+    d = model_dir(name)
+    if not d.is_dir():
+        known = [m["name"] for m in list_models() if model_dir(m["name"]).is_dir()]
+        raise ModelError(f"model {name!r} is not in the cache ({models_dir()})",
+                         hint=f"in the cache: {', '.join(known) or 'nothing'}")
+    if not precisions:
+        freed = disk_bytes(name)
+        shutil.rmtree(d)
+        return {"name": name, "removed": ["all"], "freed_bytes": freed}
+    wanted = list(dict.fromkeys(p.lower() for p in precisions))
+    if "source" in wanted:
+        raise ModelError("the source cannot be removed alone (every rung is made from it)",
+                         hint=f"agentsim models rm {name} removes the whole model")
+    bad = [p for p in wanted if p not in LLAMA_RUNGS]
+    if bad:
+        raise ModelError(f"unknown precision(s) {', '.join(bad)}", hint=f"ladder: {', '.join(LLAMA_RUNGS)}")
+    manifest = read_manifest(name) or {}
+    rungs = manifest.get("rungs") or {}
+    present = [p for p in wanted if p in rungs or (d / f"{p}.gguf").exists()]
+    if not present:
+        built = [r for r in LLAMA_RUNGS if r in rungs]
+        raise ModelError(f"model {name!r} has no {', '.join(wanted)} rung to remove",
+                         hint=f"built: {', '.join(built) or 'none'}")
+    freed = 0
+    for p in present:
+        for f in (d / f"{p}.gguf", d / f"{p}.gguf.partial"):
+            if f.is_file():
+                freed += f.stat().st_size
+                f.unlink()
+        rungs.pop(p, None)
+    if manifest:
+        manifest["rungs"] = rungs
+        write_manifest(name, manifest)
+    return {"name": name, "removed": present, "freed_bytes": freed}
+
+
 def list_models() -> list[dict[str, Any]]:
     """Catalog models and user-added ones, with the rungs built so far (reads manifests only)."""
     names = list(CATALOG)
@@ -81,5 +143,9 @@ def list_models() -> list[dict[str, Any]]:
             "source": ({"path": str(model_dir(name) / "source.gguf"), "sha256": src.get("sha256"), "bytes": src.get("bytes")}
                        if src else None),
             "rungs": rungs,
+            "params": cm.params if cm and cm.params else (src.get("params")),
+            "family": cm.family if cm else None,
+            "instruct": cm.instruct if cm else None,
+            "disk_bytes": disk_bytes(name),
         })
     return out

@@ -117,7 +117,8 @@ def fetch(
         license=cm.license,
         source_precision=cm.source_precision,
         source={"path": "source.gguf", "sha256": digest, "bytes": st.st_size, "mtime_ns": st.st_mtime_ns,
-                "tensor_types": check_gguf(target).tensor_types(), "fetch_s": round(time.perf_counter() - t0, 2)},
+                "tensor_types": (fetched := check_gguf(target)).tensor_types(), "params": fetched.n_params,
+                "fetch_s": round(time.perf_counter() - t0, 2)},
     )
     manifest.setdefault("rungs", {})
     write_manifest(cm.name, manifest)
@@ -169,7 +170,7 @@ def add(
         license=license,
         source_precision=summary.file_type or "unknown",
         source={"path": "source.gguf", "sha256": digest, "bytes": st.st_size, "mtime_ns": st.st_mtime_ns,
-                "tensor_types": summary.tensor_types()},
+                "tensor_types": summary.tensor_types(), "params": summary.n_params},
     )
     if old_sha != digest:
         manifest["rungs"] = {}  # a different source invalidates the ladder
