@@ -66,6 +66,7 @@ class LlamaBackend(Backend):
         self._grammars: dict[str, Any] = {}
         self._n_gpu_layers = 0
         self._gpu = False
+        self._batcher: Any = None  # llama_batch.BatchDecoder, made on the first batch of > 1
 
     # ---------------------------------------------------------------------------------------
     # life cycle
@@ -126,6 +127,9 @@ class LlamaBackend(Backend):
             raise BackendError(f"the chat template in {self._resolve().path} does not compile: {exc}") from None
 
     def close(self) -> None:
+        if self._batcher is not None:
+            self._batcher.close()
+            self._batcher = None
         if self._llm is not None:
             try:
                 self._llm.close()
@@ -232,6 +236,56 @@ class LlamaBackend(Backend):
             extra={"prompt_evaluated": evaluated, "decode_evals": total_evals - evaluated,
                    "wall_s": wall, "token_ids": out_ids},
         )
+
+    def generate_batch(self, requests: Any, *, return_exceptions: bool = False) -> list[Any]:
+        """Several requests decoded together as sequences of one llama.cpp context
+        (:mod:`agentsim.backends.llama_batch`): their shared prompt prefix evaluated once, one
+        ``llama_decode`` per step for all of them, each with its own grammar and stops. prefill_s
+        and decode_s are each hop's share (by tokens) of the batch's times, which come in
+        ``extra`` ("attributed"). A batch of one is :meth:`generate` (batch-1 behaviour)."""
+        reqs = list(requests)
+        if len(reqs) <= 1:
+            return super().generate_batch(reqs, return_exceptions=return_exceptions)
+        if self._llm is None:
+            self.load()
+        from .llama_batch import BatchDecoder, attribute
+
+        llm = self._llm
+        slots: list[Any] = [None] * len(reqs)
+        todo: list[tuple[int, GenerationRequest, list[int], Any]] = []
+        n_ctx = min(llm.n_ctx(), len(llm.input_ids))
+        for i, r in enumerate(reqs):
+            try:
+                tokens = llm.tokenize(self.render(r).encode("utf-8"), add_bos=False, special=True)
+                if len(tokens) + r.max_tokens > n_ctx:
+                    raise BackendError(f"prompt of {len(tokens)} tokens + {r.max_tokens} to generate exceeds n_ctx={n_ctx}")
+                todo.append((i, r, tokens, self._grammar(r.grammar)))
+            except Exception as exc:  # noqa: BLE001 - this request's failure, handed back
+                if not return_exceptions:
+                    raise
+                slots[i] = exc
+        if not todo:
+            return slots
+        if self._batcher is None:
+            self._batcher = BatchDecoder(llm)
+        try:
+            fig = self._batcher.decode([t for _, _, t, _ in todo], [g for *_, g in todo],
+                                       [r.max_tokens for _, r, _, _ in todo], [list(r.stop) for _, r, _, _ in todo])
+        except Exception as exc:  # noqa: BLE001 - the batch context may be half-written: drop it
+            self._batcher.close()
+            self._batcher = None
+            raise BackendError(f"llama.cpp batched decoding failed: {type(exc).__name__}: {exc}") from None
+        for (i, _r, _t, _g), res, share in zip(todo, fig.results, attribute(fig), strict=True):
+            slots[i] = Completion(
+                text=res.text, prompt_tokens=res.prompt_tokens, completion_tokens=len(res.token_ids),
+                cached_tokens=res.shared_prefix, prefill_s=share["prefill_s"], decode_s=share["decode_s"],
+                ttft_s=res.ttft_s, finish_reason=res.finish_reason,
+                extra={"prompt_evaluated": res.evaluated, "token_ids": res.token_ids, "batch_timing": "attributed",
+                       "batch_prefill_s": fig.prefill_s, "batch_decode_s": fig.decode_s,
+                       "batch_sequences": len(todo), "shared_prefix_tokens": fig.prefix_tokens,
+                       "decode_steps": fig.decode_steps},
+            )
+        return slots
 
     # ---------------------------------------------------------------------------------------
     # what ran
