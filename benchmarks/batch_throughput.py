@@ -1,0 +1,200 @@
+"""Batched execution on a real model: throughput per rung and batch size, against the CPU's ceiling.
+
+For each rung of the default model and each batch size B, the engine runs (a) the bundled demo
+scenarios and (b) a decode-heavy scenario (one hop, ~48-token answers) in free mode, through
+``agentsim.launch.execute(..., batch_sizes=B)`` -- the path ``agentsim run --batch B`` takes.
+From the stored hops it prints:
+
+* gen tok/s   tokens decoded after the first, summed over sequences, / the decode seconds
+* prompt tok/s  prompt tokens evaluated (the KV-cached prefix excluded) / the prefill seconds
+* hops/s      hops / the run's wall time (engine, parsing, SQLite commits included)
+* agree       hops whose completion equals batch 1's, same instance (free mode: one divergent
+              answer changes its children's prompts, so this is a lower bound)
+* s/task, J/task  run wall time and estimated energy per correct task (all hops right)
+
+Beside each rung: its prefill rate (a 128-token prompt evaluated in one llama_decode, best of
+three), the compute ceiling a batched decode step can at best reach on this CPU.
+
+    .venv/bin/python benchmarks/batch_throughput.py                       # f16,q8_0,q4_0,mxfp4
+    .venv/bin/python benchmarks/batch_throughput.py --rungs f16,q4_0 --instances 16
+    .venv/bin/python benchmarks/batch_throughput.py --tiny                # tiny test model (seconds)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DECODE_HEAVY = """
+name: decode-heavy
+description: One hop whose answer is ~48 tokens (a counting list); decode dominates the hop.
+system: You are a helpful assistant.
+vars:
+  start: {randint: [1, 60]}
+hops:
+  - id: count
+    prompt: "Count upwards from {{ start }}: write the next forty numbers, separated by commas, starting with {{ start }}."
+    parse: integer
+    expect: start
+    max_tokens: 48
+"""
+DEMO = ["chain-linear", "fanin-dag"]
+
+
+def prefill_rate(backend: Any, n: int = 128) -> float:
+    """Prompt tokens per second of one ``n``-token llama_decode from an empty cache (best of 3)."""
+    llm = backend._llm
+    text = ("the answer is the number of the item and the value of the sum. " * 40).encode()
+    toks = llm.tokenize(text, add_bos=False)[:n]
+    best = float("inf")
+    for _ in range(3):
+        llm.reset()
+        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        t0 = time.perf_counter()
+        llm.eval(toks)
+        best = min(best, time.perf_counter() - t0)
+    llm.reset()
+    return len(toks) / best
+
+
+def figures(store: Any, run: Any, ref: dict | None) -> dict[str, Any]:
+    hops = store.hops(run.id)
+    llm = [h for h in hops if h.kind == "llm" and h.error_kind != "backend"]
+    decoded = sum(max((h.completion_tokens or 0) - 1, 0) for h in llm)
+    dec_s = sum(h.decode_s or 0.0 for h in llm)
+    evaluated = sum((h.prompt_tokens or 0) - (h.cached_tokens or 0) for h in llm)
+    pre_s = sum(h.prefill_s or 0.0 for h in llm)
+    wall = (run.finished_at - run.created_at).total_seconds()
+    inst = store.instances(run.id)
+    ok = sum(1 for i in inst if i.success)
+    out = {
+        "B": run.batch_size, "hops": len(hops), "wall_s": wall, "hops_per_s": len(hops) / wall,
+        "gen_tok_s": decoded / dec_s if dec_s else None, "prompt_tok_s": evaluated / pre_s if pre_s else None,
+        "tasks_ok": ok, "tasks": len(inst), "s_per_task": wall / ok if ok else None,
+        "j_per_task": (run.run_energy_j / ok) if ok and run.run_energy_j else None,
+        "energy_kind": run.run_energy_kind,
+        "completions": {(h.instance_index, h.hop_id): h.completion for h in hops},
+    }
+    if ref is not None:
+        same = sum(1 for k, v in out["completions"].items() if ref.get(k) == v)
+        out["agree"] = same / len(out["completions"])
+    return out
+
+
+def bench_rung(spec: str, scenarios: list[Any], batches: list[int], instances: int, db: Path) -> dict[str, Any]:
+    from agentsim.backends.base import create_backend
+    from agentsim.launch import execute
+    from agentsim.measure import make_meter
+    from agentsim.store import Store
+
+    probe = create_backend(spec)
+    probe.load()
+    ceiling = prefill_rate(probe)
+    probe.close()
+    store = Store(db)
+    meter = make_meter("estimate")
+    out: dict[str, Any] = {"spec": spec, "prefill_ceiling_tok_s": ceiling, "sets": {}}
+    try:
+        for label, scs in scenarios:
+            runs, failures = execute(scs, [spec], store=store, instances=instances, seed=0, modes=("free",),
+                                     meter=meter, batch_sizes=tuple(batches))
+            if failures:
+                raise SystemExit(f"{spec}: {failures[0][1]}")
+            rows: dict[int, list[dict[str, Any]]] = {}
+            for run in runs:  # one run per scenario x batch size
+                rows.setdefault(run.batch_size, []).append(run)
+            ref_by_scenario = {}
+            table = []
+            for b in batches:
+                per = []
+                for run in rows[b]:
+                    f = figures(store, run, ref_by_scenario.get(run.scenario))
+                    if b == batches[0]:
+                        ref_by_scenario[run.scenario] = f["completions"]
+                    per.append(f)
+                table.append(_merge(b, per))
+            out["sets"][label] = table
+    finally:
+        meter.close()
+    return out
+
+
+def _merge(b: int, per: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row for batch size b over the scenarios of a set (sums, then rates)."""
+    hops = sum(p["hops"] for p in per)
+    wall = sum(p["wall_s"] for p in per)
+    ok = sum(p["tasks_ok"] for p in per)
+    def rate(key: str) -> float | None:
+        vals = [p[key] for p in per if p[key] is not None]
+        return sum(vals) / len(vals) if vals else None
+    agree = [p["agree"] * p["hops"] for p in per if "agree" in p]
+    joules = [p["j_per_task"] * p["tasks_ok"] for p in per if p["j_per_task"] is not None]
+    return {
+        "B": b, "hops": hops, "wall_s": wall, "hops_per_s": hops / wall, "gen_tok_s": rate("gen_tok_s"),
+        "prompt_tok_s": rate("prompt_tok_s"), "tasks_ok": ok, "tasks": sum(p["tasks"] for p in per),
+        "s_per_task": wall / ok if ok else None, "j_per_task": sum(joules) / ok if ok and joules else None,
+        "agree": sum(agree) / hops if agree else None,
+    }
+
+
+def _fmt(v: Any, spec: str = ".1f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rungs", default="f16,q8_0,q4_0,mxfp4")
+    ap.add_argument("--batches", default="1,4,8,16")
+    ap.add_argument("--instances", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=1, help="llama.cpp threads (n_threads)")
+    ap.add_argument("--tiny", action="store_true", help="the tiny test model instead (a smoke run)")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args(argv)
+    from agentsim import models
+    from agentsim.scenario import load_scenario, resolve_scenario
+
+    batches = [int(b) for b in args.batches.split(",")]
+    tmp = Path(tempfile.mkdtemp(prefix="agentsim-batch-bench-"))
+    (tmp / "decode-heavy.yaml").write_text(DECODE_HEAVY)
+    sets = [("demo", [resolve_scenario(s) for s in DEMO]), ("decode-heavy", [load_scenario(tmp / "decode-heavy.yaml")])]
+    if args.tiny:
+        from tests.tiny_models import write_tiny_gguf
+
+        path = write_tiny_gguf(tmp / "tiny.gguf", seed=0, dtype="f32")
+        specs = [f"llama:{path},n_threads={args.threads}"]
+    else:
+        rungs = args.rungs.split(",")
+        models.fetch(models.DEFAULT_MODEL, log=lambda m: print(m, flush=True))
+        models.prepare(models.DEFAULT_MODEL, rungs, log=lambda m: print(m, flush=True))
+        specs = [f"llama:{models.DEFAULT_MODEL}@{r},n_threads={args.threads}" for r in rungs]
+    print(f"threads={args.threads}, instances={args.instances} per scenario, free mode, energy estimated "
+          "(CPU time x watts per core: no RAPL/NVML here)", flush=True)
+    results = []
+    for i, spec in enumerate(specs):
+        r = bench_rung(spec, sets, batches, args.instances, tmp / f"r{i}.db")
+        results.append(r)
+        print(f"\n{spec}: prefill ceiling {r['prefill_ceiling_tok_s']:.1f} tok/s", flush=True)
+        for label, rows in r["sets"].items():
+            base = rows[0]
+            print(f"  {label:12s}   B  gen tok/s  (of ceiling)  prompt tok/s   hops/s  (x B=1)   agree   s/task   J/task")
+            for row in rows:
+                frac = row["gen_tok_s"] / r["prefill_ceiling_tok_s"] if row["gen_tok_s"] else None
+                print(f"  {'':12s} {row['B']:3d}  {_fmt(row['gen_tok_s']):>9s}  ({_fmt(frac and 100 * frac, '.0f'):>3s} %)"
+                      f"      {_fmt(row['prompt_tok_s']):>9s}  {_fmt(row['hops_per_s'], '.2f'):>7s}  "
+                      f"({row['hops_per_s'] / base['hops_per_s']:.2f}x)  {_fmt(row['agree'] and 100 * row['agree'], '.1f'):>5s}%"
+                      f"  {_fmt(row['s_per_task'], '.2f'):>7s}  {_fmt(row['j_per_task'], '.2f'):>7s}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
