@@ -1,8 +1,10 @@
-"""The results store: SQLModel tables on SQLite (WAL), one commit per finished hop.
+"""The results store: SQLModel tables on SQLite (WAL) or PostgreSQL, one commit per finished hop.
 
 Readers (the TUI, ``agentsim show``) never block the writer and vice versa: every connection
 sets ``journal_mode=WAL``, ``synchronous=NORMAL`` and a ``busy_timeout``. Any SQLAlchemy URL works;
-a plain path means SQLite.
+a plain path means SQLite; ``postgresql+psycopg://user@host/db`` serves many writers at once.
+The schema is created and upgraded by the Alembic revisions in :mod:`agentsim.migrations`
+(every writable open brings the database to the newest revision; a reader upgrades once).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 from .errors import StoreError
+from .migrations import HEAD, current_revision, migrate, needs_upgrade
 from .paths import default_db
 
 __all__ = [
@@ -242,7 +245,9 @@ class Store:
                 raise StoreError(f"cannot create database {self.db}: folder {p.parent} does not exist")
         self.url = url
         try:
-            connect_args = {"check_same_thread": False, "timeout": 30} if is_sqlite else {}
+            connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": 30} if is_sqlite else {}
+            if readonly and url.startswith("postgresql"):
+                connect_args["options"] = "-c default_transaction_read_only=on"
             self.engine: Engine = create_engine(url, connect_args=connect_args)
         except (SQLAlchemyError, ValueError, ImportError) as exc:
             raise StoreError(f"cannot open database {self.db}: {exc}") from None
@@ -250,12 +255,11 @@ class Store:
             event.listen(self.engine, "connect", self._sqlite_pragmas)
         try:
             if not readonly:
-                SQLModel.metadata.create_all(self.engine)
-                self._add_missing_columns()
+                migrate(self.engine)
             else:
                 with self.engine.connect() as conn:
                     conn.execute(text("SELECT 1 FROM run LIMIT 1"))
-                if self._missing_columns():
+                if needs_upgrade(self.engine):
                     self._upgrade_for_reading()
         except OperationalError as exc:
             msg = str(exc.orig) if getattr(exc, "orig", None) else str(exc)
@@ -274,6 +278,7 @@ class Store:
             cur.close()
 
     def _missing_columns(self) -> list[str]:
+        """Columns the tables define that the database lacks (empty once it is migrated)."""
         insp = inspect(self.engine)
         missing = []
         for table in SQLModel.metadata.sorted_tables:
@@ -283,35 +288,20 @@ class Store:
         return missing
 
     def _upgrade_for_reading(self) -> None:
-        """A reader met a database written by an older agentsim: add the new nullable columns
-        once through a short writable connection (safe beside other readers in WAL mode)."""
-        missing = self._missing_columns()
+        """A reader met a database written by an older agentsim: upgrade it once through a short
+        writable connection (safe beside other readers: WAL on SQLite, one transaction on
+        PostgreSQL)."""
+        rev = current_revision(self.engine)
         try:
             Store(self.db).close()
         except StoreError as exc:
             raise StoreError(
-                f"database {self.db} was written by an older agentsim (missing {', '.join(missing[:4])}"
-                f"{'…' if len(missing) > 4 else ''}) and cannot be upgraded here: {exc.message}",
+                f"database {self.db} was written by an older agentsim (schema "
+                f"{rev or 'from before migrations'}, this agentsim writes {HEAD}) and cannot be "
+                f"upgraded here: {exc.message}",
                 hint="open it once with write access (e.g. agentsim runs --db on a writable copy)",
             ) from None
         self.engine.dispose()
-
-    def _add_missing_columns(self) -> None:
-        """Add nullable columns that newer versions added to existing tables (pre-Alembic).
-
-        ``create_all`` never alters a table that exists, so a database written by an older
-        agentsim would fail every SELECT with "no such column"; new columns are all nullable.
-        """
-        insp = inspect(self.engine)
-        with self.engine.begin() as conn:
-            for table in SQLModel.metadata.sorted_tables:
-                if not insp.has_table(table.name):
-                    continue
-                have = {c["name"] for c in insp.get_columns(table.name)}
-                for col in table.columns:
-                    if col.name not in have and col.nullable and not col.primary_key:
-                        ctype = col.type.compile(dialect=self.engine.dialect)
-                        conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{col.name}" {ctype}'))
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
