@@ -298,6 +298,108 @@ class HFBackend(Backend):
                    "grammar": _GRAMMAR_NOTE if request.grammar else None},
         )
 
+    def generate_batch(self, requests: Any, *, return_exceptions: bool = False) -> list[Any]:
+        """Several requests in one padded batch: prompts left-padded (attention mask and position
+        ids skip the padding), one forward pass per step for every live sequence, each stopping
+        on its own end-of-sequence token, stop strings or budget. Greedy, as :meth:`generate`.
+        prefill_s/decode_s are each hop's share (prompt tokens / generated tokens) of the batch's
+        times, which come in ``extra`` ("attributed"). A batch of one is :meth:`generate`."""
+        reqs = list(requests)
+        if len(reqs) <= 1:
+            return super().generate_batch(reqs, return_exceptions=return_exceptions)
+        import torch
+
+        from agentsim.measure import PeakRSS
+
+        if self.model is None:
+            self.load()
+        prompts: list[tuple[list[int], bool]] = []
+        for r in reqs:
+            ids, templated = self._prompt_ids(r)
+            if not ids:
+                raise BackendError("hf: the prompt tokenizes to nothing")
+            prompts.append((ids, templated))
+        torch.manual_seed(reqs[0].seed)
+        dev = self.accelerator.kind
+        cuda = dev == "cuda"
+        rss = None
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            rss = PeakRSS()
+            rss.begin()
+        eos = self._eos_ids()
+        pad = self.tokenizer.pad_token_id
+        pad = int(pad) if pad is not None else (min(eos) if eos else 0)
+        n, width = len(reqs), max(len(ids) for ids, _ in prompts)
+        rows = [[pad] * (width - len(ids)) + ids for ids, _ in prompts]
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids, _ in prompts], device=dev)
+        outs: list[list[int]] = [[] for _ in range(n)]
+        finish = ["length"] * n
+        live = [True] * n
+
+        def sync() -> None:
+            if cuda:
+                torch.cuda.synchronize()
+
+        with torch.inference_mode():
+            x = torch.tensor(rows, device=dev)
+            pos = (mask.cumsum(-1) - 1).clamp(min=0)
+            sync()
+            t0 = time.perf_counter()
+            prefill_s = 0.0
+            past = None
+            while any(live):
+                out = self.model(input_ids=x, attention_mask=mask, position_ids=pos, past_key_values=past, use_cache=True)
+                past = out.past_key_values
+                logits = out.logits[:, -1]
+                nxt = torch.argmax(logits, dim=-1).tolist()  # synchronises the device
+                if not prefill_s:
+                    prefill_s = time.perf_counter() - t0
+                if self.compute == "f16" and not bool(torch.isfinite(logits).all()):
+                    raise BackendError("hf: f16 overflowed (non-finite logits): this model's activations exceed f16's range",
+                                       hint="use @bf16 or @f32")
+                for s in range(n):
+                    if not live[s]:
+                        continue
+                    outs[s].append(int(nxt[s]))
+                    if nxt[s] in eos or (reqs[s].stop and _first_stop(self._decode(outs[s], eos), reqs[s].stop) is not None):
+                        finish[s], live[s] = "stop", False
+                    elif len(outs[s]) >= reqs[s].max_tokens:
+                        live[s] = False
+                x = torch.tensor([[t if live[s] else pad] for s, t in enumerate(nxt)], device=dev)
+                mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=dev)], dim=-1)
+                pos = pos[:, -1:] + 1
+            sync()
+            total = time.perf_counter() - t0
+        decode_s = max(0.0, total - prefill_s)
+        if cuda:
+            peak, source = int(torch.cuda.max_memory_allocated()), "torch.cuda.max_memory_allocated (the batch)"
+        else:
+            assert rss is not None
+            peak = rss.end()
+            source = "process peak RSS during the batch" if rss.per_hop else "process peak RSS since start"
+            rss.close()
+        p_total = sum(len(ids) for ids, _ in prompts)
+        g_total = sum(len(o) for o in outs) or 1
+        results: list[Any] = []
+        for s, r in enumerate(reqs):
+            text = self._decode(outs[s], eos)
+            cut = _first_stop(text, r.stop)
+            if cut is not None:
+                text = text[:cut]
+            ids, templated = prompts[s]
+            results.append(Completion(
+                text=text, prompt_tokens=len(ids), completion_tokens=len(outs[s]),
+                prefill_s=prefill_s * len(ids) / p_total, ttft_s=prefill_s,
+                decode_s=decode_s * len(outs[s]) / g_total, peak_mem_bytes=peak, finish_reason=finish[s],
+                extra={"token_ids": outs[s], "chat_template": templated, "peak_mem_source": source,
+                       "grammar": _GRAMMAR_NOTE if r.grammar else None, "batch_timing": "attributed",
+                       "batch_prefill_s": prefill_s, "batch_decode_s": decode_s, "batch_sequences": n,
+                       "padded_to": width},
+            ))
+        return results
+
     def _decode(self, ids: list[int], eos: set[int]) -> str:
         return str(self.tokenizer.decode([i for i in ids if i not in eos], skip_special_tokens=True))
 
