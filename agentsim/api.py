@@ -88,13 +88,15 @@ def simulate(
     energy: str = "auto",
     progress: Any = None,
     raise_on_failure: bool = True,
+    batch: int | str | Sequence[int] = 1,
 ) -> Results:
     """Run scenarios against backends and store every hop.
 
     ``scenarios``: scenario file paths, bundled names, family names or :class:`Scenario` objects.
     ``backends``: spec strings (``"noisy,p=0.2"``, ``"llama:qwen2.5-coder-0.5b@q4_k_m"``).
     ``mode``: ``"free"``, ``"oracle"`` or ``"both"``. ``params``: generator parameters
-    (values may be lists to sweep: ``{"depth": [1, 2, 3]}``).
+    (values may be lists to sweep: ``{"depth": [1, 2, 3]}``). ``batch``: instances advanced
+    together, their ready hops sent to the backend as one call; a list (or ``"1,4,16"``) sweeps.
     ``db``: a path or SQLAlchemy URL (default ``$AGENTSIM_DB`` or ``./agentsim.db``).
     """
     from .launch import Launch, run_launch
@@ -105,7 +107,7 @@ def simulate(
     if isinstance(backends, str):
         backends = [backends]
     launch = Launch(scenarios=list(scenarios), backends=list(backends), params=params, modes=mode,
-                    instances=instances, seed=seed, energy=energy)
+                    instances=instances, seed=seed, energy=energy, batch_sizes=batch)
     store = db if isinstance(db, Store) else Store(db)
     result = run_launch(launch, store=store, progress=progress)
     runs, failures = result.runs, result.failures
