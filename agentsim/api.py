@@ -44,30 +44,61 @@ class Results:
 
         return [summarize_run(self.store, r.id) for r in self.runs]
 
-    def to_pandas(self) -> Frames:
-        """Run-level and hop-level pandas DataFrames."""
+    def __repr__(self) -> str:
+        ids = self.run_ids
+        shown = ", ".join(str(i) for i in ids[:8]) + (", …" if len(ids) > 8 else "")
+        scen = sorted({r.scenario for r in self.runs})
+        back = sorted({r.backend for r in self.runs})
+        fail = f", {len(self.failures)} failed backend(s)" if self.failures else ""
+        return (f"<Results {len(ids)} run(s) [{shown}] in {self.store.db}: "
+                f"{len(scen)} scenario(s) {', '.join(scen[:3])}{'…' if len(scen) > 3 else ''}; "
+                f"{len(back)} backend(s) {', '.join(back[:3])}{'…' if len(back) > 3 else ''}{fail}>")
+
+    __str__ = __repr__
+
+    def to_pandas(self, *, summaries: bool = True) -> Frames:
+        """Run-level and hop-level pandas DataFrames.
+
+        ``runs``: one row per run with its summary figures and one ``param_<name>`` column per
+        scenario parameter (e.g. ``param_depth`` for a depth sweep; missing where a run lacks
+        it). ``hops``: one row per hop, ordered by run, instance and topological order, with the
+        run's scenario, backend, precision, mode and ``param_<name>`` columns.
+        ``summaries=False`` skips the run figures (the runs frame then holds the run records).
+        """
         import pandas as pd
 
-        summaries = self.summaries()
+        param_names = sorted({k for r in self.runs for k in (r.params or {})})
         run_rows = []
-        for s in summaries:
+        by_id = {r.id: r for r in self.runs}
+        for s in (self.summaries() if summaries else [r.model_dump() for r in self.runs]):
+            rid = s.get("run_id", s.get("id"))
             row = {k: v for k, v in s.items() if not isinstance(v, (dict, list))}
-            for kind, n in s["error_kinds"].items():
-                row[f"errors_{kind}"] = n
-            row["energy_j"] = s["energy"]["joules"]
-            row["energy_kind"] = s["energy"]["kind"]
-            row["energy_source"] = s["energy"]["source"]
-            row["reliability_r"] = s["reliability"]["r"]
+            if summaries:
+                for kind, n in s["error_kinds"].items():
+                    row[f"errors_{kind}"] = n
+                row["energy_j"] = s["energy"]["joules"]
+                row["energy_kind"] = s["energy"]["kind"]
+                row["energy_source"] = s["energy"]["source"]
+                row["reliability_r"] = s["reliability"]["r"]
+            row["batch_size"] = getattr(by_id[rid], "batch_size", None) or 1
+            for name in param_names:
+                row[f"param_{name}"] = (by_id[rid].params or {}).get(name)
             run_rows.append(row)
         runs = pd.DataFrame(run_rows)
         hop_rows = self.store.hop_rows(self.run_ids)
         hops = pd.DataFrame(hop_rows)
         if not hops.empty:
-            meta = {r.id: r for r in self.runs}
+            order = {rid: i for i, rid in enumerate(self.run_ids)}
+            hops = (hops.assign(_run_order=hops["run_id"].map(order))
+                    .sort_values(["_run_order", "instance_index", "topo_index"], kind="stable")
+                    .drop(columns="_run_order").reset_index(drop=True))
+            meta = by_id
             hops.insert(1, "scenario", hops["run_id"].map(lambda i: meta[i].scenario))
             hops.insert(2, "backend", hops["run_id"].map(lambda i: meta[i].backend))
             hops.insert(3, "precision", hops["run_id"].map(lambda i: meta[i].precision))
             hops.insert(4, "mode", hops["run_id"].map(lambda i: meta[i].mode))
+            for j, name in enumerate(param_names):
+                hops.insert(5 + j, f"param_{name}", hops["run_id"].map(lambda i, n=name: (meta[i].params or {}).get(n)))
         return Frames(runs=runs, hops=hops)
 
     def raise_for_failures(self) -> None:
@@ -117,8 +148,24 @@ def simulate(
     return results
 
 
-def load_results(db: str | Path | None = None, run_ids: Sequence[int] | None = None) -> Results:
-    """Results for runs already in a database (all runs when ``run_ids`` is None)."""
-    store = Store(db, readonly=False)
+def load_results(db: str | Path | Store | None = None, run_ids: Sequence[int] | None = None) -> Results:
+    """Results for runs already in a database (all runs when ``run_ids`` is None).
+
+    ``db``: a path, SQLAlchemy URL or :class:`Store` (default ``$AGENTSIM_DB`` or
+    ``./agentsim.db``). A database file that does not exist is a :class:`StoreError`: reading
+    never creates one. An unknown run id is a :class:`StoreError` naming it.
+    """
+    if isinstance(db, Store):
+        store = db
+    else:
+        from .store import default_db
+
+        path = str(db) if db is not None else default_db()
+        if "://" not in path and not Path(path).exists():
+            from .errors import StoreError
+
+            raise StoreError(f"database {path} does not exist",
+                             hint="give the path of a database written by agentsim run or agentsim.simulate")
+        store = Store(path, readonly=False)
     runs = [store.get_run(i) for i in run_ids] if run_ids else list(reversed(store.list_runs()))
     return Results(store=store, runs=runs)

@@ -7,6 +7,8 @@ and exits non-zero; it never shows a traceback for these.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class AgentsimError(Exception):
     """An error whose message is meant for the user."""
@@ -28,6 +30,9 @@ class ScenarioError(AgentsimError):
     """A scenario file or generator is invalid.
 
     ``location`` is ``file[:line]``; ``hop`` and ``field`` say where in the scenario.
+    ``problems`` holds every problem found in one pass (each a :class:`ScenarioError` with its
+    own line, hop and field); it is ``[self]`` when only one was found. The message of the error
+    itself is the first problem (with "(and N more problems)" when there are more).
     """
 
     def __init__(
@@ -39,12 +44,14 @@ class ScenarioError(AgentsimError):
         hop: str | None = None,
         field: str | None = None,
         hint: str | None = None,
+        problems: Sequence[ScenarioError] | None = None,
     ) -> None:
         self.source = source
         self.line = line
         self.hop = hop
         self.field = field
         self.detail = message
+        self.problems: list[ScenarioError] = list(problems) if problems else [self]
         parts = []
         if source:
             parts.append(f"{source}:{line}" if line else source)
@@ -86,3 +93,19 @@ class ModelError(AgentsimError):
 
 class HardwareError(AgentsimError):
     """The hardware asked for is not present (e.g. a GPU, or FP4 tensor cores)."""
+
+
+def yaml_trap_hint(error_type: str, value: object) -> str | None:
+    """A hint for the common YAML traps behind a validation error, or None.
+
+    ``error_type`` is pydantic's error type, ``value`` the parsed input. YAML 1.1 (PyYAML) reads
+    unquoted ``yes``/``no``/``on``/``off``/``true``/``false`` as booleans, so ``options: [yes, no]``
+    gives ``[True, False]``; an empty value reads as null.
+    """
+    if isinstance(value, bool) and error_type.startswith(("string", "literal")):
+        word = "yes/no/on/off/true/false"
+        return (f"YAML reads an unquoted {word} as a boolean ({value}); quote it to keep the word, "
+                "e.g. options: ['yes', 'no']")
+    if value is None and error_type.startswith("string"):
+        return "the value is empty (YAML null); write it after the colon, quoted if it starts with { [ | > * & ! % @ or `"
+    return None

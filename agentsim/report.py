@@ -4,56 +4,111 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["comparison_table"]
+from .console import ENERGY_SHORT, compact_table, energy_short, esc, params_text
+
+__all__ = ["comparison_table", "mixed_runs_warning", "run_label", "demo_table", "combine"]
 
 
 def _pct(v: Any) -> str:
     return "-" if v is None else f"{100 * v:.1f}%"
 
 
-def _rel(v: Any) -> str:
-    return "" if v is None else f" ({v:.2f}x)"
-
-
 def _num(v: Any, fmt: str = "{:.2f}") -> str:
     return "-" if v is None else fmt.format(v)
 
 
-def comparison_table(rows: list[dict[str, Any]], title: str | None = None) -> Any:
-    from rich.table import Table
+def run_label(r: dict[str, Any]) -> str:
+    """What tells runs apart in a table: the backend spec, or ``model@precision`` when known."""
+    if r.get("model") and r.get("precision"):
+        return f"{r['model']}@{r['precision']}"
+    return str(r.get("backend") or "-")
 
-    if rows:
-        base = rows[0]["baseline_run_id"]
-        base_row = next(r for r in rows if r["run_id"] == base)
-        default_title = f"relative to run {base} ({base_row['backend']} [{base_row['mode']}])"
-        if base_row.get("source_precision"):
-            default_title += f"; baseline = {base_row['precision']} dequantized from {base_row['source_precision']}"
-    else:
-        default_title = "no runs"
-    t = Table(title=title or default_title, title_justify="left")
-    for col, kw in [
-        ("run", {"justify": "right"}), ("scenario", {}), ("backend", {}), ("mode", {}),
-        ("hop acc", {"justify": "right"}), ("task success", {"justify": "right"}),
-        ("local", {"justify": "right"}), ("propag.", {"justify": "right"}),
-        ("parse", {"justify": "right"}), ("tok/s", {"justify": "right"}),
-        ("s/hop", {"justify": "right"}), ("energy/task", {"justify": "right"}),
-    ]:
-        t.add_column(col, **kw)
+
+def mixed_runs_warning(rows: list[dict[str, Any]]) -> str | None:
+    """A sentence when the compared runs differ in scenario or parameters (else None)."""
+    scenarios = list(dict.fromkeys(str(r["scenario"]) for r in rows))
+    params = list(dict.fromkeys(params_text(r.get("params")) for r in rows))
+    parts = []
+    if len(scenarios) > 1:
+        parts.append(f"{len(scenarios)} scenarios ({', '.join(scenarios)})")
+    if len(params) > 1:
+        parts.append(f"{len(params)} parameter sets ({'; '.join(p or 'none' for p in params)})")
+    if not parts:
+        return None
+    return ("the compared runs differ: " + " and ".join(parts)
+            + "; each run is compared with a baseline that saw the same instances")
+
+
+def comparison_table(rows: list[dict[str, Any]], title: str | None = None) -> Any:
+    """Runs against their baselines, readable at 80 columns.
+
+    Columns: run, backend (or model@precision), mode, hop accuracy, task success, local and
+    propagated errors, seconds per hop and energy per correct task; ``(0.95x)`` is the ratio to
+    the run's baseline. The scenario (and params) go in the title when all runs share them,
+    else in a column. Details (parse errors, tokens/s, intervals) are in ``agentsim show``.
+    """
+    by_id = {r["run_id"]: r for r in rows}
+    same_scenario = len({(r["scenario"], params_text(r.get("params"))) for r in rows}) <= 1
+    if title is None:
+        if not rows:
+            title = "no runs"
+        else:
+            bases = list(dict.fromkeys(r["baseline_run_id"] for r in rows if r.get("baseline_run_id") is not None))
+            head = ""
+            if same_scenario:
+                p = params_text(rows[0].get("params"))
+                head = f"{rows[0]['scenario']}{' ' + p if p else ''}: "
+            if not bases:
+                title = head + "no baseline"
+            else:
+                named = []
+                for b in bases:
+                    br = by_id.get(b)
+                    named.append(f"run {b}" + (f" ({run_label(br)} [{br['mode']}])" if br else ""))
+                title = head + "x = relative to " + ", ".join(named)
+                br = by_id.get(bases[0])
+                if len(bases) == 1 and br and br.get("source_precision"):
+                    title += f"; baseline = {br['precision']} dequantized from {br['source_precision']}"
+    t = compact_table(
+        title=esc(title),
+        caption="x: ratio to the run's baseline. loc/prop: hops wrong on their own / because a parent "
+                "was. J/task: energy per correct task "
+                f"({ENERGY_SHORT['measured']} measured, {ENERGY_SHORT['estimated']} estimated). "
+                "Details: agentsim show RUN_ID.",
+    )
+    t.add_column("run", justify="right", no_wrap=True)
+    t.add_column("backend" if same_scenario else "backend, scenario", overflow="fold", min_width=8)
+    t.add_column("mode", no_wrap=True)
+    for col in ("hop acc", "task ok", "loc/prop", "s/hop", "J/task"):
+        t.add_column(col, justify="right", no_wrap=True)
     for r in rows:
-        rel = r.get("relative", {})
+        rel = r.get("relative") or {}
+        own = r.get("baseline_run_id") in (None, r["run_id"])
+
+        def x(key: str, rel: dict[str, Any] = rel, own: bool = own) -> str:
+            return "" if own else _x1(rel.get(key))
+
         ek = r["error_kinds"]
         energy = r["energy_per_correct_task_j"]
-        e_txt = "-" if energy is None else f"{energy:.2f} J {r['energy']['kind'][:4]}."
-        t.add_row(
-            str(r["run_id"]), r["scenario"], r["backend"], r["mode"],
-            _pct(r["accuracy"]) + _rel(rel.get("accuracy") if r["run_id"] != r["baseline_run_id"] else None),
-            _pct(r["task_success"]) + _rel(rel.get("task_success") if r["run_id"] != r["baseline_run_id"] else None),
-            str(ek["local"]), str(ek["propagated"]), str(ek["parse"]),
-            _num(r["decode_tokens_per_s"], "{:.1f}"),
-            _num(r["wall_s_per_hop"], "{:.3f}") + _rel(rel.get("wall_s_per_hop") if r["run_id"] != r["baseline_run_id"] else None),
+        e_txt = "-" if energy is None else f"{energy:.1f} {energy_short(r['energy']['kind'])}"
+        what = run_label(r)
+        if not same_scenario:
+            p = params_text(r.get("params"))
+            what += f"\n{r['scenario']}" + (f" {p}" if p else "")
+        cells = [
+            str(r["run_id"]), esc(what), esc(r["mode"]),
+            _pct(r["accuracy"]) + x("accuracy"),
+            _pct(r["task_success"]) + x("task_success"),
+            f"{ek.get('local', 0)}/{ek.get('propagated', 0)}",
+            _num(r["wall_s_per_hop"], "{:.2f}") + x("wall_s_per_hop"),
             e_txt,
-        )
+        ]
+        t.add_row(*cells)
     return t
+
+
+def _x1(v: Any) -> str:
+    return "" if v is None else f" {v:.2f}x"
 
 
 def combine(summaries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -113,7 +168,7 @@ def demo_table(
     title = f"pooled over {', '.join(sorted({s['scenario'] for g in groups.values() for s in g}))}; x = relative to {label}"
     if first.get("source_precision"):
         title += f" (baseline = {first['precision']} dequantized from {first['source_precision']})"
-    t = Table(title=title, title_justify="left")
+    t = Table(title=esc(title), title_justify="left")
     for col in ("precision", "mode", "hop acc", "task ok", "local", "prop.", "parse", "tok/s", "s/hop", "J/task"):
         t.add_column(col, justify="left" if col in ("precision", "mode") else "right", no_wrap=True)
     base = {m: combine(groups[(base_backend, m)]) for m in ("free", "oracle") if (base_backend, m) in groups}
@@ -131,8 +186,8 @@ def demo_table(
             ek = c["error_kinds"]
             e = c["energy_per_correct_task_j"]
             t.add_row(
-                prec if mode == "free" else "",
-                mode,
+                esc(prec) if mode == "free" else "",
+                esc(mode),
                 _pct(c["accuracy"]),
                 _pct(c["task_success"]),
                 str(ek.get("local", 0)),
@@ -140,13 +195,13 @@ def demo_table(
                 str(ek.get("parse", 0) + ek.get("backend", 0)),
                 _num(c["decode_tokens_per_s"], "{:.1f}"),
                 _num(c["wall_s_per_hop"], "{:.2f}") + ("" if is_base or not b else _x(c["wall_s_per_hop"], b["wall_s_per_hop"])),
-                "-" if e is None else f"{e:.1f} {c['energy_kind'][:3]}",
+                "-" if e is None else f"{e:.1f} {energy_short(c['energy_kind'])}",
             )
     t.caption = (
         "hop acc / task ok: correct hops / instances with every hop right. local: wrong on its own; "
         "prop.: wrong because a parent was wrong. parse includes backend errors. "
         "* = FP4 emulated (no FP4 tensor cores here). J/task: energy per correct task "
-        "(mea. = measured, est. = estimated)."
+        f"({ENERGY_SHORT['measured']} = measured, {ENERGY_SHORT['estimated']} = estimated)."
     )
     return t
 

@@ -1,13 +1,58 @@
-"""``agentsim runs``, ``show``, ``compare`` and ``export``: reading stored runs."""
+"""``agentsim runs``, ``show``, ``compare`` and ``export``: reading stored runs.
+
+Every piece of stored text (scenario names, specs, params, errors) is escaped before rich prints
+it; the default tables fit 80 columns (details are in ``show``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .common import console, db_arg, fmt, fmt_ci, fmt_energy, open_store, print_json
+from agentsim.console import energy_text, esc, params_text
+from agentsim.errors import AgentsimError
+
+from .common import console, db_arg, fmt, fmt_ci, open_store, print_json
+
+
+def run_figures(store: Any, run_ids: Sequence[int]) -> dict[int, dict[str, float | None]]:
+    """Hop accuracy and task success of many runs in two grouped queries (for listings).
+
+    The same figures as :func:`agentsim.analysis.summarize_run`: correct / recorded hops, and
+    successful / finished instances.
+    """
+    from sqlalchemy import Integer, cast, func
+    from sqlmodel import select
+
+    from agentsim.store import HopTrace, InstanceRecord
+
+    ids = list(run_ids)
+    out: dict[int, dict[str, float | None]] = {i: {"accuracy": None, "task_success": None} for i in ids}
+    if not ids:
+        return out
+    with store.session() as s:
+        q = (select(HopTrace.run_id, func.count(), func.sum(cast(HopTrace.correct, Integer)))
+             .where(HopTrace.run_id.in_(ids)).group_by(HopTrace.run_id))  # type: ignore[attr-defined]
+        for rid, n, ok in s.exec(q).all():
+            out[int(rid)]["accuracy"] = (ok or 0) / n if n else None
+        q2 = (select(InstanceRecord.run_id, func.count(), func.sum(cast(InstanceRecord.success, Integer)))
+              .where(InstanceRecord.run_id.in_(ids), InstanceRecord.finished == True)  # type: ignore[attr-defined]  # noqa: E712
+              .group_by(InstanceRecord.run_id))
+        for rid, n, ok in s.exec(q2).all():
+            out[int(rid)]["task_success"] = (ok or 0) / n if n else None
+    return out
+
+
+def _pct(v: float | None, sign: bool = True) -> str:
+    return "-" if v is None else f"{100 * v:.1f}" + ("%" if sign else "")
+
+
+def _hops_cell(recorded: int, expected: int) -> str:
+    return str(recorded) if recorded == expected else f"{recorded}/{expected}"
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -16,28 +61,45 @@ def cmd_runs(args: argparse.Namespace) -> int:
     store = open_store(args, readonly=True)
     runs = store.list_runs(limit=args.limit)
     counts = store.hop_counts()
+    figs = run_figures(store, [r.id for r in runs])
     if args.json:
         print_json([
             {
-                "run_id": r.id, "scenario": r.scenario, "backend": r.backend, "precision": r.precision,
-                "precision_mode": r.precision_mode, "mode": r.mode, "status": effective_status(r),
-                "instances": r.n_instances, "hops_expected": r.n_instances * r.hops_per_instance,
-                "hops_recorded": counts.get(r.id, 0), "seed": r.seed, "launch_id": r.launch_id,
+                "run_id": r.id, "scenario": r.scenario, "params": r.params, "backend": r.backend,
+                "precision": r.precision, "precision_mode": r.precision_mode, "mode": r.mode,
+                "status": effective_status(r), "accuracy": figs[r.id]["accuracy"],
+                "task_success": figs[r.id]["task_success"], "instances": r.n_instances,
+                "hops_expected": r.n_instances * r.hops_per_instance, "hops_recorded": counts.get(r.id, 0),
+                "seed": r.seed, "batch_size": getattr(r, "batch_size", None) or 1, "launch_id": r.launch_id,
                 "created_at": r.created_at.isoformat(), "machine": r.machine,
             }
             for r in runs
         ])
         return 0
-    from rich.table import Table
+    from agentsim.console import compact_table
 
-    t = Table(title=f"runs in {store.db}")
-    for col in ("id", "scenario", "backend", "mode", "status", "hops", "created"):
-        t.add_column(col)
+    t = compact_table(title=esc(f"runs in {store.db}"),
+                      caption="hops: recorded (of expected, when short). acc%: hop accuracy; ok%: "
+                              "task success (every hop right). Details: agentsim show RUN_ID.")
+    t.add_column("id", justify="right", no_wrap=True)
+    t.add_column("scenario", overflow="fold", min_width=12)
+    t.add_column("backend", overflow="fold", min_width=8)
+    for col in ("mode", "status"):
+        t.add_column(col, no_wrap=True)
+    for col in ("hops", "acc%", "ok%"):
+        t.add_column(col, justify="right", no_wrap=True)
+    t.add_column("created", no_wrap=True)
     for r in runs:
-        t.add_row(str(r.id), r.scenario, r.backend, r.mode, effective_status(r),
-                  f"{counts.get(r.id, 0)}/{r.n_instances * r.hops_per_instance}",
-                  r.created_at.strftime("%Y-%m-%d %H:%M"))
-    console().print(t)
+        p = params_text(r.params)
+        b = getattr(r, "batch_size", None) or 1
+        t.add_row(
+            str(r.id), esc(r.scenario + (f"\n[{p}]" if p else "")),
+            esc(r.backend + (f" batch {b}" if b > 1 else "")), esc(r.mode), esc(effective_status(r)),
+            _hops_cell(counts.get(r.id, 0), r.n_instances * r.hops_per_instance),
+            _pct(figs[r.id]["accuracy"], sign=False), _pct(figs[r.id]["task_success"], sign=False),
+            r.created_at.strftime("%m-%d %H:%M"),
+        )
+    console().print(t, soft_wrap=False)
     return 0
 
 
@@ -45,70 +107,173 @@ def cmd_show(args: argparse.Namespace) -> int:
     from agentsim.analysis import summarize_run
 
     store = open_store(args, readonly=True)
-    s = summarize_run(store, args.run_id)
+    run = store.get_run(args.run_id)
+    s = summarize_run(store, run)
+    s["batch_size"] = getattr(run, "batch_size", None) or 1
     if args.json:
         print_json(s)
         return 0
     from rich.table import Table
 
     out = console()
-    out.print(f"[bold]run {s['run_id']}[/bold]: {s['scenario']} [{s['mode']}] {s['backend']} — {s['status']}")
+    out.print(f"[bold]run {s['run_id']}[/bold]: " + esc(f"{s['scenario']} [{s['mode']}] {s['backend']} — {s['status']}"))
     if s["error"]:
-        out.print(f"[red]{s['error']}[/red]")
+        out.print(f"[red]{esc(s['error'])}[/red]")
     t = Table(show_header=False)
     t.add_column("metric")
-    t.add_column("value")
+    t.add_column("value", overflow="fold")
+    rel = s["reliability"]
     rows = [
-        ("precision", f"{s['precision'] or '-'} ({s['precision_mode']}, {s['kernel'] or '-'})"),
-        ("instances", f"{s['instances_finished']}/{s['instances']}"),
+        ("params", params_text(s["params"]) or "none"),
+        ("precision", f"{s['precision'] or '-'} ({s['precision_mode']}, {s['kernel'] or '-'})"
+         + (f", from {s['source_precision']}" if s.get("source_precision") else "")),
+        ("batch size", str(s["batch_size"])),
+        ("instances", f"{s['instances_finished']}/{s['instances']} (seed {s['seed']})"),
         ("hops", f"{s['hops_recorded']}/{s['hops_expected']}"),
         ("hop accuracy", fmt_ci(s["accuracy"], s["accuracy_ci95"])),
         ("task success", fmt_ci(s["task_success"], s["task_success_ci95"])),
         ("errors", ", ".join(f"{k} {v}" for k, v in s["error_kinds"].items() if v) or "none"),
         ("accuracy by depth", "  ".join(f"d{d}: {v['accuracy']:.2f}" for d, v in s["accuracy_by_depth"].items())),
-        ("per-hop reliability r", f"{s['reliability']['r']:.3f}" if s["reliability"]["r"] else "-"),
+        ("per-hop reliability r", f"{rel['r']:.3f}" if rel["r"] is not None else f"- ({rel.get('reason') or 'no fit'})"),
         ("tokens (prompt/completion)", f"{fmt(s['prompt_tokens'])} / {fmt(s['completion_tokens'])}"),
+        ("decode tokens/s", fmt(s["decode_tokens_per_s"], 1)),
         ("time (prefill/decode/wall s)", f"{fmt(s['prefill_s'])} / {fmt(s['decode_s'])} / {fmt(s['wall_s'])}"),
-        ("energy", fmt_energy(s["energy"])),
+        ("energy", energy_text(s["energy"], run.energy_meter)),
+        ("launch", s["launch_id"] or "-"),
     ]
     for k, v in rows:
-        t.add_row(k, v)
-    out.print(t)
-    return 0
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from agentsim.api import load_results
-
-    results = load_results(args.db, [args.run_id])
-    frames = results.to_pandas()
-    out = Path(args.output)
-    if args.format == "csv":
-        frames.hops.to_csv(out, index=False)
-    else:
-        from agentsim.analysis import summarize_run
-
-        payload = {"run": summarize_run(results.store, args.run_id),
-                   "hops": json.loads(frames.hops.to_json(orient="records", date_format="iso"))}
-        out.write_text(json.dumps(payload, indent=2, default=str))
-    console(stderr=True).print(f"wrote {len(frames.hops)} hops of run {args.run_id} to {out}")
-    return 0
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    from agentsim.analysis import compare_runs
-    from agentsim.report import comparison_table
-
-    store = open_store(args, readonly=True)
-    rows = compare_runs(store, args.run_ids, baseline=args.baseline)
-    if args.json:
-        print_json(rows)
-        return 0
-    console().print(comparison_table(rows))
+        t.add_row(k, esc(v))
+    out.print(t, soft_wrap=False)
     return 0
 
 
 # --------------------------------------------------------------------------------------------
-# scenarios
+# export
+
+
+def export_format(output: str, fmt_arg: str | None) -> str:
+    """``--format`` when given, else the output's extension (``.json``/``.jsonl``: json, ``.csv``
+    or none: csv); ``-`` (standard output) is csv unless ``--format json``."""
+    if fmt_arg:
+        return fmt_arg
+    suffix = Path(output).suffix.lower() if output != "-" else ""
+    if suffix in (".json", ".jsonl"):
+        return "json"
+    if suffix in ("", ".csv"):
+        return "csv"
+    raise AgentsimError(f"cannot tell the export format from {output!r} (extension {suffix})",
+                        hint="name the file .csv or .json, or give --format csv|json")
+
+
+def export_runs(store: Any, run_ids: Sequence[int]) -> tuple[Any, dict[str, Any]]:
+    """The hop rows (a DataFrame, by run, instance and topological order) and the JSON payload:
+    ``{"format": "agentsim-export", "version": 1, "runs": [{"run", "summary", "instances", "hops"}]}``.
+
+    ``run`` is the stored run record (backend spec, scenario reference, params, precision,
+    source precision, machine, energy meter, ...); ``instances`` the instance records (vars,
+    expected answers, system prompt, success, root causes).
+    """
+    from agentsim.analysis import summarize_run
+    from agentsim.api import Results
+
+    runs = [store.get_run(i) for i in run_ids]
+    frames = Results(store=store, runs=runs).to_pandas(summaries=False)
+    hops = frames.hops
+    blocks = []
+    for r in runs:
+        part = hops[hops["run_id"] == r.id] if not hops.empty else hops
+        blocks.append({
+            "run": json.loads(r.model_dump_json()),
+            "summary": summarize_run(store, r),
+            "instances": [json.loads(i.model_dump_json()) for i in store.instances(r.id)],
+            "hops": json.loads(part.to_json(orient="records", date_format="iso")) if not part.empty else [],
+        })
+    return hops, {"format": "agentsim-export", "version": 1, "runs": blocks}
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    store = open_store(args, readonly=True)
+    ids = list(dict.fromkeys(args.run_ids or []))
+    if args.launch:
+        launch_ids = [r.id for r in reversed(store.list_runs()) if r.launch_id == args.launch]
+        if not launch_ids:
+            raise AgentsimError(f"no runs of launch {args.launch!r} in {store.db}",
+                                hint="agentsim runs --json lists each run's launch_id")
+        ids += [i for i in launch_ids if i not in ids]
+    if not ids:
+        raise AgentsimError("nothing to export", hint="give run ids (agentsim export 3 4 -o out.csv) or --launch ID")
+    fmt_name = export_format(args.output, args.format)
+    to_stdout = args.output == "-"
+    out = Path(args.output)
+    if not to_stdout:
+        if out.is_dir():
+            raise AgentsimError(f"cannot write {out}: it is a folder", hint="give a file name, e.g. -o runs.csv")
+        if not out.parent.exists():
+            raise AgentsimError(f"cannot write {out}: folder {out.parent} does not exist",
+                                hint=f"create it first (mkdir -p {out.parent}) or write elsewhere")
+    hops, payload = export_runs(store, ids)
+    text = hops.to_csv(index=False) if fmt_name == "csv" else json.dumps(payload, indent=2, default=str) + "\n"
+    if to_stdout:
+        sys.stdout.write(text)
+    else:
+        try:
+            out.write_text(text)
+        except OSError as exc:
+            raise AgentsimError(f"cannot write {out}: {exc.strerror or exc}") from None
+    which = ", ".join(str(i) for i in ids)
+    console(stderr=True).print(esc(f"wrote {len(hops)} hops of run{'s' if len(ids) > 1 else ''} {which} "
+                                   f"as {fmt_name} to {'standard output' if to_stdout else out}"))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# compare
+
+
+def compare_ids(store: Any, run_ids: Sequence[int], baseline: int | None) -> tuple[list[int], list[str]]:
+    """The runs to compare (an explicit baseline first when it was not among them) and notes.
+
+    Every id must exist: a missing one is a :class:`StoreError` naming it.
+    """
+    from agentsim.errors import StoreError
+
+    notes: list[str] = []
+    ids = list(dict.fromkeys(int(i) for i in run_ids))
+    for i in ids:
+        store.get_run(i)
+    if baseline is not None:
+        try:
+            store.get_run(baseline)
+        except StoreError:
+            raise StoreError(f"--baseline {baseline}: no run {baseline} in {store.db}",
+                             hint="agentsim runs lists the runs; omit --baseline for the top rung of each group") from None
+        if baseline not in ids:
+            ids.insert(0, baseline)
+            notes.append(f"baseline run {baseline} was not among the compared runs: it is included")
+    return ids, notes
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from agentsim.analysis import compare_runs
+    from agentsim.report import comparison_table, mixed_runs_warning
+
+    store = open_store(args, readonly=True)
+    ids, notes = compare_ids(store, args.run_ids, args.baseline)
+    rows = compare_runs(store, ids, baseline=args.baseline)
+    warning = mixed_runs_warning(rows)
+    err = console(stderr=True)
+    for n in notes:
+        err.print(f"[yellow]note:[/yellow] {esc(n)}")
+    if warning:
+        err.print(f"[yellow]warning:[/yellow] {esc(warning)}")
+    if args.json:
+        print_json(rows)
+        return 0
+    console().print(comparison_table(rows), soft_wrap=False)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
 
 
 def add_cli(sub: Any) -> None:
@@ -126,14 +291,18 @@ def add_cli(sub: Any) -> None:
 
     sp = sub.add_parser("compare", help="compare runs against a baseline run")
     sp.add_argument("run_ids", type=int, nargs="+")
-    sp.add_argument("--baseline", type=int, default=None, help="baseline run id (default: the first)")
+    sp.add_argument("--baseline", type=int, default=None,
+                    help="baseline run id, included when not among the runs (default: the top rung of "
+                         "each group of runs that saw the same instances)")
     sp.add_argument("--json", action="store_true")
     db_arg(sp)
     sp.set_defaults(func=cmd_compare)
 
-    sp = sub.add_parser("export", help="export a run's hop traces")
-    sp.add_argument("run_id", type=int)
-    sp.add_argument("--format", choices=("csv", "json"), default="csv")
-    sp.add_argument("-o", "--output", required=True)
+    sp = sub.add_parser("export", help="export runs' hop traces (CSV) or runs, instances and hops (JSON)")
+    sp.add_argument("run_ids", type=int, nargs="*", metavar="RUN_ID")
+    sp.add_argument("--launch", metavar="LAUNCH_ID", help="also every run of this launch")
+    sp.add_argument("--format", choices=("csv", "json"), default=None,
+                    help="default: from the output's extension (.json: json, otherwise csv)")
+    sp.add_argument("-o", "--output", required=True, help="file to write, or - for standard output")
     db_arg(sp)
     sp.set_defaults(func=cmd_export)

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from agentsim.console import progress_printer
+from agentsim.console import esc, params_text, progress_printer
 from agentsim.errors import AgentsimError
 from agentsim.limits import add_trust_argument
 
@@ -16,31 +16,38 @@ from .common import console, db_arg, open_store
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """Check scenario files; an invalid file lists every problem found, each with
+    ``file:line: hop 'x', field 'y': what`` and its hint."""
     from agentsim.errors import ScenarioError
     from agentsim.scenario import load_scenario
-
-    from rich.markup import escape
 
     from agentsim.limits import apply_trust
 
     out = console()
+    err = console(stderr=True)
     note = apply_trust(args)
     if note:
-        console(stderr=True).print(f"[yellow]note:[/yellow] {escape(note)}")
+        err.print(f"[yellow]note:[/yellow] {esc(note)}")
     bad = 0
     for f in args.files:
         try:
             sc = load_scenario(f)
         except ScenarioError as exc:
             bad += 1
-            console(stderr=True).print(f"[red]invalid[/red] {escape(str(exc))}")
+            problems = exc.problems
+            if len(problems) == 1:
+                err.print(f"[red]invalid[/red] {esc(exc)}")
+                continue
+            err.print(f"[red]invalid[/red] {esc(f)}: {len(problems)} problems")
+            for p in problems:
+                err.print(f"  {esc(p)}".replace("\n  hint:", "\n    hint:"))
             continue
         out.print(
-            f"[green]ok[/green] {f}: scenario '{sc.name}', {len(sc.order)} hops, "
+            f"[green]ok[/green] {esc(f)}: scenario '{esc(sc.name)}', {len(sc.order)} hops, "
             f"depth {max(sc.depth.values())}"
         )
         for w in sc.warnings:
-            console(stderr=True).print(f"[yellow]warning[/yellow] {escape(str(w))}")
+            err.print(f"[yellow]warning[/yellow] {esc(w)}")
         bad += bool(args.strict and sc.warnings)
     return 2 if bad else 0
 
@@ -78,9 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = run_launch(launch, store=store, progress=on_progress)
     _print_run_lines(result.runs, store)
     for spec, exc in result.failures:
-        from rich.markup import escape
-
-        console(stderr=True).print(f"[red]error:[/red] backend {escape(spec)}: {escape(str(exc))}")
+        console(stderr=True).print(f"[red]error:[/red] backend {esc(spec)}: {esc(exc)}")
     return 1 if result.failures else 0
 
 
@@ -92,15 +97,28 @@ def _print_run_lines(runs: Sequence[Any], store: Any) -> None:
         s = summarize_run(store, run)
         acc = f"{s['accuracy']:.3f}" if s["accuracy"] is not None else "-"
         ts = f"{s['task_success']:.3f}" if s["task_success"] is not None else "-"
-        out.print(
-            f"run {run.id}: {run.scenario} [{run.mode}] {run.backend}"
-            f"{f' batch {run.batch_size}' if (run.batch_size or 1) > 1 else ''} — {s['status']}, "
-            f"hop accuracy {acc}, task success {ts}"
-        )
+        p = params_text(run.params)
+        out.print(esc(
+            f"run {run.id}: {run.scenario}{' [' + p + ']' if p else ''} [{run.mode}] {run.backend}"
+            f"{f' batch {run.batch_size}' if (run.batch_size or 1) > 1 else ''} — "
+            f"{s['status']}, hop accuracy {acc}, task success {ts}"
+        ))
 
 
 # --------------------------------------------------------------------------------------------
 
+
+
+class DefaultsShown(argparse.HelpFormatter):
+    """``--help`` shows every real default ("(default: 10)"); options without one (None, False)
+    and help texts that already name theirs are left as they are."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default is None or action.default is False or action.default == argparse.SUPPRESS \
+                or "default" in text or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
 
 
 def add_cli(sub: Any) -> None:
@@ -110,15 +128,18 @@ def add_cli(sub: Any) -> None:
     add_trust_argument(sp)
     sp.set_defaults(func=cmd_validate)
 
-    sp = sub.add_parser("run", help="run scenarios against backends (or --resume a run)")
+    sp = sub.add_parser("run", help="run scenarios against backends (or --resume a run)",
+                        formatter_class=DefaultsShown)
     sp.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="scenario file, bundled name or family")
     sp.add_argument("--backend", "-b", action="append", metavar="SPEC",
                     help="NAME[:MODEL][@PRECISION][,key=value...]; repeat for several")
-    sp.add_argument("--instances", "-n", type=int, default=10)
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--mode", choices=("free", "oracle", "both"), default="free")
+    sp.add_argument("--instances", "-n", type=int, default=10, help="instances (seeded draws) per run")
+    sp.add_argument("--seed", type=int, default=0, help="the seed of the draws: same seed, same questions")
+    sp.add_argument("--mode", choices=("free", "oracle", "both"), default="free",
+                    help="free: hops see their parents' actual answers; oracle: the expected ones")
     sp.add_argument("--param", "-p", action="append", metavar="KEY=VALUE",
-                    help="generator parameter; a..b or x|y sweeps (e.g. depth=1..6)")
+                    help="scenario parameter; a..b or x|y sweeps (e.g. depth=1..6); quote a | in a "
+                         "shell: --param 'distractors=4|16'")
     sp.add_argument("--batch", default="1", metavar="B[,B...]",
                     help="instances advanced together, their ready hops sent to the backend as one "
                          "call; a list sweeps (one run per size, e.g. --batch 1,4,16)")

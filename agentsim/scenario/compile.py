@@ -11,7 +11,7 @@ import json
 
 from agentsim import expr
 from agentsim.answers import AnswerFormatError, CheckSpec, ParseSpec, as_number, format_answer, normalize_text
-from agentsim.errors import ScenarioError
+from agentsim.errors import ScenarioError, yaml_trap_hint
 from agentsim.limits import LimitExceeded, current
 
 from .model import Scenario, ScenarioWarning, VarDrawer
@@ -64,23 +64,27 @@ def scenario_from_dict(
     try:
         spec = ScenarioSpec.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        hop = hop_id_at(loc[1]) if len(loc) > 1 and loc[0] == "hops" else None
-        fld_parts = [str(x) for x in (loc[2:] if hop else loc)]
-        # pydantic puts the model-level validator failures at the hop itself
-        fld = ".".join(p for p in fld_parts if not p.startswith("function-")) or None
-        msg = err["msg"]
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown field (allowed: {_allowed_fields(loc, hop)})"
-        elif err["type"] == "missing":
-            msg = "required field is missing"
-        more = len(exc.errors()) - 1
-        if more:
-            msg += f" (and {more} more problem{'s' if more > 1 else ''})"
-        raise ScenarioError(msg, source=source, line=line_for(lines, loc), hop=hop, field=fld) from None
+        problems = []
+        for err in exc.errors():  # every problem, each with its line, hop and field
+            loc = tuple(err["loc"])
+            hop = hop_id_at(loc[1]) if len(loc) > 1 and loc[0] == "hops" else None
+            fld_parts = [str(x) for x in (loc[2:] if hop else loc)]
+            # pydantic puts the model-level validator failures at the hop itself
+            fld = ".".join(p for p in fld_parts if not p.startswith("function-")) or None
+            msg = err["msg"]
+            if msg.startswith("Value error, "):
+                msg = msg[len("Value error, ") :]
+            if err["type"] == "extra_forbidden":
+                msg = f"unknown field (allowed: {_allowed_fields(loc, hop)})"
+            elif err["type"] == "missing":
+                msg = "required field is missing"
+            problems.append(ScenarioError(msg, source=source, line=line_for(lines, loc), hop=hop, field=fld,
+                                          hint=yaml_trap_hint(err.get("type", ""), err.get("input"))))
+        first = problems[0]
+        more = len(problems) - 1
+        msg = first.detail + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+        raise ScenarioError(msg, source=source, line=first.line, hop=first.hop, field=first.field,
+                            hint=first.hint, problems=problems) from None
 
     def hop_line(i: int, fld: str | None = None) -> int | None:
         return line_for(lines, ("hops", i, fld) if fld else ("hops", i))
