@@ -27,10 +27,19 @@ __all__ = [
     "HF_DTYPES",
     "TORCH_DTYPES",
     "EMULATED_SCHEMES",
+    "FP8_FORMATS",
+    "QUANT_SCHEMES",
+    "BNB_PRECISIONS",
+    "BNB_4BIT",
+    "TORCHAO_PRECISIONS",
+    "LIBRARY_PRECISIONS",
+    "HF_PRECISIONS",
+    "NATIVE_OPTION_PRECISIONS",
     "Precision",
     "PRECISIONS",
     "describe",
     "bits",
+    "precision_lines",
 ]
 
 #: how a precision is realised (stored on every run as ``precision_mode``)
@@ -58,7 +67,23 @@ HF_DTYPES: tuple[str, ...] = ("f32", "bf16", "f16")
 #: the ``torch`` dtype attribute of each of :data:`HF_DTYPES`
 TORCH_DTYPES: dict[str, str] = {"f32": "float32", "bf16": "bfloat16", "f16": "float16"}
 #: weight formats agentsim emulates itself (agentsim.quant), also what the casting profiler times
-EMULATED_SCHEMES: tuple[str, ...] = ("int8", "int4", "mxfp4", "nvfp4")
+EMULATED_SCHEMES: tuple[str, ...] = ("int8", "int4", "mxfp4", "nvfp4", "fp8")
+#: the element formats of ``fp8`` (``fp8,format=e5m2``); the first is the default
+FP8_FORMATS: tuple[str, ...] = ("e4m3", "e5m2")
+#: every scheme agentsim.quant implements: the emulated precisions, and FP8 in its second format
+QUANT_SCHEMES: tuple[str, ...] = (*EMULATED_SCHEMES, "fp8_e5m2")
+#: bitsandbytes' 4-bit formats (``double_quant=true`` quantizes their scales too)
+BNB_4BIT: tuple[str, ...] = ("nf4", "fp4-bnb")
+#: bitsandbytes precisions, through transformers' BitsAndBytesConfig (always ``native``)
+BNB_PRECISIONS: tuple[str, ...] = (*BNB_4BIT, "int8-bnb")
+#: torchao weight-only precisions: real packed weights and kernels (always ``native``)
+TORCHAO_PRECISIONS: tuple[str, ...] = ("int8-wo", "int4-wo")
+#: precisions a quantization library realises for the hf backend (never emulated)
+LIBRARY_PRECISIONS: tuple[str, ...] = (*BNB_PRECISIONS, *TORCHAO_PRECISIONS)
+#: everything the hf backend offers, in the order help and the TUI list them
+HF_PRECISIONS: tuple[str, ...] = (*HF_DTYPES, *EMULATED_SCHEMES, *LIBRARY_PRECISIONS)
+#: the precisions whose ``native=true`` asks for tensor-core kernels (FP4: Blackwell; FP8: Ada/Hopper)
+NATIVE_OPTION_PRECISIONS: tuple[str, ...] = (*FP4, *FP8)
 
 
 @dataclass(frozen=True)
@@ -76,12 +101,17 @@ PRECISIONS: dict[str, Precision] = {
         Precision("f32", 32, "IEEE float32"),
         Precision("bf16", 16, "bfloat16"),
         Precision("f16", 16, "IEEE float16"),
-        Precision("fp8", 8, "FP8 E4M3 (or E5M2) with per-output-channel scales"),
+        Precision("fp8", 8, "FP8 E4M3 (or E5M2, format=e5m2) with per-output-channel float32 scales"),
+        Precision("int8-bnb", 8, "bitsandbytes LLM.int8(): int8 rows, outlier columns (|x| > 6) in 16-bit"),
+        Precision("int8-wo", 8, "torchao int8 weight-only: int8 weights with one scale per output channel"),
         Precision("q8_0", 8.5, "llama.cpp Q8_0: int8 in blocks of 32 with an f16 scale"),
         Precision("int8", 8, "int8 in blocks of 32 with a float scale"),
         Precision("q4_k_m", 4.85, "llama.cpp Q4_K_M: 4-bit k-quants, some tensors at 6 bits"),
         Precision("q4_0", 4.5, "llama.cpp Q4_0: 4-bit in blocks of 32 with an f16 scale"),
         Precision("int4", 4, "int4 in blocks of 32 with a float scale"),
+        Precision("int4-wo", 4.5, "torchao int4 weight-only: asymmetric int4 in groups of 32, bf16 scale and zero"),
+        Precision("nf4", 4.5, "bitsandbytes NF4: 4-bit NormalFloat in blocks of 64 with a float32 absmax"),
+        Precision("fp4-bnb", 4.5, "bitsandbytes FP4: E2M1 in blocks of 64 with a float32 absmax"),
         Precision("mxfp4", 4.25, "OCP MXFP4: E2M1 in blocks of 32 with a power-of-two (E8M0) scale"),
         Precision("nvfp4", 4.5, "NVFP4: E2M1 in blocks of 16 with an FP8 (E4M3) scale"),
         Precision("source", 0, "the model file exactly as shipped"),
@@ -99,3 +129,9 @@ def bits(name: str) -> float | None:
     """Nominal bits per weight (None for unknown names and ``source``)."""
     p = PRECISIONS.get(name)
     return p.bits if p and p.bits else None
+
+
+def precision_lines(names: tuple[str, ...] | list[str]) -> list[str]:
+    """``"name  description"`` lines for help texts (the names in the order given)."""
+    width = max((len(n) for n in names), default=0)
+    return [f"{n:<{width}}  {describe(n)}" for n in names]

@@ -1,4 +1,4 @@
-"""Weight quantization in torch: int8/int4 group-wise, MXFP4 and NVFP4, quantize then dequantize.
+"""Weight quantization in torch: int8/int4 group-wise, MXFP4, NVFP4 and FP8, quantize then dequantize.
 
 Why this exists: the ``hf`` backend answers the *accuracy* question of a low-precision format on
 any machine by rounding a model's weights exactly as the format would (``fake_quantize``) and
@@ -35,11 +35,19 @@ Rounding conventions (the tests check them bit-exactly against ``ml_dtypes``):
     Elements ``e2m1(x / (S * T))`` with the E2M1 rounding above; dequantized ``e * S * T``. All
     arithmetic in float32, in exactly this order.
 
+``fp8`` / ``fp8_e5m2`` (FP8 E4M3 / E5M2, one scale per output channel)
+    One float32 scale per row of the weight (all dimensions but the last: the output channels of
+    an ``nn.Linear``): ``scale = absmax(row) / fmax`` (``fmax`` 448 for E4M3, 57344 for E5M2),
+    elements ``fp8(clamp(x / scale, -fmax, fmax))`` rounded to nearest, ties-to-even, subnormals
+    kept (torch's cast, checked against ``ml_dtypes.float8_e4m3fn`` / ``float8_e5m2``).
+    Dequantized ``float32(code) * scale``. An all-zero row has scale 0 and codes 0. There is no
+    block size (``block`` is the row length; ``block_size`` returns 0 for "per channel").
+
 Dequantization happens in float32 and the result is cast once (round-to-nearest-even) to the
 compute dtype.
 
-NaN / inf policy (all formats): a block that holds a NaN or +-inf dequantizes to all-NaN (its
-scale is NaN: E8M0 code 0xFF, E4M3 code 0x7F, or a NaN float scale); the other blocks are
+NaN / inf policy (all formats): a block (FP8: a row) that holds a NaN or +-inf dequantizes to
+all-NaN (its scale is NaN: E8M0 code 0xFF, E4M3 code 0x7F, or a NaN float scale); the others are
 unaffected and the tensor absmax of NVFP4 is taken over finite values only. Real model weights
 are finite; this only makes a corrupt tensor visible instead of silently wrong.
 
@@ -53,7 +61,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .precision import EMULATED_SCHEMES
+from .precision import QUANT_SCHEMES
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -61,6 +69,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "DEFAULT_BLOCK",
     "E2M1_VALUES",
+    "FP8_MAX",
+    "fp8_scheme",
     "QuantizedTensor",
     "quantize",
     "dequantize",
@@ -75,6 +85,9 @@ DEFAULT_BLOCK: dict[str, int] = {"int8": 32, "int4": 32, "mxfp4": 32, "nvfp4": 1
 #: E2M1 magnitudes by 3-bit magnitude code
 E2M1_VALUES: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 _E4M3_MAX = 448.0
+#: largest finite magnitude of each FP8 scheme (E4M3 "fn": no inf; E5M2: IEEE-like)
+FP8_MAX: dict[str, float] = {"fp8": 448.0, "fp8_e5m2": 57344.0}
+_FP8_DTYPE = {"fp8": "float8_e4m3fn", "fp8_e5m2": "float8_e5m2"}
 _E2M1_MAX = 6.0
 _QMAX = {"int8": 127, "int4": 7}
 
@@ -84,7 +97,8 @@ class QuantizedTensor:
     """A weight in its storage form: codes, block scales, and what is needed to undo it.
 
     ``codes``: int8 per element (int8) or uint8 with two 4-bit codes per byte (int4, mxfp4,
-    nvfp4), over the zero-padded last dimension. ``scales``: one per block: float32 (int8/int4),
+    nvfp4), over the zero-padded last dimension; ``torch.float8_e4m3fn`` / ``float8_e5m2`` per
+    element (fp8, fp8_e5m2; one float32 scale per row, ``block`` = the row length). ``scales``: one per block: float32 (int8/int4),
     uint8 E8M0 codes (mxfp4) or ``torch.float8_e4m3fn`` (nvfp4). ``tensor_scale``: NVFP4's FP32
     second-level scale (None otherwise).
     """
@@ -112,6 +126,8 @@ class QuantizedTensor:
 def bits_per_weight(scheme: str, block: int | None = None) -> float:
     """Average storage bits per weight, scales included."""
     _check_scheme(scheme)
+    if scheme in FP8_MAX:  # one float32 scale per row of ``block`` (the row length) values
+        return 8.0 + (32 / block if block else 0.0)
     b = block or DEFAULT_BLOCK[scheme]
     elem = 8 if scheme == "int8" else 4
     scale_bits = {"int8": 32, "int4": 32, "mxfp4": 8, "nvfp4": 8}[scheme]
@@ -119,12 +135,26 @@ def bits_per_weight(scheme: str, block: int | None = None) -> float:
 
 
 def _check_scheme(scheme: str) -> None:
-    if scheme not in EMULATED_SCHEMES:
-        raise ValueError(f"unknown quantization scheme {scheme!r}; one of {', '.join(EMULATED_SCHEMES)}")
+    if scheme not in QUANT_SCHEMES:
+        raise ValueError(f"unknown quantization scheme {scheme!r}; one of {', '.join(QUANT_SCHEMES)}")
+
+
+def fp8_scheme(fmt: str) -> str:
+    """The quant scheme of FP8 element format ``fmt`` (``e4m3`` -> ``fp8``, ``e5m2`` -> ``fp8_e5m2``)."""
+    if fmt == "e4m3":
+        return "fp8"
+    if fmt == "e5m2":
+        return "fp8_e5m2"
+    raise ValueError(f"unknown FP8 format {fmt!r}; one of e4m3, e5m2")
 
 
 def block_size(scheme: str, block: int | None) -> int:
+    """The block of ``scheme`` (``block`` checked; None or 0: the default). FP8: 0 (per channel)."""
     _check_scheme(scheme)
+    if scheme in FP8_MAX:
+        if block:
+            raise ValueError(f"{scheme} has one scale per output channel, not blocks (got block {block})")
+        return 0
     if block is None or block == 0:
         return DEFAULT_BLOCK[scheme]
     if scheme in ("mxfp4", "nvfp4") and block != DEFAULT_BLOCK[scheme]:
@@ -211,6 +241,8 @@ def quantize(w: torch.Tensor, scheme: str, block: int | None = None) -> Quantize
     import torch
 
     block = block_size(scheme, block)
+    if scheme in FP8_MAX:
+        return _quantize_fp8(w, scheme)
     shape = tuple(w.shape)
     xb = _blocks(w, block)  # [..., nb, block] float32
     bad = _nonfinite_blocks(xb)
@@ -253,6 +285,22 @@ def quantize(w: torch.Tensor, scheme: str, block: int | None = None) -> Quantize
     return QuantizedTensor(scheme, shape, block, _pack4(codes.reshape(*lead, -1)), s.squeeze(-1), tscale)
 
 
+def _quantize_fp8(w: torch.Tensor, scheme: str) -> QuantizedTensor:
+    import torch
+
+    if w.dim() == 0:
+        raise ValueError("cannot quantize a scalar")
+    fmax = FP8_MAX[scheme]
+    x = w.detach().to(torch.float32)
+    bad = (~torch.isfinite(x)).any(dim=-1, keepdim=True)
+    finite = torch.where(bad, 0.0, x)
+    scale = finite.abs().amax(dim=-1, keepdim=True) / fmax
+    safe = torch.where(scale == 0, torch.ones_like(scale), scale)
+    codes = (finite / safe).clamp_(-fmax, fmax).to(getattr(torch, _FP8_DTYPE[scheme]))
+    scale = torch.where(bad, torch.full_like(scale, float("nan")), scale)
+    return QuantizedTensor(scheme, tuple(w.shape), int(w.shape[-1]), codes, scale.squeeze(-1))
+
+
 # --------------------------------------------------------------------------------------------
 # dequantize
 
@@ -265,6 +313,9 @@ def dequantize(q: QuantizedTensor, dtype: torch.dtype | None = None) -> torch.Te
     """
     import torch
 
+    if q.scheme in FP8_MAX:
+        out = q.codes.to(torch.float32) * q.scales.to(torch.float32).unsqueeze(-1)
+        return out.to(dtype) if dtype is not None and dtype != torch.float32 else out
     lead = q.shape[:-1]
     k = q.shape[-1]
     nb = q.padded_k // q.block
