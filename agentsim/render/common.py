@@ -1,0 +1,159 @@
+"""What every rendering shows, as plain strings: the facts header, the verdicts with their
+evidence, and the table of figures. Terminal, HTML and Markdown only lay these out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["header_items", "verdict_items", "figure_columns", "figure_rows", "pct", "ci_text", "rel_ci",
+           "pp_ci", "VERDICT_STYLE", "METHODS_NOTE"]
+
+#: how each verdict is coloured (rich style names; HTML maps them to classes)
+VERDICT_STYLE = {"accuracy trap": "red", "efficiency trap": "red", "accuracy and efficiency trap": "red",
+                 "no trap": "green", "inconclusive": "yellow", "baseline": "dim"}
+
+METHODS_NOTE = ("Intervals are two-sided 95 %. Single runs: Wilson over instances (task success), Wilson "
+                "clustered by instance (hop accuracy), cluster bootstrap (costs). Against the baseline: paired "
+                "bootstrap over instances (the same resample for both runs), McNemar / clustered McNemar "
+                "p-values; relative loss by depth and its depth x precision interaction by paired bootstrap. "
+                "Methods and references: docs/statistics.md.")
+
+
+def pct(v: float | None, digits: int = 1) -> str:
+    return "-" if v is None else f"{100 * v:.{digits}f}%"
+
+
+def ci_text(ci: list[float] | None, scale: float = 100.0, fmt: str = "{:.1f}") -> str:
+    if not ci:
+        return ""
+    return f"[{fmt.format(ci[0] * scale)}, {fmt.format(ci[1] * scale)}]"
+
+
+def rel_ci(f: dict[str, Any] | None) -> str:
+    """``1.85x [1.41, 2.61]`` (a paired ratio), or its reason when it has none."""
+    if not f:
+        return "-"
+    if f.get("value") is None:
+        return "-"
+    ci = f.get("ci95")
+    return f"{f['value']:.2f}x" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+
+
+def pp_ci(f: dict[str, Any] | None) -> str:
+    """``-40.0 pp [-53.3, -28.3]`` (a paired difference of proportions)."""
+    if not f or f.get("value") is None:
+        return "-"
+    ci = f.get("ci95")
+    return f"{100 * f['value']:+.1f} pp" + (f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else "")
+
+
+def _figure_ci(f: dict[str, Any] | None, fmt: str = "{:.3g}") -> str:
+    if not f or f.get("value") is None:
+        return "-"
+    ci = f.get("ci95")
+    return fmt.format(f["value"]) + (f" [{fmt.format(ci[0])}, {fmt.format(ci[1])}]" if ci else "")
+
+
+def header_items(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, text) pairs: everything a reader needs to judge the report."""
+    rep = doc["report"]
+    f = rep["facts"]
+    s = doc["settings"]
+    versions = f["run_agentsim_versions"]
+    items = [
+        ("model", ", ".join(f["models"])),
+        ("weights", "; ".join(f["weights"])),
+        ("realisation", "; ".join(f["realisations"])),
+        ("scenario", "; ".join(f["scenarios"])),
+        ("modes", ", ".join(f["modes"])),
+        ("machine", " | ".join(f["machine_lines"])),
+        ("energy kinds", ", ".join(f["energy_kinds"])
+         + ("" if f["energy_kinds"] != ["estimated"] else " (a model of the CPU time, not a meter)")),
+        ("n", ", ".join(map(str, f["n"])) + " instances per run"
+         + ("" if f["instances_finished"] == f["n"] else f" ({', '.join(map(str, f['instances_finished']))} finished)")),
+        ("seed", ", ".join(map(str, f["seeds"])) + f" (runs); statistics seed {s['seed']}, {s['resamples']} resamples"),
+        ("agentsim", f"{rep['agentsim_version']} (report)"
+         + (f"; runs recorded with {', '.join(versions)}" if versions else "")),
+        ("baseline", str(s.get("baseline") or "default") + " — " + s["baseline_rule"]),
+        ("runs", ", ".join(map(str, rep["run_ids"])) + (f" (launch {', '.join(f['launches'])})" if f["launches"] else "")),
+        ("database", rep["db"]),
+        ("generated", rep["generated_at"]),
+    ]
+    return items
+
+
+def verdict_items(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """One per run: its verdict, the line (with its evidence) and the details behind it."""
+    by_id = {b["run_id"]: b for b in doc["runs"]}
+    out = []
+    for v in doc["verdicts"]:
+        b = by_id[v["run_id"]]
+        details: list[str] = []
+        vd = b.get("verdict") or {}
+        acc, eff = vd.get("accuracy") or {}, vd.get("efficiency") or {}
+        if acc.get("reason"):
+            details.append(f"accuracy: {acc['reason']}")
+        if eff.get("reason") and not eff.get("assessed"):
+            details.append(f"efficiency: {eff['reason']}")
+        elif eff.get("assessed"):
+            details.append(f"efficiency judged on {eff.get('metric')} ({eff.get('kind')})"
+                           + (f"; {eff['energy_note']}" if eff.get("energy_note") else ""))
+        if b.get("energy_note"):
+            details.append(b["energy_note"])
+        if vd.get("instances_needed"):
+            details.append(f"about {vd['instances_needed']:,} instances would decide it (power 0.8, alpha 0.05)")
+        details = [d for d in details if d.split(": ", 1)[-1] not in v["line"]]  # no repeats of the line
+        out.append({"run_id": v["run_id"], "verdict": v["verdict"], "line": v["line"], "details": details,
+                    "style": VERDICT_STYLE.get(v["verdict"], "")})
+    return out
+
+
+def figure_columns() -> list[tuple[str, str]]:
+    """(column, what it holds) of the table of figures."""
+    return [
+        ("run", "run id (the baseline's id in brackets)"),
+        ("what", "backend or model@precision"),
+        ("mode", "free (errors propagate) or oracle (each hop sees expected inputs)"),
+        ("n", "instances finished"),
+        ("hop acc", "model-hop accuracy, 95 % CI clustered by instance"),
+        ("task ok", "task success (every hop right), Wilson 95 % CI"),
+        ("Δ task", "task success minus the baseline's, paired 95 % CI"),
+        ("Δ hop", "model-hop accuracy minus the baseline's, paired 95 % CI"),
+        ("J/correct", "energy per correct task, ratio to the baseline (same energy kind only), paired 95 % CI"),
+        ("s/correct", "seconds per correct task, ratio to the baseline, paired 95 % CI"),
+        ("r", "per-hop reliability (MLE of accuracy = r^depth; free mode only), 95 % CI"),
+        ("verdict", "the verdict against the baseline"),
+    ]
+
+
+def figure_rows(doc: dict[str, Any]) -> list[dict[str, str]]:
+    rows = []
+    for b in doc["runs"]:
+        s = b["single"]
+        p = b.get("paired") or {}
+        diffs, ratios = p.get("differences") or {}, p.get("ratios") or {}
+        own = b.get("is_baseline")
+        acc = s.get("model_hop_accuracy") or {}
+        ts = s.get("task_success") or {}
+        rel = b.get("reliability") or {}
+        energy = s.get("energy_per_correct_task_j")
+        ekind = (energy or {}).get("kind") or b.get("energy_kind") or ""
+        rows.append({
+            "run": f"{b['run_id']}" + ("" if own or b.get("baseline_run_id") is None else f" ({b['baseline_run_id']})"),
+            "what": (f"{b['model']}@{b['precision']}" if b.get("model") and b.get("precision") else b["backend"])
+                    + ("*" if b.get("precision_mode") == "emulated" else ""),
+            "mode": b["mode"],
+            "n": str(s.get("instances", "-")),
+            "hop acc": pct(acc.get("value")) + (" " + ci_text(acc.get("ci95")) if acc.get("ci95") else ""),
+            "task ok": pct(ts.get("value")) + (" " + ci_text(ts.get("ci95")) if ts.get("ci95") else ""),
+            "Δ task": "base" if own else pp_ci(diffs.get("task_success")),
+            "Δ hop": "base" if own else pp_ci(diffs.get("model_hop_accuracy")),
+            "J/correct": (_figure_ci(energy) + f" J {ekind}" if own else rel_ci(ratios.get("energy_per_correct_task_j"))
+                          + (f" {ekind}" if (ratios.get("energy_per_correct_task_j") or {}).get("value") is not None else "")),
+            "s/correct": _figure_ci(s.get("seconds_per_correct_task")) + " s" if own
+                         else rel_ci(ratios.get("seconds_per_correct_task")),
+            "r": ("-" if rel.get("r") is None else f"{rel['r']:.3f}"
+                  + (f" [{rel['ci95'][0]:.3f}, {rel['ci95'][1]:.3f}]" if rel.get("ci95") else "")),
+            "verdict": (b.get("verdict") or {}).get("verdict", "-"),
+        })
+    return rows

@@ -1,0 +1,127 @@
+"""The report document: :func:`agentsim.analysis.evaluate`'s dict plus what the report adds.
+
+``build_report`` computes nothing statistical itself: it calls ``evaluate()`` and adds the
+report's metadata under the key ``"report"`` (when and from which database it was made, the
+facts a reader needs to judge it, what each rung is relative to its source, error kinds per run).
+Every rendering (terminal, HTML, Markdown, JSON) reads this one dict.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from agentsim.analysis import evaluate
+from agentsim.console import params_text
+from agentsim.versions import dist_version
+
+from .facts import machine_text, realisation_text, rung_note, source_text
+
+__all__ = ["build_report", "select_run_ids", "REPORT_SCHEMA_VERSION", "ERROR_KINDS"]
+
+#: bumped when the "report" block changes incompatibly (evaluate()'s own is "schema_version")
+REPORT_SCHEMA_VERSION = 1
+
+#: error kinds in stacking order (DESIGN.md's names)
+ERROR_KINDS = ("local", "propagated", "recovered", "parse", "backend")
+
+
+def select_run_ids(store: Any, run_ids: list[int] | None = None, *, launch: str | None = None,
+                   all_runs: bool = False) -> list[int]:
+    """The runs a report covers: explicit ids, one launch's runs, or every run in the store."""
+    from agentsim.errors import AgentsimError
+
+    chosen = [x for x in (bool(run_ids), launch is not None, all_runs) if x]
+    if len(chosen) != 1:
+        raise AgentsimError("give run ids, or --launch ID, or --all (exactly one of them)",
+                            hint="agentsim runs lists the runs and their launches")
+    if run_ids:
+        for rid in run_ids:
+            store.get_run(int(rid))  # a StoreError naming the missing run
+        return [int(r) for r in run_ids]
+    runs = sorted(store.list_runs(), key=lambda r: r.id)
+    if launch is not None:
+        ids = [r.id for r in runs if (r.launch_id or "") == launch or (r.launch_id or "").startswith(launch)]
+        launches = {r.launch_id for r in runs if r.id in ids}
+        if not ids:
+            raise AgentsimError(f"no launch {launch!r} in {store.db}",
+                                hint="agentsim runs shows each run's launch id")
+        if len(launches) > 1:
+            raise AgentsimError(f"launch prefix {launch!r} matches {len(launches)} launches",
+                                hint="give more of the launch id")
+        return ids
+    if not runs:
+        raise AgentsimError(f"no runs in {store.db}", hint="agentsim run SCENARIO -b BACKEND records one")
+    return [r.id for r in runs]
+
+
+def _error_kinds(store: Any, run_id: int) -> dict[str, int]:
+    counts = {k: 0 for k in ERROR_KINDS}
+    for row in store.hop_rows([run_id], ["run_id", "error_kind"]):
+        k = row["error_kind"] or "none"
+        if k != "none":
+            counts[k] = counts.get(k, 0) + 1
+    return counts
+
+
+def _scenario_text(b: dict[str, Any]) -> str:
+    p = params_text(b.get("params"))
+    return f"{b['scenario']}{' ' + p if p else ''}"
+
+
+def _uniq(values: list[Any]) -> list[Any]:
+    return list(dict.fromkeys(json.dumps(v, sort_keys=True, default=str) for v in values if v is not None))
+
+
+def build_report(store: Any, run_ids: list[int], baseline: int | str | None = None, *,
+                 title: str | None = None, **evaluate_kwargs: Any) -> dict[str, Any]:
+    """``evaluate(store, run_ids, baseline)`` plus the ``"report"`` block (see docs/report.md)."""
+    doc = evaluate(store, run_ids, baseline, **evaluate_kwargs)
+    blocks = doc["runs"]
+    infos = {b["run_id"]: (store.get_run(b["run_id"]).backend_info or {}) for b in blocks}
+    rungs: list[dict[str, Any]] = []
+    seen: set[tuple[Any, ...]] = set()
+    for b in blocks:
+        key = (b.get("model"), b.get("precision"), b.get("model_sha256"))
+        if key in seen:
+            continue
+        seen.add(key)
+        note = rung_note(b, infos[b["run_id"]])
+        if note is not None:
+            note["run_ids"] = [x["run_id"] for x in blocks
+                               if (x.get("model"), x.get("precision"), x.get("model_sha256")) == key]
+            rungs.append(note)
+    models = list(dict.fromkeys(str(b.get("model") or b["backend"]) for b in blocks))
+    facts = {
+        "models": models,
+        "weights": list(dict.fromkeys(f"{b.get('model') or b['backend']}: {source_text(b)}" for b in blocks)),
+        "realisations": list(dict.fromkeys(f"{b.get('precision') or b['backend']}: {realisation_text(b.get('precision_mode'))}"
+                                           for b in blocks)),
+        "scenarios": list(dict.fromkeys(_scenario_text(b) for b in blocks)),
+        "modes": list(dict.fromkeys(b["mode"] for b in blocks)),
+        "machines": [json.loads(m) for m in _uniq([b.get("machine") or {} for b in blocks])],
+        "machine_lines": list(dict.fromkeys(machine_text(b.get("machine")) for b in blocks)),
+        "energy_kinds": sorted({b.get("energy_kind") or "unavailable" for b in blocks}),
+        "n": sorted({int(b["n"]) for b in blocks if b.get("n") is not None}),
+        "instances_finished": sorted({int(b["instances_finished"]) for b in blocks}),
+        "seeds": sorted({int(b["seed"]) for b in blocks if b.get("seed") is not None}),
+        "launches": list(dict.fromkeys(str(b["launch_id"]) for b in blocks if b.get("launch_id"))),
+        "run_agentsim_versions": list(dict.fromkeys(str(b["agentsim_version"]) for b in blocks
+                                                    if b.get("agentsim_version"))),
+    }
+    if title is None:
+        title = "agentsim report: " + ", ".join(models[:3]) + (f" (+{len(models) - 3})" if len(models) > 3 else "")
+    doc["report"] = {
+        "schema_version": REPORT_SCHEMA_VERSION,
+        "title": title,
+        "generated_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        "agentsim_version": dist_version("agentsim"),
+        "db": str(getattr(store, "db", "")),
+        "run_ids": [b["run_id"] for b in blocks],
+        "baseline": baseline,
+        "facts": facts,
+        "rungs": rungs,
+        "error_kinds": {str(b["run_id"]): _error_kinds(store, b["run_id"]) for b in blocks},
+    }
+    return doc

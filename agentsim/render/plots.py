@@ -1,0 +1,287 @@
+"""The report's plots, drawn with matplotlib's SVG backend (no display, no browser): each
+function takes the report document and returns an SVG string, or None when it has nothing to
+draw. Every plot has a legend; intervals are the 95 % intervals of ``evaluate()``.
+
+Output is deterministic (fixed hash salt, no date in the metadata) and self-contained: glyphs are
+drawn as paths, so the SVG needs no font.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable
+from typing import Any
+
+from agentsim.errors import MissingDependencyError
+
+from .document import ERROR_KINDS
+
+__all__ = ["PLOTS", "render_plots", "svg_for_html"]
+
+_ERROR_COLOURS = {"local": "#d62728", "propagated": "#ff7f0e", "recovered": "#2ca02c",
+                  "parse": "#9467bd", "backend": "#7f7f7f"}
+
+
+def _plt() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise MissingDependencyError("the report's plots", "report", ["matplotlib"]) from None
+    if matplotlib.get_backend().lower() != "agg":
+        matplotlib.use("Agg")  # files only: no display, no GUI toolkit
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.hashsalt": "agentsim", "svg.fonttype": "path", "font.size": 9,
+                         "axes.spines.top": False, "axes.spines.right": False})
+    return plt
+
+
+def _svg(fig: Any) -> str:
+    plt = _plt()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _colours(n: int) -> list[Any]:
+    plt = _plt()
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def _short(b: dict[str, Any]) -> str:
+    """A series name: ``r3 q4_0`` (the run id keeps two runs of one precision apart)."""
+    what = b.get("precision") or b["backend"]
+    return f"r{b['run_id']} {what}"
+
+
+def _panels(doc: dict[str, Any], pred: Callable[[dict[str, Any]], bool]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Runs grouped by scenario, params and mode (one panel each, at most 8), in first-seen order;
+    a panel is titled by scenario and mode, with the params only where one scenario has several."""
+    from agentsim.console import params_text
+
+    out: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for b in doc["runs"]:
+        if pred(b):
+            out.setdefault((b["scenario"], params_text(b.get("params")), b["mode"]), []).append(b)
+    several = {sc for sc, p, _ in out if len({pp for s2, pp, _m in out if s2 == sc}) > 1}
+    return [(f"{sc}{' ' + p if sc in several and p else ''} — {mode} mode", blocks)
+            for (sc, p, mode), blocks in list(out.items())[:8]]
+
+
+def _grid(n: int, *, w: float = 4.6, h: float = 3.2, max_cols: int = 2) -> tuple[Any, list[Any]]:
+    plt = _plt()
+    cols = min(n, max_cols)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(w * cols, h * rows), squeeze=False, layout="constrained")
+    flat = [a for row in axes for a in row]
+    for a in flat[n:]:
+        a.set_visible(False)
+    return fig, flat[:n]
+
+
+def _wrap(title: str, width: int = 48) -> str:
+    return title if len(title) <= width else title[: width - 1] + "…"
+
+
+def accuracy_by_depth(doc: dict[str, Any]) -> str | None:
+    """Model-hop accuracy by depth per run, one panel per scenario and mode, 95 % bands."""
+    panels = _panels(doc, lambda b: bool(b["single"]["accuracy_by_depth"]))
+    if not panels:
+        return None
+    fig, axes = _grid(len(panels))
+    for ax, (name, blocks) in zip(axes, panels, strict=True):
+        for colour, b in zip(_colours(len(blocks)), blocks, strict=True):
+            bd = b["single"]["accuracy_by_depth"]
+            xs = sorted(int(d) for d in bd)
+            ys = [bd[str(d)]["accuracy"] for d in xs]
+            ax.plot(xs, ys, marker="o", color=colour, label=_short(b), lw=1.6)
+            lo = [(bd[str(d)]["ci95"] or [bd[str(d)]["accuracy"]] * 2)[0] for d in xs]
+            hi = [(bd[str(d)]["ci95"] or [bd[str(d)]["accuracy"]] * 2)[1] for d in xs]
+            ax.fill_between(xs, lo, hi, color=colour, alpha=0.15, lw=0)
+        ax.set_title(_wrap(name))
+        ax.set_xlabel("hop depth")
+        ax.set_ylabel("model-hop accuracy")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xticks(sorted({int(d) for b in blocks for d in b["single"]["accuracy_by_depth"]}))
+        ax.legend(fontsize=7, loc="lower left", title="run (band: 95 % CI)", title_fontsize=7)
+    fig.suptitle("Model-hop accuracy by depth")
+    return _svg(fig)
+
+
+def task_success_by_depth(doc: dict[str, Any]) -> str | None:
+    """Task success against the scenario's depth (deepest hop), per backend; depth sweeps
+    give lines, single scenarios points; error bars are Wilson 95 % intervals."""
+    pts = [b for b in doc["runs"] if b["single"].get("task_success") and b["single"]["accuracy_by_depth"]]
+    if not pts:
+        return None
+    modes = list(dict.fromkeys(b["mode"] for b in pts))
+    fig, axes = _grid(len(modes))
+    for ax, mode in zip(axes, modes, strict=True):
+        series: dict[str, list[dict[str, Any]]] = {}
+        for b in pts:
+            if b["mode"] == mode:
+                series.setdefault(str(b.get("precision") or b["backend"]) + (f" ({b['model']})" if b.get("model") else ""),
+                                  []).append(b)
+        for colour, (name, blocks) in zip(_colours(len(series)), series.items(), strict=True):
+            blocks = sorted(blocks, key=lambda b: max(int(d) for d in b["single"]["accuracy_by_depth"]))
+            xs = [max(int(d) for d in b["single"]["accuracy_by_depth"]) for b in blocks]
+            ys = [b["single"]["task_success"]["value"] for b in blocks]
+            cis = [b["single"]["task_success"]["ci95"] or [y, y] for b, y in zip(blocks, ys, strict=True)]
+            err = [[y - c[0] for y, c in zip(ys, cis, strict=True)], [c[1] - y for y, c in zip(ys, cis, strict=True)]]
+            ax.errorbar(xs, ys, yerr=err, marker="o", color=colour, label=name, capsize=3, lw=1.4,
+                        ls="-" if len(set(xs)) > 1 else "none")
+        ax.set_title(f"{mode} mode")
+        ax.set_xticks(sorted({max(int(d) for d in b["single"]["accuracy_by_depth"]) for b in pts}))
+        ax.set_xlabel("scenario depth (deepest hop)")
+        ax.set_ylabel("task success")
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend(fontsize=7, loc="lower left", title="precision (bar: 95 % CI)", title_fontsize=7)
+    fig.suptitle("Task success by depth")
+    return _svg(fig)
+
+
+def cost_per_correct_task(doc: dict[str, Any]) -> str | None:
+    """Energy and seconds per correct task per run, with bootstrap 95 % intervals; each
+    energy point is labelled with its kind (measured / estimated) and kinds are never pooled."""
+    metrics = [("energy_per_correct_task_j", "energy per correct task (J)"),
+               ("seconds_per_correct_task", "seconds per correct task")]
+    present = [(k, t) for k, t in metrics if any(b["single"].get(k) for b in doc["runs"])]
+    if not present:
+        return None
+    blocks = doc["runs"]
+    fig, axes = _grid(len(present), w=6.0, h=max(2.4, 0.26 * len(blocks) + 1.0), max_cols=1)
+    for ax, (key, label) in zip(axes, present, strict=True):
+        kinds = sorted({(b["single"].get(key) or {}).get("kind", "time") for b in blocks if b["single"].get(key)})
+        markers = dict(zip(kinds, "osD^v", strict=False))
+        ys = list(range(len(blocks)))
+        for colour, y, b in zip(_colours(len(blocks)), ys, blocks, strict=True):
+            f = b["single"].get(key)
+            if not f or f.get("value") is None:
+                continue
+            v = f["value"]
+            ci = f.get("ci95") or [v, v]
+            kind = f.get("kind", "time")
+            name = f"{_short(b)} [{b['mode']}]" + (f" ({kind})" if key.startswith("energy") else "")
+            ax.errorbar([v], [y], xerr=[[v - ci[0]], [ci[1] - v]], fmt=markers.get(kind, "o"), color=colour,
+                        capsize=3, label=name)
+        ax.set_yticks(ys)
+        ax.set_yticklabels([f"r{b['run_id']}" for b in blocks])
+        ax.invert_yaxis()
+        ax.set_xlabel(label + (f" — {', '.join(kinds)}" if key.startswith("energy") else ""))
+        ax.set_xlim(left=0)
+        ax.legend(fontsize=6.5, loc="center left", bbox_to_anchor=(1.0, 0.5), title="run (bar: 95 % CI)",
+                  title_fontsize=7)
+    fig.suptitle("Cost per correct task")
+    return _svg(fig)
+
+
+def error_kinds(doc: dict[str, Any]) -> str | None:
+    """Wrong hops by error kind, stacked, per run."""
+    counts = doc["report"]["error_kinds"]
+    blocks = doc["runs"]
+    if not any(sum(counts.get(str(b["run_id"]), {}).values()) for b in blocks):
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.55 * len(blocks) + 2.5), 3.4))
+    xs = list(range(len(blocks)))
+    bottom = [0] * len(blocks)
+    for kind in ERROR_KINDS:
+        vals = [counts.get(str(b["run_id"]), {}).get(kind, 0) for b in blocks]
+        if not any(vals):
+            continue
+        ax.bar(xs, vals, bottom=bottom, color=_ERROR_COLOURS[kind], label=kind, width=0.7)
+        bottom = [a + v for a, v in zip(bottom, vals, strict=True)]
+    ax.set_xticks(xs)
+    ax.set_xticklabels([f"{_short(b)}\n{b['mode']}" for b in blocks], fontsize=7, rotation=45, ha="right")
+    ax.set_ylabel("wrong hops")
+    ax.legend(fontsize=7, title="error kind", title_fontsize=7)
+    ax.set_title("Error kinds by run (local: wrong on its own; propagated: a parent was wrong)")
+    return _svg(fig)
+
+
+def root_causes(doc: dict[str, Any]) -> str | None:
+    """Where failure chains start: root-cause counts by hop id, per free-mode run."""
+    blocks = [b for b in doc["runs"] if b["mode"] == "free"
+              and ((b.get("propagation") or {}).get("root_causes") or {}).get("by_hop")]
+    if not blocks:
+        return None
+    plt = _plt()
+    hops = sorted({h for b in blocks for h in b["propagation"]["root_causes"]["by_hop"]},
+                  key=lambda h: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", h)])[:24]
+    fig, ax = plt.subplots(figsize=(max(4.8, 0.5 * len(hops) * max(1, len(blocks)) ** 0.5 + 2.5), 3.4))
+    width = 0.8 / len(blocks)
+    for i, (colour, b) in enumerate(zip(_colours(len(blocks)), blocks, strict=True)):
+        by = b["propagation"]["root_causes"]["by_hop"]
+        ax.bar([j + i * width - 0.4 + width / 2 for j in range(len(hops))], [by.get(h, 0) for h in hops],
+               width=width, color=colour, label=f"{_short(b)} ({b['scenario']})")
+    ax.set_xticks(list(range(len(hops))))
+    ax.set_xticklabels(hops, fontsize=7, rotation=45 if len(hops) > 8 else 0)
+    ax.set_xlabel("hop where the failure chain started")
+    ax.set_ylabel("failed instances")
+    ax.legend(fontsize=7, title="run (free mode)", title_fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_title("Root causes by hop")
+    return _svg(fig)
+
+
+def relative_loss_by_depth(doc: dict[str, Any]) -> str | None:
+    """The trap picture: relative loss 1 − acc(d)/acc_baseline(d) per run against its baseline,
+    with paired bootstrap 95 % bands; the quantization trap is loss growing with depth."""
+    panels = _panels(doc, lambda b: not b.get("is_baseline") and bool((b.get("depth") or {}).get("by_depth")))
+    if not panels:
+        return None
+    fig, axes = _grid(len(panels))
+    for ax, (name, blocks) in zip(axes, panels, strict=True):
+        ax.axhline(0, color="#444", lw=0.8, label="no loss (baseline)")
+        for colour, b in zip(_colours(len(blocks)), blocks, strict=True):
+            bd = b["depth"]["by_depth"]
+            xs = sorted(int(d) for d in bd if bd[d].get("relative_loss") is not None)
+            if not xs:
+                continue
+            ys = [bd[str(d)]["relative_loss"] for d in xs]
+            lo = [(bd[str(d)]["ci95"] or [y, y])[0] for d, y in zip(xs, ys, strict=True)]
+            hi = [(bd[str(d)]["ci95"] or [y, y])[1] for d, y in zip(xs, ys, strict=True)]
+            ax.plot(xs, ys, marker="o", color=colour, lw=1.6,
+                    label=f"{_short(b)} vs r{b['baseline_run_id']}: {b['verdict']['verdict']}")
+            ax.fill_between(xs, lo, hi, color=colour, alpha=0.15, lw=0)
+        ax.set_title(_wrap(name))
+        ax.set_xticks(sorted({int(d) for b in blocks for d in b["depth"]["by_depth"]}))
+        ax.set_xlabel("hop depth")
+        ax.set_ylabel("relative loss vs baseline")
+        ax.legend(fontsize=6.5, loc="best", title="run vs baseline: verdict", title_fontsize=7)
+    fig.suptitle("Relative loss by depth (the trap: loss growing with depth)")
+    return _svg(fig)
+
+
+#: (id, title, function): the plots of a report, in order
+PLOTS: list[tuple[str, str, Callable[[dict[str, Any]], str | None]]] = [
+    ("accuracy-by-depth", "Model-hop accuracy by depth", accuracy_by_depth),
+    ("task-success-by-depth", "Task success by depth", task_success_by_depth),
+    ("relative-loss-by-depth", "Relative loss by depth (the trap picture)", relative_loss_by_depth),
+    ("cost-per-correct-task", "Energy and seconds per correct task", cost_per_correct_task),
+    ("error-kinds", "Error kinds by run", error_kinds),
+    ("root-causes", "Root causes by hop", root_causes),
+]
+
+
+def render_plots(doc: dict[str, Any]) -> list[dict[str, str]]:
+    """``[{"id", "title", "svg", "doc"}]`` for every plot that has data."""
+    out = []
+    for pid, title, fn in PLOTS:
+        svg = fn(doc)
+        if svg:
+            out.append({"id": pid, "title": title, "svg": svg, "doc": " ".join((fn.__doc__ or "").split())})
+    return out
+
+
+def svg_for_html(svg: str, plot_id: str) -> str:
+    """The SVG without its XML prolog and doctype, with ``id="plot-<id>"``, and its inner ids
+    (glyphs, markers, clip paths) prefixed by the plot's id, so that several plots inlined in one
+    page have no id in common."""
+    body = svg[svg.index("<svg"):]
+    body = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{plot_id}-{m.group(1)}"', body)
+    body = re.sub(r'(xlink:href|href)="#([^"]+)"', lambda m: f'{m.group(1)}="#{plot_id}-{m.group(2)}"', body)
+    body = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{plot_id}-{m.group(1)})", body)
+    return body.replace("<svg", f'<svg id="plot-{plot_id}" role="img" aria-label="{plot_id}"', 1)

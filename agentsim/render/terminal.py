@@ -1,0 +1,71 @@
+"""The report in the terminal (rich): verdicts first, then the facts, the rungs and a table of
+the figures with their intervals. Readable at 80 columns (the table folds its cells)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentsim.console import compact_table, esc
+
+from .common import METHODS_NOTE, figure_rows, header_items, verdict_items
+
+__all__ = ["render_terminal", "verdict_lines"]
+
+
+def verdict_lines(doc: dict[str, Any], *, include_baselines: bool = False) -> list[Any]:
+    """Rich Text lines: one per run against its baseline (the baseline's own line on request)."""
+    from rich.text import Text
+
+    out = []
+    for v in verdict_items(doc):
+        if v["verdict"] == "baseline" and not include_baselines:
+            continue
+        t = Text()
+        t.append(f"{v['verdict']}", style=f"bold {v['style']}")
+        t.append(f"  {v['line']}")
+        for d in v["details"]:
+            t.append(f"\n    {d}", style="dim")
+        out.append(t)
+    return out
+
+
+def render_terminal(doc: dict[str, Any]) -> list[Any]:
+    """Renderables to print in order (``console.print(*render_terminal(doc))``)."""
+    from rich.rule import Rule
+    from rich.table import Table
+    from rich.text import Text
+
+    rep = doc["report"]
+    out: list[Any] = [Rule(f"[bold]{esc(rep['title'])}"), Text("verdicts", style="bold")]
+    lines = verdict_lines(doc)
+    out += lines or [Text("only baselines: nothing to compare (give runs at other precisions)", style="dim")]
+    facts = Table.grid(padding=(0, 1))
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column(overflow="fold")
+    for label, text in header_items(doc):
+        facts.add_row(label, esc(text))
+    out += [Text(""), facts]
+    if rep["rungs"]:
+        out.append(Text("\nwhat each rung is, relative to its source", style="bold"))
+        out += [Text(f"- {r['text']}") for r in rep["rungs"]]
+    t = compact_table(title="figures (95 % intervals; Δ and x are paired against the run's baseline)",
+                      caption=esc(METHODS_NOTE))
+    for c, w in (("run", 14), ("hop acc", 12), ("task ok", 12), ("Δ task", 14), ("J/correct", 12), ("verdict", 12)):
+        t.add_column(c, overflow="fold", max_width=w)
+    for b, row in zip(doc["runs"], figure_rows(doc), strict=True):
+        base = b.get("baseline_run_id")
+        who = f"r{b['run_id']} {row['what']} [{b['mode']}]" + ("" if b.get("is_baseline") or base is None else f" vs r{base}")
+        row["J/correct"] = row["J/correct"].replace(" estimated", " est.").replace(" measured", " meas.")
+        t.add_row(esc(who), *(esc(_two_lines(row[c])) for c in ("hop acc", "task ok", "Δ task", "J/correct")),
+                  esc(row["verdict"]))
+    out += [Text(""), t]
+    return out
+
+
+def _two_lines(cell: str) -> str:
+    """``56.2% [45.9, 66.0]`` -> value on one line, interval on the next (folds cleanly)."""
+    head, sep, tail = cell.partition(" [")
+    if not sep:
+        return cell
+    rest = tail.split("]", 1)
+    return f"{head}\n[{rest[0]}]" + (rest[1] if len(rest) > 1 else "")
