@@ -36,10 +36,11 @@ class LaunchRequest:
     seed: int
     backends: list[str]
     modes: tuple[str, ...]
+    batch_sizes: tuple[int, ...] = (1,)  # one run per size (agentsim.launch.parse_batch_sizes)
 
 
 def build_request(scenarios: list[tuple[str, str]], params_text: str, instances_text: str, seed_text: str,
-                  backends: list[str], specs_text: str, mode: str) -> LaunchRequest:
+                  backends: list[str], specs_text: str, mode: str, batch_text: str = "1") -> LaunchRequest:
     """Validate the form; raises :class:`AgentsimError` with a message for the user."""
     if not scenarios:
         raise AgentsimError("choose at least one scenario (space toggles one in the list)")
@@ -57,7 +58,10 @@ def build_request(scenarios: list[tuple[str, str]], params_text: str, instances_
     if not specs:
         raise AgentsimError("choose a backend, or type a spec such as noisy,p=0.2,latency_ms=5")
     modes = ("free", "oracle") if mode == "both" else (mode,)
-    return LaunchRequest(scenarios, params_text.split(), instances, seed, specs, modes)
+    from agentsim.launch import parse_batch_sizes
+
+    batch_sizes = parse_batch_sizes(batch_text or "1")
+    return LaunchRequest(scenarios, params_text.split(), instances, seed, specs, modes, batch_sizes)
 
 
 class LaunchScreen(AgentsimScreen):
@@ -240,7 +244,8 @@ class LaunchScreen(AgentsimScreen):
             # the form's parameters apply to the families (and files naming one) it selected
             launch = Launch(scenarios=[ref for ref, _kind in request.scenarios], backends=request.backends,
                             params=request.params or None, modes=request.modes,
-                            instances=request.instances, seed=request.seed, strict_params=False)
+                            instances=request.instances, seed=request.seed, strict_params=False,
+                            batch_sizes=request.batch_sizes)
             store = self.ctx.write_store()
             meter = self.ctx.meter_factory()
             result = run_launch(launch, store=store, meter=meter,
