@@ -1,4 +1,8 @@
-"""``agentsim sweep NAME|FILE``: run a sweep definition (scenarios x params x models x precisions x modes).
+"""``agentsim sweep NAME|FILE`` runs a sweep definition; ``agentsim scale`` reads N* from the runs.
+
+``agentsim scale RUN_IDS|--all [--json] [--svg FILE]`` prints, for each low-precision rung
+against its model's top rung, the ratio curves over model size and the crossing N*
+(:func:`agentsim.analysis.scale.scale_analysis`).
 
 A sweep file is YAML (``scenarios/sweeps/*.yaml`` are bundled; ``agentsim sweep --list`` names
 them)::
@@ -32,7 +36,7 @@ from agentsim.errors import AgentsimError
 
 from .common import console, db_arg, open_store
 
-__all__ = ["SweepDef", "load_sweep", "bundled_sweeps", "sweep_launch", "add_cli"]
+__all__ = ["SweepDef", "load_sweep", "bundled_sweeps", "sweep_launch", "cmd_scale", "add_cli"]
 
 _KEYS = {"name", "description", "scenarios", "params", "backend", "models", "precisions", "options", "modes",
          "instances", "seed", "batch", "energy"}
@@ -244,6 +248,70 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if result.failures else 0
 
 
+def _fmt_ratio(fig: dict[str, Any] | None) -> str:
+    if not fig or fig.get("value") is None:
+        return "-"
+    ci = fig.get("ci95")
+    return f"{fig['value']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def cmd_scale(args: argparse.Namespace) -> int:
+    from agentsim.analysis.scale import scale_analysis, scale_figure
+
+    if not args.runs and not args.all:
+        raise AgentsimError("give RUN_IDS or --all", hint="agentsim runs lists the runs; agentsim scale --all")
+    if args.runs and args.all:
+        raise AgentsimError("give RUN_IDS or --all, not both")
+    ids: list[int] | None = None
+    if args.runs:
+        ids = []
+        for item in args.runs:
+            for part in str(item).split(","):
+                if part.strip():
+                    if not part.strip().isdigit():
+                        raise AgentsimError(f"run id {part!r} is not a number", hint="agentsim runs lists the runs")
+                    ids.append(int(part))
+    store = open_store(args, readonly=True)
+    result = scale_analysis(store, ids, tolerance=args.tolerance, resamples=args.resamples)
+    if args.svg:
+        Path(args.svg).write_text(scale_figure(result))
+    if args.json:
+        from agentsim.console import print_json
+
+        print_json(result)
+        return 0
+    from rich.table import Table
+
+    out = console()
+    if not result["curves"]:
+        out.print("no curve: N* needs runs of at least one model at its top rung and a lower rung "
+                  "(llama runs that record model_params)", highlight=False)
+    for cv in result["curves"]:
+        t = Table(title=f"{cv['precision']} vs top rung — {cv['family']}, {cv['mode']}, batch {cv['batch_size']} "
+                        f"({len(cv['cells'])} workload cells)")
+        for col in ("model", "params", "instances", "energy/correct ratio", "seconds/correct ratio", "task success ratio"):
+            t.add_column(col)
+        for p in cv["points"]:
+            t.add_row(p["model"], f"{p['params']:,}", str(p["instances"]), _fmt_ratio(p["energy_per_correct_task_ratio"])
+                      + f" ({p['energy_kind']})", _fmt_ratio(p["seconds_per_correct_task_ratio"]),
+                      _fmt_ratio(p["task_success_ratio"]))
+        out.print(t)
+        for metric, label in (("energy_per_correct_task", "energy per correct task"),
+                              ("seconds_per_correct_task", "seconds per correct task"),
+                              ("task_success", f"task success (tolerance {result['tolerance']:g})")):
+            ns = cv["n_star"][metric]
+            ci = ns.get("ci95")
+            extra = f", 95% interval [{ci[0]:,.0f}, {ci[1]:,.0f}]" if ci else ""
+            out.print(f"  N* {label}: {ns['text']}{extra}", highlight=False)
+        if cv["cells_dropped"]:
+            out.print(f"  ({len(cv['cells_dropped'])} cells measured at only some sizes were left out)", highlight=False)
+    for s in result["skipped"]:
+        out.print(f"skipped run {s['run_id']}: {s['reason']}", highlight=False)
+    if args.svg:
+        out.print(f"plot: {args.svg}", highlight=False)
+    return 0
+
+
 def add_cli(sub: Any) -> None:
     sp = sub.add_parser("sweep", help="run a sweep definition (bundled: scale, scale-cpu; or a YAML file)")
     sp.add_argument("sweep", nargs="?", metavar="NAME|FILE", help="a bundled sweep name or a sweep YAML file")
@@ -261,3 +329,14 @@ def add_cli(sub: Any) -> None:
     sp.add_argument("--energy", help="auto | nvml | rapl | estimate | off")
     db_arg(sp)
     sp.set_defaults(func=cmd_sweep)
+
+    sp = sub.add_parser("scale", help="N*: low-precision rung vs top rung by model size (runs spanning sizes)")
+    sp.add_argument("runs", nargs="*", metavar="RUN_IDS", help="run ids (space or comma separated)")
+    sp.add_argument("--all", action="store_true", help="every run in the database")
+    sp.add_argument("--json", action="store_true", help="the full result as JSON")
+    sp.add_argument("--svg", metavar="FILE", help="also write the plot (SVG) to FILE")
+    sp.add_argument("--tolerance", type=float, default=0.05,
+                    help="task-success loss that counts for the accuracy N* (default 0.05)")
+    sp.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    db_arg(sp)
+    sp.set_defaults(func=cmd_scale)
