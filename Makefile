@@ -10,7 +10,7 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
 export FORCE_CMAKE ?= 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test test-fast test-slow bench lint clean
+.PHONY: install demo test test-fast test-slow bench lint clean browser
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,21 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/agentsim demo
 
+## A headless browser for the report test (tests/e2e/test_report_browser.py): Debian's chromium,
+## installed with apt-get when missing and run as root (CI); otherwise skipped with a message.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+	  echo "browser: $$(command -v chromium || command -v chromium-browser)"; \
+	elif [ "$$(id -u)" != "0" ]; then \
+	  echo "browser: chromium is missing and this is not root: not installing it (the HTML report's browser test skips; as root: make browser)"; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "browser: chromium is missing and there is no apt-get: install chromium to run the HTML report's browser test"; \
+	else \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	fi
+
 ## The test suite (fast tier + the real-model tier where the model is available).
-test: install
+test: install browser
 	$(PY) -m pytest
 
 test-slow: install
