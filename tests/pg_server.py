@@ -24,7 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["PgServer", "available", "unavailable_reason", "session_server"]
+__all__ = ["PgServer", "available", "unavailable_reason", "session_server", "new_db", "DB_KINDS"]
+
+#: the stores the end-to-end tests run on
+DB_KINDS = ("sqlite", "postgresql")
 
 PG_USER = "postgres"
 
@@ -172,3 +175,13 @@ def session_server() -> PgServer:
         _SESSION = PgServer().start()
         atexit.register(_SESSION.stop)
     return _SESSION
+
+
+def new_db(kind: str, folder: Path, name: str) -> str | Path:
+    """A fresh, empty database for ``--db``: a SQLite file in ``folder``, or a new database on
+    the session's PostgreSQL server (``kind`` is ``"sqlite"`` or ``"postgresql"``)."""
+    if kind == "sqlite":
+        return Path(folder) / f"{name}.db"
+    if kind == "postgresql":
+        return session_server().new_database(name.replace("-", "_")[:30])
+    raise ValueError(f"unknown database kind {kind!r}")

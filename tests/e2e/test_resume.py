@@ -16,6 +16,17 @@ RUN = ["chain-arith", "-p", "depth=4", "-b", "noisy,p=0.25,latency_ms=15", "-n",
 
 
 def _count(db) -> int:
+    if "://" in str(db):  # PostgreSQL: a short read-only connection
+        from sqlalchemy import create_engine, text
+
+        eng = create_engine(str(db))
+        try:
+            with eng.connect() as conn:
+                return int(conn.execute(text("SELECT count(*) FROM hop")).scalar() or 0)
+        except Exception:  # noqa: BLE001 - the table does not exist yet
+            return 0
+        finally:
+            eng.dispose()
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
         try:
@@ -26,20 +37,23 @@ def _count(db) -> int:
         return 0
 
 
-def test_sigkill_then_resume(tmp_path):
-    _kill_then_resume(tmp_path, RUN)
+def test_sigkill_then_resume(tmp_path, db_kind):
+    _kill_then_resume(tmp_path, RUN, db_kind)
 
 
-def test_sigkill_mid_batch_then_resume(tmp_path):
+def test_sigkill_mid_batch_then_resume(tmp_path, db_kind):
     """Batch 4: hops are committed as each batched call returns; a kill while a call is in flight
     (or between the commits of its hops) loses nothing and duplicates nothing."""
-    run = _kill_then_resume(tmp_path, [*RUN, "--batch", "4"])
+    run = _kill_then_resume(tmp_path, [*RUN, "--batch", "4"], db_kind)
     assert run.batch_size == 4
 
 
-def _kill_then_resume(tmp_path, args):
+def _kill_then_resume(tmp_path, args, db_kind="sqlite"):
+    """On SQLite or on a real PostgreSQL server (``db_kind``, tests/e2e/conftest.py)."""
+    from tests.pg_server import new_db
+
     RUN = args  # noqa: N806 - the run under test
-    db = tmp_path / "kill.db"
+    db = new_db(db_kind, tmp_path, "kill")
     proc = subprocess.Popen([sys.executable, "-m", "agentsim.cli", "run", *RUN, "--db", str(db)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -64,7 +78,8 @@ def _kill_then_resume(tmp_path, args):
     assert res.returncode == 0, res.stderr
 
     store = Store(db)
-    assert store.integrity_check() == "ok"
+    if db_kind == "sqlite":
+        assert store.integrity_check() == "ok"
     hops = store.hops(run.id)
     assert len(hops) == 120
     assert len({(h.instance_index, h.hop_id) for h in hops}) == 120
@@ -72,7 +87,7 @@ def _kill_then_resume(tmp_path, args):
     assert all(i.finished for i in store.instances(run.id))
 
     # the resumed run equals an uninterrupted one, hop by hop
-    ref_db = tmp_path / "ref.db"
+    ref_db = new_db(db_kind, tmp_path, "ref")
     subprocess.run([sys.executable, "-m", "agentsim.cli", "run", *RUN, "--db", str(ref_db)],
                    check=True, capture_output=True, timeout=300)
     ref = Store(ref_db)
