@@ -18,7 +18,7 @@ from agentsim.errors import AgentsimError
 #: command modules, in the order ``agentsim --help`` lists their commands
 COMMANDS: list[str] = [
     "agentsim.cli.run", "agentsim.cli.results", "agentsim.cli.report", "agentsim.cli.scenarios", "agentsim.cli.demo",
-    "agentsim.tui.cli", "agentsim.cli.models", "agentsim.cli.casting",
+    "agentsim.tui.cli", "agentsim.cli.models", "agentsim.cli.casting", "agentsim.cli.tools",
     "agentsim.cli.sweep",
 ]
 
