@@ -23,6 +23,8 @@ QUICK_RUNGS = ["f16", "q4_k_m", "mxfp4"]
 NOISY_LADDER = [("noisy,p=0.05,seed=1", "p=0.05"), ("noisy,p=0.15,seed=1", "p=0.15"), ("noisy,p=0.3,seed=1", "p=0.30")]
 #: how the noisy fallback's rows are labelled in the table
 NOISY_LABELS = dict(NOISY_LADDER)
+#: the demo's HTML report, written beside its database
+DEMO_REPORT = "agentsim-demo-report.html"
 
 
 def _console() -> Any:
@@ -74,11 +76,13 @@ def run_demo(args: argparse.Namespace) -> int:
         raise AgentsimError("no run finished; see the errors above")
     console.rule("[bold]results")
     console.print(demo_table(store, runs, baseline_label=baseline_label, labels=NOISY_LABELS))
+    report_path = _verdicts(console, store, runs, Path(getattr(args, "report", None) or db.with_name(DEMO_REPORT)))
     elapsed = time.perf_counter() - t_start
     console.print(
         f"\n{len(runs)} runs, {sum(r.n_instances * r.hops_per_instance for r in runs)} hops in "
         f"{elapsed / 60:.1f} min. Database: {db}\n"
-        f"Browse it:   .venv/bin/agentsim tui --db {db}\n"
+        + (f"Report:      {report_path} (open it in a browser; self-contained, no network)\n" if report_path else "")
+        + f"Browse it:   .venv/bin/agentsim tui --db {db}\n"
         f"Or:          .venv/bin/agentsim runs --db {db}; .venv/bin/agentsim show RUN_ID --db {db}"
     )
     return 1 if failures else 0
@@ -101,3 +105,28 @@ def _prepare_llama(console: Any, *, quick: bool) -> tuple[list[str], str]:
     models.prepare(name, rungs, log=say)
     console.print(f"model ready in {time.perf_counter() - t0:.0f} s")
     return [f"llama:{name}@{r}" for r in rungs], rungs[0]
+
+
+def _verdicts(console: Any, store: Any, runs: list[Any], path: Path) -> Path | None:
+    """The demo's ending: what each rung is, the verdict of every run against the top rung of its
+    model, scenario and mode (:func:`agentsim.analysis.evaluate`), and the HTML report at ``path``
+    (None when matplotlib, the ``report`` extra, is missing: the verdicts are printed all the same)."""
+    from rich.markup import escape
+
+    from .errors import MissingDependencyError
+    from .render import build_report, verdict_lines, write_report
+
+    doc = build_report(store, [r.id for r in runs], title="agentsim demo report")
+    if doc["report"]["rungs"]:
+        console.rule("[bold]what each rung is")
+        for note in doc["report"]["rungs"]:
+            console.print(escape(f"- {note['text']}"))
+    console.rule("[bold]verdicts (each run against the top rung of its model, scenario and mode)")
+    for line in verdict_lines(doc):
+        console.print(line)
+    try:
+        write_report(doc, path)
+    except MissingDependencyError as exc:
+        console.print(f"[yellow]no HTML report:[/yellow] {escape(str(exc))}")
+        return None
+    return path.resolve()
