@@ -82,6 +82,8 @@ class BatchDecoder:
         self._cells = 0
         self._n_seq = 0
         self._batch_tokens = 0
+        self._cached: list[int] = []  # the shared prefix held in the cache (on sequence 0)
+        self._seqs_used = 0
 
     def close(self) -> None:
         if self._batch is not None:
@@ -91,6 +93,7 @@ class BatchDecoder:
             self._ctx.close()
             self._ctx = None
         self._cells = self._n_seq = 0
+        self._cached, self._seqs_used = [], 0
 
     # ---------------------------------------------------------------------------------------
 
@@ -151,7 +154,18 @@ class BatchDecoder:
         cells = prefix + sum(len(t) - prefix + m for t, m in zip(token_lists, max_tokens, strict=True))
         ctx = self._context(n, cells + n)
         mem = llama_cpp.llama_get_memory(ctx.ctx)
-        llama_cpp.llama_memory_clear(mem, True)
+        # keep what the last call left of the shared prefix (consecutive batches of one run share
+        # the system prompt); everything else goes
+        keep = 0
+        while keep < min(prefix, len(self._cached)) and self._cached[keep] == token_lists[0][keep]:
+            keep += 1
+        if keep:
+            llama_cpp.llama_memory_seq_rm(mem, -1, keep, -1)
+            for s in range(1, self._seqs_used):
+                llama_cpp.llama_memory_seq_rm(mem, s, -1, -1)
+        else:
+            llama_cpp.llama_memory_clear(mem, True)
+        self._cached, self._seqs_used = [], n
         batch = self._batch
         cap = self._batch_tokens
         samplers = [self._sampler(llm._model, g) for g in grammars]
@@ -164,7 +178,7 @@ class BatchDecoder:
         try:
             t0 = time.perf_counter()
             # 1. the shared prefix, once, on sequence 0; then every sequence shares its cells
-            for i in range(0, prefix, cap):
+            for i in range(keep, prefix, cap):
                 chunk = token_lists[0][i:min(prefix, i + cap)]
                 self._fill(batch, [(tok, i + k, 0, False) for k, tok in enumerate(chunk)])
                 ctx.decode(batch)
@@ -195,6 +209,7 @@ class BatchDecoder:
                     self._take(s, samplers[s].sample(ctx, j), vocab, out, texts, finish, live,
                                max_tokens, stops)
             t2 = time.perf_counter()
+            self._cached = list(token_lists[0][:prefix])
         finally:
             for smp in samplers:
                 smp.close()
@@ -203,9 +218,9 @@ class BatchDecoder:
             text = texts[s]
             if finish[s] != "stop" or not [x for x in stops[s] if x]:
                 text = llm.detokenize(out[s]).decode("utf-8", errors="replace")
-            own = len(token_lists[s]) - prefix + (prefix if s == 0 else 0)
+            own = len(token_lists[s]) - prefix + (prefix - keep if s == 0 else 0)
             results.append(SequenceResult(out[s], text, finish[s], len(token_lists[s]), own,
-                                          prefix if s else 0, ttft[s]))
+                                          prefix if s else keep, ttft[s]))
         return BatchFigures(prefill_s=t1 - t0, decode_s=t2 - t1, prefix_tokens=prefix,
                             decode_steps=steps, results=results)
 

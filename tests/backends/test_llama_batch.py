@@ -75,6 +75,11 @@ def test_shared_prefix_is_evaluated_once(backend) -> None:
     assert sum(c.prefill_s for c in cs) == pytest.approx(cs[0].extra["batch_prefill_s"])
     assert sum(c.decode_s for c in cs) == pytest.approx(cs[0].extra["batch_decode_s"])
     assert cs[0].extra["decode_steps"] == 3  # the first token comes with the prompt
+    # the next batch of the run finds the shared prefix still in the cache: nobody evaluates it
+    again = backend.generate_batch([GenerationRequest(prompt=p, system=SYSTEM, max_tokens=4) for p in PROMPTS[4:8]])
+    assert again[0].cached_tokens >= prefix - 1 and again[0].extra["prompt_evaluated"] < again[0].prompt_tokens - 50
+    assert _ids(again) == _ids([backend.generate(GenerationRequest(prompt=p, system=SYSTEM, max_tokens=4))
+                                for p in PROMPTS[4:8]])
 
 
 @pytest.mark.parametrize("grammars", [["integer", None, "yesno", "choice:red|green|blue"]])

@@ -253,24 +253,21 @@ def test_batch_sizes_parse():
     assert parse_batch_sizes([1, "4,8", 4]) == (1, 4, 8)
 
 
-def test_old_database_gains_the_batch_columns(tmp_path):
-    import sqlite3
+def test_a_run_without_a_batch_size_runs_at_batch_1(tmp_path):
+    """Runs written before batching read batch_size None (the 0002_batching migration adds the
+    column as nullable): resuming one runs it one hop at a time."""
+    store = Store(tmp_path / "r.db")
+    sc = load_scenario(write(tmp_path, CHAIN))
+    from agentsim.engine import Cancelled
 
-    db = tmp_path / "old.db"
-    Store(db).close()
-    con = sqlite3.connect(db)
-    con.execute("ALTER TABLE run DROP COLUMN batch_size")
-    con.execute("ALTER TABLE hop DROP COLUMN batch_n")
-    con.execute("INSERT INTO run (scenario, scenario_ref, scenario_fingerprint, params, backend, backend_name,"
-                " backend_info, mode, seed, n_instances, hops_per_instance, status, created_at, machine,"
-                " energy_meter) VALUES ('old', '{}', '', '{}', 'oracle', 'oracle', '{}', 'free', 0, 1, 1,"
-                " 'complete', '2024-01-01 00:00:00', '{}', '{}')")
-    con.commit()
-    con.close()
-    store = Store(db)
-    run = store.list_runs()[0]
-    assert run.batch_size is None  # written before batching: means 1
-    assert "batch_n" in {c[1] for c in sqlite3.connect(db).execute("PRAGMA table_info(hop)")}
+    with pytest.raises(Cancelled):
+        execute([sc], ["counting"], store=store, instances=2, seed=0, batch_sizes=4,
+                cancel=lambda: bool(CountingBackend.CALLS))
+    run = store.update_run(store.list_runs()[0].id, batch_size=None, status="interrupted")
+    CountingBackend.CALLS.clear()
+    resume_run(store, run.id)
+    assert CountingBackend.CALLS and all(kind == "one" for kind, _ in CountingBackend.CALLS)
+    assert len(store.hops(run.id)) == 6
 
 
 def test_cancel_mid_run_then_resume_at_batch_4(tmp_path):
