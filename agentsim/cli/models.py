@@ -7,7 +7,17 @@ from typing import Any
 
 from agentsim.console import console, print_json
 from agentsim.errors import AgentsimError, ModelError
-from agentsim.models import CATALOG, DEFAULT_MODEL, add, fetch, list_models, models_dir, prepare, remove, resolve
+from agentsim.models import (
+    CATALOG,
+    DEFAULT_MODEL,
+    add,
+    fetch,
+    list_models,
+    models_dir,
+    prepare,
+    remove,
+    resolve,
+)
 from agentsim.precision import LLAMA_RUNGS
 
 __all__ = ["add_cli"]
@@ -58,7 +68,10 @@ def _names(args: argparse.Namespace, *, added: bool) -> list[str]:
     if args.all and args.names:
         raise AgentsimError("give model names or --all, not both")
     if args.all:
-        return [m["name"] for m in list_models()] if added else list(CATALOG)
+        from agentsim.models import catalog
+
+        users = [m["name"] for m in list_models() if m["name"] not in catalog.CATALOG] if added else []
+        return list(CATALOG) + users
     return list(args.names) or [DEFAULT_MODEL]
 
 

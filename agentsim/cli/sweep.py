@@ -136,8 +136,17 @@ def load_sweep(ref: str | Path) -> SweepDef:
         backend=str(data.get("backend", "llama")), models=model_list,
         precisions=_str_list(data, "precisions", where, ["f16"]), options=dict(data.get("options") or {}),
         modes=_str_list(data, "modes", where, ["free"]), instances=instances, seed=int(data.get("seed", 0)),
-        batch=list(batch), energy=str(data.get("energy", "auto")), path=str(path),
+        batch=list(batch), energy=_energy(data.get("energy", "auto")), path=str(path),
     )
+
+
+def _energy(v: Any) -> str:
+    """YAML reads a bare ``off`` as False (and ``on`` as True)."""
+    if v is False:
+        return "off"
+    if v is True:
+        return "auto"
+    return str(v)
 
 
 def sweep_launch(sweep: SweepDef) -> Any:
