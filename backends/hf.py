@@ -13,8 +13,14 @@ where it lives and how a GGUF becomes (cached) torch weights is :mod:`agentsim.m
   embeddings, not ``lm_head``) is rounded exactly as the format stores it (:mod:`agentsim.quant`)
   and dequantized to the compute dtype ``dtype``: ``precision_mode`` emulated. This answers the
   accuracy question on any machine, not the speed one (the matmuls run in ``dtype``).
-* ``native=true`` (FP4 only) uses FP4 tensor cores through torchao; it needs a Blackwell GPU
-  (compute capability >= 10.0) and is refused elsewhere, naming the requirement.
+* ``fp8`` (E4M3; ``format=e5m2`` for E5M2): emulated the same way, one scale per output channel.
+* ``native=true`` (FP4 and FP8 only) uses tensor cores through torchao: FP4 needs a Blackwell GPU
+  (compute capability >= 10.0), FP8 an Ada/Hopper one (>= 8.9); refused elsewhere, naming the
+  requirement.
+* ``nf4``, ``fp4-bnb``, ``int8-bnb`` (bitsandbytes, ``double_quant=true`` for the 4-bit ones) and
+  ``int8-wo``, ``int4-wo`` (torchao weight-only): real packed weights and the library's kernels,
+  ``precision_mode`` native, with the kernel that runs told from the library and the device
+  (:mod:`agentsim.backends.hf_precisions`; the ``quant`` extra).
 
 Decoding is greedy (argmax; ties to the lowest token id) in a manual loop over the KV cache, so
 that the time to the first token (prefill) and the decode time are measured exactly. Grammars
@@ -33,9 +39,23 @@ from agentsim.hardware import (
     f16_matmul_problem,
     f16_note,
     require_native_fp4,
+    require_native_fp8,
 )
 from agentsim.models.hf_source import load_hf_model, resolve_hf_model, source_dtype
-from agentsim.precision import EMULATED_SCHEMES, FP4, HF_DTYPES, TORCH_DTYPES
+from agentsim.precision import (
+    BNB_4BIT,
+    BNB_PRECISIONS,
+    EMULATED_SCHEMES,
+    FP4,
+    FP8,
+    FP8_FORMATS,
+    HF_DTYPES,
+    HF_PRECISIONS,
+    LIBRARY_PRECISIONS,
+    NATIVE_OPTION_PRECISIONS,
+    TORCH_DTYPES,
+    TORCHAO_PRECISIONS,
+)
 from agentsim.versions import dist_version
 
 from .base import Backend, BackendInfo, BackendSpec, Completion, GenerationRequest, OptionSpec
@@ -53,16 +73,21 @@ class HFBackend(Backend):
     """transformers/torch model at one precision (see the module docstring)."""
 
     NAME: ClassVar[str] = "hf"
-    DESCRIPTION: ClassVar[str] = "transformers/torch (f32, bf16, f16; emulated int8/int4/mxfp4/nvfp4)"
+    DESCRIPTION: ClassVar[str] = ("transformers/torch (f32, bf16, f16; emulated int8/int4/mxfp4/nvfp4/fp8; "
+                                  "bitsandbytes nf4/fp4-bnb/int8-bnb; torchao int8-wo/int4-wo)")
     EXTRA: ClassVar[str | None] = "hf"
     REQUIRES: ClassVar[tuple[str, ...]] = ("torch", "transformers")
-    PRECISIONS: ClassVar[tuple[str, ...]] = HF_DTYPES + EMULATED_SCHEMES
+    PRECISIONS: ClassVar[tuple[str, ...]] = HF_PRECISIONS
     SUPPORTS_GRAMMAR: ClassVar[bool] = False
     OPTIONS: ClassVar[dict[str, OptionSpec]] = {
         "dtype": OptionSpec(str, "bf16", "compute dtype of the quantized precisions: bf16, f16 or f32"),
-        "native": OptionSpec(bool, False, "native FP4 kernels (mxfp4/nvfp4; needs Blackwell, compute capability >= 10.0)"),
+        "native": OptionSpec(bool, False, "tensor-core kernels: mxfp4/nvfp4 (Blackwell, compute capability >= 10.0), "
+                                          "fp8 (Ada/Hopper, >= 8.9)"),
+        "format": OptionSpec(str, "e4m3", "fp8 element format: e4m3 or e5m2"),
+        "double_quant": OptionSpec(bool, False, "nf4/fp4-bnb: quantize the block scales too (bitsandbytes)"),
         "device": OptionSpec(str, "auto", "auto, cpu or cuda"),
-        "group": OptionSpec(int, 0, "int8/int4 group size (0: 32, the block of llama.cpp's Q8_0/Q4_0)"),
+        "group": OptionSpec(int, 0, "int8/int4 group size (0: 32, the block of llama.cpp's Q8_0/Q4_0); "
+                                    "int4-wo: 32, 64 or 128 (0: 32); int8-wo: 0 per output channel"),
         "threads": OptionSpec(int, 0, "torch CPU threads (0: torch's default)"),
         "cache": OptionSpec(bool, True, "cache a GGUF's dequantized model as safetensors for fast reloads"),
     }
@@ -78,25 +103,52 @@ class HFBackend(Backend):
                 f"hf: dtype={o['dtype']} contradicts @{self.precision}",
                 hint="dtype= sets the compute dtype of quantized precisions (int8, int4, mxfp4, nvfp4)",
             )
-        if o["group"] and self.precision not in ("int8", "int4"):
-            raise BackendError(f"hf: group= applies to int8/int4 only (the block of {self.precision} is fixed)")
+        if o["group"] and self.precision not in ("int8", "int4", *TORCHAO_PRECISIONS):
+            raise BackendError(f"hf: group= applies to int8/int4 only, and to {'/'.join(TORCHAO_PRECISIONS)} "
+                               f"(the block of {self.precision} is fixed)")
+        if o["group"] and self.precision == "int4-wo" and o["group"] not in (32, 64, 128):
+            raise BackendError(f"hf: int4-wo takes group=32, 64 or 128 (torchao's int4 kernels), not {o['group']}")
+        if "format" in spec.options_dict and self.precision not in FP8:
+            raise BackendError(f"hf: format= applies to fp8 only, not @{self.precision}")
+        if o["format"] not in FP8_FORMATS:
+            raise BackendError(f"hf: format={o['format']!r} is not one of {', '.join(FP8_FORMATS)}")
+        if o["double_quant"] and self.precision not in BNB_4BIT:
+            raise BackendError(f"hf: double_quant=true applies to {'/'.join(BNB_4BIT)} only, not @{self.precision}")
         if o["group"] < 0 or o["group"] % 2:
             raise BackendError(f"hf: group={o['group']} must be an even number >= 2 (or 0 for the default)")
         if o["threads"] < 0:
             raise BackendError("hf: threads must be >= 0")
-        if o["native"] and self.precision not in FP4:
+        if o["native"] and self.precision not in NATIVE_OPTION_PRECISIONS:
             raise BackendError(
-                f"hf: native=true applies to FP4 precisions only ({', '.join(FP4)}), not @{self.precision}",
-                hint=f"@{self.precision} already runs natively in torch" if self.precision in HF_DTYPES else None,
+                f"hf: native=true applies to FP4 precisions only ({', '.join(FP4)}), and to fp8, not @{self.precision}",
+                hint=f"@{self.precision} already runs natively ({'torch' if self.precision in HF_DTYPES else 'its library'})"
+                if self.precision in HF_DTYPES + LIBRARY_PRECISIONS else None,
             )
+        if o["native"] and self.precision in FP8 and o["format"] != "e4m3":
+            raise BackendError("hf: native fp8 runs E4M3 (torchao's float8 matmuls); format=e5m2 is emulated only",
+                               hint=f"hf:{spec.model or 'MODEL'}@fp8,format=e5m2 (emulated)")
         self.compute = self.precision if self.precision in HF_DTYPES else o["dtype"]
         # hardware refusals happen here, before any model is loaded, so `agentsim run` stops up front
         self.accelerator: Accelerator = detect(o["device"])
         if o["native"] and o["device"] == "cpu":
-            raise BackendError("hf: native=true runs on FP4 tensor cores, not on device=cpu",
+            units = "FP8" if self.precision in FP8 else "FP4"
+            raise BackendError(f"hf: native=true runs on {units} tensor cores, not on device=cpu",
                                hint=f"hf:{spec.model or 'MODEL'}@{self.precision} (emulated) runs on the CPU")
-        if o["native"]:
+        if o["native"] and self.precision in FP8:
+            self.accelerator = require_native_fp8(self.precision, backend="hf", model=spec.model or "MODEL")
+        elif o["native"]:
             self.accelerator = require_native_fp4(self.precision, backend="hf", model=spec.model or "MODEL")
+        #: the agentsim.quant scheme of an emulated precision (fp8,format=e5m2 -> fp8_e5m2)
+        self.scheme = f"fp8_{o['format']}" if self.precision in FP8 and o["format"] != "e4m3" else self.precision
+        #: the kernel a library precision (or native fp8) runs, told now: a missing library or a
+        #: device without kernels stops the run before any model is loaded
+        self.library_kernel: str | None = None
+        if self.precision in LIBRARY_PRECISIONS or (o["native"] and self.precision in FP8):
+            from .hf_precisions import check_library
+
+            self.library_kernel = check_library(self.precision, self.accelerator, compute=self.compute,
+                                                group=o["group"], double_quant=o["double_quant"],
+                                                native_fp8=bool(o["native"]) and self.precision in FP8)
         self.f16_note: str | None = None
         if self.compute == "f16":
             problem = f16_matmul_problem(self.accelerator)
@@ -113,7 +165,7 @@ class HFBackend(Backend):
     def mode(self) -> str:
         if self.precision in EMULATED_SCHEMES:
             return "native" if self.options["native"] else "emulated"
-        return "native"
+        return "native"  # f32/bf16/f16, and the library precisions (bitsandbytes, torchao)
 
     def load(self) -> None:
         if self.model is not None:
@@ -127,14 +179,35 @@ class HFBackend(Backend):
         compute = getattr(torch, TORCH_DTYPES[self.compute])
         # quantized precisions round from float32 weights; dtype precisions load straight in theirs
         load_dtype = torch.float32 if self.precision in EMULATED_SCHEMES else compute
-        model, tok, sha, cache_state = load_hf_model(src, load_dtype, cache=self.options["cache"])
         n_quant = 0
-        if self.precision in EMULATED_SCHEMES and not self.options["native"]:
-            n_quant = self._fake_quantize(model, compute)
-        model = model.to(dtype=compute)
-        model = model.to(self.accelerator.kind)
-        if self.options["native"]:
+        from .hf_precisions import quiet
+
+        if self.precision in BNB_PRECISIONS:
+            # bitsandbytes quantizes while transformers loads (a bnb model cannot be cast or moved after)
+            from .hf_precisions import bnb_config, count_bnb_linears
+
+            qc = bnb_config(self.precision, compute, double_quant=self.options["double_quant"])
+            with quiet():
+                model, tok, sha, cache_state = load_hf_model(src, compute, cache=self.options["cache"],
+                                                             quantization_config=qc, device_map=self.accelerator.kind)
+            n_quant = count_bnb_linears(model)
+        else:
+            with quiet():  # transformers imports torchao/bitsandbytes when they are installed
+                model, tok, sha, cache_state = load_hf_model(src, load_dtype, cache=self.options["cache"])
+            if self.precision in EMULATED_SCHEMES and not self.options["native"]:
+                n_quant = self._fake_quantize(model, compute)
+            model = model.to(dtype=compute)
+            model = model.to(self.accelerator.kind)
+        if self.options["native"] and self.precision in FP8:
+            from .hf_precisions import native_fp8
+
+            n_quant = native_fp8(model)
+        elif self.options["native"]:
             n_quant = self._native_fp4(model)
+        if self.precision in TORCHAO_PRECISIONS:
+            from .hf_precisions import torchao_quantize
+
+            n_quant = torchao_quantize(model, self.precision, self.accelerator, group=self.options["group"])
         model.eval()
         self.model, self.tokenizer = model, tok
         self._loaded = {
@@ -155,7 +228,7 @@ class HFBackend(Backend):
         with torch.no_grad():
             for name, mod in model.named_modules():
                 if isinstance(mod, torch.nn.Linear) and not name.endswith("lm_head"):
-                    mod.weight.data = quant.fake_quantize(mod.weight.data, self.precision, group, dtype=compute)
+                    mod.weight.data = quant.fake_quantize(mod.weight.data, self.scheme, group, dtype=compute)
                     n += 1
         return n
 
@@ -417,13 +490,16 @@ class HFBackend(Backend):
         o = self.options
         if self.precision in HF_DTYPES:
             kernel = f"torch {self.accelerator.kind} matmul in {self.precision}"
+        elif self.library_kernel:
+            kernel = self.library_kernel
         elif o["native"]:
             kernel = f"torchao {self.precision} FP4 tensor cores (weights and activations FP4, dynamic scales)"
         else:
             from agentsim.quant import DEFAULT_BLOCK
 
-            block = o["group"] or DEFAULT_BLOCK[self.precision]
-            kernel = (f"agentsim.quant fake-quantize ({self.precision}, block {block}) -> weights dequantized "
+            what = (f"{o['format']}, one scale per output channel" if self.precision in FP8
+                    else f"block {o['group'] or DEFAULT_BLOCK[self.precision]}")
+            kernel = (f"agentsim.quant fake-quantize ({self.precision}, {what}) -> weights dequantized "
                       f"to {self.compute}; torch {self.accelerator.kind} matmul in {self.compute}")
         loaded = self._loaded
         extra: dict[str, Any] = {
@@ -437,6 +513,14 @@ class HFBackend(Backend):
         }
         if self.precision in EMULATED_SCHEMES and not o["native"]:
             extra["quantized"] = "decoder nn.Linear weights (embeddings and lm_head kept in the compute dtype)"
+        elif self.precision in LIBRARY_PRECISIONS:
+            lib = "bitsandbytes" if self.precision in BNB_PRECISIONS else "torchao"
+            extra["quantized"] = f"decoder nn.Linear weights by {lib} (embeddings and lm_head kept in the compute dtype)"
+            extra[lib] = dist_version(lib)
+        if self.precision in FP8:
+            extra["fp8_format"] = o["format"]
+        if self.precision in BNB_4BIT:
+            extra["double_quant"] = bool(o["double_quant"])
         if self.f16_note:
             extra["f16_note"] = self.f16_note
         for k in ("kind", "cache", "load_s", "quantized_linears", "catalog_name"):

@@ -74,26 +74,60 @@ def folder_sha256(folder: Path) -> str:
     return h.hexdigest()
 
 
-def load_hf_model(src: ModelSource, dtype: Any, *, cache: bool = True) -> tuple[Any, Any, str, str]:
+def load_hf_model(src: ModelSource, dtype: Any, *, cache: bool = True, quantization_config: Any = None,
+                  device_map: str | None = None) -> tuple[Any, Any, str, str]:
     """(model, tokenizer, sha256, cache state) for ``src``, the model's weights in torch ``dtype``.
 
     The cache state says how a GGUF was loaded: ``hit``, ``miss (written)``, ``miss (not written:
     ...)`` or ``off``; a folder is ``n/a (model folder)``.
+
+    ``quantization_config`` (a transformers quantization config, e.g. ``BitsAndBytesConfig``) is
+    applied while loading, which transformers does from a folder only: a GGUF is loaded from its
+    cache folder (written first when missing), or from a temporary folder when ``cache`` is off
+    or the cache cannot be written.
     """
     if src.kind == "hf":
-        return _load_folder(src.path, dtype)
-    return _load_gguf(src.path, dtype, src.sha256, cache=cache)
+        return _load_folder(src.path, dtype, quantization_config, device_map)
+    if quantization_config is None:
+        return _load_gguf(src.path, dtype, src.sha256, cache=cache)
+    return _load_gguf_quantized(src.path, dtype, src.sha256, quantization_config, device_map, cache=cache)
 
 
-def _load_folder(path: Path, dtype: Any) -> tuple[Any, Any, str, str]:
+def _load_folder(path: Path, dtype: Any, quantization_config: Any = None,
+                 device_map: str | None = None) -> tuple[Any, Any, str, str]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    kw: dict[str, Any] = {}
+    if quantization_config is not None:
+        kw = {"quantization_config": quantization_config, "device_map": device_map or "cpu"}
     try:
         tok = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kw)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"cannot load the model folder {path}: {exc}") from None
     return model, tok, folder_sha256(path), "n/a (model folder)"
+
+
+def _load_gguf_quantized(path: Path, dtype: Any, sha: str | None, quantization_config: Any,
+                         device_map: str | None, *, cache: bool) -> tuple[Any, Any, str, str]:
+    """A GGUF through a folder, so that transformers applies ``quantization_config`` while loading."""
+    import tempfile
+
+    sha = sha or cached_sha256(path)
+    cached = hf_cache_dir() / f"gguf-{sha}"
+    state = "hit"
+    if not (cache and (cached / "config.json").is_file() and any(cached.glob("*.safetensors"))):
+        model, tok, sha, state = _load_gguf(path, dtype, sha, cache=cache)
+        if state != "miss (written)":  # no cache folder to load from: a temporary one
+            with tempfile.TemporaryDirectory(prefix="agentsim-hf-") as tmp:
+                model.save_pretrained(tmp)
+                tok.save_pretrained(tmp)
+                del model
+                qmodel, qtok, _, _ = _load_folder(Path(tmp), dtype, quantization_config, device_map)
+            return qmodel, qtok, sha, state
+        del model
+    qmodel, qtok, _, _ = _load_folder(cached, dtype, quantization_config, device_map)
+    return qmodel, qtok, sha, state
 
 
 def _load_gguf(path: Path, dtype: Any, sha: str | None = None, *, cache: bool = True) -> tuple[Any, Any, str, str]:
