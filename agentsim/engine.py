@@ -29,6 +29,7 @@ from typing import Any
 
 from . import expr
 from .answers import ParseFailure, check_answer, parse_answer
+from .scenario.attribution import input_parents
 from .errors import AgentsimError, BackendError
 from .measure import (
     EnergyMeter,
@@ -490,14 +491,16 @@ class RunExecutor:
         backend call is needed (a tool hop, a failed template), else a :class:`_Pending` call."""
         spec = scenario.hop(hop_id)
         parents = list(spec.depends_on)
+        # judged by the parents its answer uses; the rest are context (scenario.attribution)
+        used = input_parents(spec, parents)
         ctx = inst.context(scenario.spec.world)
         if mode == "oracle":
             inputs = {p: inst.expected[p] for p in parents}
             parents_ok = True
         else:
             inputs = {p: outcomes[p].value for p in parents}
-            parents_ok = all(outcomes[p].correct for p in parents)
-        inputs_usable = all(v is not _MISSING for v in inputs.values())
+            parents_ok = all(outcomes[p].correct for p in used)
+        inputs_usable = all(inputs[p] is not _MISSING for p in used)
         # a parent without a parsed value hands on its raw completion, as an agent pipeline would
         ctx.update({p: (outcomes[p].raw if v is _MISSING else v) for p, v in inputs.items()})
         expected = inst.expected[hop_id]
@@ -508,7 +511,7 @@ class RunExecutor:
             except Exception:  # noqa: BLE001 - a wrong input can make the expectation undefined
                 expected_given = _MISSING
         inherited = sorted(
-            {r for p in parents if not outcomes[p].correct for r in (roots.get(p) or [p])},
+            {r for p in used if not outcomes[p].correct for r in (roots.get(p) or [p])},
             key=scenario.order.index,
         )
         trace = new_hop_trace(
