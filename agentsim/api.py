@@ -120,6 +120,7 @@ def simulate(
     progress: Any = None,
     raise_on_failure: bool = True,
     batch: int | str | Sequence[int] = 1,
+    executor: str | None = None,
 ) -> Results:
     """Run scenarios against backends and store every hop.
 
@@ -129,6 +130,8 @@ def simulate(
     (values may be lists to sweep: ``{"depth": [1, 2, 3]}``). ``batch``: instances advanced
     together, their ready hops sent to the backend as one call; a list (or ``"1,4,16"``) sweeps.
     ``db``: a path or SQLAlchemy URL (default ``$AGENTSIM_DB`` or ``./agentsim.db``).
+    ``executor``: ``None``/``"in-process"``, or ``"ray[,address=auto][,num_gpus=N]..."`` (one Ray
+    task per run; docs/distributed.md).
     """
     from .launch import Launch, run_launch
     from .scenario import Scenario
@@ -138,7 +141,7 @@ def simulate(
     if isinstance(backends, str):
         backends = [backends]
     launch = Launch(scenarios=list(scenarios), backends=list(backends), params=params, modes=mode,
-                    instances=instances, seed=seed, energy=energy, batch_sizes=batch)
+                    instances=instances, seed=seed, energy=energy, batch_sizes=batch, executor=executor)
     store = db if isinstance(db, Store) else Store(db)
     result = run_launch(launch, store=store, progress=progress)
     runs, failures = result.runs, result.failures

@@ -191,6 +191,9 @@ class Launch:
     energy: str = "auto"
     strict_params: bool = True
     launch_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    #: where the runs execute: None or "in-process" (here, one after the other), or
+    #: "ray[,address=...][,num_gpus=..][,num_cpus=..]" (one Ray task per run; agentsim.distributed)
+    executor: str | Any = None
 
     def check(self) -> None:
         if not self.scenarios:
@@ -201,6 +204,9 @@ class Launch:
             raise AgentsimError("--instances must be at least 1")
         self.batch_sizes = parse_batch_sizes(self.batch_sizes)
         expand_modes(self.modes)
+        from .distributed import parse_executor
+
+        self.executor = parse_executor(self.executor)
 
     def resolved_scenarios(self) -> list[Scenario]:
         """Every scenario x parameter point, resolved (a bad file or parameter raises here)."""
@@ -276,6 +282,13 @@ def run_launch(
     scenarios = launch.resolved_scenarios()
     backends = [create_backend(s) for s in launch.backend_specs()]  # validate every spec up front
     plans = launch.plans(scenarios)
+    if not launch.executor.in_process:  # one Ray task per run; each worker meters its own runs
+        from .distributed.ray_executor import run_on_ray
+
+        runs_, failures_ = run_on_ray(launch.executor, store=store, backends=backends, plans=plans,
+                                      energy=launch.energy, progress=progress, cancel=cancel,
+                                      keep_going=keep_going, on_run_created=on_run_created)
+        return LaunchResult(launch.launch_id, runs_, failures_)
     own_meter = meter is None
     meter = make_meter(launch.energy) if meter is None else meter
     runs: list[RunRead] = []

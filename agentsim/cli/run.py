@@ -80,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0 if run.status == "complete" else 1
     launch = Launch(scenarios=args.scenarios, backends=args.backend or [], params=args.param or None,
                     modes=args.mode, instances=args.instances, seed=args.seed, energy=args.energy,
-                    batch_sizes=args.batch)
+                    batch_sizes=args.batch, executor=args.executor)
     with bar:
         result = run_launch(launch, store=store, progress=on_progress)
     _print_run_lines(result.runs, store)
@@ -144,6 +144,9 @@ def add_cli(sub: Any) -> None:
                     help="instances advanced together, their ready hops sent to the backend as one "
                          "call; a list sweeps (one run per size, e.g. --batch 1,4,16)")
     sp.add_argument("--energy", default="auto", help="auto | nvml | rapl | estimate | off")
+    sp.add_argument("--executor", default="in-process", metavar="NAME[,key=value...]",
+                    help="where the runs execute: in-process, or ray[,address=auto|ray://HOST:PORT]"
+                         "[,num_gpus=N][,num_cpus=N] (one Ray task per run; docs/distributed.md)")
     sp.add_argument("--resume", type=int, metavar="RUN_ID", help="finish an interrupted run")
     add_trust_argument(sp)
     db_arg(sp)
