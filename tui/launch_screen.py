@@ -113,6 +113,8 @@ class LaunchScreen(AgentsimScreen):
                     yield Input("10", id="launch-instances", compact=True, type="integer")
                     yield Label("seed", classes="form-inline")
                     yield Input("0", id="launch-seed", compact=True, type="integer")
+                    yield Label("batch", classes="form-inline")
+                    yield Input("1", id="launch-batch", compact=True)
                 yield Label("Backends / precisions", classes="form-label gap")
                 yield SelectionList[str](id="launch-backends")
                 yield Input(placeholder="more specs: noisy,p=0.2,latency_ms=5 …", id="launch-specs", compact=True)
@@ -188,6 +190,7 @@ class LaunchScreen(AgentsimScreen):
             list(self.query_one("#launch-backends", SelectionList).selected),
             self.query_one("#launch-specs", Input).value,
             mode,
+            batch_text=self.query_one("#launch-batch", Input).value,
         )
 
     # start / cancel -----------------------------------------------------------------------

@@ -55,7 +55,7 @@ async def test_launch_noisy_run_completes(tmp_path):
     assert tui_run.status == cli_run.status == "complete"
     for field in ("scenario", "scenario_fingerprint", "backend", "mode", "seed", "n_instances", "hops_per_instance"):
         assert getattr(tui_run, field) == getattr(cli_run, field), field
-    assert tui_run.energy_meter["name"] == "estimate" and tui_run.batch
+    assert tui_run.energy_meter["name"] == "estimate" and tui_run.launch_id
     tui_hops = [{k: getattr(h, k) for k in keys} for h in tui_store.hops(1)]
     cli_hops = [{k: getattr(h, k) for k in keys} for h in cli_store.hops(1)]
     assert tui_hops == cli_hops and len(tui_hops) == 20
