@@ -1,10 +1,15 @@
-"""Compare: runs side by side against a chosen baseline (the same figures as ``agentsim compare``,
-computed by :func:`agentsim.analysis.compare_runs`), and accuracy against depth per run."""
+"""Compare: runs side by side against their baselines (the same figures as ``agentsim compare``,
+computed by :func:`agentsim.analysis.compare_runs`): ratios with their paired 95 % intervals
+(``relative_ci95``), the verdict of each run, the cursor row's verdict line with its evidence,
+and model-hop accuracy against depth for the runs that share the cursor row's scenario and mode.
+
+The baseline is ``evaluate()``'s default (the top rung of the same model, scenario, params and
+mode) until ``b`` makes the cursor row the baseline of every run; ``d`` returns to the default."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.text import Text
 from textual import on, work
@@ -15,7 +20,17 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-__all__ = ["CompareScreen", "energy_cell", "series_label"]
+if TYPE_CHECKING:
+    from .app import AgentsimApp
+
+__all__ = ["CompareScreen", "energy_cell", "series_label", "ci_cell", "verdict_cell", "chart_group"]
+
+#: the most lines the accuracy chart draws (each one named in its legend)
+CHART_SERIES = 8
+
+_VERDICT_SHORT = {"accuracy trap": ("acc. trap", "red"), "efficiency trap": ("eff. trap", "red"),
+                  "accuracy and efficiency trap": ("acc+eff trap", "red"), "no trap": ("no trap", "green"),
+                  "inconclusive": ("inconclusive", "yellow"), "baseline": ("baseline", "dim")}
 
 _KIND_SHORT = {"measured": "meas.", "estimated": "est.", "mixed": "mixed"}
 
@@ -55,9 +70,34 @@ def series_label(s: dict[str, Any]) -> str:
     return f"r{s['run_id']} {s['precision'] or s['backend']} {s['mode']}"
 
 
+def ci_cell(ci: list[float] | None, is_base: bool) -> str:
+    """The paired 95 % interval of a ratio to the baseline: ``0.17-0.62``."""
+    if is_base or not ci:
+        return "" if is_base else "-"
+    return f"{ci[0]:.2f}-{ci[1]:.2f}"
+
+
+def verdict_cell(summary: dict[str, Any]) -> Text:
+    verdict = (summary.get("verdict") or {}).get("verdict") or "-"
+    short, style = _VERDICT_SHORT.get(verdict, (verdict, ""))
+    return Text(short, style=style)
+
+
+def chart_group(summaries: list[dict[str, Any]], current: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The runs the chart draws: those of the current row's scenario, params and mode (the runs
+    that share its instances), at most :data:`CHART_SERIES`."""
+    if current is None:
+        return []
+    key = (current["scenario"], repr(sorted((current.get("params") or {}).items())), current["mode"])
+    same = [s for s in summaries
+            if (s["scenario"], repr(sorted((s.get("params") or {}).items())), s["mode"]) == key]
+    return same[:CHART_SERIES]
+
+
 class CompareScreen(Screen[None]):
     BINDINGS = [
         Binding("b", "baseline", "Set baseline"),
+        Binding("d", "default_baseline", "Default baseline"),
         Binding("escape", "back", "Back"),
         Binding("t", "trace", "Trace"),  # enter on a row too
     ]
@@ -69,8 +109,14 @@ class CompareScreen(Screen[None]):
     def __init__(self, run_ids: list[int], baseline: int | None = None) -> None:
         super().__init__()
         self.run_ids = run_ids
-        self.baseline = baseline if baseline is not None else run_ids[0]
+        #: None: evaluate()'s default (the top rung of each model, scenario, params and mode)
+        self.baseline = baseline
         self.summaries: list[dict[str, Any]] = []
+
+    @property
+    def agentsim_app(self) -> AgentsimApp:
+        # screens do not import the app (it imports them): the type is for the checker only
+        return cast("AgentsimApp", self.app)
 
     def compose(self) -> ComposeResult:
         from textual_plotext import PlotextPlot
@@ -79,14 +125,16 @@ class CompareScreen(Screen[None]):
             yield Static("comparing…", id="compare-title")
             table: DataTable[Text | str] = DataTable(id="compare-table", cursor_type="row")
             yield table
+            yield Static("", id="compare-verdict")
             yield Static("", id="compare-energy-note")
             yield PlotextPlot(id="compare-chart")
         yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#compare-table", DataTable)
-        for label, width in (("run", 4), ("backend", 16), ("mode", 6), ("hop acc", 12), ("task ok", 12),
-                             ("energy/task", 17), ("local", 5), ("prop.", 5), ("s/hop", 12)):
+        for label, width in (("run", 3), ("backend", 11), ("mode", 6), ("hop acc", 11), ("x 95% CI", 9),
+                             ("task ok", 11), ("x 95% CI", 9), ("energy/task", 17), ("verdict", 12),
+                             ("loc/prop", 8), ("s/hop", 12)):
             table.add_column(label, width=width)
         self.compare()
 
@@ -106,29 +154,29 @@ class CompareScreen(Screen[None]):
         table = self.query_one("#compare-table", DataTable)
         cursor = table.cursor_row
         table.clear()
-        base = next((s for s in self.summaries if s["run_id"] == self.baseline), None)
+        by_id = {s["run_id"]: s for s in self.summaries}
         for s in self.summaries:
-            rel = s["relative"]
+            rel, ci = s["relative"], s.get("relative_ci95") or {}
             is_base = s["run_id"] == s["baseline_run_id"]
+            base = by_id.get(s["baseline_run_id"])
             ek = s["error_kinds"]
             spph = "-" if s["wall_s_per_hop"] is None else f"{s['wall_s_per_hop']:.3f}"
             table.add_row(
                 Text(str(s["run_id"]), style="bold" if is_base else ""),
-                s["backend"][:16], s["mode"],
-                _pct(s["accuracy"]) + _rel(rel["accuracy"], is_base),
-                _pct(s["task_success"]) + _rel(rel["task_success"], is_base),
+                s["backend"][:11], s["mode"],
+                _pct(s["model_hop_accuracy"]) + _rel(rel.get("model_hop_accuracy"), is_base),
+                ci_cell(ci.get("model_hop_accuracy"), is_base),
+                _pct(s["task_success"]) + _rel(rel.get("task_success"), is_base),
+                ci_cell(ci.get("task_success"), is_base),
                 energy_cell(s, base),
-                str(ek["local"]), str(ek["propagated"]),
-                spph + _rel(rel["wall_s_per_hop"], is_base),
+                verdict_cell(s),
+                f"{ek['local']}/{ek['propagated']}",
+                spph + _rel(rel.get("wall_s_per_hop"), is_base),
                 key=str(s["run_id"]),
             )
         if self.summaries:
             table.move_cursor(row=min(cursor, len(self.summaries) - 1))
-        title = Text("Compare", style="bold")
-        if base is not None:
-            title.append(f" · baseline run {base['run_id']} ({base['backend']} [{base['mode']}]"
-                         f"{', ' + base['precision'] if base['precision'] else ''}) · b: baseline = cursor row")
-        self.query_one("#compare-title", Static).update(title)
+        self.query_one("#compare-title", Static).update(self._title())
         kinds = sorted({s["energy"]["kind"] for s in self.summaries})
         note = "energy per correct task: " + ", ".join(
             {"measured": "meas. = measured (meter)", "estimated": "est. = estimated (model, not measured)",
@@ -136,27 +184,65 @@ class CompareScreen(Screen[None]):
             for k in kinds if k in ("measured", "estimated", "unavailable", "mixed")
         )
         self.query_one("#compare-energy-note", Static).update(Text(note, style="dim"))
-        self._chart()
+        self._show_current()
 
-    def _chart(self) -> None:
+    def _title(self) -> Text:
+        title = Text("Compare", style="bold")
+        bases = list(dict.fromkeys(s["baseline_run_id"] for s in self.summaries if s["baseline_run_id"] is not None))
+        by_id = {s["run_id"]: s for s in self.summaries}
+        named = ", ".join(f"run {b}" + (f" ({by_id[b]['precision'] or by_id[b]['backend']} [{by_id[b]['mode']}])"
+                                         if b in by_id else "") for b in bases[:3])
+        named += f" +{len(bases) - 3}" if len(bases) > 3 else ""
+        if self.baseline is None:
+            title.append(f" · baseline {named or '-'}: top rung of the same model, scenario, mode · b: cursor row")
+        else:
+            title.append(f" · baseline {named or f'run {self.baseline}'} (chosen with b) · d: default")
+        return title
+
+    def _current(self) -> dict[str, Any] | None:
+        if not self.summaries:
+            return None
+        row = self.query_one("#compare-table", DataTable).cursor_row
+        return self.summaries[min(max(row, 0), len(self.summaries) - 1)]
+
+    def _show_current(self) -> None:
+        cur = self._current()
+        line = Text()
+        if cur is not None:
+            verdict = (cur.get("verdict") or {})
+            short, style = _VERDICT_SHORT.get(verdict.get("verdict") or "", ("", ""))
+            line.append(f"{short}: " if short else "", style=f"bold {style}")
+            line.append(verdict.get("line") or "no verdict")
+        self.query_one("#compare-verdict", Static).update(line)
+        self._chart(cur)
+
+    @on(DataTable.RowHighlighted, "#compare-table")
+    def _highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        if self.summaries:
+            self._show_current()
+
+    def _chart(self, current: dict[str, Any] | None = None) -> None:
         from textual_plotext import PlotextPlot
 
         plot = self.query_one("#compare-chart", PlotextPlot)
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title("hop accuracy by depth (free mode compounds errors)")
+        group = chart_group(self.summaries, current)
+        where = f"{current['scenario']} [{current['mode']}]" if current else ""
+        plt.title(f"model-hop accuracy by depth: {where}" + (" (free mode compounds errors)"
+                                                              if current and current["mode"] == "free" else ""))
         plt.xlabel("depth (hops)")
         plt.ylim(0, 1)
-        depths = sorted({int(d) for s in self.summaries for d in s["accuracy_by_depth"]})
+        depths = sorted({int(d) for s in group for d in s.get("model_hop_accuracy_by_depth") or {}})
         if depths:
             plt.xticks(depths)
-        for s in self.summaries:
-            by_depth = s["accuracy_by_depth"]
+        for s in group:
+            by_depth = s.get("model_hop_accuracy_by_depth") or {}
             if not by_depth:
                 continue
-            xs = [int(d) for d in by_depth]
-            ys = [v["accuracy"] for v in by_depth.values()]
+            xs = sorted(int(d) for d in by_depth)
+            ys = [by_depth[str(d)]["accuracy"] for d in xs]
             plt.plot(xs, ys, label=series_label(s), marker="braille")
         plot.refresh()
 
@@ -165,6 +251,10 @@ class CompareScreen(Screen[None]):
         if not self.summaries:
             return
         self.baseline = self.summaries[table.cursor_row]["run_id"]
+        self.compare()
+
+    def action_default_baseline(self) -> None:
+        self.baseline = None
         self.compare()
 
     def action_back(self) -> None:
