@@ -5,7 +5,7 @@ repository, path, commit and sha256 it was taken from; its loader verifies that 
 
 ``gsm8k``  the GSM8K test split in its Socratic form (OpenAI, MIT licence), see
            :mod:`agentsim.datasets.gsm8k`; its scenario family is
-           :mod:`agentsim.datasets.gsm8k_family`.
+           :mod:`agentsim.scenario.families.gsm8k`.
 """
 
 from __future__ import annotations

@@ -55,6 +55,7 @@ BUILTIN_FAMILY_MODULES: tuple[str, ...] = (
     "agentsim.scenario.families.relations",
     "agentsim.scenario.families.fan_in",
     "agentsim.scenario.families.workflow",
+    "agentsim.scenario.families.gsm8k",
 )
 
 

@@ -13,9 +13,9 @@ from agentsim import expr
 from agentsim.answers import ParseSpec, parse_answer
 from agentsim.datasets import DatasetError
 from agentsim.datasets import gsm8k as g
-from agentsim.datasets import gsm8k_family as fam
 from agentsim.errors import AgentsimError, ScenarioError
 from agentsim.scenario import build_generator
+from agentsim.scenario.families import gsm8k as fam
 
 # ---------------------------------------------------------------------------------------------
 # the data

@@ -22,10 +22,10 @@ LAYERS: list[tuple[str, ...]] = [
      "agentsim.grammar", "agentsim.tools", "agentsim.console", "agentsim.quant"),
     # data sources, scenarios, models, the device and energy
     ("agentsim.datasets", "agentsim.scenario", "agentsim.hardware", "agentsim.models", "agentsim.measure"),
-    ("agentsim.store",),
+    ("agentsim.store", "agentsim.migrations"),
     ("agentsim.backends",),
     ("agentsim.engine",),
-    ("agentsim.launch", "agentsim.casting"),
+    ("agentsim.launch", "agentsim.distributed", "agentsim.casting"),
     ("agentsim.analysis", "agentsim.report", "agentsim.render"),
     ("agentsim.api", "agentsim.demo"),
     ("agentsim.tui",),

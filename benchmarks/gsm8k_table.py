@@ -5,7 +5,7 @@ failures.
 
 Run it (it writes the runs to ``--db`` and prints the Markdown tables)::
 
-    python -m agentsim.datasets.gsm8k_report --db gsm8k.db --per-bucket 10 --decomposed 10
+    python benchmarks/gsm8k_table.py --db gsm8k.db --per-bucket 10 --decomposed 10
 
 ``--table-only`` prints the tables of a database written earlier.
 """
@@ -18,8 +18,6 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
-
-from agentsim.datasets import gsm8k_family  # noqa: F401 - registers the gsm8k family
 
 __all__ = ["BUCKETS", "run", "whole_table", "decomposed_table", "paired_relative_loss"]
 

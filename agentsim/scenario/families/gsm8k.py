@@ -27,9 +27,8 @@ import random
 import re
 from typing import Any
 
-from agentsim.scenario import Generated, generator
-
-from .gsm8k import Problem, load_problems
+from agentsim.datasets.gsm8k import Problem, load_problems
+from agentsim.scenario.registry import Generated, generator
 
 __all__ = ["parse_steps", "problem_pool", "step_expectation", "WHOLE_PARSE_PATTERN"]
 
