@@ -189,7 +189,7 @@ def as_number(value: Any) -> float | None:
         try:
             return float(value)
         except OverflowError:
-            return math.copysign(math.inf, value)
+            return math.inf if value > 0 else -math.inf
     if isinstance(value, str):
         text = value.strip().replace("−", "-")
         if not text or len(text) > 400 or not _NUMERIC_STRING.fullmatch(text) or not any(c.isdigit() for c in text):

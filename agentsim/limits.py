@@ -68,8 +68,8 @@ class Limits:
     regex_s: float | None = 1.0
     #: YAML aliases (``*name``) in one file
     yaml_aliases: int | None = 1_000
-    #: size of a YAML file once its aliases are expanded (nodes + characters of scalars)
-    yaml_expanded: int | None = 10_000_000
+    #: what a YAML file's aliases may add to it once expanded (nodes + characters of scalars)
+    yaml_expanded: int | None = 1_000_000
     #: nesting depth of YAML collections
     yaml_depth: int | None = 64
     #: bytes of one scenario file
@@ -88,7 +88,7 @@ LIMIT_HELP: dict[str, str] = {
     "value_bytes": "JSON characters per value stored in the database",
     "regex_s": "seconds per regex parse of a completion",
     "yaml_aliases": "YAML aliases per file",
-    "yaml_expanded": "size of a YAML file with its aliases expanded (nodes + characters)",
+    "yaml_expanded": "what aliases may add to a YAML file once expanded (nodes + characters)",
     "yaml_depth": "nesting depth of YAML collections",
     "file_bytes": "bytes per scenario file",
 }

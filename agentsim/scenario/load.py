@@ -79,12 +79,14 @@ class _BoundedLoader(yaml.SafeLoader):
             self.nesting -= 1
 
 
-def _expanded_size(root: yaml.Node) -> int:
-    """The size of the document with every alias expanded: nodes + characters of scalars.
+def _expanded_size(root: yaml.Node) -> tuple[int, int]:
+    """``(expanded, unique)``: the size of the document with every alias expanded, and without
+    (nodes + characters of scalars).
 
-    An alias shares its anchor's node, so this counts each node once per path that reaches it
-    (memoised per node: linear in the file, however much the aliases would expand)."""
+    An alias shares its anchor's node, so ``expanded`` counts each node once per path that
+    reaches it (memoised per node: linear in the file, however much the aliases would expand)."""
     sizes: dict[int, int] = {}
+    unique = 0
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, done = stack.pop()
@@ -92,14 +94,16 @@ def _expanded_size(root: yaml.Node) -> int:
             continue
         if isinstance(node, yaml.ScalarNode):
             sizes[id(node)] = 1 + len(node.value)
+            unique += sizes[id(node)]
             continue
         children = [c for pair in node.value for c in pair] if isinstance(node, yaml.MappingNode) else list(node.value)
         if done:
             sizes[id(node)] = 1 + sum(sizes.get(id(c), 0) for c in children)
+            unique += 1
         else:
             stack.append((node, True))
             stack.extend((c, False) for c in children if id(c) not in sizes)
-    return sizes[id(root)]
+    return sizes[id(root)], unique
 
 
 def _compose(text: str, source: str) -> tuple[yaml.Node | None, Any]:
@@ -109,11 +113,11 @@ def _compose(text: str, source: str) -> tuple[yaml.Node | None, Any]:
         node = loader.get_single_node()
         if node is not None and loader.aliases:
             cap = lim.yaml_expanded
-            size = _expanded_size(node)
-            if cap is not None and size > cap:
+            size, unique = _expanded_size(node)
+            if cap is not None and size - unique > cap:
                 raise LimitExceeded(
-                    f"the file's {loader.aliases:,} YAML aliases expand it to {size:,} nodes and "
-                    f"characters; the limit is {cap:,} (limit yaml_expanded)",
+                    f"the file's {loader.aliases:,} YAML aliases expand it by {size - unique:,} nodes "
+                    f"and characters; the limit is {cap:,} (limit yaml_expanded)",
                     limit="yaml_expanded", source=source, line=loader.first_alias,
                 )
         data = loader.construct_document(node) if node is not None else None
