@@ -19,6 +19,11 @@ The batch from which dequantization is *amortised* is the smallest measured batc
 the ratio stays below ``threshold`` (default 0.5: the matmul takes more time than the casting)
 for every larger measured batch.
 
+Real kernels: for ``int8-wo`` and ``int4-wo`` the tool also times torchao's quantized linear
+(the packed weights and the kernel the hf backend runs at that precision; ``kernel_s``) beside
+its emulated form (agentsim's ``int8`` / ``int4``: dequantize, then the dense matmul), so the
+casting cost of the non-fused path and of a real kernel are read side by side.
+
 Limits: this is the torch path (dequantize the whole weight, then a dense matmul), as a
 non-fused kernel pays it; llama.cpp and fused GPU kernels dequantize inside the matmul, tile by
 tile, so they do not pay this cost in this form. On a CPU the figure is a CPU figure.
@@ -36,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AgentsimError, ModelError
-from .precision import EMULATED_SCHEMES, TORCH_DTYPES
+from .precision import EMULATED_SCHEMES, TORCH_DTYPES, TORCHAO_PRECISIONS
 
 __all__ = [
     "LinearShape",
@@ -48,7 +53,14 @@ __all__ = [
     "profile_casting",
     "parse_batches",
     "amortised_batch",
+    "CASTING_PRECISIONS",
+    "EMULATED_FORM",
 ]
+
+#: a real-kernel precision and the agentsim.quant scheme that is its emulated form
+EMULATED_FORM: dict[str, str] = {"int8-wo": "int8", "int4-wo": "int4"}
+#: what the profiler takes: the emulated schemes, and the torchao precisions (timed as real kernels too)
+CASTING_PRECISIONS: tuple[str, ...] = (*EMULATED_SCHEMES, *TORCHAO_PRECISIONS)
 
 
 # GGUF tensor names of a llama-style block -> (HF-style layer name)
@@ -78,6 +90,9 @@ class BatchRow:
     total_s: float
     ratio: float  # dequant_s / total_s
     slowdown: float  # total_s / matmul_s: the quantized layer vs the same matmul on dense weights
+    kernel_s: float | None = None  # the real quantized kernel (int8-wo, int4-wo), per block
+    kernel_vs_dense: float | None = None  # kernel_s / matmul_s
+    kernel_vs_emulated: float | None = None  # kernel_s / total_s
 
 
 @dataclass
@@ -98,6 +113,10 @@ class CastingReport:
     per_shape: list[dict[str, Any]] = field(default_factory=list)
     amortised_batch: int | None = None
     notes: list[str] = field(default_factory=list)
+    #: the real kernel timed beside the emulated form (None: emulated only)
+    kernel: str | None = None
+    #: the agentsim.quant scheme whose dequantize + matmul the rows' dequant/matmul columns time
+    emulated_as: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -252,11 +271,12 @@ def profile_casting(
     from . import quant
     from .hardware import detect
 
-    if precision not in EMULATED_SCHEMES:
+    if precision not in CASTING_PRECISIONS:
         raise AgentsimError(
             f"casting: {precision!r} has nothing to dequantize",
-            hint=f"precisions: {', '.join(EMULATED_SCHEMES)} (f32/bf16/f16 weights are used as they are)",
+            hint=f"precisions: {', '.join(CASTING_PRECISIONS)} (f32/bf16/f16 weights are used as they are)",
         )
+    scheme = EMULATED_FORM.get(precision, precision)
     if dtype not in TORCH_DTYPES:
         raise AgentsimError(f"casting: dtype {dtype!r} is not one of {', '.join(TORCH_DTYPES)}")
     if repeats < 1:
@@ -269,11 +289,16 @@ def profile_casting(
     if not batches or batches[0] < 1:
         raise AgentsimError("casting: batch sizes must be >= 1")
     try:
-        quant.block_size(precision, block)
+        quant.block_size(scheme, block)
     except ValueError as exc:
         raise AgentsimError(f"casting: {exc}") from None
     acc = detect(device)
     dev = acc.kind
+    kernel = None
+    if precision in EMULATED_FORM:
+        from .backends.hf_precisions import check_library
+
+        kernel = check_library(precision, acc, compute=dtype, group=0)
     if clock not in ("wall", "cpu"):
         raise AgentsimError(f"casting: clock {clock!r} is not wall or cpu")
     if clock == "cpu":
@@ -286,15 +311,20 @@ def profile_casting(
     if threads:
         torch.set_num_threads(threads)
     try:
-        return _profile(shapes, precision, batches, acc, dtype, repeats, warmup, threshold, block, clock,
-                        seed, model, shapes_from, layers)
+        report = _profile(shapes, scheme, batches, acc, dtype, repeats, warmup, threshold, block, clock,
+                          seed, model, shapes_from, layers, real=precision if kernel else None)
     finally:
         torch.set_num_threads(before)
+    if kernel:
+        report.precision, report.kernel, report.emulated_as = precision, kernel, scheme
+        report.notes.append(f"kernel: {kernel}; dequant/matmul columns: the emulated form (agentsim {scheme}, "
+                            f"block {report.block})")
+    return report
 
 
 def _profile(shapes: Sequence[LinearShape], precision: str, batches: list[int], acc: Any, dtype: str,
              repeats: int, warmup: int, threshold: float, block: int | None, clock: str, seed: int,
-             model: str, shapes_from: str, layers: int) -> CastingReport:
+             model: str, shapes_from: str, layers: int, real: str | None = None) -> CastingReport:
     import torch
 
     from . import quant
@@ -317,6 +347,13 @@ def _profile(shapes: Sequence[LinearShape], precision: str, batches: list[int], 
             # same, interleaved with the matmul, so both see the same machine state
             row["dequant_s"][b] = timer(lambda q=q: quant.dequantize(q, tdtype), repeats, warmup)
             row["matmul_s"][b] = timer(lambda x=x, d=dense: torch.nn.functional.linear(x, d), repeats, warmup)
+        if real:
+            lin = _real_linear(w, real, acc, tdtype)
+            row["kernel_s"] = {}
+            with torch.inference_mode():
+                for b in batches:
+                    x = torch.randn(b, s.in_features, generator=gen).to(dev, tdtype)
+                    row["kernel_s"][b] = timer(lambda x=x, lin=lin: lin(x), repeats, warmup)
         per_shape.append(row)
         del w, q, dense
 
@@ -325,8 +362,14 @@ def _profile(shapes: Sequence[LinearShape], precision: str, batches: list[int], 
         d = sum(r["dequant_s"][b] * r["count"] for r in per_shape)
         m = sum(r["matmul_s"][b] * r["count"] for r in per_shape)
         total = d + m
-        rows.append(BatchRow(batch=b, dequant_s=d, matmul_s=m, total_s=d + m,
-                             ratio=d / total if total > 0 else 0.0, slowdown=total / m if m > 0 else float("inf")))
+        row = BatchRow(batch=b, dequant_s=d, matmul_s=m, total_s=d + m,
+                       ratio=d / total if total > 0 else 0.0, slowdown=total / m if m > 0 else float("inf"))
+        if real:
+            k = sum(r["kernel_s"][b] * r["count"] for r in per_shape)
+            row.kernel_s = k
+            row.kernel_vs_dense = k / m if m > 0 else float("inf")
+            row.kernel_vs_emulated = k / total if total > 0 else float("inf")
+        rows.append(row)
     notes = [
         "torch path: the whole weight is dequantized, then a dense matmul; fused kernels (llama.cpp, "
         "Marlin-style GPU kernels) dequantize inside the matmul and do not pay this cost in this form",
@@ -340,6 +383,22 @@ def _profile(shapes: Sequence[LinearShape], precision: str, batches: list[int], 
         clock="thread CPU time" if clock == "cpu" else "wall clock", repeats=repeats, threshold=threshold, layers=layers, shapes=list(shapes), rows=rows,
         per_shape=per_shape, amortised_batch=amortised_batch(rows, threshold), notes=notes,
     )
+
+
+def _real_linear(w: Any, precision: str, acc: Any, tdtype: Any) -> Any:
+    """An ``nn.Linear`` holding ``w``, quantized by torchao as the hf backend does at ``precision``."""
+    import torch
+
+    from .backends.hf_precisions import torchao_quantize
+
+    lin = torch.nn.Linear(w.shape[1], w.shape[0], bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(w)
+    wrapper = torch.nn.Sequential(lin).to(acc.kind, tdtype)
+    if torchao_quantize(wrapper, precision, acc) != 1:
+        raise AgentsimError(f"casting: torchao left the {w.shape[0]}x{w.shape[1]} layer unquantized at {precision}",
+                            hint="int4-wo needs in_features divisible by 32")
+    return wrapper
 
 
 def amortised_batch(rows: Sequence[BatchRow], threshold: float) -> int | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from agentsim import casting
 from agentsim.console import console, print_json
-from agentsim.precision import EMULATED_SCHEMES, TORCH_DTYPES
+from agentsim.precision import TORCH_DTYPES, precision_lines
 
 __all__ = ["add_cli"]
 
@@ -31,14 +31,23 @@ def _cmd_casting(args: argparse.Namespace) -> int:
     shape_text = ", ".join(f"{s.name} {s.out_features}x{s.in_features}" for s in shapes)
     out.print(f"shapes from {source} ({layers} blocks): {shape_text}")
     for r in reports:
-        t = Table(title=f"{r.precision} (block {r.block}) -> {r.dtype} on {r.device}, {r.clock}, "
-                        f"median of {r.repeats}, per decoder block")
-        for col in ("batch", "dequant ms", "matmul ms", "total ms", "casting ratio", "vs dense"):
+        block = "per output channel" if not r.block else f"block {r.block}"
+        what = f"{r.precision} (emulated as {r.emulated_as}, {block})" if r.emulated_as else f"{r.precision} ({block})"
+        t = Table(title=f"{what} -> {r.dtype} on {r.device}, {r.clock}, median of {r.repeats}, per decoder block")
+        cols = ["batch", "dequant ms", "matmul ms", "total ms", "casting ratio", "vs dense"]
+        if r.kernel:
+            cols += ["kernel ms", "kernel vs dense", "kernel vs emulated"]
+        for col in cols:
             t.add_column(col, justify="right")
         for row in r.rows:
-            t.add_row(str(row.batch), f"{row.dequant_s * 1e3:.3f}", f"{row.matmul_s * 1e3:.3f}",
-                      f"{row.total_s * 1e3:.3f}", f"{row.ratio:.2f}", f"{row.slowdown:.2f}x")
+            cells = [str(row.batch), f"{row.dequant_s * 1e3:.3f}", f"{row.matmul_s * 1e3:.3f}",
+                     f"{row.total_s * 1e3:.3f}", f"{row.ratio:.2f}", f"{row.slowdown:.2f}x"]
+            if r.kernel and row.kernel_s is not None:
+                cells += [f"{row.kernel_s * 1e3:.3f}", f"{row.kernel_vs_dense:.2f}x", f"{row.kernel_vs_emulated:.2f}x"]
+            t.add_row(*cells)
         out.print(t)
+        if r.kernel:
+            out.print(f"  real kernel: {r.kernel}")
         if r.amortised_batch is None:
             out.print(f"  casting stays >= {r.threshold:.0%} of the layer time up to batch {r.rows[-1].batch}: "
                       "not amortised in the measured range")
@@ -61,10 +70,13 @@ def add_cli(subparsers: Any) -> None:
         "casting",
         help="time weight dequantization vs matmul by batch size (the casting overhead of 4-bit weights)",
         description=casting.__doc__.split("\n\n")[0] if casting.__doc__ else None,
+        epilog="precisions:\n  " + "\n  ".join(precision_lines(casting.CASTING_PRECISIONS))
+        + "\n(int8-wo/int4-wo: torchao's real kernel timed beside its emulated form, agentsim int8/int4)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", default=None, help="catalog name, a .gguf or a model folder (default: the catalog's default)")
     p.add_argument("--precision", action="append", default=None, metavar="P[,P...]",
-                   help=f"weight format(s): {', '.join(EMULATED_SCHEMES)} (default int4)")
+                   help=f"weight format(s): {', '.join(casting.CASTING_PRECISIONS)} (default int4)")
     p.add_argument("--batch", default="1,2,4,8,16,32,64", help="batch sizes (default 1,2,4,8,16,32,64)")
     p.add_argument("--dtype", default="bf16", choices=sorted(TORCH_DTYPES), help="compute dtype (default bf16)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))

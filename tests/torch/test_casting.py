@@ -93,7 +93,7 @@ def _check_consistent(report, batches):
         assert all(r.ratio < report.threshold for r in report.rows if r.batch >= report.amortised_batch)
 
 
-@pytest.mark.parametrize("precision", ["int8", "int4", "mxfp4", "nvfp4"])
+@pytest.mark.parametrize("precision", ["int8", "int4", "mxfp4", "nvfp4", "fp8"])
 def test_profile_is_internally_consistent(precision):
     batches = [1, 2, 8]
     rep = profile_casting(TINY, precision, batches, dtype="f32", device="cpu", repeats=2, threads=1)
