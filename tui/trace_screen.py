@@ -1,6 +1,8 @@
 """Trace inspector: pick a run and an instance; the hop graph coloured by outcome; per hop the
-prompt, completion, parsed vs expected answer, error kind, timings and energy. ``r`` jumps from a
-failed hop to its root-cause hop; ``o`` steps to the same hop in the other mode (free/oracle)."""
+prompt, completion, parsed vs expected answer, error kind, timings and energy. The instance's
+system prompt (the context every hop saw, e.g. a price list) sits above the hop, collapsed; ``s``
+opens it. ``r`` jumps from a failed hop to its root-cause hop; ``o`` steps to the same hop in the
+other mode (free/oracle)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import OptionList, Select, Static
+from textual.widgets import Collapsible, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
 from agentsim.store import HopRead, InstanceRead, RunRead
@@ -118,6 +120,7 @@ class TraceScreen(AgentsimScreen):
         Binding("o", "other_mode", "Free/oracle"),
         Binding("f", "failed_only", "Failed only"),
         Binding("n", "next_failed", "Next failed"),
+        Binding("s", "toggle_system", "System prompt"),
         Binding("left_square_bracket", "page(-1)", "Prev page", key_display="[", show=False),
         Binding("right_square_bracket", "page(1)", "Next page", key_display="]", show=False),
     ]
@@ -168,6 +171,9 @@ class TraceScreen(AgentsimScreen):
                 yield OptionList(id="trace-instances")
                 yield HopGraph(id="trace-graph")
             with VerticalScroll(id="trace-detail"):
+                # the context every hop of the instance saw; collapsed so the hop stays in view
+                with Collapsible(title="system prompt", collapsed=True, id="trace-system"):
+                    yield Static("", id="trace-system-text")
                 yield Static("", id="trace-hop")
 
     def on_screen_resume(self) -> None:
@@ -183,7 +189,8 @@ class TraceScreen(AgentsimScreen):
     @on(RunsListed)
     def _runs_listed(self, message: RunsListed) -> None:
         select = self.query_one("#trace-run", Select)
-        options = [(_clip(f"{r.id} {r.scenario} {r.mode} {r.backend}", 26), r.id) for r in message.runs]
+        # Text, not str: a name such as "shop [v2]" is shown as it is, never read as markup
+        options = [(Text(_clip(f"{r.id} {r.scenario} {r.mode} {r.backend}", 26)), r.id) for r in message.runs]
         if [o[1] for o in options] == [o[1] for o in self._options]:
             return
         self._options = options
@@ -338,7 +345,24 @@ class TraceScreen(AgentsimScreen):
         except Exception:  # noqa: BLE001 - the instance is on another page
             pass
         self._head()
+        self._show_system()
         self._show_hop()
+
+    def _show_system(self) -> None:
+        """The instance's system prompt, verbatim, in the collapsed section (hidden when none)."""
+        box = self.query_one("#trace-system", Collapsible)
+        text = self.instance.system_prompt if self.instance is not None else None
+        box.display = bool(text)
+        if not text:
+            return
+        lines = text.count("\n") + 1
+        box.title = f"system prompt ({lines} line{'s' if lines > 1 else ''}, {len(text):,} chars) · s"
+        self.query_one("#trace-system-text", Static).update(Text(text))
+
+    def action_toggle_system(self) -> None:
+        box = self.query_one("#trace-system", Collapsible)
+        if box.display:
+            box.collapsed = not box.collapsed
 
     @on(OptionList.OptionHighlighted, "#trace-graph")
     def _hop_highlighted(self, _event: OptionList.OptionHighlighted) -> None:

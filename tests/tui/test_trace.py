@@ -97,3 +97,46 @@ async def test_failed_only_filter_and_next_failed(fixed_db):
         await _wait_for(pilot, lambda: trace.instance_index == failed[0])
         await pilot.press("n")
         await _wait_for(pilot, lambda: trace.instance_index == failed[1])
+
+
+@run_async
+async def test_system_prompt_is_shown_collapsed_and_opens_with_s(fixed_db):
+    """The system prompt holds context every hop saw (e.g. chain-linear's price list)."""
+    from textual.widgets import Collapsible
+
+    from agentsim.tui.trace_screen import TraceScreen
+
+    run, index, _final, _hops = _propagated_failure(fixed_db)
+    system = Store(fixed_db, readonly=True).instances(run.id)[index].system_prompt
+    assert system
+    app = make_test_app(fixed_db, start="trace")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _wait_for(pilot, lambda: isinstance(app.screen, TraceScreen))
+        trace = app.screen
+        trace.show_run(run.id, instance=index)
+        await _wait_for(pilot, lambda: trace.instance_index == index and trace.hops)
+        box = trace.query_one("#trace-system", Collapsible)
+        assert box.display and box.collapsed
+        await _wait_for(pilot, lambda: "system prompt (1 line" in screen_text(app))
+        assert system not in screen_text(app)  # collapsed by default: the hop stays in view
+        await pilot.press("s")
+        await _wait_for(pilot, lambda: not box.collapsed and system in screen_text(app))
+        await pilot.press("s")
+        await _wait_for(pilot, lambda: box.collapsed and system not in screen_text(app))
+
+
+def test_hop_detail_shows_brackets_verbatim():
+    """Prompts and completions with [...] are data, not rich markup."""
+    from rich.console import Console
+
+    from agentsim.store import HopRead
+    from agentsim.tui.trace_screen import hop_detail
+
+    h = HopRead(id=1, run_id=1, instance_index=0, hop_id="tag", prompt="Reply [bold]x[/bold] as [tag1].",
+                completion="[tag1] [red]", parsed="[tag1]", expected="[tag1]", correct=True, error_kind="none",
+                error_detail=None)
+    con = Console(width=100, record=True, color_system=None)
+    con.print(hop_detail(h))
+    out = con.export_text()
+    assert "Reply [bold]x[/bold] as [tag1]." in out
+    assert "[tag1] [red]" in out
