@@ -17,7 +17,7 @@ from agentsim.errors import AgentsimError, StoreError
 from agentsim.measure import EnergyMeter, make_meter
 from agentsim.store import Store
 
-__all__ = ["AppContext", "BackendChoice", "default_backend_choices"]
+__all__ = ["AppContext", "BackendChoice", "default_backend_choices", "hf_choices"]
 
 
 def _now() -> datetime:
@@ -44,6 +44,8 @@ def default_backend_choices() -> list[BackendChoice]:
     from agentsim.backends.base import available_backends
 
     names = available_backends()
+    if "hf" in names:
+        choices.extend(hf_choices())
     if "oracle" in names:
         choices.append(BackendChoice("oracle", "oracle (always right: checks a scenario)"))
     if "noisy" in names:
@@ -82,6 +84,60 @@ def _catalog_choices() -> list[BackendChoice]:
                 out.append(BackendChoice(f"llama:{name}@source", f"llama {name} @source ({src})"))
         except (KeyError, TypeError, AttributeError):
             continue
+    return out
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _hf_label(model: str, precision: str) -> str:
+    from agentsim.precision import BNB_PRECISIONS, EMULATED_SCHEMES, TORCHAO_PRECISIONS
+
+    if precision in BNB_PRECISIONS:
+        how = "bitsandbytes, native"
+    elif precision in TORCHAO_PRECISIONS:
+        how = "torchao, native"
+    elif precision in EMULATED_SCHEMES:
+        how = "emulated"
+    else:
+        how = "torch"
+    return f"hf {model} @{precision} ({how})"
+
+
+def hf_choices(model: str | None = None, *, installed: Callable[[str], bool] = _installed) -> list[BackendChoice]:
+    """``hf:MODEL@P`` for every precision the hf backend offers (agentsim.precision.HF_PRECISIONS).
+
+    MODEL is the catalog's default model when its f16 rung (the file hf loads) is built, else
+    nothing is offered. The bitsandbytes and torchao precisions are offered only when their
+    library is installed (``agentsim[quant]``); native FP4/FP8 (``native=true``) needs a GPU and
+    is typed by hand.
+    """
+    from agentsim.precision import BNB_PRECISIONS, HF_PRECISIONS, TORCHAO_PRECISIONS
+
+    if model is None:
+        try:
+            from agentsim.models import list_models
+
+            listing = list_models()
+            default = next((m for m in listing if m.get("default")), None)
+            if default is None or not any(r.get("precision") == "f16" for r in default.get("rungs") or []):
+                return []
+            model = str(default["name"])
+        except Exception:  # noqa: BLE001 - an optional listing must never break the UI
+            return []
+    out = []
+    for p in HF_PRECISIONS:
+        if p in BNB_PRECISIONS and not installed("bitsandbytes"):
+            continue
+        if p in TORCHAO_PRECISIONS and not installed("torchao"):
+            continue
+        out.append(BackendChoice(f"hf:{model}@{p}", _hf_label(model, p)))
     return out
 
 

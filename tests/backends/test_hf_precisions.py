@@ -288,3 +288,32 @@ def test_bitsandbytes_without_a_native_library(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(cextension, "lib", cextension.ErrorHandlerMockBNBNativeLibrary("no library for this CPU"))
     with pytest.raises(HardwareError, match="has no kernels for this machine"):
         create_backend("hf:any-model@nf4")
+
+
+# --------------------------------------------------------------------------------------------
+# where the precisions are offered
+
+
+def test_tui_launch_choices_offer_every_hf_precision() -> None:
+    from agentsim.precision import BNB_PRECISIONS, HF_PRECISIONS, TORCHAO_PRECISIONS
+
+    context = pytest.importorskip("agentsim.tui.context")
+    got = context.hf_choices("m")
+    assert [c.spec for c in got] == [f"hf:m@{p}" for p in HF_PRECISIONS]
+    labels = {c.spec: c.label for c in got}
+    assert labels["hf:m@nf4"].endswith("(bitsandbytes, native)") and labels["hf:m@fp8"].endswith("(emulated)")
+    assert labels["hf:m@int4-wo"].endswith("(torchao, native)")
+    bare = context.hf_choices("m", installed=lambda module: False)  # neither library installed
+    assert not {c.spec.split("@")[1] for c in bare} & set(BNB_PRECISIONS + TORCHAO_PRECISIONS)
+    assert "hf:m@fp8" in {c.spec for c in bare}
+
+
+def test_backend_help_lists_the_precisions() -> None:
+    from agentsim.backends.hf import HFBackend
+    from agentsim.precision import HF_PRECISIONS, describe, precision_lines
+
+    assert HFBackend.PRECISIONS == HF_PRECISIONS
+    for p in ("fp8", "nf4", "fp4-bnb", "int8-bnb", "int8-wo", "int4-wo"):
+        assert p in HFBackend.DESCRIPTION and describe(p)
+    lines = precision_lines(["nf4", "int4-wo"])
+    assert lines[0].startswith("nf4      bitsandbytes NF4") and lines[1].startswith("int4-wo  torchao int4")
