@@ -67,3 +67,52 @@ def test_checks():
 )
 def test_format_roundtrip(value, spec):
     assert parse_answer(format_answer(value, spec), spec) == value
+
+
+@pytest.mark.parametrize("text, expected", [("-4", -4), (" −4 ", -4), ("+3.5", 3.5), ("1,200", 1200), ("1e3", 1000)])
+def test_numeric_strings_compare_as_numbers_under_numeric(text, expected):
+    assert check_answer(text, expected, CheckSpec(type="numeric"))
+    assert check_answer(expected, text, CheckSpec(type="numeric"))
+
+
+@pytest.mark.parametrize("text", ["abc", "4 apples", "", "-", "1,2", "nan"])
+def test_non_numeric_strings_do_not_compare_as_numbers(text):
+    assert not check_answer(text, 4, CheckSpec(type="numeric"))
+
+
+def test_huge_numbers_compare_without_overflow():
+    assert not check_answer(10**400, 1, CheckSpec(type="numeric"))
+    assert check_answer(10**400, 10**400, CheckSpec(type="exact"))
+
+
+@pytest.mark.parametrize("pattern, value", [
+    (r"(-?\d+)", -4), (r"Answer:\s*(-?\d+)", -4), (r"temp(?:erature)? is (-?\d+)°", 12),
+    (r"\[(\w+)\]", "Paris"), (r"(?P<who>[A-Z][a-z]+) wins", "Bob"), (r"(yes|no)", "no"), (r"\d+", 7),
+    (r"(\p{L}+)", "abc"), (r"x{3}(\d)", 5), (r"[^:]+: (\d+\.\d+)", 2.25),
+])
+def test_format_answer_builds_a_completion_the_pattern_reads(pattern, value):
+    spec = ParseSpec(type="regex", pattern=pattern)
+    text = format_answer(value, spec)
+    assert check_answer(parse_answer(text, spec), value, CheckSpec(type="normalized")), text
+
+
+def test_format_answer_says_when_no_completion_reads_as_the_value():
+    from agentsim.answers import AnswerFormatError
+
+    with pytest.raises(AnswerFormatError, match=r"pattern '\(\\\\d\+\)' reads as -4"):
+        format_answer(-4, ParseSpec(type="regex", pattern=r"(\d+)"))
+    with pytest.raises(AnswerFormatError):
+        format_answer(True, ParseSpec(type="number"))
+
+
+def test_numbers_are_written_in_plain_decimals():
+    assert format_answer(1e-7, ParseSpec(type="number")) == "0.0000001"
+    assert parse_answer(format_answer(1.5e20, ParseSpec(type="number")), ParseSpec(type="number")) == 1.5e20
+
+
+def test_patterns_compile_with_the_time_bounded_engine():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="invalid regex pattern"):
+        ParseSpec(type="regex", pattern="(a")
+    assert parse_answer("x = 5", ParseSpec(type="regex", pattern=r"(?<name>\d)")) == "5"
