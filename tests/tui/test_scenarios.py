@@ -57,3 +57,46 @@ def test_family_preview_with_params_and_sweep_error():
     assert "5 hops, depth 5" in cap.get()
     body, info = render_preview(item, 0, "depth=2..3")
     assert info == {} and "single values" in str(body)
+
+
+@run_async
+async def test_a_folder_of_hostile_files_stays_responsive(tmp_path, monkeypatch):
+    """Alias bombs, runaway loops and a file whose validation overruns its budget: each file
+    shows its error, the good file its preview, and the UI answers keys meanwhile."""
+    import time
+
+    from agentsim.tui import scenarios_screen
+
+    from ..unit.test_limits import BILLION_LAUGHS, hop_file
+
+    monkeypatch.setattr(scenarios_screen, "FILE_BUDGET_S", 1.0)
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    (folder / "a-laughs.yaml").write_text(BILLION_LAUGHS)
+    (folder / "b-loops.yaml").write_text(
+        hop_file("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}"))
+    # every hop's render stays under the 2 s render budget, the file as a whole does not
+    slow_hop = "{% for a in xs %}{% for b in xs %}{% endfor %}{% endfor %}"
+    hops = "".join(f"  - id: h{i}\n    prompt: {slow_hop!r}\n    expect: 1\n" for i in range(30))
+    (folder / "c-slow.yaml").write_text("name: slow\nworld:\n  xs: " + str(list(range(2000))) + "\nhops:\n" + hops)
+    (folder / "d-good.yaml").write_text((SCENARIO_DIR / "tiny-chain.yaml").read_text())
+
+    app = make_test_app(tmp_path / "runs.db", scenario_dirs=[str(folder)])
+    t0 = time.perf_counter()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _wait_for(pilot, lambda: "d-good" in screen_text(app), timeout=60)
+        assert time.perf_counter() - t0 < 45
+        screen = app.screen
+        errors = {it["name"]: it["error"] for it in screen.items}
+        assert "yaml_expanded" in errors["a-laughs"] and "a-laughs.yaml:4" in errors["a-laughs"]
+        assert "render_bytes" in errors["b-loops"] and "hop 'h', field 'prompt'" in errors["b-loops"]
+        assert "c-slow.yaml" in errors["c-slow"] and ("1 s of CPU time" in errors["c-slow"]
+                                                      or "abandoned" in errors["c-slow"])
+        assert errors["d-good"] is None
+        text = screen_text(app)
+        assert text.count("✗") == 3
+        await _wait_for(pilot, lambda: "yaml_expanded" in screen_text(app))  # the first file's error
+        assert "▶   4 │" in screen_text(app)
+        for _ in range(3):
+            await pilot.press("down")
+        await _wait_for(pilot, lambda: "sample instance 0" in screen_text(app))
