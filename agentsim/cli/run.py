@@ -78,6 +78,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             meter.close()
         _print_run_lines([run], store)
         return 0 if run.status == "complete" else 1
+    if not args.backend and args.param and _stdout_is_a_pipe():
+        raise AgentsimError(
+            "no --backend given",
+            hint="e.g. --backend 'noisy,p=0.2'. Output goes to a pipe: if the command had an unquoted | "
+                 "in a --param value, the shell cut it there; quote the sweep: --param 'distractors=4|16'",
+        )
     launch = Launch(scenarios=args.scenarios, backends=args.backend or [], params=args.param or None,
                     modes=args.mode, instances=args.instances, seed=args.seed, energy=args.energy,
                     batch_sizes=args.batch, executor=args.executor)
@@ -87,6 +93,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     for spec, exc in result.failures:
         console(stderr=True).print(f"[red]error:[/red] backend {esc(spec)}: {esc(exc)}")
     return 1 if result.failures else 0
+
+
+def _stdout_is_a_pipe() -> bool:
+    import os
+    import stat
+    import sys
+
+    try:
+        return stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _print_run_lines(runs: Sequence[Any], store: Any) -> None:

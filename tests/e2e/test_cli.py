@@ -392,3 +392,16 @@ def test_validate_hint_for_unquoted_yes_no(tmp_path):
     proc = cli("validate", bad, check=False)
     assert proc.returncode == 2
     assert "hint: YAML reads an unquoted yes/no" in proc.stderr
+
+
+def test_an_unquoted_pipe_in_a_param_gets_a_hint(tmp_path):
+    """``--param distractors=4|16 -b ...`` in a shell pipes into a command named 16: agentsim
+    sees no backend and its output is a pipe; the error says why."""
+    cmd = " ".join(AGENTSIM) + f" run pointer-chase --db {tmp_path / 'p.db'} --param depth=1 --param distractors=4|cat"
+    proc = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=120)
+    assert "no --backend given" in proc.stderr
+    assert "unquoted | in a --param value" in proc.stderr and "'distractors=4|16'" in proc.stderr
+    with (tmp_path / "out.txt").open("w") as out:  # output to a file, not a pipe: the usual hint
+        plain = subprocess.run(AGENTSIM + ["run", "pointer-chase", "--param", "depth=1", "--db", str(tmp_path / "q.db")],
+                               stdout=out, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert plain.returncode == 2 and "no --backend given" in plain.stderr and "unquoted |" not in plain.stderr
