@@ -79,6 +79,7 @@ def test_reader_upgrades_a_database_from_an_older_version(tmp_path):
     Store(db).close()
     con = sqlite3.connect(db)
     con.execute("ALTER TABLE hop DROP COLUMN energy_note")  # what an older agentsim wrote
+    con.execute("DROP TABLE alembic_version")  # written before migrations existed
     con.commit()
     con.close()
     ro = Store(db, readonly=True)
