@@ -102,21 +102,33 @@ def _subset(p: _Pair, keys: list[Any]) -> _Pair:
                  energy_kind=p.energy_kind)
 
 
-def crossing(sizes: list[float], values: list[float | None], threshold: float) -> dict[str, Any]:
+#: values this close to a threshold count as on it (57/60 is 0.95 to a float's last bit)
+_EPS = 1e-9
+
+
+def _bad(v: float, threshold: float, bad_above: bool) -> bool:
+    """On the threshold's costly side: above it for a cost ratio, below it for task success."""
+    return v > threshold + _EPS if bad_above else v < threshold - _EPS
+
+
+def crossing(sizes: list[float], values: list[float | None], threshold: float, *,
+             bad_above: bool = True) -> dict[str, Any]:
     """Where ``values`` (one per size, ascending sizes) first crosses ``threshold``, in log(size).
 
-    Returns ``{"crossed", "value", "between", "direction"}``; a point exactly on the threshold is
-    its own crossing. Sizes with an undefined value are skipped.
+    A crossing is a change between the costly side (``bad_above``: values above the threshold,
+    a low rung costing more; otherwise values below it, an accuracy loss beyond the tolerance)
+    and the other side (the threshold itself included) between two adjacent sizes; the scale is
+    interpolated linearly in log(size). Returns ``{"crossed", "value", "between", "direction"}``;
+    sizes with an undefined value are skipped.
     """
     pts = [(n, math.log(n), v) for n, v in zip(sizes, values, strict=True) if v is not None and math.isfinite(v) and n > 0]
     for (n0, x0, v0), (n1, x1, v1) in zip(pts, pts[1:], strict=False):
-        d0, d1 = v0 - threshold, v1 - threshold
-        if d0 == 0:
-            return {"crossed": True, "value": n0, "between": [n0, n0], "direction": "at"}
-        if d0 * d1 < 0 or d1 == 0:
-            x = x0 + (threshold - v0) * (x1 - x0) / (v1 - v0)
-            return {"crossed": True, "value": math.exp(x), "between": [n0, n1],
-                    "direction": "falls below" if d0 > 0 else "rises above"}
+        if _bad(v0, threshold, bad_above) == _bad(v1, threshold, bad_above):
+            continue
+        x = x0 if v1 == v0 else x0 + (threshold - v0) * (x1 - x0) / (v1 - v0)
+        x = min(max(x, x0), x1)
+        return {"crossed": True, "value": math.exp(x), "between": [n0, n1],
+                "direction": "falls below" if v1 < v0 else "rises above"}
     return {"crossed": False, "value": None, "between": None, "direction": None}
 
 
@@ -253,7 +265,8 @@ def scale_analysis(
         n_star: dict[str, Any] = {}
         for metric in METRICS:
             threshold = 1.0 - tolerance if metric == "task_success" else 1.0
-            n_star[metric] = _n_star(xs, point_by_metric[metric], reps_by_metric[metric], threshold, resamples)
+            n_star[metric] = _n_star(xs, point_by_metric[metric], reps_by_metric[metric], threshold, resamples,
+                                     bad_above=metric != "task_success")
         out_curves.append({
             "family": family, "precision": prec, "mode": mode, "batch_size": batch,
             "baseline": "each model's top rung (most bits): " + ", ".join(f"{m}@{'/'.join(sorted(baselines[m]))}" for m in models),
@@ -276,26 +289,30 @@ def scale_analysis(
 
 
 def _n_star(xs: list[float], points: list[float | None], reps: list[np.ndarray | None], threshold: float,
-            resamples: int) -> dict[str, Any]:
+            resamples: int, bad_above: bool) -> dict[str, Any]:
     sizes_known = [x for x, p in zip(xs, points, strict=True) if p is not None]
     base: dict[str, Any] = {"threshold": threshold, "measured_range": [min(sizes_known), max(sizes_known)] if sizes_known else None}
     if len(sizes_known) < 2:
         return {**base, "crossed": False, "value": None, "ci95": None, "crossing_share": None,
                 "text": "needs at least two sizes with a defined ratio"}
-    c = crossing(xs, points, threshold)
+    c = crossing(xs, points, threshold, bad_above=bad_above)
     stars = []
     for b in range(resamples):
         vals = [None if r is None else float(r[b]) for r in reps]
-        cb = crossing(xs, vals, threshold)
+        cb = crossing(xs, vals, threshold, bad_above=bad_above)
         stars.append(math.log(cb["value"]) if cb["crossed"] else np.nan)
     arr = np.array(stars)
     share = float(np.isfinite(arr).mean()) if arr.size else 0.0
     lo_n, hi_n = base["measured_range"]
     if not c["crossed"]:
-        side = "above" if all(p is None or p > threshold for p in points) else "below"
+        defined = [p for p in points if p is not None]
+        if all(_bad(p, threshold, bad_above) for p in defined):
+            side = f"{'above' if bad_above else 'below'} {threshold:g} at every size"
+        else:
+            side = f"{'at or below' if bad_above else 'at or above'} {threshold:g} at every size"
         return {**base, **c, "ci95": None, "crossing_share": round(share, 4),
                 "text": f"not crossed in the measured range ({_fmt_n(lo_n)}-{_fmt_n(hi_n)} parameters; the ratio stays "
-                        f"{side} {threshold:g}; {share:.0%} of resamples cross)"}
+                        f"{side}; {share:.0%} of resamples cross)"}
     ci = percentile_ci(arr, math.log(c["value"]), max_undefined=1.0)
     interval = [math.exp(ci["ci"][0]), math.exp(ci["ci"][1])] if ci["ci"] else None
     open_note = "" if share >= 0.95 else f"; {1 - share:.0%} of resamples do not cross: the interval is open"

@@ -83,6 +83,19 @@ def test_crossing_not_in_range_and_undefined_points() -> None:
     assert crossing([1, 10, 100], [2.0, 0.0, 2.0], 1.0)["between"] == [1, 10]
 
 
+def test_the_threshold_itself_is_not_the_costly_side() -> None:
+    # a cost ratio of exactly 1 does not cost more: 1.0 -> 0.8 does not cross
+    assert not crossing([1e8, 1e9], [1.0, 0.8], 1.0)["crossed"]
+    # 1.2 -> 1.0 crosses, at the larger size
+    c = crossing([1e8, 1e9], [1.2, 1.0], 1.0)
+    assert c["crossed"] and c["value"] == pytest.approx(1e9)
+    # task success: 57/60 is on the tolerance (0.95), not beyond it
+    assert not crossing([1e8, 1e9], [57 / 60, 1.0], 1 - 0.05, bad_above=False)["crossed"]
+    c = crossing([1e8, 1e9], [0.8, 1.0], 0.95, bad_above=False)
+    assert c["crossed"] and c["direction"] == "rises above"
+    assert c["value"] == pytest.approx(10 ** (8 + 0.15 / 0.2))
+
+
 # ------------------------------------------------------------------------------------------
 # scale_analysis
 
@@ -115,7 +128,7 @@ def test_not_crossed_when_the_low_rung_always_costs_more(store: Store) -> None:
     _two_sizes(store, small_ratio=1.6, large_ratio=1.3)
     ns = scale_analysis(store, resamples=300)["curves"][0]["n_star"]["energy_per_correct_task"]
     assert not ns["crossed"] and ns["value"] is None and ns["ci95"] is None
-    assert "stays above 1" in ns["text"] and ns["measured_range"] == [1e8, 1e9]
+    assert "stays above 1 at every size" in ns["text"] and ns["measured_range"] == [1e8, 1e9]
 
 
 def test_task_success_crossing_uses_the_tolerance(store: Store) -> None:
@@ -125,10 +138,10 @@ def test_task_success_crossing_uses_the_tolerance(store: Store) -> None:
     res = scale_analysis(store, resamples=200)
     pt = res["curves"][0]["points"][0]["task_success_ratio"]
     assert pt["value"] == pytest.approx(0.8) and pt["run"] == pytest.approx(0.8) and pt["baseline"] == 1.0
-    assert "stays below 0.95" in res["curves"][0]["n_star"]["task_success"]["text"]
+    assert "stays below 0.95 at every size" in res["curves"][0]["n_star"]["task_success"]["text"]
     res = scale_analysis(store, resamples=200, tolerance=0.3)
     assert res["thresholds"]["task_success"] == pytest.approx(0.7)
-    assert "stays above 0.7" in res["curves"][0]["n_star"]["task_success"]["text"]
+    assert "stays at or above 0.7 at every size" in res["curves"][0]["n_star"]["task_success"]["text"]
     with pytest.raises(AgentsimError, match="tolerance"):
         scale_analysis(store, tolerance=1.5)
 
