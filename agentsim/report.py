@@ -74,6 +74,7 @@ def comparison_table(rows: list[dict[str, Any]], title: str | None = None) -> An
         caption="x: ratio to the run's baseline. loc/prop: hops wrong on their own / because a parent "
                 "was. J/task: energy per correct task "
                 f"({ENERGY_SHORT['measured']} measured, {ENERGY_SHORT['estimated']} estimated). "
+                "hop acc: model hops. = verdict against the baseline (its evidence: agentsim report). "
                 "Details: agentsim show RUN_ID.",
     )
     t.add_column("run", justify="right", no_wrap=True)
@@ -95,9 +96,12 @@ def comparison_table(rows: list[dict[str, Any]], title: str | None = None) -> An
         if not same_scenario:
             p = params_text(r.get("params"))
             what += f"\n{r['scenario']}" + (f" {p}" if p else "")
+        verdict = (r.get("verdict") or {}).get("verdict")
+        if verdict:
+            what += f"\n= {_VERDICT_SHORT.get(verdict, verdict)}"
         cells = [
             str(r["run_id"]), esc(what), esc(r["mode"]),
-            _pct(r["accuracy"]) + x("accuracy"),
+            _pct(r.get("model_hop_accuracy", r["accuracy"])) + x("model_hop_accuracy"),
             _pct(r["task_success"]) + x("task_success"),
             f"{ek.get('local', 0)}/{ek.get('propagated', 0)}",
             _num(r["wall_s_per_hop"], "{:.2f}") + x("wall_s_per_hop"),
@@ -105,6 +109,11 @@ def comparison_table(rows: list[dict[str, Any]], title: str | None = None) -> An
         ]
         t.add_row(*cells)
     return t
+
+
+#: the verdict column of comparison_table (the full line with its evidence: agentsim report)
+_VERDICT_SHORT = {"accuracy trap": "acc trap", "efficiency trap": "eff trap", "accuracy and efficiency trap": "acc+eff",
+                  "no trap": "no trap", "inconclusive": "inconcl.", "baseline": "base"}
 
 
 def _x1(v: Any) -> str:

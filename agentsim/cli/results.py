@@ -130,7 +130,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         ("batch size", str(s["batch_size"])),
         ("instances", f"{s['instances_finished']}/{s['instances']} (seed {s['seed']})"),
         ("hops", f"{s['hops_recorded']}/{s['hops_expected']}"),
-        ("hop accuracy", fmt_ci(s["accuracy"], s["accuracy_ci95"])),
+        ("model-hop accuracy", fmt_ci(s["model_hop_accuracy"], s["model_hop_accuracy_ci95"])),
         ("task success", fmt_ci(s["task_success"], s["task_success_ci95"])),
         ("errors", ", ".join(f"{k} {v}" for k, v in s["error_kinds"].items() if v) or "none"),
         ("accuracy by depth", "  ".join(f"d{d}: {v['accuracy']:.2f}" for d, v in s["accuracy_by_depth"].items())),
@@ -230,8 +230,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 # compare
 
 
-def compare_ids(store: Any, run_ids: Sequence[int], baseline: int | None) -> tuple[list[int], list[str]]:
-    """The runs to compare (an explicit baseline first when it was not among them) and notes.
+def compare_ids(store: Any, run_ids: Sequence[int], baseline: int | str | None) -> tuple[list[int], list[str]]:
+    """The runs to compare (an explicit baseline run first when it was not among them) and notes.
+    A precision name as ``baseline`` is checked by the analysis (within each group of runs).
 
     Every id must exist: a missing one is a :class:`StoreError` naming it.
     """
@@ -241,7 +242,8 @@ def compare_ids(store: Any, run_ids: Sequence[int], baseline: int | None) -> tup
     ids = list(dict.fromkeys(int(i) for i in run_ids))
     for i in ids:
         store.get_run(i)
-    if baseline is not None:
+    if baseline is not None and str(baseline).strip().isdigit():
+        baseline = int(baseline)
         try:
             store.get_run(baseline)
         except StoreError:
@@ -291,9 +293,8 @@ def add_cli(sub: Any) -> None:
 
     sp = sub.add_parser("compare", help="compare runs against a baseline run")
     sp.add_argument("run_ids", type=int, nargs="+")
-    sp.add_argument("--baseline", type=int, default=None,
-                    help="baseline run id, included when not among the runs (default: the top rung of "
-                         "each group of runs that saw the same instances)")
+    sp.add_argument("--baseline", type=str, default=None,
+                    help="run id or precision (default: top rung of the same model, scenario, params and mode)")
     sp.add_argument("--json", action="store_true")
     db_arg(sp)
     sp.set_defaults(func=cmd_compare)
