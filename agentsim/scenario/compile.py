@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import networkx as nx
 from pydantic import ValidationError
 
-import json
-
 from agentsim import expr
-from agentsim.answers import AnswerFormatError, CheckSpec, ParseSpec, as_number, format_answer, normalize_text
+from agentsim.answers import (
+    AnswerFormatError,
+    CheckSpec,
+    ParseSpec,
+    as_number,
+    format_answer,
+    normalize_text,
+)
 from agentsim.errors import ScenarioError, yaml_trap_hint
 from agentsim.limits import LimitExceeded, current
 

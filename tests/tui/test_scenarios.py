@@ -66,8 +66,7 @@ async def test_a_folder_of_hostile_files_stays_responsive(tmp_path, monkeypatch)
     import time
 
     from agentsim.tui import scenarios_screen
-
-    from ..unit.test_limits import BILLION_LAUGHS, hop_file
+    from tests.unit.test_limits import BILLION_LAUGHS, hop_file
 
     monkeypatch.setattr(scenarios_screen, "FILE_BUDGET_S", 1.0)
     folder = tmp_path / "hostile"

@@ -3,6 +3,7 @@ names the file, the line, the hop, the field and the limit (or, for a regex, a p
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -13,7 +14,6 @@ from agentsim.answers import CheckSpec, ParseFailure, ParseSpec, check_answer, p
 from agentsim.errors import ScenarioError
 from agentsim.limits import LimitExceeded
 from agentsim.scenario import load_scenario, load_scenario_text
-
 
 
 def hop_file(prompt: str) -> str:
@@ -247,11 +247,12 @@ def test_single_limits_from_the_environment(monkeypatch):
 
 
 def test_configure_trust_and_back(monkeypatch):
-    monkeypatch.delenv("AGENTSIM_TRUST", raising=False)
+    monkeypatch.setenv("AGENTSIM_TRUST", "0")  # restored (unset) after the test, whatever configure sets
     try:
         assert limits.configure(trust=True) == limits.TRUSTED
         assert limits.current() == limits.TRUSTED
+        assert os.environ["AGENTSIM_TRUST"] == "1"  # worker processes inherit it
     finally:
-        monkeypatch.delenv("AGENTSIM_TRUST", raising=False)
+        os.environ["AGENTSIM_TRUST"] = "0"
         limits.configure()
     assert limits.current() == limits.DEFAULTS and limits.override_note() is None
