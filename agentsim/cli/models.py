@@ -53,7 +53,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for it in items:
         rungs = ", ".join(f"{r['precision']} ({_fmt_bytes(r['bytes'])})" for r in it["rungs"]) or "-"
         name = it["name"] + (" (default)" if it["default"] else "") + ("" if it["instruct"] is not False else " (base)")
-        t.add_row(name, _fmt_params(it["params"]), str(it["source_precision"]), str(it["license"]),
+        licence = str(it["license"]).split(" (")[0]  # the full text is in --json
+        t.add_row(name, _fmt_params(it["params"]), str(it["source_precision"]), licence,
                   "yes" if it["fetched"] else "no", _fmt_bytes(it["disk_bytes"]) if it["disk_bytes"] else "-", rungs)
     out = console()
     out.print(t)
