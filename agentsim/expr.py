@@ -16,7 +16,6 @@ raises :class:`~agentsim.limits.LimitExceeded` (a ``ScenarioError``) naming the 
 from __future__ import annotations
 
 import functools
-import json
 import re
 import threading
 import types
@@ -33,7 +32,7 @@ from agentsim.limits import LimitExceeded
 
 __all__ = [
     "ENV", "compile_template", "compile_expression", "template_names", "expression_names",
-    "evaluate", "render", "TemplateSyntaxError", "LimitExceeded", "check_value_size",
+    "evaluate", "render", "TemplateSyntaxError", "LimitExceeded", "check_value_size", "json_size",
 ]
 
 _SEQUENCES = (str, bytes, list, tuple)
@@ -305,7 +304,7 @@ def evaluate(source: Any, ctx: dict[str, Any]) -> Any:
         return source
     with _limits.guard("the expression"):
         fn = _compile_expression(source)
-        return _check_result(fn(**ctx), "the expression's value")
+        return _check_built_value(_check_result(fn(**ctx), "the expression's value"))
 
 
 def render(source: str, ctx: dict[str, Any]) -> str:
@@ -326,17 +325,61 @@ def render(source: str, ctx: dict[str, Any]) -> str:
         return "".join(out)
 
 
+def json_size(value: Any, cap: int) -> int:
+    """The length of ``value`` as JSON, counted without building it, up to just past ``cap``:
+    a list that repeats one big string a million times costs ``cap`` steps, not its size."""
+    total = 0
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            total += len(v) + 2
+        elif isinstance(v, bool) or v is None:
+            total += 4
+        elif isinstance(v, int):
+            total += len(str(v)) if v.bit_length() < 64 else v.bit_length() * 10 // 33 + 2
+        elif isinstance(v, float):
+            total += len(repr(v))
+        elif isinstance(v, dict):
+            total += 4 * len(v)
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple, set, frozenset, range)):
+            total += 2 * len(v)
+            if total <= cap:
+                stack.extend(v)
+        else:
+            total += len(str(v)[: cap + 1]) + 2
+        if total > cap:
+            return total
+    return total
+
+
+def _check_built_value(value: Any) -> Any:
+    """An expression's value within the size of what a file can hold (world tables are data)."""
+    lim = _lim()
+    caps = [c for c in (lim.value_bytes, lim.file_bytes) if c is not None]
+    if lim.value_bytes is None or not caps or isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    cap = max(caps)
+    size = json_size(value, cap)
+    if size > cap:
+        raise LimitExceeded(
+            f"the expression's value is more than {cap:,} characters as JSON (limit value_bytes)",
+            limit="value_bytes",
+        )
+    return value
+
+
 def check_value_size(value: Any, what: str) -> None:
     """Raise :class:`LimitExceeded` when ``value`` as JSON is longer than ``value_bytes``."""
     cap = _lim().value_bytes
     if cap is None:
         return
-    try:
-        size = len(json.dumps(value, default=str))
-    except (TypeError, ValueError, RecursionError):
-        return
+    size = json_size(value, cap)
     if size > cap:
         raise LimitExceeded(
-            f"{what} is {size:,} characters as JSON; a stored value is limited to {cap:,} (limit value_bytes)",
+            f"{what} is more than {cap:,} characters as JSON; a stored value is limited to {cap:,} "
+            "(limit value_bytes)",
             limit="value_bytes",
         )

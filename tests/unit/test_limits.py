@@ -3,6 +3,7 @@ names the file, the line, the hop, the field and the limit (or, for a regex, a p
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -256,3 +257,13 @@ def test_configure_trust_and_back(monkeypatch):
         os.environ["AGENTSIM_TRUST"] = "0"
         limits.configure()
     assert limits.current() == limits.DEFAULTS and limits.override_note() is None
+
+
+def test_a_value_that_repeats_one_big_string_is_refused_before_it_is_stored():
+    # [s] * 10**6 passes the item count, but is 10**12 characters as JSON: refused without building it
+    exc = _error('name: s\nhops:\n  - id: h\n    prompt: hi\n    expect: "[\'x\' * 1000000] * 1000000"\n', max_s=3.0)
+    assert isinstance(exc, LimitExceeded) and exc.limit == "value_bytes"
+    assert (exc.line, exc.hop, exc.field) == (5, "h", "expect")
+    value = {"k": ["ab", 12345, None, 2.5] * 3}
+    exact = len(json.dumps(value))
+    assert exact * 0.8 <= expr.json_size(value, 10**6) <= exact * 1.5  # an estimate of the JSON length
