@@ -19,9 +19,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Check scenario files; an invalid file lists every problem found, each with
     ``file:line: hop 'x', field 'y': what`` and its hint."""
     from agentsim.errors import ScenarioError
-    from agentsim.scenario import load_scenario
-
     from agentsim.limits import apply_trust
+    from agentsim.scenario import load_scenario
 
     out = console()
     err = console(stderr=True)

@@ -3,7 +3,6 @@ figure and every faster/slower and fewer-tasks claim of that paragraph from the 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[2] / "README.md"

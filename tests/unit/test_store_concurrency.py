@@ -35,7 +35,7 @@ def test_writers_on_a_fresh_file_all_succeed(tmp_path):
     db = tmp_path / "fresh.db"
     n = 6
     results = _start_together([[sys.executable, "-c", CHILD, "{start}", str(db), str(k)] for k in range(n)])
-    for proc, out, err in results:
+    for proc, _out, err in results:
         assert proc.returncode == 0, err
         assert "already exists" not in err
     ids = sorted(json.loads(out)["run"] for _, out, _ in results)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from agentsim.tools import (
+    TOOLS,
     ToolError,
     available_tools,
     call_tool,
@@ -19,7 +20,6 @@ from agentsim.tools import (
     tool,
     tool_arguments,
     tool_signature,
-    TOOLS,
 )
 
 README = Path(__file__).resolve().parents[2] / "README.md"
