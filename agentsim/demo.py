@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .console import progress_printer
+from .console import esc, progress_printer
 from .errors import AgentsimError
 
 DEMO_SCENARIOS = ["chain-linear", "fanin-dag"]
@@ -71,7 +71,7 @@ def run_demo(args: argparse.Namespace) -> int:
         result = run_launch(launch, store=store, progress=on_progress)
     runs, failures = result.runs, result.failures
     for spec, exc in failures:
-        console.print(f"[red]backend {spec} failed:[/red] {exc}")
+        console.print(f"[red]backend {esc(spec)} failed:[/red] {esc(exc)}")
     if not runs:
         raise AgentsimError("no run finished; see the errors above")
     console.rule("[bold]results")

@@ -29,8 +29,8 @@ from typing import Any
 
 from . import expr
 from .answers import ParseFailure, check_answer, parse_answer
-from .scenario.attribution import input_parents
 from .errors import AgentsimError, BackendError
+from .limits import LimitExceeded
 from .measure import (
     EnergyMeter,
     EnergyReading,
@@ -38,6 +38,7 @@ from .measure import (
     PeakRSS,
 )
 from .scenario import HopSpec, Instance, Scenario
+from .scenario.attribution import input_parents
 from .store import HopRead, HopTrace, InstanceRecord, RunRead, Store, new_hop_trace, utcnow
 from .tools import ToolError, call_tool
 from .values import jsonable
@@ -541,6 +542,13 @@ class RunExecutor:
 
         try:
             prompt = expr.render(spec.prompt or "", ctx)
+        except LimitExceeded as exc:
+            # a limit hit at run time (the inputs a hop received can be larger than the expected
+            # ones): say where in the file, and which limit
+            trace.prompt = None
+            where = exc.located(source=scenario.source, line=scenario.line_of(hop_id, "prompt"), hop=hop_id,
+                                field="prompt")
+            return finish("propagated" if not parents_ok else "backend", f"prompt template failed: {where}")
         except Exception as exc:  # noqa: BLE001
             trace.prompt = None
             return finish("propagated" if not parents_ok else "backend", f"prompt template failed: {exc}")

@@ -191,6 +191,7 @@ class Launch:
     energy: str = "auto"
     strict_params: bool = True
     launch_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    _resolved: list[Scenario] | None = field(default=None, init=False, repr=False, compare=False)
     #: where the runs execute: None or "in-process" (here, one after the other), or
     #: "ray[,address=...][,num_gpus=..][,num_cpus=..]" (one Ray task per run; agentsim.distributed)
     executor: str | Any = None
@@ -209,7 +210,9 @@ class Launch:
         self.executor = parse_executor(self.executor)
 
     def resolved_scenarios(self) -> list[Scenario]:
-        """Every scenario x parameter point, resolved (a bad file or parameter raises here)."""
+        """Every scenario x parameter point, resolved once (a bad file or parameter raises here)."""
+        if self._resolved is not None:
+            return self._resolved
         points = params_points(self.params)
         out: list[Scenario] = []
         for ref in self.scenarios:
@@ -221,6 +224,7 @@ class Launch:
                     out.append(resolve_scenario(ref))
                     break
                 out.append(resolve_scenario(ref, point or None))
+        self._resolved = out
         return out
 
     def backend_specs(self) -> list[str]:

@@ -20,6 +20,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from agentsim.console import energy_short
+
 if TYPE_CHECKING:
     from .app import AgentsimApp
 
@@ -32,7 +34,6 @@ _VERDICT_SHORT = {"accuracy trap": ("acc. trap", "red"), "efficiency trap": ("ef
                   "accuracy and efficiency trap": ("acc+eff trap", "red"), "no trap": ("no trap", "green"),
                   "inconclusive": ("inconclusive", "yellow"), "baseline": ("baseline", "dim")}
 
-_KIND_SHORT = {"measured": "meas.", "estimated": "est.", "mixed": "mixed"}
 
 
 def _pct(v: float | None) -> str:
@@ -56,9 +57,9 @@ def energy_cell(summary: dict[str, Any], base: dict[str, Any] | None = None) -> 
     if kind == "unavailable":
         return Text("unavail.", style="dim")
     if joules is None:
-        return Text(f"- ({_KIND_SHORT.get(kind, kind)})", style="dim")
+        return Text(f"- ({energy_short(kind)})", style="dim")
     style = "green" if kind == "measured" else "yellow"
-    text = Text(f"{joules:.3g} J {_KIND_SHORT.get(kind, kind)}", style=style)
+    text = Text(f"{joules:.3g} J {energy_short(kind)}", style=style)
     if base is not None and base is not summary and base["energy"]["kind"] == kind:
         ratio = summary.get("relative", {}).get("energy_per_correct_task_j")
         if ratio is not None:

@@ -174,11 +174,11 @@ class AppContext:
 
     def scenario_items(self, *, reload: bool = False) -> list[dict[str, Any]]:
         """The scenario list, validated once and shared by the Scenarios and Launch screens."""
-        from agentsim.scenario.listing import list_scenarios
+        from .scenario_items import scenario_items
 
         with self._items_lock:
             if self._items is None or reload:
-                self._items = list_scenarios(extra_dirs=self.scenario_dirs, include_bundled=self.include_bundled)
+                self._items = scenario_items(self.scenario_dirs, self.include_bundled)
             return list(self._items)
 
     def read_store(self) -> Store | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from agentsim.console import console, print_json
 
-__all__ = ["console", "print_json", "open_store", "db_arg", "fmt", "fmt_ci", "fmt_energy"]
+__all__ = ["console", "print_json", "open_store", "db_arg", "fmt", "fmt_ci"]
 
 
 def open_store(args: argparse.Namespace, readonly: bool = False) -> Any:
@@ -33,11 +33,3 @@ def fmt_ci(v: Any, ci: Any) -> str:
         return "-"
     return f"{v:.3f}" + (f"  [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
-
-def fmt_energy(e: dict[str, Any]) -> str:
-    if e["kind"] == "unavailable":
-        return "unavailable (no meter on this machine)"
-    if e["kind"] == "mixed":
-        parts = [f"{k}: {v['joules']:.3f} J" for k, v in e["by_kind"].items() if v["joules"] is not None]
-        return "mixed — " + ", ".join(parts)
-    return f"{e['joules']:.3f} J ({e['kind']}, {e['source']})"

@@ -86,6 +86,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     launch = Launch(scenarios=args.scenarios, backends=args.backend or [], params=args.param or None,
                     modes=args.mode, instances=args.instances, seed=args.seed, energy=args.energy,
                     batch_sizes=args.batch, executor=args.executor)
+    launch.check()
+    for sc in launch.resolved_scenarios():
+        for w in sc.warnings:
+            err.print(f"[yellow]warning[/yellow] {esc(w)}")
     with bar:
         result = run_launch(launch, store=store, progress=on_progress)
     _print_run_lines(result.runs, store)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from agentsim.console import esc
 from agentsim.errors import AgentsimError
 
 from .common import console, print_json
@@ -27,8 +28,8 @@ def cmd_scenarios_list(args: argparse.Namespace) -> int:
         shape = it.get("shape")
         hops = f"{shape['hops']} (depth {shape['depth']})" if shape else "-"
         kind = it["kind"] if not (it["kind"] == "file" and it.get("family")) else f"file -> {it['family']}"
-        desc = it["description"] if not it.get("error") else f"[red]invalid: {it['error']}[/red]"
-        t.add_row(it["name"], kind, hops, params, desc)
+        desc = esc(it["description"]) if not it.get("error") else f"[red]invalid: {esc(it['error'])}[/red]"
+        t.add_row(esc(it["name"]), esc(kind), hops, esc(params), desc)
     console().print(t)
     return 0
 
@@ -47,23 +48,23 @@ def cmd_scenarios_show(args: argparse.Namespace) -> int:
         print_json(info)
         return 0
     out = console()
-    out.print(f"[bold]{info['name']}[/bold] — {info['description']}")
+    out.print(f"[bold]{esc(info['name'])}[/bold] — {esc(info['description'])}")
     shape = info["shape"]
     out.print(f"seed {info['seed']}, instance {info['index']}, {shape['hops']} hops "
               f"({shape['llm_hops']} model, {shape['tool_hops']} tool), depth {shape['depth']}")
     if info["family"]:
         params = " ".join(f"{k}={v}" for k, v in info["params"].items())
-        out.print(f"family {info['family']}: {params}")
+        out.print(esc(f"family {info['family']}: {params}"))
     if info["system"]:
-        out.print("[dim]system:[/dim]\n" + info["system"])
+        out.print("[dim]system:[/dim]\n" + esc(info["system"]))
     for h in info["hops"]:
         deps = ", ".join(h["depends_on"]) or "-"
-        out.print(f"\n[bold cyan]{h['id']}[/bold cyan] ({h['kind']}, depth {h['depth']}, after {deps})")
-        out.print(h["prompt"])
-        out.print(f"[green]expected:[/green] {h['expected']!r}", highlight=False)
+        out.print(f"\n[bold cyan]{esc(h['id'])}[/bold cyan] ({h['kind']}, depth {h['depth']}, after {esc(deps)})")
+        out.print(esc(h["prompt"]))
+        out.print(f"[green]expected:[/green] {esc(repr(h['expected']))}", highlight=False)
         if h["kind"] == "llm":
             fmt = h["parse"].get("type", "text")
-            out.print(f"[dim]parse {fmt}, grammar {h['grammar'] or '-'}, max_tokens {h['max_tokens']}[/dim]",
+            out.print(f"[dim]parse {esc(fmt)}, grammar {esc(h['grammar'] or '-')}, max_tokens {h['max_tokens']}[/dim]",
                       highlight=False)
     return 0
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from .bundled import bundled_dir, bundled_scenario_path, bundled_scenarios
 from .compile import scenario_from_dict
 from .load import load_scenario, load_scenario_bytes, load_scenario_text
-from .model import Instance, Scenario
+from .model import Instance, Scenario, ScenarioWarning
 from .registry import (
     Generated,
     GeneratorInfo,
@@ -41,6 +41,7 @@ __all__ = [
     "ScenarioSpec",
     "Scenario",
     "Instance",
+    "ScenarioWarning",
     "load_scenario",
     "load_scenario_bytes",
     "load_scenario_text",

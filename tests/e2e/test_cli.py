@@ -405,3 +405,17 @@ def test_an_unquoted_pipe_in_a_param_gets_a_hint(tmp_path):
         plain = subprocess.run(AGENTSIM + ["run", "pointer-chase", "--param", "depth=1", "--db", str(tmp_path / "q.db")],
                                stdout=out, stderr=subprocess.PIPE, text=True, timeout=120)
     assert plain.returncode == 2 and "no --backend given" in plain.stderr and "unquoted |" not in plain.stderr
+
+
+def test_scenarios_show_prints_brackets_literally(tmp_path):
+    """Names, prompts and expected answers holding [...] are text, not rich markup."""
+    f = tmp_path / "br.yaml"
+    f.write_text('name: "shop [v2]"\nsystem: "rules [strict]"\nhops:\n'
+                 '  - id: a\n    prompt: "Say [ok] please"\n    expect: "\'[ok]\'"\n')
+    out = subprocess.run([*AGENTSIM, "scenarios", "show", str(f)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    for text in ("shop [v2]", "rules [strict]", "Say [ok] please", "'[ok]'"):
+        assert text in out.stdout, (text, out.stdout)
+    listed = subprocess.run([*AGENTSIM, "scenarios", "list", "--dir", str(tmp_path)], capture_output=True,
+                            text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+    assert "br" in listed.stdout and listed.returncode == 0

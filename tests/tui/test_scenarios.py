@@ -65,10 +65,10 @@ async def test_a_folder_of_hostile_files_stays_responsive(tmp_path, monkeypatch)
     shows its error, the good file its preview, and the UI answers keys meanwhile."""
     import time
 
-    from agentsim.tui import scenarios_screen
+    from agentsim.tui import scenario_items
     from tests.unit.test_limits import BILLION_LAUGHS, hop_file
 
-    monkeypatch.setattr(scenarios_screen, "FILE_BUDGET_S", 1.0)
+    monkeypatch.setattr(scenario_items, "FILE_BUDGET_S", 1.0)
     folder = tmp_path / "hostile"
     folder.mkdir()
     (folder / "a-laughs.yaml").write_text(BILLION_LAUGHS)
