@@ -317,3 +317,38 @@ def test_backend_help_lists_the_precisions() -> None:
         assert p in HFBackend.DESCRIPTION and describe(p)
     lines = precision_lines(["nf4", "int4-wo"])
     assert lines[0].startswith("nf4      bitsandbytes NF4") and lines[1].startswith("int4-wo  torchao int4")
+
+
+# --------------------------------------------------------------------------------------------
+# the kernel rules on a CUDA device (told from the library and a given accelerator: the GPU is
+# the boundary this machine cannot reach, so the accelerator is constructed)
+
+
+def _gpu(capability: tuple[int, int]):
+    from agentsim.hardware import Accelerator
+
+    return Accelerator(kind="cuda", name="NVIDIA H200", capability=capability, source="test")
+
+
+def test_bitsandbytes_cpu_library_has_no_cuda_kernels() -> None:
+    from bitsandbytes import cextension
+
+    from agentsim.backends.hf_precisions import check_library
+
+    if getattr(cextension.lib, "compiled_with_cuda", False):
+        pytest.skip("this bitsandbytes loaded a CUDA library")
+    with pytest.raises(HardwareError, match="not a CUDA one: no kernels for NVIDIA H200"):
+        check_library("nf4", _gpu((9, 0)), compute="bf16")
+
+
+def test_torchao_rules_on_cuda() -> None:
+    from agentsim.backends.hf_precisions import check_library
+
+    kernel = check_library("int4-wo", _gpu((9, 0)), compute="bf16", group=64)
+    assert "Int4WeightOnlyConfig(group 64, tile_packed_to_4d)" in kernel and "NVIDIA H200" in kernel
+    with pytest.raises(HardwareError, match=r"compute capability >= 8.0"):
+        check_library("int4-wo", _gpu((7, 5)), compute="bf16")
+    with pytest.raises(BackendError, match="bf16 only"):
+        check_library("int4-wo", _gpu((9, 0)), compute="f16")
+    fp8 = check_library("fp8", _gpu((9, 0)), compute="bf16", native_fp8=True)
+    assert fp8.startswith("torchao ") and "FP8 tensor cores" in fp8 and "PerRow" in fp8
