@@ -61,6 +61,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if any(it["source_precision"] and it["source_precision"] not in ("f32", "f16", "bf16") for it in items):
         out.print("note: a ladder built from a quantized source has an f16 rung that holds exactly the "
                   "source's information (e.g. baseline = f16 dequantized from q4_k_m).")
+    from agentsim.precision import HF_PRECISIONS
+
+    out.print(f"hf precisions (hf:MODEL@P): {', '.join(HF_PRECISIONS)} (docs/hf.md)")
     return 0
 
 

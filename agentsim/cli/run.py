@@ -129,7 +129,7 @@ def _print_run_lines(runs: Sequence[Any], store: Any) -> None:
 
 
 
-class DefaultsShown(argparse.HelpFormatter):
+class DefaultsShown(argparse.RawDescriptionHelpFormatter):
     """``--help`` shows every real default ("(default: 10)"); options without one (None, False)
     and help texts that already name theirs are left as they are."""
 
@@ -141,6 +141,16 @@ class DefaultsShown(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)" if text else "default: %(default)s"
 
 
+def _precisions_epilog() -> str:
+    """What each model backend's @PRECISION may be (from agentsim.precision, the one list)."""
+    from agentsim.precision import HF_PRECISIONS, LLAMA_PRECISIONS, precision_lines
+
+    return ("llama precisions (llama:MODEL@P):\n  " + "\n  ".join(precision_lines(LLAMA_PRECISIONS))
+            + "\nhf precisions (hf:MODEL@P):\n  " + "\n  ".join(precision_lines(HF_PRECISIONS))
+            + "\nopenai:MODEL,base_url=...[,precision=LABEL]: the precision is declared, not verified"
+            + "\nsimulations: oracle, noisy[,p=..,latency_ms=..] (no model, no precision)")
+
+
 def add_cli(sub: Any) -> None:
     sp = sub.add_parser("validate", help="validate scenario files")
     sp.add_argument("files", nargs="+", metavar="FILE")
@@ -149,7 +159,7 @@ def add_cli(sub: Any) -> None:
     sp.set_defaults(func=cmd_validate)
 
     sp = sub.add_parser("run", help="run scenarios against backends (or --resume a run)",
-                        formatter_class=DefaultsShown)
+                        formatter_class=DefaultsShown, epilog=_precisions_epilog())
     sp.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="scenario file, bundled name or family")
     sp.add_argument("--backend", "-b", action="append", metavar="SPEC",
                     help="NAME[:MODEL][@PRECISION][,key=value...]; repeat for several")

@@ -419,3 +419,17 @@ def test_scenarios_show_prints_brackets_literally(tmp_path):
     listed = subprocess.run([*AGENTSIM, "scenarios", "list", "--dir", str(tmp_path)], capture_output=True,
                             text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
     assert "br" in listed.stdout and listed.returncode == 0
+
+
+def test_run_help_lists_every_backends_precisions(capsys):
+    """The precisions come from agentsim.precision (the one list), all of them, in run --help."""
+    from agentsim.cli import main
+    from agentsim.precision import HF_PRECISIONS, LLAMA_PRECISIONS
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    tail = out[out.index("llama precisions"):]
+    for name in (*LLAMA_PRECISIONS, *HF_PRECISIONS):
+        assert re.search(rf"^  {re.escape(name)} ", tail, re.M), name
+    assert "declared, not verified" in tail
