@@ -230,6 +230,11 @@ def _url(db: str | os.PathLike[str] | None, readonly: bool) -> tuple[str, bool]:
     return f"sqlite:///{db}", True
 
 
+def _memory_url(url: str) -> bool:
+    rest = url.split("://", 1)[1] if "://" in url else url
+    return rest in ("", "/", "/:memory:") or "mode=memory" in rest
+
+
 class Store:
     """A results database. ``readonly=True`` opens SQLite read-only (for viewers)."""
 
@@ -248,7 +253,13 @@ class Store:
             connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": 30} if is_sqlite else {}
             if readonly and url.startswith("postgresql"):
                 connect_args["options"] = "-c default_transaction_read_only=on"
-            self.engine: Engine = create_engine(url, connect_args=connect_args)
+            kwargs: dict[str, Any] = {}
+            if is_sqlite and _memory_url(url):
+                # one connection for the process: an in-memory database exists only inside it
+                from sqlalchemy.pool import StaticPool
+
+                kwargs["poolclass"] = StaticPool
+            self.engine: Engine = create_engine(url, connect_args=connect_args, **kwargs)
         except (SQLAlchemyError, ValueError, ImportError) as exc:
             raise StoreError(f"cannot open database {self.db}: {exc}") from None
         if is_sqlite:

@@ -68,12 +68,17 @@ def needs_upgrade(engine: Engine) -> bool:
     return current_revision(engine) != HEAD
 
 
+def _in_memory(url: Any) -> bool:
+    """An in-memory SQLite database (``sqlite://``, ``:memory:``, ``mode=memory``)."""
+    return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+
+
 def _migration_engine(engine: Engine) -> Engine:
     """An engine for the upgrade itself: on SQLite, one whose transactions really are
     transactions for DDL too (pysqlite leaves DDL in autocommit) and take the write lock first."""
     url = engine.url
-    if url.get_backend_name() != "sqlite":
-        return engine
+    if url.get_backend_name() != "sqlite" or _in_memory(url):
+        return engine  # an in-memory database lives in its one connection: no other engine sees it
     eng = create_engine(url, connect_args={"timeout": 60})
 
     @event.listens_for(eng, "connect")

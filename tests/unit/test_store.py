@@ -85,3 +85,13 @@ def test_reader_upgrades_a_database_from_an_older_version(tmp_path):
     ro = Store(db, readonly=True)
     assert ro.list_runs() == [] and ro.hop_counts() == {}
     assert ro._missing_columns() == []
+
+
+def test_an_in_memory_database_is_migrated_in_its_own_connection():
+    """``sqlite://`` lives inside one connection: the schema must be made there, not elsewhere."""
+    from agentsim.launch import execute
+
+    store = Store("sqlite://")
+    runs, failures = execute(["chain-linear"], ["oracle"], store=store, instances=2)
+    assert not failures and store.get_run(runs[0].id).status == "complete"
+    assert len(store.hops(runs[0].id)) == 2 * runs[0].hops_per_instance
