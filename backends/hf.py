@@ -32,7 +32,7 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-from agentsim.errors import BackendError, HardwareError
+from agentsim.errors import AgentsimError, BackendError, HardwareError
 from agentsim.hardware import (
     Accelerator,
     detect,
@@ -215,6 +215,7 @@ class HFBackend(Backend):
             "load_s": round(time.perf_counter() - t0, 3), "quantized_linears": n_quant,
             "source_dtype": source_dtype(src),
             "catalog_name": src.name,
+            **_model_size(src),
         }
 
     def _fake_quantize(self, model: Any, compute: Any) -> int:
@@ -536,8 +537,27 @@ class HFBackend(Backend):
             model_sha256=loaded.get("sha256"),
             source_precision=loaded.get("source_dtype"),
             device=self.accelerator.kind,
+            model_params=loaded.get("model_params"),
+            model_bytes=loaded.get("model_bytes"),
             extra=extra,
         )
+
+
+def _model_size(src: Any) -> dict[str, int | None]:
+    """The source's parameter count (a GGUF's header: counted as stored, the same way as the llama
+    backend's) and its bytes on disk, for the scale axis; None where they cannot be read."""
+    from pathlib import Path
+
+    path = Path(src.path)
+    try:
+        if path.is_file():
+            from agentsim.models.gguf_header import check_gguf
+
+            return {"model_params": check_gguf(path).n_params, "model_bytes": path.stat().st_size}
+        files = [f for f in path.glob("*.safetensors")]
+        return {"model_params": None, "model_bytes": sum(f.stat().st_size for f in files) or None}
+    except (OSError, AgentsimError):
+        return {"model_params": None, "model_bytes": None}
 
 
 def _first_stop(text: str, stops: list[str]) -> int | None:

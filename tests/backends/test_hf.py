@@ -279,6 +279,11 @@ def test_engine_stores_precision_mode(tiny_gguf: Path, home: Path, tmp_path: Pat
     (run,) = runs
     assert run.precision == "nvfp4" and run.precision_mode == "emulated"
     assert "agentsim.quant" in (run.kernel or "")
+    # the scale axis: the size of the source, counted from the GGUF header as the llama backend does
+    from agentsim.models.gguf_header import check_gguf
+
+    assert run.model_params == check_gguf(tiny_gguf).n_params > 0
+    assert run.model_bytes == tiny_gguf.stat().st_size
     llm_hops = [h for h in store.hops(run.id) if h.kind == "llm"]
     assert llm_hops and all(h.prompt_tokens and h.ttft_s and h.peak_mem_bytes for h in llm_hops)
 
