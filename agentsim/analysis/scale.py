@@ -354,8 +354,8 @@ def scale_figure(result: dict[str, Any]) -> str:
                 continue
             x = [p["params"] for p in pts]
             y = [p[f"{metric}_ratio"]["value"] for p in pts]
-            lo = [v - (p[f"{metric}_ratio"]["ci95"] or [v, v])[0] for v, p in zip(y, pts, strict=True)]
-            hi = [(p[f"{metric}_ratio"]["ci95"] or [v, v])[1] - v for v, p in zip(y, pts, strict=True)]
+            lo = [max(0.0, v - (p[f"{metric}_ratio"]["ci95"] or [v, v])[0]) for v, p in zip(y, pts, strict=True)]
+            hi = [max(0.0, (p[f"{metric}_ratio"]["ci95"] or [v, v])[1] - v) for v, p in zip(y, pts, strict=True)]
             name = f"{cv['precision']} ({cv['family']}, {cv['mode']}, batch {cv['batch_size']})"
             line = ax.errorbar(x, y, yerr=[lo, hi], marker="o", capsize=3, label=name)
             ns = cv["n_star"][metric]

@@ -124,4 +124,16 @@ def build_report(store: Any, run_ids: list[int], baseline: int | str | None = No
         "rungs": rungs,
         "error_kinds": {str(b["run_id"]): _error_kinds(store, b["run_id"]) for b in blocks},
     }
+    doc["scale"] = _scale(store, [b["run_id"] for b in blocks])
     return doc
+
+
+def _scale(store: Any, run_ids: list[int]) -> dict[str, Any] | None:
+    """The model-scale axis (N*) when the runs span two or more model sizes, else None."""
+    sizes = {store.get_run(i).model_params for i in run_ids} - {None, 0}
+    if len(sizes) < 2:
+        return None
+    from agentsim.analysis.scale import scale_analysis
+
+    return scale_analysis(store, run_ids)
+

@@ -12,7 +12,14 @@ import json
 from html import escape
 from typing import Any
 
-from .common import METHODS_NOTE, figure_columns, figure_rows, header_items, verdict_items
+from .common import (
+    METHODS_NOTE,
+    figure_columns,
+    figure_rows,
+    header_items,
+    scale_lines,
+    verdict_items,
+)
 from .plots import render_plots, svg_for_html
 
 __all__ = ["render_html"]
@@ -115,6 +122,11 @@ def render_html(doc: dict[str, Any], *, plots: list[dict[str, str]] | None = Non
             out.append(f"<li>{_e(sw['family'])} {_e(sw.get('precision') or sw['backend'])}: task success(depth) = "
                        f"r^depth, r = {_e(r)}{_e(f' [{ci[0]:.3f}, {ci[1]:.3f}]' if ci else '')} over "
                        f"{len(fit.get('points') or [])} depths</li>")
+        out.append("</ul>")
+    scale = scale_lines(doc)
+    if scale:
+        out.append('<h2 id="scale">The scale axis (N*)</h2><ul class="scale">')
+        out += [f"<li>{_e(line)}</li>" for line in scale]
         out.append("</ul>")
     out.append('<h2 id="plots">Plots</h2>')
     if not plots:

@@ -9,7 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .common import METHODS_NOTE, figure_columns, figure_rows, header_items, verdict_items
+from .common import (
+    METHODS_NOTE,
+    figure_columns,
+    figure_rows,
+    header_items,
+    scale_lines,
+    verdict_items,
+)
 
 __all__ = ["render_markdown"]
 
@@ -33,6 +40,8 @@ def render_markdown(doc: dict[str, Any], *, plot_dir: Path | None = None, stem: 
     if rep["rungs"]:
         lines += ["", "## What each rung is, relative to its source", ""]
         lines += [f"- {r['text']} (runs {', '.join(map(str, r['run_ids']))})" for r in rep["rungs"]]
+    if scale_lines(doc):
+        lines += ["", "## The scale axis (N*)", ""] + [f"- {x}" for x in scale_lines(doc)]
     cols = figure_columns()
     lines += ["", "## Figures", "", "| " + " | ".join(c for c, _ in cols) + " |",
               "|" + "|".join("---" for _ in cols) + "|"]

@@ -130,7 +130,9 @@ def task_success_by_depth(doc: dict[str, Any]) -> str | None:
             xs = [max(int(d) for d in b["single"]["accuracy_by_depth"]) for b in blocks]
             ys = [b["single"]["task_success"]["value"] for b in blocks]
             cis = [b["single"]["task_success"]["ci95"] or [y, y] for b, y in zip(blocks, ys, strict=True)]
-            err = [[y - c[0] for y, c in zip(ys, cis, strict=True)], [c[1] - y for y, c in zip(ys, cis, strict=True)]]
+            # clamped at 0: an interval's end can sit a rounding error inside its point
+            err = [[max(0.0, y - c[0]) for y, c in zip(ys, cis, strict=True)],
+                   [max(0.0, c[1] - y) for y, c in zip(ys, cis, strict=True)]]
             ax.errorbar(xs, ys, yerr=err, marker="o", color=colour, label=name, capsize=3, lw=1.4,
                         ls="-" if len(set(xs)) > 1 else "none")
         ax.set_title(f"{mode} mode")
@@ -255,6 +257,17 @@ def relative_loss_by_depth(doc: dict[str, Any]) -> str | None:
     return _svg(fig)
 
 
+def scale_axis(doc: dict[str, Any]) -> str | None:
+    """The scale axis: each low rung's ratio to its model's top rung against parameter count,
+    with 95 % intervals, and N* where a ratio crosses its threshold (agentsim.analysis.scale)."""
+    sc = doc.get("scale")
+    if not sc or not sc.get("curves"):
+        return None
+    from agentsim.analysis.scale import scale_figure
+
+    return scale_figure(sc)
+
+
 #: (id, title, function): the plots of a report, in order
 PLOTS: list[tuple[str, str, Callable[[dict[str, Any]], str | None]]] = [
     ("accuracy-by-depth", "Model-hop accuracy by depth", accuracy_by_depth),
@@ -263,6 +276,7 @@ PLOTS: list[tuple[str, str, Callable[[dict[str, Any]], str | None]]] = [
     ("cost-per-correct-task", "Energy and seconds per correct task", cost_per_correct_task),
     ("error-kinds", "Error kinds by run", error_kinds),
     ("root-causes", "Root causes by hop", root_causes),
+    ("scale-axis", "The scale axis: ratios to the top rung by model size, and N*", scale_axis),
 ]
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from agentsim.console import compact_table, esc
 
-from .common import METHODS_NOTE, figure_rows, header_items, verdict_items
+from .common import METHODS_NOTE, figure_rows, header_items, scale_lines, verdict_items
 
 __all__ = ["render_terminal", "verdict_lines"]
 
@@ -59,6 +59,9 @@ def render_terminal(doc: dict[str, Any]) -> list[Any]:
         t.add_row(esc(who), *(esc(_two_lines(row[c])) for c in ("hop acc", "task ok", "Δ task", "J/correct")),
                   esc(row["verdict"]))
     out += [Text(""), t]
+    if scale_lines(doc):
+        out.append(Text("\nthe scale axis (N*)", style="bold"))
+        out += [Text(f"- {x}") for x in scale_lines(doc)]
     return out
 
 

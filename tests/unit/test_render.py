@@ -247,3 +247,14 @@ def test_rung_notes_from_stored_facts():
     assert rung_note(_block("f16", "f16", model="x"), {}, None)["kind"] == "as-shipped"
     assert rung_note({"simulation": True, "precision": None}, {}, None) is None
     assert source_text(_block("f16", "q4_k_m")) == "f16 dequantized from q4_k_m"
+
+
+def test_error_bars_survive_an_interval_end_a_rounding_error_inside_its_point():
+    """matplotlib refuses negative error lengths: 1.0 with an interval ending at 0.9999999999."""
+    from agentsim.render.plots import task_success_by_depth
+
+    block = {"mode": "free", "precision": "f16", "backend": "llama", "model": "m",
+             "single": {"task_success": {"value": 1.0, "ci95": [0.88, 1.0 - 1e-12]},
+                        "accuracy_by_depth": {"1": {"accuracy": 1.0}}}}
+    svg = task_success_by_depth({"runs": [block]})
+    assert svg and svg.lstrip().startswith("<?xml")

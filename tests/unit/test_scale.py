@@ -210,3 +210,20 @@ def test_cli_scale_json_and_svg(store: Store, tmp_path: Path, capsys: pytest.Cap
     assert "N* ≈ 316M" in text and "q4_0" in text
     assert main(["scale", "--db", store.db]) == 2
     assert "RUN_IDS or --all" in capsys.readouterr().err
+
+
+def test_the_trap_report_carries_the_scale_axis(store: Store, tmp_path: Path) -> None:
+    """Runs that span model sizes: the report's JSON holds scale_analysis, its HTML the N* lines
+    and the scale plot, its Markdown and terminal text the same lines; one size: none of it."""
+    from agentsim.render import build_report, render_html, render_markdown, render_terminal
+
+    ids = _two_sizes(store, small_ratio=1.4, large_ratio=0.6)
+    doc = build_report(store, ids, resamples=200)
+    assert doc["scale"] and doc["scale"]["curves"]
+    html = render_html(doc)
+    assert 'id="scale"' in html and "N* ≈" in html and 'id="plot-scale-axis"' in html
+    md, _ = render_markdown(doc, plot_dir=None)
+    assert "## The scale axis (N*)" in md and "N* ≈" in md
+    assert any("N* ≈" in str(getattr(r, "plain", "")) for r in render_terminal(doc))
+    one_size = build_report(store, ids[:2], resamples=200)
+    assert one_size["scale"] is None and 'id="scale"' not in render_html(one_size)
