@@ -4,10 +4,20 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Fuzzing: random examples on a developer's machine (new inputs every run); in CI (CI=true) the
+# same examples every run, so a red CI is reproducible and a green one is not luck. A failure
+# prints its reproduction blob either way.
+settings.register_profile("ci", derandomize=True, print_blob=True, database=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

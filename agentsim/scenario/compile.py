@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import networkx as nx
@@ -269,6 +270,10 @@ def answer_warnings(hop: HopSpec, expected: Any) -> list[tuple[str, str, str]]:
     out: list[tuple[str, str, str]] = []
     is_num = isinstance(expected, (int, float)) and not isinstance(expected, bool)
     shown = repr(expected) if len(repr(expected)) <= 40 else repr(expected)[:37] + "..."
+    if isinstance(expected, float) and not math.isfinite(expected):
+        # nan equals nothing (not even itself) and no answer reads back as inf
+        return [(f"expect evaluates to {shown}, which no answer can equal", "expect",
+                 "make expect a finite value")]
     if check == "exact":
         if parse in _STRING_PARSES and is_num:
             out.append((

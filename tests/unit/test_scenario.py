@@ -194,3 +194,12 @@ def test_generator_reference_file(tmp_path):
 def test_text_loader_reports_string_source():
     with pytest.raises(ScenarioError, match="<string>"):
         load_scenario_text("name: x\n")
+
+
+def test_a_non_finite_expected_answer_is_a_warning_not_a_crash(tmp_path):
+    """Found by the fuzzer: ``expect: .nan`` crashed the answer-type check (NaN to integer)."""
+    for value in (".nan", ".inf", "-.inf"):
+        sc = load_scenario_text(
+            f"name: n\nhops:\n  - id: a\n    prompt: hi\n    parse: integer\n    check: numeric\n    expect: {value}\n",
+            source="n.yaml")
+        assert any("no answer can equal" in str(w) and w.hop == "a" for w in sc.warnings), value
