@@ -50,6 +50,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=f"{marker}: {module} is not installed"))
 
 
+#: the developer's own model cache, as it was before any test isolated it
+_USER_AGENTSIM_HOME = os.environ.get("AGENTSIM_HOME")
+
+
+@pytest.fixture
+def user_model_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The developer's real model cache (prepared models), for slow tests that check a real model
+    and skip with the reason when it is not prepared; they must not write into it."""
+    if _USER_AGENTSIM_HOME is None:
+        monkeypatch.delenv("AGENTSIM_HOME", raising=False)
+    else:
+        monkeypatch.setenv("AGENTSIM_HOME", _USER_AGENTSIM_HOME)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_agentsim_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets its own empty ``$AGENTSIM_HOME`` (model cache) and ``$AGENTSIM_DB``:

@@ -404,7 +404,7 @@ def test_cuda_native_fp4_rule(tiny_gguf: Path, home: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.llama
-def test_default_model_hf_f32_agrees_with_llama_f16() -> None:
+def test_default_model_hf_f32_agrees_with_llama_f16(user_model_cache: None) -> None:
     """Greedy hf@f32 and llama.cpp@f16 on the same F16 rung agree on the first 32 tokens."""
     import llama_cpp
 

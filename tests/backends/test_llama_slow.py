@@ -28,6 +28,13 @@ def qwen_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     mp.undo()
 
 
+@pytest.fixture(autouse=True)
+def _in_qwen_home(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test sees the module's prepared home (the root conftest gives every test an empty one)."""
+    if "qwen_home" in request.fixturenames:
+        monkeypatch.setenv("AGENTSIM_HOME", str(request.getfixturevalue("qwen_home")))
+
+
 def test_fetched_source_matches_the_catalog(qwen_home: Path) -> None:
     src = qwen_home / "models" / QWEN.name / "source.gguf"
     assert src.stat().st_size == QWEN.bytes == 491_400_064

@@ -24,7 +24,7 @@ def _rung_built() -> bool:
 
 
 @run_async
-async def test_launch_real_llama_run(tmp_path):
+async def test_launch_real_llama_run(tmp_path, user_model_cache):
     if not _rung_built():
         pytest.skip("model not prepared: agentsim models prepare qwen2.5-coder-0.5b --rungs q4_k_m")
     from textual.widgets import Input, SelectionList
