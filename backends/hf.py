@@ -348,13 +348,7 @@ class HFBackend(Backend):
             sync()
             total = time.perf_counter() - t0
         decode_s = max(0.0, total - prefill_s)
-        if cuda:
-            peak, source = int(torch.cuda.max_memory_allocated()), "torch.cuda.max_memory_allocated"
-        else:
-            assert rss is not None
-            peak = rss.end()
-            source = "process peak RSS during the hop" if rss.per_hop else "process peak RSS since start"
-            rss.close()
+        peak, source = _peak_memory(cuda, rss, "hop")
         text = self._decode(out_ids, eos)
         cut = _first_stop(text, request.stop)
         if cut is not None:
@@ -447,13 +441,7 @@ class HFBackend(Backend):
             sync()
             total = time.perf_counter() - t0
         decode_s = max(0.0, total - prefill_s)
-        if cuda:
-            peak, source = int(torch.cuda.max_memory_allocated()), "torch.cuda.max_memory_allocated (the batch)"
-        else:
-            assert rss is not None
-            peak = rss.end()
-            source = "process peak RSS during the batch" if rss.per_hop else "process peak RSS since start"
-            rss.close()
+        peak, source = _peak_memory(cuda, rss, "batch")
         p_total = sum(len(ids) for ids, _ in prompts)
         g_total = sum(len(o) for o in outs) or 1
         results: list[Any] = []
@@ -541,6 +529,21 @@ class HFBackend(Backend):
             model_bytes=loaded.get("model_bytes"),
             extra=extra,
         )
+
+
+def _peak_memory(cuda: bool, rss: Any, what: str) -> tuple[int, str]:
+    """The peak memory of one call (``what``: "hop" or "batch") and where the figure comes from:
+    torch's peak CUDA allocation, or the process's peak RSS (closing the RSS probe)."""
+    if cuda:
+        import torch
+
+        return int(torch.cuda.max_memory_allocated()), "torch.cuda.max_memory_allocated" + (
+            " (the batch)" if what == "batch" else "")
+    assert rss is not None
+    peak = rss.end()
+    source = f"process peak RSS during the {what}" if rss.per_hop else "process peak RSS since start"
+    rss.close()
+    return peak, source
 
 
 def _model_size(src: Any) -> dict[str, int | None]:
