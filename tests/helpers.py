@@ -11,6 +11,7 @@ from agentsim.backends.base import (
     BackendInfo,
     Completion,
     GenerationRequest,
+    create_backend,
     register_backend,
 )
 
@@ -48,3 +49,10 @@ class ScriptedBackend(Backend):
 
 
 register_backend("scripted", "tests.helpers:ScriptedBackend", description="test backend")
+
+
+def loaded_backend(spec: str) -> Any:
+    """A backend for ``spec``, created and loaded (the caller closes it)."""
+    b = create_backend(spec)
+    b.load()
+    return b

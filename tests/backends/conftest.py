@@ -36,3 +36,16 @@ def agentsim_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "agentsim_home"
     monkeypatch.setenv("AGENTSIM_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="module")
+def hf_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("hf_home")
+
+
+@pytest.fixture
+def home(hf_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """One model cache shared by a module's tests (a GGUF converted once), never the user's."""
+    monkeypatch.setenv("AGENTSIM_HOME", str(hf_home))
+    return hf_home
+

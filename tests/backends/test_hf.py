@@ -12,6 +12,7 @@ import pytest
 
 from agentsim.backends.base import GenerationRequest, create_backend
 from agentsim.errors import BackendError, HardwareError, ModelError
+from tests.helpers import loaded_backend  # noqa: E402
 
 pytestmark = pytest.mark.hf
 
@@ -28,22 +29,6 @@ def _req(i: int = 0, **kw: object) -> GenerationRequest:
     return GenerationRequest(prompt=prompt, system=system, **kw)  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="module")
-def hf_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("hf_home")
-
-
-@pytest.fixture
-def home(hf_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """One cache shared by the module's tests (converting the GGUF once), never the user's."""
-    monkeypatch.setenv("AGENTSIM_HOME", str(hf_home))
-    return hf_home
-
-
-def _loaded(spec: str):
-    b = create_backend(spec)
-    b.load()
-    return b
 
 
 # --------------------------------------------------------------------------------------------
@@ -61,7 +46,7 @@ def _llama_greedy(llm, ids: list[int], n: int) -> list[int]:
     return out
 
 def test_greedy_is_deterministic_and_timed(tiny_gguf: Path, home: Path) -> None:
-    b = _loaded(f"hf:{tiny_gguf}@f32")
+    b = loaded_backend(f"hf:{tiny_gguf}@f32")
     c1 = b.generate(_req(0))
     c2 = b.generate(_req(0))
     assert c1.extra["token_ids"] == c2.extra["token_ids"] and c1.text == c2.text
@@ -79,7 +64,7 @@ def test_greedy_is_deterministic_and_timed(tiny_gguf: Path, home: Path) -> None:
 
 
 def test_chat_template_with_system_prompt(tiny_gguf: Path, home: Path) -> None:
-    b = _loaded(f"hf:{tiny_gguf}@f32")
+    b = loaded_backend(f"hf:{tiny_gguf}@f32")
     tok = b.tokenizer
     prompt, system = PROMPTS[0]
     text = tok.apply_chat_template(
@@ -95,7 +80,7 @@ def test_chat_template_with_system_prompt(tiny_gguf: Path, home: Path) -> None:
 
 
 def test_max_tokens_and_stop_sequences(tiny_gguf: Path, home: Path) -> None:
-    b = _loaded(f"hf:{tiny_gguf}@f32")
+    b = loaded_backend(f"hf:{tiny_gguf}@f32")
     full = b.generate(_req(1, max_tokens=16))
     assert b.generate(_req(1, max_tokens=3)).completion_tokens == 3
     assert b.generate(_req(1, max_tokens=3)).extra["token_ids"] == full.extra["token_ids"][:3]
@@ -111,7 +96,7 @@ def test_max_tokens_and_stop_sequences(tiny_gguf: Path, home: Path) -> None:
 
 
 def test_end_of_sequence_token_stops(tiny_gguf: Path, home: Path) -> None:
-    b = _loaded(f"hf:{tiny_gguf}@f32")
+    b = loaded_backend(f"hf:{tiny_gguf}@f32")
     ids = b.generate(_req(2, max_tokens=10)).extra["token_ids"]
     target = ids[3]
     b.model.generation_config.eos_token_id = target  # make the 4th token an end-of-sequence
@@ -122,7 +107,7 @@ def test_end_of_sequence_token_stops(tiny_gguf: Path, home: Path) -> None:
 
 
 def test_grammar_is_ignored_and_said_so(tiny_gguf: Path, home: Path) -> None:
-    b = _loaded(f"hf:{tiny_gguf}@f32")
+    b = loaded_backend(f"hf:{tiny_gguf}@f32")
     assert type(b).SUPPORTS_GRAMMAR is False
     plain = b.generate(_req(0, max_tokens=4))
     constrained = b.generate(_req(0, max_tokens=4, grammar='root ::= "yes" | "no"'))
@@ -133,19 +118,19 @@ def test_grammar_is_ignored_and_said_so(tiny_gguf: Path, home: Path) -> None:
 
 def test_gguf_cache_second_load_is_a_hit(tiny_gguf_f16: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTSIM_HOME", str(tmp_path / "home"))
-    first = _loaded(f"hf:{tiny_gguf_f16}@f32")
+    first = loaded_backend(f"hf:{tiny_gguf_f16}@f32")
     assert first.info().extra["cache"] == "miss (written)"
     ids = first.generate(_req(0)).extra["token_ids"]
-    second = _loaded(f"hf:{tiny_gguf_f16}@f32")
+    second = loaded_backend(f"hf:{tiny_gguf_f16}@f32")
     assert second.info().extra["cache"] == "hit"
     assert second.generate(_req(0)).extra["token_ids"] == ids
     assert second.info().model_sha256 == first.info().model_sha256
     cached = next((tmp_path / "home" / "cache" / "hf").glob("gguf-*"))
     assert json.loads((cached / "agentsim-source.json").read_text())["sha256"] == first.info().model_sha256
     # the cache entry is an ordinary model folder: hf:FOLDER gives the same tokens
-    folder = _loaded(f"hf:{cached}@f32")
+    folder = loaded_backend(f"hf:{cached}@f32")
     assert folder.generate(_req(0)).extra["token_ids"] == ids
-    off = _loaded(f"hf:{tiny_gguf_f16}@f32,cache=false")
+    off = loaded_backend(f"hf:{tiny_gguf_f16}@f32,cache=false")
     assert off.info().extra["cache"] == "off"
 
 
@@ -155,7 +140,7 @@ def test_gguf_cache_second_load_is_a_hit(tiny_gguf_f16: Path, tmp_path: Path, mo
 
 @pytest.mark.parametrize("precision", ["bf16", "f16", "int8", "int4", "mxfp4", "nvfp4"])
 def test_every_precision_generates(tiny_gguf: Path, home: Path, precision: str) -> None:
-    b = _loaded(f"hf:{tiny_gguf}@{precision}")
+    b = loaded_backend(f"hf:{tiny_gguf}@{precision}")
     c = b.generate(_req(0, max_tokens=4))
     assert c.completion_tokens == 4 and len(c.extra["token_ids"]) == 4
     info = b.info()
@@ -173,8 +158,8 @@ def test_quantized_weights_are_exactly_the_quantizers(tiny_gguf: Path, home: Pat
 
     from agentsim import quant
 
-    ref = _loaded(f"hf:{tiny_gguf}@f32").model
-    q = _loaded(f"hf:{tiny_gguf}@{precision},dtype=f32").model
+    ref = loaded_backend(f"hf:{tiny_gguf}@f32").model
+    q = loaded_backend(f"hf:{tiny_gguf}@{precision},dtype=f32").model
     for name in ("model.layers.0.self_attn.q_proj", "model.layers.1.mlp.down_proj"):
         w = ref.get_submodule(name).weight
         assert torch.equal(q.get_submodule(name).weight, quant.fake_quantize(w, precision))
@@ -188,8 +173,8 @@ def test_int_group_option(tiny_gguf: Path, home: Path) -> None:
 
     from agentsim import quant
 
-    ref = _loaded(f"hf:{tiny_gguf}@f32").model.model.layers[0].mlp.up_proj.weight
-    b = _loaded(f"hf:{tiny_gguf}@int4,dtype=f32,group=64")
+    ref = loaded_backend(f"hf:{tiny_gguf}@f32").model.model.layers[0].mlp.up_proj.weight
+    b = loaded_backend(f"hf:{tiny_gguf}@int4,dtype=f32,group=64")
     assert torch.equal(b.model.model.layers[0].mlp.up_proj.weight, quant.fake_quantize(ref, "int4", 64))
     assert "block 64" in (b.info().kernel or "")
 
@@ -205,7 +190,7 @@ def test_hf_f32_agrees_with_llama_cpp(tiny_gguf: Path, home: Path, llama_file: s
     import llama_cpp
 
     n = 24
-    b = _loaded(f"hf:{tiny_gguf}@f32")
+    b = loaded_backend(f"hf:{tiny_gguf}@f32")
     llm = llama_cpp.Llama(model_path=str(request.getfixturevalue(llama_file)), n_ctx=256, seed=0,
                           n_threads=1, verbose=False)
     for i in range(len(PROMPTS)):
@@ -251,7 +236,7 @@ def hf_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_model_folder_without_chat_template(hf_folder: Path, home: Path) -> None:
-    b = _loaded(f"hf:{hf_folder}@f32")
+    b = loaded_backend(f"hf:{hf_folder}@f32")
     c = b.generate(GenerationRequest(prompt="the answer is the number", max_tokens=6))
     again = b.generate(GenerationRequest(prompt="the answer is the number", max_tokens=6))
     assert c.extra["chat_template"] is False
@@ -260,7 +245,7 @@ def test_model_folder_without_chat_template(hf_folder: Path, home: Path) -> None
     info = b.info()
     assert info.extra["cache"] == "n/a (model folder)" and info.model_sha256
     assert info.source_precision == "float32"
-    q = _loaded(f"hf:{hf_folder}@mxfp4")
+    q = loaded_backend(f"hf:{hf_folder}@mxfp4")
     assert q.generate(GenerationRequest(prompt="the answer", max_tokens=3)).completion_tokens == 3
 
 
@@ -346,15 +331,15 @@ def test_bad_model_files(tmp_path: Path, agentsim_home: Path) -> None:
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"not a gguf at all" * 10)
     with pytest.raises(ModelError, match="cannot load"):
-        _loaded(f"hf:{junk}@f32,cache=false")
+        loaded_backend(f"hf:{junk}@f32,cache=false")
     txt = tmp_path / "weights.txt"
     txt.write_text("x")
     with pytest.raises(ModelError, match="not a .gguf"):
-        _loaded(f"hf:{txt}@f32")
+        loaded_backend(f"hf:{txt}@f32")
     empty = tmp_path / "folder"
     empty.mkdir()
     with pytest.raises(ModelError, match="config.json"):
-        _loaded(f"hf:{empty}@f32")
+        loaded_backend(f"hf:{empty}@f32")
 
 
 def test_cuda_asked_without_gpu() -> None:
@@ -373,8 +358,8 @@ def test_cuda_asked_without_gpu() -> None:
 @pytest.mark.gpu
 @pytest.mark.parametrize("precision", ["f32", "bf16", "nvfp4"])
 def test_cuda_generation(tiny_gguf: Path, home: Path, precision: str) -> None:
-    cpu = _loaded(f"hf:{tiny_gguf}@f32,device=cpu").generate(_req(0, max_tokens=8)).extra["token_ids"]
-    b = _loaded(f"hf:{tiny_gguf}@{precision},device=cuda")
+    cpu = loaded_backend(f"hf:{tiny_gguf}@f32,device=cpu").generate(_req(0, max_tokens=8)).extra["token_ids"]
+    b = loaded_backend(f"hf:{tiny_gguf}@{precision},device=cuda")
     c = b.generate(_req(0, max_tokens=8))
     assert b.info().device == "cuda"
     assert c.extra["peak_mem_source"] == "torch.cuda.max_memory_allocated" and c.peak_mem_bytes > 0
@@ -393,7 +378,7 @@ def test_cuda_native_fp4_rule(tiny_gguf: Path, home: Path) -> None:
             create_backend(f"hf:{tiny_gguf}@nvfp4,native=true")
         return
     pytest.importorskip("torchao")
-    b = _loaded(f"hf:{tiny_gguf}@nvfp4,native=true,device=cuda")
+    b = loaded_backend(f"hf:{tiny_gguf}@nvfp4,native=true,device=cuda")
     assert b.info().precision_mode == "native" and "torchao" in (b.info().kernel or "")
     assert b.generate(_req(0, max_tokens=4)).completion_tokens == 4
 
@@ -414,7 +399,7 @@ def test_default_model_hf_f32_agrees_with_llama_f16(user_model_cache: None) -> N
         path = models.resolve(None, "f16").path
     except ModelError as exc:
         pytest.skip(f"default model not prepared: {exc}")
-    b = _loaded("hf@f32")
+    b = loaded_backend("hf@f32")
     assert b.info().model_path == str(path)
     llm = llama_cpp.Llama(model_path=str(path), n_ctx=1024, seed=0, verbose=False)
     req = GenerationRequest(prompt="What is 17 + 25? Answer with the number only.",

@@ -14,6 +14,7 @@ import pytest
 
 from agentsim.backends.base import GenerationRequest, create_backend
 from agentsim.errors import BackendError, HardwareError, MissingDependencyError
+from tests.helpers import loaded_backend  # noqa: E402
 
 pytestmark = pytest.mark.hf
 torch = pytest.importorskip("torch")
@@ -21,22 +22,6 @@ torch = pytest.importorskip("torch")
 REQ = GenerationRequest(prompt="what is the sum of the apples?", system="you are a helpful assistant.", max_tokens=4)
 
 
-@pytest.fixture(scope="module")
-def hf_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("hf_home")
-
-
-@pytest.fixture
-def home(hf_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """One cache shared by the module's tests (the GGUF converted once), never the user's."""
-    monkeypatch.setenv("AGENTSIM_HOME", str(hf_home))
-    return hf_home
-
-
-def _loaded(spec: str):
-    b = create_backend(spec)
-    b.load()
-    return b
 
 
 def _version(dist: str) -> str:
@@ -65,7 +50,7 @@ def _version(dist: str) -> str:
     ],
 )
 def test_every_new_precision_generates(tiny_gguf: Path, home: Path, options: str, mode: str, kernel: str) -> None:
-    b = _loaded(f"hf:{tiny_gguf}@{options}")
+    b = loaded_backend(f"hf:{tiny_gguf}@{options}")
     c = b.generate(REQ)
     assert c.completion_tokens == 4 and len(c.extra["token_ids"]) == 4
     again = b.generate(REQ)
@@ -85,7 +70,7 @@ def test_every_new_precision_generates(tiny_gguf: Path, home: Path, options: str
 def test_bnb_4bit_cpu_kernel_is_the_fused_one_where_the_cpu_has_avx512_bf16(tiny_gguf: Path, home: Path) -> None:
     from bitsandbytes.functional import has_avx512bf16
 
-    kernel = _loaded(f"hf:{tiny_gguf}@nf4").info().kernel or ""
+    kernel = loaded_backend(f"hf:{tiny_gguf}@nf4").info().kernel or ""
     if has_avx512bf16():
         assert "fused C++ 4-bit GEMM in bf16 (AVX512-BF16" in kernel
     else:
@@ -104,8 +89,8 @@ def test_fp8_weights_bit_exact(tiny_gguf: Path, home: Path, options: str, scheme
     from agentsim import quant
 
     fmax = {"fp8": 448.0, "fp8_e5m2": 57344.0}[scheme]
-    ref = _loaded(f"hf:{tiny_gguf}@f32").model
-    q = _loaded(f"hf:{tiny_gguf}@{options},dtype=f32").model
+    ref = loaded_backend(f"hf:{tiny_gguf}@f32").model
+    q = loaded_backend(f"hf:{tiny_gguf}@{options},dtype=f32").model
     for name in ("model.layers.0.self_attn.q_proj", "model.layers.1.mlp.down_proj"):
         w = ref.get_submodule(name).weight.detach()
         got = q.get_submodule(name).weight.detach()
@@ -122,9 +107,9 @@ def test_bnb_weights_are_bitsandbytes_quantization(tiny_gguf: Path, home: Path) 
     import bitsandbytes as bnb
     import bitsandbytes.functional as F
 
-    ref = _loaded(f"hf:{tiny_gguf}@bf16").model
+    ref = loaded_backend(f"hf:{tiny_gguf}@bf16").model
     for options, quant_type in (("nf4", "nf4"), ("fp4-bnb", "fp4")):
-        m = _loaded(f"hf:{tiny_gguf}@{options}").model  # not generated with: not repacked for the CPU yet
+        m = loaded_backend(f"hf:{tiny_gguf}@{options}").model  # not generated with: not repacked for the CPU yet
         layer = m.get_submodule("model.layers.0.mlp.up_proj")
         assert isinstance(layer, bnb.nn.Linear4bit) and layer.weight.quant_state.quant_type == quant_type
         w = ref.get_submodule("model.layers.0.mlp.up_proj").weight.detach()
@@ -132,9 +117,9 @@ def test_bnb_weights_are_bitsandbytes_quantization(tiny_gguf: Path, home: Path) 
         assert torch.equal(F.dequantize_4bit(layer.weight.data, layer.weight.quant_state),
                            F.dequantize_4bit(packed, state))
         assert type(m.lm_head) is torch.nn.Linear and type(m.model.embed_tokens) is torch.nn.Embedding
-    dq = _loaded(f"hf:{tiny_gguf}@nf4,double_quant=true").model.get_submodule("model.layers.0.mlp.up_proj")
+    dq = loaded_backend(f"hf:{tiny_gguf}@nf4,double_quant=true").model.get_submodule("model.layers.0.mlp.up_proj")
     assert dq.weight.quant_state.nested  # the block scales are quantized too
-    i8 = _loaded(f"hf:{tiny_gguf}@int8-bnb").model.get_submodule("model.layers.1.self_attn.o_proj")
+    i8 = loaded_backend(f"hf:{tiny_gguf}@int8-bnb").model.get_submodule("model.layers.1.self_attn.o_proj")
     assert isinstance(i8, bnb.nn.Linear8bitLt) and i8.weight.dtype == torch.int8
 
 
@@ -142,11 +127,11 @@ def test_torchao_weights_are_packed_tensors(tiny_gguf: Path, home: Path) -> None
     from torchao.prototype.quantization.int4 import Int4OpaqueTensor
     from torchao.quantization.quantize_.workflows.int8.int8_tensor import Int8Tensor
 
-    ref = _loaded(f"hf:{tiny_gguf}@bf16").model.get_submodule("model.layers.0.self_attn.q_proj").weight.detach()
-    w8 = _loaded(f"hf:{tiny_gguf}@int8-wo").model.get_submodule("model.layers.0.self_attn.q_proj").weight
+    ref = loaded_backend(f"hf:{tiny_gguf}@bf16").model.get_submodule("model.layers.0.self_attn.q_proj").weight.detach()
+    w8 = loaded_backend(f"hf:{tiny_gguf}@int8-wo").model.get_submodule("model.layers.0.self_attn.q_proj").weight
     assert isinstance(w8, Int8Tensor) and w8.qdata.dtype == torch.int8
     err8 = (w8.dequantize().float() - ref.float()).abs().max()
-    w4 = _loaded(f"hf:{tiny_gguf}@int4-wo").model.get_submodule("model.layers.0.self_attn.q_proj").weight
+    w4 = loaded_backend(f"hf:{tiny_gguf}@int4-wo").model.get_submodule("model.layers.0.self_attn.q_proj").weight
     assert isinstance(w4, Int4OpaqueTensor)
     x = torch.randn(1, ref.shape[1], dtype=torch.bfloat16, generator=torch.Generator().manual_seed(0))
     y4 = torch.nn.functional.linear(x, w4).float()
@@ -159,7 +144,7 @@ def test_emulated_and_real_kernel_at_one_precision(tiny_gguf: Path, home: Path) 
     to bf16's next-token logits: the comparison the two realisations exist for."""
     logits = {}
     for p in ("bf16", "int8", "int8-wo"):
-        b = _loaded(f"hf:{tiny_gguf}@{p}")
+        b = loaded_backend(f"hf:{tiny_gguf}@{p}")
         ids, _ = b._prompt_ids(REQ)
         with torch.inference_mode():
             logits[p] = b.model(input_ids=torch.tensor([ids])).logits[0, -1].float()
@@ -175,7 +160,7 @@ def test_emulated_and_real_kernel_at_one_precision(tiny_gguf: Path, home: Path) 
 
 def test_bnb_from_a_gguf_without_the_cache(tiny_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTSIM_HOME", str(tmp_path / "home"))
-    b = _loaded(f"hf:{tiny_gguf}@nf4,cache=false")
+    b = loaded_backend(f"hf:{tiny_gguf}@nf4,cache=false")
     assert b.info().extra["cache"] == "off" and b.generate(REQ).completion_tokens == 4
     assert not (tmp_path / "home" / "cache" / "hf").exists() or not any((tmp_path / "home" / "cache" / "hf").iterdir())
 
@@ -193,7 +178,7 @@ def test_bnb_from_a_model_folder(home: Path, tmp_path: Path) -> None:
                                  num_attention_heads=4, num_key_value_heads=2, bos_token_id=1, eos_token_id=2,
                                  tie_word_embeddings=False)).save_pretrained(tmp_path)
     for p in ("int8-bnb", "int4-wo"):
-        b = _loaded(f"hf:{tmp_path}@{p}")
+        b = loaded_backend(f"hf:{tmp_path}@{p}")
         assert b.generate(GenerationRequest(prompt="the answer is", max_tokens=3)).completion_tokens == 3
         assert b.info().extra["quantized_linears"] == 7 and b.info().extra["cache"] == "n/a (model folder)"
 
