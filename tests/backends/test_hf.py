@@ -12,7 +12,7 @@ import pytest
 
 from agentsim.backends.base import GenerationRequest, create_backend
 from agentsim.errors import BackendError, HardwareError, ModelError
-from tests.helpers import loaded_backend  # noqa: E402
+from tests.helpers import loaded_backend
 
 pytestmark = pytest.mark.hf
 
@@ -27,8 +27,6 @@ def _req(i: int = 0, **kw: object) -> GenerationRequest:
     prompt, system = PROMPTS[i]
     kw.setdefault("max_tokens", 12)
     return GenerationRequest(prompt=prompt, system=system, **kw)  # type: ignore[arg-type]
-
-
 
 
 # --------------------------------------------------------------------------------------------
