@@ -295,7 +295,6 @@ class HFBackend(Backend):
     def generate(self, request: GenerationRequest) -> Completion:
         import torch
 
-        from agentsim.measure import PeakRSS
 
         if self.model is None:
             self.load()
@@ -305,12 +304,7 @@ class HFBackend(Backend):
             raise BackendError("hf: the prompt tokenizes to nothing")
         dev = self.accelerator.kind
         cuda = dev == "cuda"
-        rss = None
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        else:
-            rss = PeakRSS()
-            rss.begin()
+        rss = _start_peak_memory(cuda)
         eos = self._eos_ids()
         out_ids: list[int] = []
         finish = "length"
@@ -377,7 +371,6 @@ class HFBackend(Backend):
             return super().generate_batch(reqs, return_exceptions=return_exceptions)
         import torch
 
-        from agentsim.measure import PeakRSS
 
         if self.model is None:
             self.load()
@@ -390,12 +383,7 @@ class HFBackend(Backend):
         torch.manual_seed(reqs[0].seed)
         dev = self.accelerator.kind
         cuda = dev == "cuda"
-        rss = None
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        else:
-            rss = PeakRSS()
-            rss.begin()
+        rss = _start_peak_memory(cuda)
         eos = self._eos_ids()
         pad = self.tokenizer.pad_token_id
         pad = int(pad) if pad is not None else (min(eos) if eos else 0)
@@ -529,6 +517,21 @@ class HFBackend(Backend):
             model_bytes=loaded.get("model_bytes"),
             extra=extra,
         )
+
+
+def _start_peak_memory(cuda: bool) -> Any:
+    """Start measuring a call's peak memory: torch's CUDA peak is reset, or an RSS probe begins
+    (returned, for :func:`_peak_memory`)."""
+    if cuda:
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+        return None
+    from agentsim.measure import PeakRSS
+
+    rss = PeakRSS()
+    rss.begin()
+    return rss
 
 
 def _peak_memory(cuda: bool, rss: Any, what: str) -> tuple[int, str]:
