@@ -19,18 +19,6 @@ from agentsim.precision import LLAMA_RUNGS
 from tests.tiny_models import write_tiny_gguf
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    h = tmp_path / "home"
-    monkeypatch.setenv("AGENTSIM_HOME", str(h))
-    return h
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_gguf(tmp_path_factory.mktemp("tiny") / "tiny-f16.gguf", seed=0, dtype="f16")
-
-
 @pytest.fixture(scope="module")
 def tiny32(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_gguf(tmp_path_factory.mktemp("tiny32") / "tiny-f32.gguf", seed=0, dtype="f32")

@@ -23,12 +23,6 @@ EXPECTED = {
 }
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("AGENTSIM_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_fetched_file_is_what_the_catalog_says(home: Path, name: str) -> None:
     cm = models.CATALOG[name]

@@ -18,18 +18,6 @@ from tests.tiny_models import write_tiny_gguf
 from tests.unit.test_models import _split_catalog
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    h = tmp_path / "home"
-    monkeypatch.setenv("AGENTSIM_HOME", str(h))
-    return h
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_gguf(tmp_path_factory.mktemp("tiny") / "tiny-f16.gguf", seed=0, dtype="f16")
-
-
 def _files_bytes(d: Path) -> int:
     return sum(p.stat().st_size for p in d.rglob("*") if p.is_file())
 

@@ -13,14 +13,6 @@ import pytest
 
 from agentsim import hashing, paths, versions
 
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    h = tmp_path / "home"
-    monkeypatch.setenv("AGENTSIM_HOME", str(h))
-    return h
-
-
 # ------------------------------------------------------------------------------------------
 # paths
 
