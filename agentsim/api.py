@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .errors import AgentsimError
-from .store import RunRead, Store
+from .store import RunRead, Store, scenario_label_of
 
 __all__ = ["simulate", "Results", "Frames", "load_results"]
 
@@ -47,7 +47,7 @@ class Results:
     def __repr__(self) -> str:
         ids = self.run_ids
         shown = ", ".join(str(i) for i in ids[:8]) + (", …" if len(ids) > 8 else "")
-        scen = sorted({r.scenario for r in self.runs})
+        scen = sorted({scenario_label_of(r) for r in self.runs})
         back = sorted({r.backend for r in self.runs})
         fail = f", {len(self.failures)} failed backend(s)" if self.failures else ""
         return (f"<Results {len(ids)} run(s) [{shown}] in {self.store.db}: "
@@ -59,10 +59,12 @@ class Results:
     def to_pandas(self, *, summaries: bool = True) -> Frames:
         """Run-level and hop-level pandas DataFrames.
 
-        ``runs``: one row per run with its summary figures and one ``param_<name>`` column per
-        scenario parameter (e.g. ``param_depth`` for a depth sweep; missing where a run lacks
-        it). ``hops``: one row per hop, ordered by run, instance and topological order, with the
-        run's scenario, backend, precision, mode and ``param_<name>`` columns.
+        ``runs``: one row per run with its summary figures (``scenario_label`` tells two
+        scenarios of one name apart: ``pointer-chase(depth=4 distractors=8)``) and one
+        ``param_<name>`` column per launch parameter (e.g. ``param_depth`` for a depth sweep;
+        missing where a run lacks it). ``hops``: one row per hop, ordered by run, instance and
+        topological order, with the run's scenario, scenario label, backend, precision, mode and
+        ``param_<name>`` columns.
         ``summaries=False`` skips the run figures (the runs frame then holds the run records).
         """
         import pandas as pd
@@ -94,11 +96,12 @@ class Results:
                     .drop(columns="_run_order").reset_index(drop=True))
             meta = by_id
             hops.insert(1, "scenario", hops["run_id"].map(lambda i: meta[i].scenario))
-            hops.insert(2, "backend", hops["run_id"].map(lambda i: meta[i].backend))
-            hops.insert(3, "precision", hops["run_id"].map(lambda i: meta[i].precision))
-            hops.insert(4, "mode", hops["run_id"].map(lambda i: meta[i].mode))
+            hops.insert(2, "scenario_label", hops["run_id"].map(lambda i: scenario_label_of(meta[i])))
+            hops.insert(3, "backend", hops["run_id"].map(lambda i: meta[i].backend))
+            hops.insert(4, "precision", hops["run_id"].map(lambda i: meta[i].precision))
+            hops.insert(5, "mode", hops["run_id"].map(lambda i: meta[i].mode))
             for j, name in enumerate(param_names):
-                hops.insert(5 + j, f"param_{name}", hops["run_id"].map(lambda i, n=name: (meta[i].params or {}).get(n)))
+                hops.insert(6 + j, f"param_{name}", hops["run_id"].map(lambda i, n=name: (meta[i].params or {}).get(n)))
         return Frames(runs=runs, hops=hops)
 
     def raise_for_failures(self) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .console import ENERGY_SHORT, compact_table, energy_short, esc, params_text
+from .console import ENERGY_SHORT, compact_table, energy_short, esc
 
-__all__ = ["comparison_table", "mixed_runs_warning", "run_label", "demo_table", "combine"]
+__all__ = ["comparison_table", "mixed_runs_warning", "run_label", "scenario_label", "demo_table", "combine"]
 
 
 def _pct(v: Any) -> str:
@@ -24,19 +24,29 @@ def run_label(r: dict[str, Any]) -> str:
     return str(r.get("backend") or "-")
 
 
+def scenario_label(r: dict[str, Any]) -> str:
+    """The workload of a run summary: its scenario label (the family with its non-default params,
+    or the file's name; see :mod:`agentsim.scenario.label`)."""
+    return str(r.get("scenario_label") or r["scenario"])
+
+
 def mixed_runs_warning(rows: list[dict[str, Any]]) -> str | None:
-    """A sentence when the compared runs differ in scenario or parameters (else None)."""
-    scenarios = list(dict.fromkeys(str(r["scenario"]) for r in rows))
-    params = list(dict.fromkeys(params_text(r.get("params")) for r in rows))
-    parts = []
-    if len(scenarios) > 1:
-        parts.append(f"{len(scenarios)} scenarios ({', '.join(scenarios)})")
-    if len(params) > 1:
-        parts.append(f"{len(params)} parameter sets ({'; '.join(p or 'none' for p in params)})")
-    if not parts:
+    """A sentence when the compared runs ran different scenarios (their labels differ), else None.
+
+    Labels tell workloads apart (two scenarios of one name have two labels); parameters that only
+    restate a family's defaults do not change the workload and raise no warning."""
+    labels = list(dict.fromkeys(scenario_label(r) for r in rows))
+    if len(labels) <= 1:
         return None
-    return ("the compared runs differ: " + " and ".join(parts)
-            + "; each run is compared with a baseline that saw the same instances")
+    by_id = {r["run_id"]: r for r in rows}
+    crossed = [f"run {r['run_id']} ({scenario_label(r)}) against run {b} ({scenario_label(by_id[b])})"
+               for r in rows if (b := r.get("baseline_run_id")) is not None and b in by_id
+               and scenario_label(by_id[b]) != scenario_label(r)]
+    text = f"the compared runs ran {len(labels)} different scenarios ({', '.join(labels)})"
+    if crossed:
+        return (text + "; these are compared with a baseline of another scenario, so their instances differ and "
+                "the paired figures mean little: " + "; ".join(crossed))
+    return text + "; each run is compared with a baseline that saw the same instances"
 
 
 def comparison_table(rows: list[dict[str, Any]], title: str | None = None) -> Any:
@@ -44,11 +54,11 @@ def comparison_table(rows: list[dict[str, Any]], title: str | None = None) -> An
 
     Columns: run, backend (or model@precision), mode, hop accuracy, task success, local and
     propagated errors, seconds per hop and energy per correct task; ``(0.95x)`` is the ratio to
-    the run's baseline. The scenario (and params) go in the title when all runs share them,
-    else in a column. Details (parse errors, tokens/s, intervals) are in ``agentsim show``.
+    the run's baseline. The scenario label goes in the title when all runs share it, else in a
+    column. Details (parse errors, tokens/s, intervals) are in ``agentsim show``.
     """
     by_id = {r["run_id"]: r for r in rows}
-    same_scenario = len({(r["scenario"], params_text(r.get("params"))) for r in rows}) <= 1
+    same_scenario = len({scenario_label(r) for r in rows}) <= 1
     if title is None:
         if not rows:
             title = "no runs"
@@ -56,8 +66,7 @@ def comparison_table(rows: list[dict[str, Any]], title: str | None = None) -> An
             bases = list(dict.fromkeys(r["baseline_run_id"] for r in rows if r.get("baseline_run_id") is not None))
             head = ""
             if same_scenario:
-                p = params_text(rows[0].get("params"))
-                head = f"{rows[0]['scenario']}{' ' + p if p else ''}: "
+                head = f"{scenario_label(rows[0])}: "
             if not bases:
                 title = head + "no baseline"
             else:
@@ -94,8 +103,7 @@ def comparison_table(rows: list[dict[str, Any]], title: str | None = None) -> An
         e_txt = "-" if energy is None else f"{energy:.1f} {energy_short(r['energy']['kind'])}"
         what = run_label(r)
         if not same_scenario:
-            p = params_text(r.get("params"))
-            what += f"\n{r['scenario']}" + (f" {p}" if p else "")
+            what += f"\n{scenario_label(r)}"
         verdict = (r.get("verdict") or {}).get("verdict")
         if verdict:
             what += f"\n= {_VERDICT_SHORT.get(verdict, verdict)}"
@@ -174,7 +182,8 @@ def demo_table(
     first = next(iter(groups.values()))[0]
     base_backend = order[0]
     label = first.get("precision") or baseline_label or base_backend
-    title = f"pooled over {', '.join(sorted({s['scenario'] for g in groups.values() for s in g}))}; x = relative to {label}"
+    pooled = ", ".join(sorted({scenario_label(s) for g in groups.values() for s in g}))
+    title = f"pooled over {pooled}; x = relative to {label}"
     if first.get("source_precision"):
         title += f" (baseline = {first['precision']} dequantized from {first['source_precision']})"
     t = Table(title=esc(title), title_justify="left")

@@ -35,6 +35,7 @@ __all__ = [
     "Store",
     "default_db",
     "effective_status",
+    "scenario_label_of",
     "SQLITE_PRAGMAS",
 ]
 
@@ -58,6 +59,9 @@ class RunBase(SQLModel):
     scenario: str = Field(index=True)
     scenario_ref: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     scenario_fingerprint: str = ""
+    #: what listings show for the workload: differs whenever the scenario does (the name above
+    #: seeds the instances and cannot; see agentsim.scenario.label). Set by Store.create_run.
+    scenario_label: str | None = Field(default=None, index=True)
     params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     backend: str = Field(index=True)
     backend_name: str = ""
@@ -323,11 +327,37 @@ class Store:
     # runs -----------------------------------------------------------------------------
 
     def create_run(self, run: Run) -> RunRead:
+        """Store a new run. Its ``scenario_label`` is computed here (from its scenario reference,
+        or taken as given) and told apart from the label of any earlier run of another scenario."""
+        from .scenario.label import base_label
+
+        base = run.scenario_label or base_label(run.scenario_ref, run.scenario)
         with self.session() as s:
+            run.scenario_label = self._free_label(s, base, run.scenario_fingerprint, before=None)
             s.add(run)
             s.commit()
             s.refresh(run)
+            # two writers may have taken one label at once: the later run (higher id) yields
+            settled = self._free_label(s, base, run.scenario_fingerprint, before=run.id)
+            if settled != run.scenario_label:
+                run.scenario_label = settled
+                s.add(run)
+                s.commit()
+                s.refresh(run)
             return RunRead.model_validate(run)
+
+    @staticmethod
+    def _free_label(s: Session, base: str, fingerprint: str, *, before: int | None) -> str:
+        from .scenario.label import label_candidates, pick_label
+
+        q = select(Run.scenario_label, Run.scenario_fingerprint).where(
+            Run.scenario_label.in_(label_candidates(base, fingerprint)))  # type: ignore[union-attr]
+        if before is not None:
+            q = q.where(Run.id < before)  # type: ignore[operator]
+        holders: dict[str, set[str]] = {}
+        for label, fp in s.exec(q).all():
+            holders.setdefault(str(label), set()).add(fp or "")
+        return pick_label(base, fingerprint, holders)
 
     def update_run(self, run_id: int, **fields: Any) -> RunRead:
         with self.session() as s:
@@ -463,6 +493,11 @@ class Store:
     def integrity_check(self) -> str:
         with self.engine.connect() as conn:
             return str(conn.execute(text("PRAGMA integrity_check")).scalar())
+
+
+def scenario_label_of(run: Any) -> str:
+    """The run's scenario label (its scenario name for a row that has none)."""
+    return run.scenario_label or run.scenario
 
 
 def effective_status(run: RunRead) -> str:

@@ -68,8 +68,8 @@ class _Pair:
 
 def _cell(rd: RunData) -> str:
     r = rd.run
-    return json.dumps([r.scenario, r.params, r.mode, r.seed, r.n_instances, r.batch_size or 1], sort_keys=True,
-                      default=str)
+    return json.dumps([r.scenario, r.scenario_fingerprint, r.params, r.mode, r.seed, r.n_instances,
+                       r.batch_size or 1], sort_keys=True, default=str)
 
 
 def _family(model: str | None) -> str:

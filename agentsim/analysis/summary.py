@@ -56,7 +56,9 @@ def summarize_run(store: Store, run: RunRead | int, *, hop_count: int | None = N
     decode_s = _sum_or_none([r["decode_s"] for r in llm_rows if r["completion_tokens"]])
     out: dict[str, Any] = {
         "run_id": run.id,
+        "scenario_label": run.scenario_label or run.scenario,
         "scenario": run.scenario,
+        "scenario_fingerprint": run.scenario_fingerprint,
         "params": run.params,
         "backend": run.backend,
         "model": run.model,

@@ -38,9 +38,11 @@ BASELINE_RULE = ("default baseline: among the compared runs of the same model, s
 
 
 def group_key(rd: RunData) -> str:
-    """Runs that see the same instances and may be compared (pairing by instance and hop)."""
+    """Runs that see the same instances and may be compared (pairing by instance and hop). The
+    fingerprint keeps apart two scenarios of one name (their instances differ; their labels too)."""
     r = rd.run
-    return json.dumps([r.model, r.scenario, r.params, r.mode, r.seed, r.n_instances], sort_keys=True, default=str)
+    return json.dumps([r.model, r.scenario, r.scenario_fingerprint, r.params, r.mode, r.seed, r.n_instances],
+                      sort_keys=True, default=str)
 
 
 def _bits(rd: RunData) -> float:
@@ -116,7 +118,8 @@ def _meta(rd: RunData) -> dict[str, Any]:
     versions = (r.machine or {}).get("versions") or {}
     kinds = sorted({(row["energy_kind"] or "unavailable") for row in rd.rows if row["kind"] != "tool"})
     return {
-        "run_id": r.id, "scenario": r.scenario, "params": r.params, "backend": r.backend, "model": r.model,
+        "run_id": r.id, "scenario_label": r.scenario_label or r.scenario, "scenario": r.scenario,
+        "scenario_fingerprint": r.scenario_fingerprint, "params": r.params, "backend": r.backend, "model": r.model,
         "precision": r.precision, "precision_bits": bits(r.precision) if r.precision else None,
         "precision_mode": r.precision_mode, "kernel": r.kernel, "source_precision": r.source_precision,
         "model_sha256": r.model_sha256, "mode": r.mode, "seed": r.seed, "launch_id": getattr(r, "launch_id", None), "status": r.status,

@@ -56,7 +56,7 @@ def _hops_cell(recorded: int, expected: int) -> str:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from agentsim.store import effective_status
+    from agentsim.store import effective_status, scenario_label_of
 
     store = open_store(args, readonly=True)
     runs = store.list_runs(limit=args.limit)
@@ -65,7 +65,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.json:
         print_json([
             {
-                "run_id": r.id, "scenario": r.scenario, "params": r.params, "backend": r.backend,
+                "run_id": r.id, "scenario_label": scenario_label_of(r), "scenario": r.scenario,
+                "scenario_fingerprint": r.scenario_fingerprint, "params": r.params, "backend": r.backend,
                 "precision": r.precision, "precision_mode": r.precision_mode, "mode": r.mode,
                 "status": effective_status(r), "accuracy": figs[r.id]["accuracy"],
                 "task_success": figs[r.id]["task_success"], "instances": r.n_instances,
@@ -79,8 +80,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from agentsim.console import compact_table
 
     t = compact_table(title=esc(f"runs in {store.db}"),
-                      caption="hops: recorded (of expected, when short). acc%: hop accuracy; ok%: "
-                              "task success (every hop right). Details: agentsim show RUN_ID.")
+                      caption="scenario: the family with its non-default params, or the file's name "
+                              "(#abc123: another scenario of that name). hops: recorded (of expected, "
+                              "when short). acc%: hop accuracy; ok%: task success (every hop right). "
+                              "Details: agentsim show RUN_ID.")
     t.add_column("id", justify="right", no_wrap=True)
     t.add_column("scenario", overflow="fold", min_width=12)
     t.add_column("backend", overflow="fold", min_width=8)
@@ -90,10 +93,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
         t.add_column(col, justify="right", no_wrap=True)
     t.add_column("created", no_wrap=True)
     for r in runs:
-        p = params_text(r.params)
         b = getattr(r, "batch_size", None) or 1
         t.add_row(
-            str(r.id), esc(r.scenario + (f"\n[{p}]" if p else "")),
+            str(r.id), esc(scenario_label_of(r)),
             esc(r.backend + (f" batch {b}" if b > 1 else "")), esc(r.mode), esc(effective_status(r)),
             _hops_cell(counts.get(r.id, 0), r.n_instances * r.hops_per_instance),
             _pct(figs[r.id]["accuracy"], sign=False), _pct(figs[r.id]["task_success"], sign=False),
@@ -116,14 +118,18 @@ def cmd_show(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     out = console()
-    out.print(f"[bold]run {s['run_id']}[/bold]: " + esc(f"{s['scenario']} [{s['mode']}] {s['backend']} — {s['status']}"))
+    out.print(f"[bold]run {s['run_id']}[/bold]: "
+              + esc(f"{s['scenario_label']} [{s['mode']}] {s['backend']} — {s['status']}"))
     if s["error"]:
         out.print(f"[red]{esc(s['error'])}[/red]")
     t = Table(show_header=False)
     t.add_column("metric")
     t.add_column("value", overflow="fold")
     rel = s["reliability"]
+    ref = run.scenario_ref or {}
     rows = [
+        ("scenario", f"{s['scenario']} (" + (f"family {ref.get('name')}" if ref.get("kind") == "generator" else "file")
+         + f", fingerprint {run.scenario_fingerprint or '-'})"),
         ("params", params_text(s["params"]) or "none"),
         ("precision", f"{s['precision'] or '-'} ({s['precision_mode']}, {s['kernel'] or '-'})"
          + (f", from {s['source_precision']}" if s.get("source_precision") else "")),

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from agentsim.console import esc, params_text, progress_printer
+from agentsim.console import esc, progress_printer
 from agentsim.errors import AgentsimError
 from agentsim.limits import add_trust_argument
 
@@ -117,9 +117,8 @@ def _print_run_lines(runs: Sequence[Any], store: Any) -> None:
         s = summarize_run(store, run)
         acc = f"{s['accuracy']:.3f}" if s["accuracy"] is not None else "-"
         ts = f"{s['task_success']:.3f}" if s["task_success"] is not None else "-"
-        p = params_text(run.params)
         out.print(esc(
-            f"run {run.id}: {run.scenario}{' [' + p + ']' if p else ''} [{run.mode}] {run.backend}"
+            f"run {run.id}: {s['scenario_label']} [{run.mode}] {run.backend}"
             f"{f' batch {run.batch_size}' if (run.batch_size or 1) > 1 else ''} — "
             f"{s['status']}, hop accuracy {acc}, task success {ts}"
         ))

@@ -239,8 +239,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         for m, precs in missing.items():
             prepare(m, precs, log=out.print)
-    from agentsim.console import progress_printer
+    from agentsim.console import esc, progress_printer
     from agentsim.launch import run_launch
+    from agentsim.store import scenario_label_of
 
     store = open_store(args)
     err = console(stderr=True)
@@ -248,7 +249,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     with bar:
         result = run_launch(launch, store=store, progress=on_progress)
     for run in result.runs:
-        out.print(f"run {run.id}: {run.scenario} {run.params} [{run.mode}] {run.backend} — {run.status}", highlight=False)
+        out.print(esc(f"run {run.id}: {scenario_label_of(run)} [{run.mode}] {run.backend} — {run.status}"),
+                  highlight=False)
     for spec, exc in result.failures:
         err.print(f"error: backend {spec}: {exc}", highlight=False, markup=False)
     ids = ",".join(str(r.id) for r in result.runs)

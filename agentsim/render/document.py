@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 from agentsim.analysis import evaluate
-from agentsim.console import params_text
 from agentsim.versions import dist_version
 
 from .facts import machine_text, realisation_text, rung_note, source_text
@@ -66,8 +65,8 @@ def _error_kinds(store: Any, run_id: int) -> dict[str, int]:
 
 
 def _scenario_text(b: dict[str, Any]) -> str:
-    p = params_text(b.get("params"))
-    return f"{b['scenario']}{' ' + p if p else ''}"
+    """The run's scenario label: the family with its non-default params, or the file's name."""
+    return str(b.get("scenario_label") or b["scenario"])
 
 
 def _uniq(values: list[Any]) -> list[Any]:

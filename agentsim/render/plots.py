@@ -58,17 +58,17 @@ def _short(b: dict[str, Any]) -> str:
 
 
 def _panels(doc: dict[str, Any], pred: Callable[[dict[str, Any]], bool]) -> list[tuple[str, list[dict[str, Any]]]]:
-    """Runs grouped by scenario, params and mode (one panel each, at most 8), in first-seen order;
-    a panel is titled by scenario and mode, with the params only where one scenario has several."""
-    from agentsim.console import params_text
-
-    out: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    """Runs grouped by scenario label and mode (one panel each, at most 8), in first-seen order,
+    each titled by both (the label tells two scenarios of one name apart)."""
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for b in doc["runs"]:
         if pred(b):
-            out.setdefault((b["scenario"], params_text(b.get("params")), b["mode"]), []).append(b)
-    several = {sc for sc, p, _ in out if len({pp for s2, pp, _m in out if s2 == sc}) > 1}
-    return [(f"{sc}{' ' + p if sc in several and p else ''} — {mode} mode", blocks)
-            for (sc, p, mode), blocks in list(out.items())[:8]]
+            out.setdefault((_label(b), b["mode"]), []).append(b)
+    return [(f"{label} — {mode} mode", blocks) for (label, mode), blocks in list(out.items())[:8]]
+
+
+def _label(b: dict[str, Any]) -> str:
+    return str(b.get("scenario_label") or b["scenario"])
 
 
 def _grid(n: int, *, w: float = 4.6, h: float = 3.2, max_cols: int = 2) -> tuple[Any, list[Any]]:
@@ -218,7 +218,7 @@ def root_causes(doc: dict[str, Any]) -> str | None:
     for i, (colour, b) in enumerate(zip(_colours(len(blocks)), blocks, strict=True)):
         by = b["propagation"]["root_causes"]["by_hop"]
         ax.bar([j + i * width - 0.4 + width / 2 for j in range(len(hops))], [by.get(h, 0) for h in hops],
-               width=width, color=colour, label=f"{_short(b)} ({b['scenario']})")
+               width=width, color=colour, label=f"{_short(b)} ({_label(b)})")
     ax.set_xticks(list(range(len(hops))))
     ax.set_xticklabels(hops, fontsize=7, rotation=45 if len(hops) > 8 else 0)
     ax.set_xlabel("hop where the failure chain started")
