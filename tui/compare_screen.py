@@ -3,8 +3,8 @@ computed by :func:`agentsim.analysis.compare_runs`): ratios with their paired 95
 (``relative_ci95``), the verdict of each run, the cursor row's verdict line with its evidence,
 and model-hop accuracy against depth for the runs that share the cursor row's scenario and mode.
 
-The baseline is ``evaluate()``'s default (the top rung of the same model, scenario, params and
-mode) until ``b`` makes the cursor row the baseline of every run; ``d`` returns to the default."""
+The title names the runs' scenario label (or how many scenarios they span). The baseline is
+``evaluate()``'s default (the top rung of the same model, scenario, params and mode) until ``b`` makes the cursor row the baseline of every run; ``d`` returns to the default."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from agentsim.console import energy_short
+from agentsim.report import scenario_label
 
 if TYPE_CHECKING:
     from .app import AgentsimApp
@@ -85,13 +86,12 @@ def verdict_cell(summary: dict[str, Any]) -> Text:
 
 
 def chart_group(summaries: list[dict[str, Any]], current: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The runs the chart draws: those of the current row's scenario, params and mode (the runs
-    that share its instances), at most :data:`CHART_SERIES`."""
+    """The runs the chart draws: those of the current row's scenario label and mode (the runs
+    that share its instances: one label is one scenario), at most :data:`CHART_SERIES`."""
     if current is None:
         return []
-    key = (current["scenario"], repr(sorted((current.get("params") or {}).items())), current["mode"])
-    same = [s for s in summaries
-            if (s["scenario"], repr(sorted((s.get("params") or {}).items())), s["mode"]) == key]
+    key = (scenario_label(current), current["mode"])
+    same = [s for s in summaries if (scenario_label(s), s["mode"]) == key]
     return same[:CHART_SERIES]
 
 
@@ -194,6 +194,11 @@ class CompareScreen(Screen[None]):
         named = ", ".join(f"run {b}" + (f" ({by_id[b]['precision'] or by_id[b]['backend']} [{by_id[b]['mode']}])"
                                          if b in by_id else "") for b in bases[:3])
         named += f" +{len(bases) - 3}" if len(bases) > 3 else ""
+        labels = list(dict.fromkeys(scenario_label(s) for s in self.summaries))
+        if len(labels) == 1:
+            title.append(f" · {labels[0]}")
+        elif labels:
+            title.append(f" · {len(labels)} scenarios (the chart names the cursor row's)", style="yellow")
         if self.baseline is None:
             title.append(f" · baseline {named or '-'}: top rung of the same model, scenario, mode · b: cursor row")
         else:
@@ -230,7 +235,7 @@ class CompareScreen(Screen[None]):
         plt.clear_data()
         plt.clear_figure()
         group = chart_group(self.summaries, current)
-        where = f"{current['scenario']} [{current['mode']}]" if current else ""
+        where = f"{scenario_label(current)} [{current['mode']}]" if current else ""
         plt.title(f"model-hop accuracy by depth: {where}" + (" (free mode compounds errors)"
                                                               if current and current["mode"] == "free" else ""))
         plt.xlabel("depth (hops)")

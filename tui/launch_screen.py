@@ -19,6 +19,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from agentsim.engine import Progress
 from agentsim.errors import AgentsimError
+from agentsim.store import scenario_label_of
 
 from .base import AgentsimScreen
 from .run_progress import RunProgressList
@@ -240,7 +241,7 @@ class LaunchScreen(AgentsimScreen):
 
         def on_created(run: Any) -> None:
             created.append(run.id)
-            self.post_message(self.RunCreated(run.id, f"run {run.id} {run.scenario} [{run.mode}] {run.backend}"))
+            self.post_message(self.RunCreated(run.id, f"run {run.id} {scenario_label_of(run)} [{run.mode}] {run.backend}"))
 
         meter = None
         try:

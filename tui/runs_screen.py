@@ -13,6 +13,9 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import DataTable, Static
 
+from agentsim.console import params_text
+from agentsim.store import scenario_label_of
+
 from .base import AgentsimScreen
 from .data import RunRow, run_rows
 
@@ -28,6 +31,15 @@ def _pct(v: float | None) -> str:
 
 def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def clip_middle(text: str, n: int) -> str:
+    """``text`` in ``n`` characters, cut in the middle: a scenario label keeps both its family
+    and its end, where the parameters and any ``#abc123`` that tell it apart are."""
+    if len(text) <= n:
+        return text
+    head = (n - 1) // 2
+    return text[:head] + "…" + text[len(text) - (n - 1 - head):]
 
 
 class RunsScreen(AgentsimScreen):
@@ -55,13 +67,14 @@ class RunsScreen(AgentsimScreen):
     def compose_body(self) -> ComposeResult:
         table: DataTable[Text | str] = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield table
+        yield Static("", id="runs-current")
         yield Static("", id="runs-status")
 
     def on_mount(self) -> None:
         table = self.query_one("#runs-table", DataTable)
         # fixed widths: auto-sized columns can be measured before the rows arrive
-        for label, key, width in [(" ", "mark", 1), ("id", "id", 4), ("scenario", "scenario", 14),
-                                  ("backend", "backend", 14), ("mode", "mode", 6), ("status", "status", 10),
+        for label, key, width in [(" ", "mark", 1), ("id", "id", 4), ("scenario", "scenario", 16),
+                                  ("backend", "backend", 12), ("mode", "mode", 6), ("status", "status", 10),
                                   ("acc", "acc", 4), ("task", "task", 4), ("hops", "hops", 9),
                                   ("prec.", "precision", 7), ("created", "created", 11)]:
             table.add_column(label, key=key, width=width)
@@ -104,7 +117,7 @@ class RunsScreen(AgentsimScreen):
             status = Text(row.status, style=_STATUS_STYLE.get(row.status, ""))
             table.add_row(
                 Text("●", style="bold yellow") if r.id in self.marked else " ",
-                str(r.id), _clip(r.scenario, 14), _clip(r.backend, 14), r.mode, status,
+                str(r.id), clip_middle(scenario_label_of(r), 16), _clip(r.backend, 12), r.mode, status,
                 _pct(row.accuracy), _pct(row.task_success),
                 f"{row.hops_recorded}/{row.hops_expected}", r.precision or "-",
                 r.created_at.strftime("%m-%d %H:%M"),
@@ -112,6 +125,25 @@ class RunsScreen(AgentsimScreen):
             )
         if cursor_key is not None and any(row.run.id == cursor_key for row in self.rows):
             table.move_cursor(row=table.get_row_index(str(cursor_key)))
+        self._show_current()
+
+    @on(DataTable.RowHighlighted, "#runs-table")
+    def _highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self._show_current()
+
+    def _show_current(self) -> None:
+        """The cursor row's whole scenario label, backend and params (the table clips them)."""
+        rid = self.current_run_id
+        row = next((r for r in self.rows if r.run.id == rid), None)
+        line = Text()
+        if row is not None:
+            r = row.run
+            line.append(f"run {r.id}: ", style="bold")
+            line.append(f"{scenario_label_of(r)} · {r.backend} [{r.mode}]")
+            p = params_text(r.params)
+            if p:
+                line.append(f" · {p}", style="dim")
+        self.query_one("#runs-current", Static).update(line)
 
     def _status(self, no_db: bool = False) -> None:
         now = self.ctx.clock().strftime("%H:%M:%S")

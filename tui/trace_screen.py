@@ -21,7 +21,7 @@ from textual.message import Message
 from textual.widgets import Collapsible, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
-from agentsim.store import HopRead, InstanceRead, RunRead
+from agentsim.store import HopRead, InstanceRead, RunRead, scenario_label_of
 
 from .base import AgentsimScreen
 from .data import (
@@ -190,7 +190,8 @@ class TraceScreen(AgentsimScreen):
     def _runs_listed(self, message: RunsListed) -> None:
         select = self.query_one("#trace-run", Select)
         # Text, not str: a name such as "shop [v2]" is shown as it is, never read as markup
-        options = [(Text(_clip(f"{r.id} {r.scenario} {r.mode} {r.backend}", 26)), r.id) for r in message.runs]
+        options = [(Text(_clip(f"{r.id} {scenario_label_of(r)} {r.mode} {r.backend}", 26)), r.id)
+                   for r in message.runs]
         if [o[1] for o in options] == [o[1] for o in self._options]:
             return
         self._options = options
@@ -382,7 +383,7 @@ class TraceScreen(AgentsimScreen):
             return
         t = Text()
         t.append(f"run {run.id}", style="bold")
-        t.append(f" {run.scenario} [{run.mode}] {run.backend}")
+        t.append(f" {scenario_label_of(run)} [{run.mode}] {run.backend}")
         if run.precision:
             t.append(f" @{run.precision}")
         if self.instance_index is not None:
