@@ -76,3 +76,19 @@ def test_two_hops_reuse_the_system_prompt(qwen_home: Path) -> None:
     assert c1.cached_tokens == 0
     assert c2.cached_tokens is not None and c2.cached_tokens >= 40  # the system prompt
     assert c2.prefill_s is not None and c2.decode_s is not None and c2.ttft_s is not None
+
+
+def test_batch_of_8_long_answers_equals_batch_1_on_q4_0(qwen_home: Path) -> None:
+    """Eight 48-token answers decoded together give batch 1's tokens. With one unified KV cache
+    for all sequences the fifth of these (start 27) diverged at its 43rd token on q4_0: the
+    sequences' cells interleaved and attention summed over another layout. Each sequence now has
+    its own stream (the shared prefix copied in), laid out exactly as at batch 1."""
+    starts = [55, 25, 49, 57, 27, 3, 17, 33]
+    reqs = [GenerationRequest(prompt=f"Count upwards from {s}: write the next forty numbers, separated by commas, "
+                                     f"starting with {s}.", system="You are a helpful assistant.", max_tokens=48)
+            for s in starts]
+    with create_backend("llama@q4_0,n_threads=1") as b:
+        alone = [b.generate(r).extra["token_ids"] for r in reqs]
+        together = b.generate_batch(reqs)
+    assert [c.extra["token_ids"] for c in together] == alone
+    assert together[0].extra["shared_prefix_tokens"] > 10
