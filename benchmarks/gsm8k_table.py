@@ -26,7 +26,7 @@ MODEL = "llama:qwen2.5-coder-0.5b"
 
 
 def run(db: str, *, rungs: list[str], per_bucket: int, decomposed: int, steps: int, seed: int,
-        threads: int) -> dict[str, float]:
+        threads: int, batch: int = 1) -> dict[str, float]:
     """Execute the runs; returns the wall time of each group in seconds."""
     import agentsim
 
@@ -35,12 +35,12 @@ def run(db: str, *, rungs: list[str], per_bucket: int, decomposed: int, steps: i
     if per_bucket:
         t0 = time.perf_counter()
         agentsim.simulate("gsm8k", backends, params={"steps": list(BUCKETS), "mode": "whole"},
-                          instances=per_bucket, seed=seed, mode="free", db=db)
+                          instances=per_bucket, seed=seed, mode="free", db=db, batch=batch)
         walls["whole"] = time.perf_counter() - t0
     if decomposed:
         t0 = time.perf_counter()
         agentsim.simulate("gsm8k", backends, params={"steps": str(steps), "mode": "decomposed"},
-                          instances=decomposed, seed=seed, mode="both", db=db)
+                          instances=decomposed, seed=seed, mode="both", db=db, batch=batch)
         walls["decomposed"] = time.perf_counter() - t0
     return walls
 
@@ -56,20 +56,27 @@ def _precision(run: Any) -> str:
     return str(run.precision or run.backend)
 
 
-def paired_relative_loss(base: np.ndarray, other: np.ndarray, *, resamples: int = 4000,
-                         seed: int = 0) -> tuple[float | None, float | None, float | None]:
-    """``1 - acc(other) / acc(base)`` over the same problems, with a 95% paired bootstrap
-    interval (problems resampled together). None where the baseline has no correct answer."""
+def paired_relative_loss(base: np.ndarray, other: np.ndarray) -> dict[str, Any]:
+    """``1 - acc(other) / acc(base)`` over the same problems, with agentsim's paired cluster
+    bootstrap (one set of problem weights for both rungs, percentile interval; see
+    docs/statistics.md) and the exact McNemar p-value of the discordant pairs. ``loss`` is None
+    where the baseline has no correct answer."""
+    from agentsim.analysis.bootstrap import percentile_ci, weights
+    from agentsim.analysis.paired import mcnemar_exact
+
+    b_only = int(np.sum((base == 1) & (other == 0)))
+    o_only = int(np.sum((base == 0) & (other == 1)))
+    out: dict[str, Any] = {"loss": None, "ci": None, "p": mcnemar_exact(b_only, o_only),
+                           "base_only": b_only, "other_only": o_only}
     if len(base) == 0 or base.sum() == 0:
-        return None, None, None
-    point = 1.0 - other.sum() / base.sum()
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(base), size=(resamples, len(base)))
-    b, o = base[idx].sum(axis=1), other[idx].sum(axis=1)
-    ok = b > 0
-    reps = 1.0 - o[ok] / b[ok]
-    lo, hi = np.percentile(reps, [2.5, 97.5])
-    return float(point), float(lo), float(hi)
+        return out
+    out["loss"] = float(1.0 - other.sum() / base.sum())
+    w = weights(len(base))
+    bs, os_ = w @ base, w @ other
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reps = np.where(bs > 0, 1.0 - os_ / np.where(bs > 0, bs, 1.0), np.nan)
+    out["ci"] = percentile_ci(reps, out["loss"])["ci"]
+    return out
 
 
 def _whole_outcomes(store: Any, runs: list[Any]) -> dict[tuple[str, str], dict[int, bool]]:
@@ -90,7 +97,8 @@ def whole_table(db: str, baseline: str = "f16") -> str:
     outcomes = _whole_outcomes(store, runs)
     precisions = sorted({p for _, p in outcomes}, key=lambda p: (p != baseline, p))
     lines = ["| steps | problems | " + " | ".join(f"{p} accuracy" for p in precisions)
-             + " | " + " | ".join(f"{p} vs {baseline}: relative loss [95% CI]" for p in precisions if p != baseline) + " |",
+             + " | " + " | ".join(f"{p} vs {baseline}: relative loss [95% CI]; discordant (only {baseline} right / only {p} right)"
+                                  for p in precisions if p != baseline) + " |",
              "|---|---|" + "---|" * (2 * len(precisions) - 1)]
     for bucket in BUCKETS:
         base = outcomes.get((bucket, baseline), {})
@@ -107,9 +115,13 @@ def whole_table(db: str, baseline: str = "f16") -> str:
             if p == baseline:
                 continue
             o = np.array([outcomes[(bucket, p)][k] for k in common], dtype=float)
-            point, lo, hi = paired_relative_loss(b, o)
-            losses.append("n/a (no correct baseline answer)" if point is None
-                          else f"{point:+.1%} [{lo:+.1%}, {hi:+.1%}]")
+            r = paired_relative_loss(b, o)
+            if r["loss"] is None:
+                losses.append("n/a (no correct baseline answer)")
+            else:
+                ci = f"[{r['ci'][0]:+.1%}, {r['ci'][1]:+.1%}]" if r["ci"] else "[no interval]"
+                losses.append(f"{r['loss']:+.1%} {ci}; discordant {r['base_only']}/{r['other_only']}, "
+                              f"McNemar p={r['p']:.2g}")
         lines.append(f"| {bucket} | {len(common)} | " + " | ".join(accs) + " | " + " | ".join(losses) + " |")
     return "\n".join(lines)
 
@@ -142,11 +154,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=3, help="steps of the decomposed problems")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=1, help="instances decoded together (agentsim run --batch)")
     ap.add_argument("--table-only", action="store_true")
     a = ap.parse_args(argv)
     if not a.table_only:
         walls = run(a.db, rungs=a.rungs.split(","), per_bucket=a.per_bucket, decomposed=a.decomposed,
-                    steps=a.steps, seed=a.seed, threads=a.threads)
+                    steps=a.steps, seed=a.seed, threads=a.threads, batch=a.batch)
         print("wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in walls.items()))
     print(whole_table(a.db))
     print()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import random
 from collections.abc import Callable, Mapping
@@ -62,7 +63,10 @@ class Instance:
         return ctx
 
 
-VarDrawer = Callable[[random.Random, dict[str, Any]], dict[str, Any]]
+#: ``draw(rng, world)`` -> the instance's variables. A drawer that also declares keyword
+#: parameters ``seed`` and ``index`` is given them (e.g. to walk a seeded permutation of a data
+#: set: instance i of seed s takes its i-th item, no item twice until all have been used).
+VarDrawer = Callable[..., dict[str, Any]]
 
 
 @dataclass
@@ -133,7 +137,7 @@ class Scenario:
         """Instance ``index`` of ``seed``: independent of how many instances are drawn."""
         rng = random.Random(f"agentsim:{self.spec.name}:{seed}:{index}")
         world = self.spec.world
-        values = self._draw(rng, world)
+        values = self._draw(rng, world, seed, index)
         inst = Instance(index=index, seed=seed, vars=values, expected={})
         base = inst.context(world)
         for hop_id in self.order:
@@ -170,9 +174,10 @@ class Scenario:
     def instances(self, n: int, seed: int = 0) -> list[Instance]:
         return [self.instance(seed, i) for i in range(n)]
 
-    def _draw(self, rng: random.Random, world: dict[str, Any]) -> dict[str, Any]:
+    def _draw(self, rng: random.Random, world: dict[str, Any], seed: int, index: int) -> dict[str, Any]:
         if self.draw_vars is not None:
-            drawn: dict[str, Any] = jsonable(self.draw_vars(rng, dict(world)))
+            extra = {"seed": seed, "index": index} if _takes_seed_and_index(self.draw_vars) else {}
+            drawn: dict[str, Any] = jsonable(self.draw_vars(rng, dict(world), **extra))
             for name, value in drawn.items():
                 try:
                     expr.check_value_size(value, f"variable {name!r}")
@@ -214,3 +219,11 @@ class Scenario:
         except LimitExceeded as exc:
             raise self._located(exc, None, "system") from None
 
+
+def _takes_seed_and_index(fn: Callable[..., Any]) -> bool:
+    """Whether a drawer declares the ``seed`` and ``index`` keyword parameters."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return "seed" in params and "index" in params

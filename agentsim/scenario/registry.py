@@ -35,7 +35,8 @@ class Generated:
     """What a generator returns: the scenario data and an optional per-instance drawer."""
 
     spec: dict[str, Any]
-    draw_vars: Callable[[random.Random, dict[str, Any]], dict[str, Any]] | None = None
+    #: ``draw(rng, world)``, or ``draw(rng, world, *, seed, index)`` (see ``VarDrawer``)
+    draw_vars: Callable[..., dict[str, Any]] | None = None
     var_names: list[str] = field(default_factory=list)
 
 

@@ -185,6 +185,19 @@ def test_bad_parameters_are_scenario_errors(params, message):
         build_generator("gsm8k", params)
 
 
+@pytest.mark.parametrize("mode", ["whole", "decomposed"])
+def test_a_sample_holds_no_problem_twice_until_the_pool_is_used_up(mode):
+    """Instance i of seed s is item i of a seeded permutation of the bucket: a sample of the whole
+    pool is every problem once, the same at any sample size, and another seed is another order."""
+    sc = build_generator("gsm8k", {"steps": "7", "mode": mode})
+    pool = {p.index for p in fam.problem_pool(7, 7)}
+    first = [i.vars["problem"] for i in sc.instances(len(pool), seed=3)]
+    assert sorted(first) == sorted(pool)  # 21 problems with 7 steps: each once
+    assert [i.vars["problem"] for i in sc.instances(5, seed=3)] == first[:5]
+    assert sc.instance(3, len(pool)).vars["problem"] == first[0]  # then the permutation again
+    assert [i.vars["problem"] for i in sc.instances(len(pool), seed=4)] != first
+
+
 def test_decomposed_hops_see_earlier_questions_and_answers():
     sc = build_generator("gsm8k", {"steps": "3", "mode": "decomposed"})
     assert sc.order == ["s1", "s2", "s3"] and sc.parents("s3") == ["s1", "s2"]

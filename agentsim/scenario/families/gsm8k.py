@@ -2,9 +2,10 @@
 
 Problems come from the bundled GSM8K test split (Socratic form, see
 :mod:`agentsim.datasets.gsm8k`); every instance is one problem, drawn from the problems with the
-requested number of annotated steps by the instance's seeded generator, so instance ``i`` of seed
-``s`` is the same problem at every precision and on every backend (drawn with replacement: a
-sample of ``n`` can hold a problem twice).
+requested number of annotated steps: instance ``i`` of seed ``s`` is item ``i`` of a permutation of
+those problems seeded by the scenario's name and ``s``, so it is the same problem at every
+precision and on every backend, and no problem comes twice until the whole pool has been used
+(instance ``len(pool)`` starts the permutation again).
 
 ``mode=decomposed``  one hop per step (``s1``, ``s2``, ...): the problem in the system prompt, the
                      earlier sub-questions with the answers this hop received, then the step's
@@ -127,8 +128,23 @@ def gsm8k(steps: str, mode: str, max_tokens: int) -> Generated:
     return _decomposed(pool, lo, label)
 
 
-def _draw_problem(pool: list[Problem], rng: random.Random) -> Problem:
-    return pool[rng.randrange(len(pool))]
+def _permutation(pool: list[Problem], name: str, seed: int, cache: dict[int, list[int]]) -> list[int]:
+    if seed not in cache:
+        order = list(range(len(pool)))
+        random.Random(f"agentsim:{name}:problems:{seed}").shuffle(order)
+        cache[seed] = order
+    return cache[seed]
+
+
+def _drawer(pool: list[Problem], name: str) -> Any:
+    """Instance ``index`` of ``seed`` -> its problem: a seeded permutation, walked in order."""
+    cache: dict[int, list[int]] = {}
+
+    def problem(seed: int, index: int) -> Problem:
+        order = _permutation(pool, name, seed, cache)
+        return pool[order[index % len(order)]]
+
+    return problem
 
 
 def _whole(pool: list[Problem], label: str, max_tokens: int) -> Generated:
@@ -142,12 +158,15 @@ def _whole(pool: list[Problem], label: str, max_tokens: int) -> Generated:
         "max_tokens": max_tokens,
     }
 
-    def draw(rng: random.Random, world: dict[str, Any]) -> dict[str, Any]:
-        p = _draw_problem(pool, rng)
+    name = f"gsm8k-whole-steps{label}"
+    problem = _drawer(pool, name)
+
+    def draw(rng: random.Random, world: dict[str, Any], *, seed: int, index: int) -> dict[str, Any]:
+        p = problem(seed, index)
         return {"problem": p.index, "question": p.question, "answer": p.answer, "n_steps": p.n_steps}
 
     spec = {
-        "name": f"gsm8k-whole-steps{label}",
+        "name": name,
         "description": f"GSM8K test problems with {label} annotated steps, solved in one hop "
                        f"({len(pool)} problems)",
         "system": _WHOLE_SYSTEM,
@@ -177,8 +196,11 @@ def _decomposed(pool: list[Problem], n: int, label: str) -> Generated:
             "max_tokens": 12,
         })
 
-    def draw(rng: random.Random, world: dict[str, Any]) -> dict[str, Any]:
-        p = _draw_problem(pool, rng)
+    name = f"gsm8k-decomposed-steps{label}"
+    problem = _drawer(pool, name)
+
+    def draw(rng: random.Random, world: dict[str, Any], *, seed: int, index: int) -> dict[str, Any]:
+        p = problem(seed, index)
         return {
             "problem": p.index,
             "question": p.question,
@@ -193,7 +215,7 @@ def _decomposed(pool: list[Problem], n: int, label: str) -> Generated:
         }
 
     spec = {
-        "name": f"gsm8k-decomposed-steps{label}",
+        "name": name,
         "description": f"GSM8K test problems with {n} annotated steps, one hop per step "
                        f"({len(pool)} problems)",
         "system": _DECOMPOSED_SYSTEM,
