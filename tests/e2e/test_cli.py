@@ -346,14 +346,14 @@ def test_compare_warns_when_runs_differ_in_scenario_or_params(populated, tmp_pat
     a = runs[("chain-linear", "oracle", "free")]
     b = runs[("fanin-dag", "oracle", "free")]
     proc = cli("compare", a, b, db=db, env={**os.environ, "COLUMNS": "80"})
-    assert "warning" in proc.stderr and "2 scenarios" in proc.stderr
+    assert "warning" in proc.stderr and "2 different scenarios" in proc.stderr
     assert "chain-linear" in proc.stdout and "fanin-dag" in proc.stdout
     same = cli("compare", a, runs[("chain-linear", "noisy,p=0.3,seed=1", "free")], db=db)
     assert "warning" not in same.stderr
     db2 = tmp_path / "p.db"
     cli("run", "chain-arith", "-p", "depth=1|2", "-b", "oracle", "-n", "2", db=db2)
     proc = cli("compare", "1", "2", db=db2)
-    assert "parameter sets" in proc.stderr and "depth=1" in proc.stderr
+    assert "2 different scenarios" in proc.stderr and "chain-arith(depth=1)" in proc.stderr
 
 
 # validate: every problem, with hints for the YAML traps

@@ -148,3 +148,45 @@ def test_the_command_line(tmp_path):
     assert HEAD in out
     out = subprocess.run([*run, "history"], capture_output=True, text=True, check=True).stdout
     assert "0001_baseline" in out and HEAD in out
+
+
+def test_the_scenario_label_is_back_filled_from_the_stored_reference(tmp_path):
+    """Runs written by the previous schema (0003) get the labels Store.create_run gives: two
+    scenarios of one name are told apart, a second run of one scenario shares its label."""
+    import json
+
+    from agentsim.scenario import resolve_scenario
+
+    db = tmp_path / "labels.db"
+    eng = create_engine(f"sqlite:///{db}")
+    assert migrate(eng, "0003_model_scale") == "0003_model_scale"
+    file_ref, family = resolve_scenario("pointer-chase-d4"), resolve_scenario("pointer-chase", {"depth": 4})
+    rows = [(file_ref.name, file_ref.ref, file_ref.fingerprint), (family.name, family.ref, family.fingerprint),
+            (file_ref.name, file_ref.ref, file_ref.fingerprint),
+            ("shop", {"kind": "spec", "spec": {"name": "shop"}}, "1111111111111111"),
+            ("shop", {"kind": "spec", "spec": {"name": "shop", "description": "v2"}}, "2222222222222222"),
+            ("old", {}, "")]
+    with eng.begin() as conn:
+        for name, ref, fp in rows:
+            conn.execute(text(
+                "INSERT INTO run (scenario, scenario_ref, scenario_fingerprint, params, backend, backend_name,"
+                " backend_info, mode, seed, n_instances, hops_per_instance, status, created_at, machine,"
+                " energy_meter) VALUES (:n, :ref, :fp, '{}', 'oracle', 'oracle', '{}', 'free', 0, 1, 1,"
+                " 'complete', '2024-01-01 00:00:00+00:00', '{}', '{}')"), {"n": name, "ref": json.dumps(ref), "fp": fp})
+    eng.dispose()
+    assert "scenario_label" not in {r[1] for r in sqlite3.connect(db).execute("PRAGMA table_info(run)")}
+
+    store = Store(db, readonly=True)  # a reader upgrades it once
+    assert current_revision(store.engine) == HEAD and schema_diff(store.engine) == []
+    labels = [r.scenario_label for r in reversed(store.list_runs())]
+    assert labels == ["pointer-chase(depth=4 distractors=8)", "pointer-chase(depth=4)",
+                      "pointer-chase(depth=4 distractors=8)", "shop", "shop#222222", "old"]
+    # a new run of the family scenario after the upgrade joins its back-filled label
+    from agentsim.store import Run
+
+    new = Store(db).create_run(Run(scenario=family.name, scenario_ref=family.ref,
+                                   scenario_fingerprint=family.fingerprint, backend="oracle"))
+    assert new.scenario_label == "pointer-chase(depth=4)"
+    # and back: 0003 has no label column
+    downgrade(create_engine(f"sqlite:///{db}"), "0003_model_scale")
+    assert "scenario_label" not in {r[1] for r in sqlite3.connect(db).execute("PRAGMA table_info(run)")}
