@@ -198,7 +198,8 @@ class CompareScreen(Screen[None]):
         if len(labels) == 1:
             title.append(f" · {labels[0]}")
         elif labels:
-            title.append(f" · {len(labels)} scenarios (the chart names the cursor row's)", style="yellow")
+            shown = ", ".join(labels[:3]) + (f" +{len(labels) - 3}" if len(labels) > 3 else "")
+            title.append(f" · {len(labels)} scenarios: {shown}", style="yellow")
         if self.baseline is None:
             title.append(f" · baseline {named or '-'}: top rung of the same model, scenario, mode · b: cursor row")
         else:
@@ -215,6 +216,8 @@ class CompareScreen(Screen[None]):
         cur = self._current()
         line = Text()
         if cur is not None:
+            if len({scenario_label(s) for s in self.summaries}) > 1:
+                line.append(f"{scenario_label(cur)}: ", style="yellow")
             verdict = (cur.get("verdict") or {})
             short, style = _VERDICT_SHORT.get(verdict.get("verdict") or "", ("", ""))
             line.append(f"{short}: " if short else "", style=f"bold {style}")
