@@ -13,7 +13,10 @@ From the stored hops it prints:
 * s/task, J/task  run wall time and estimated energy per correct task (all hops right)
 
 Beside each rung: its prefill rate (a 128-token prompt evaluated in one llama_decode, best of
-three), the compute ceiling a batched decode step can at best reach on this CPU.
+three: logits for the last token only) and, per B, the rate of a decode step's own shape with
+nothing else (B tokens in B sequences, logits for all of them, one llama_decode): the ceiling a
+batched decode step can reach with llama.cpp's kernels on this CPU. gen tok/s is printed as a
+share of both.
 
     .venv/bin/python benchmarks/batch_throughput.py                       # f16,q8_0,q4_0,mxfp4
     .venv/bin/python benchmarks/batch_throughput.py --rungs f16,q4_0 --instances 16
@@ -65,6 +68,34 @@ def prefill_rate(backend: Any, n: int = 128) -> float:
     return len(toks) / best
 
 
+def step_ceiling(backend: Any, b: int) -> float:
+    """Tokens per second of one decode step's shape with nothing else: ``b`` tokens, one in each
+    of ``b`` sequences, logits for every token, in one llama_decode (best of 3). A decode step
+    must compute the output layer (vocabulary x hidden) for every sequence, where a prefill
+    computes it for the last token only; this is the rate the batched decode loop is held to
+    once its own work (sampling, stops, Python) is taken out."""
+    import llama_cpp
+
+    from agentsim.backends.llama_batch import BatchDecoder
+
+    llm = backend._llm
+    toks = llm.tokenize(b"the answer is the number of the item and the value of the sum. " * 4, add_bos=False)
+    bd = BatchDecoder(llm)
+    try:
+        ctx = bd._context(b, 64)
+        mem = llama_cpp.llama_get_memory(ctx.ctx)
+        best = float("inf")
+        for _ in range(3):
+            llama_cpp.llama_memory_clear(mem, True)
+            bd._fill(bd._batch, [(toks[i % len(toks)], 0, i, True) for i in range(b)])
+            t0 = time.perf_counter()
+            ctx.decode(bd._batch)
+            best = min(best, time.perf_counter() - t0)
+    finally:
+        bd.close()
+    return b / best
+
+
 def figures(store: Any, run: Any, ref: dict | None) -> dict[str, Any]:
     hops = store.hops(run.id)
     llm = [h for h in hops if h.kind == "llm" and h.error_kind != "backend"]
@@ -98,10 +129,11 @@ def bench_rung(spec: str, scenarios: list[Any], batches: list[int], instances: i
     probe = create_backend(spec)
     probe.load()
     ceiling = prefill_rate(probe)
+    steps = {b: step_ceiling(probe, b) for b in batches if b > 1}
     probe.close()
     store = Store(db)
     meter = make_meter("estimate")
-    out: dict[str, Any] = {"spec": spec, "prefill_ceiling_tok_s": ceiling, "sets": {}}
+    out: dict[str, Any] = {"spec": spec, "prefill_ceiling_tok_s": ceiling, "step_ceiling_tok_s": steps, "sets": {}}
     try:
         for label, scs in scenarios:
             runs, failures = execute(scs, [spec], store=store, instances=instances, seed=0, modes=("free",),
@@ -181,13 +213,19 @@ def main(argv: list[str] | None = None) -> int:
     for i, spec in enumerate(specs):
         r = bench_rung(spec, sets, batches, args.instances, tmp / f"r{i}.db")
         results.append(r)
-        print(f"\n{spec}: prefill ceiling {r['prefill_ceiling_tok_s']:.1f} tok/s", flush=True)
+        steps = r["step_ceiling_tok_s"]
+        print(f"\n{spec}: prefill ceiling {r['prefill_ceiling_tok_s']:.1f} tok/s; decode-step shape alone "
+              + ", ".join(f"B={b} {v:.1f} tok/s ({100 * v / r['prefill_ceiling_tok_s']:.0f} % of prefill)"
+                          for b, v in steps.items()), flush=True)
         for label, rows in r["sets"].items():
             base = rows[0]
-            print(f"  {label:12s}   B  gen tok/s  (of ceiling)  prompt tok/s   hops/s  (x B=1)   agree   s/task   J/task")
+            print(f"  {label:12s}   B  gen tok/s  (of prefill, of step)  prompt tok/s   hops/s  (x B=1)   agree   s/task   J/task")
             for row in rows:
                 frac = row["gen_tok_s"] / r["prefill_ceiling_tok_s"] if row["gen_tok_s"] else None
-                print(f"  {'':12s} {row['B']:3d}  {_fmt(row['gen_tok_s']):>9s}  ({_fmt(frac and 100 * frac, '.0f'):>3s} %)"
+                step = steps.get(row["B"])
+                sfrac = row["gen_tok_s"] / step if row["gen_tok_s"] and step else None
+                print(f"  {'':12s} {row['B']:3d}  {_fmt(row['gen_tok_s']):>9s}  ({_fmt(frac and 100 * frac, '.0f'):>3s} %, "
+                      f"{_fmt(sfrac and 100 * sfrac, '.0f'):>3s} %)"
                       f"      {_fmt(row['prompt_tok_s']):>9s}  {_fmt(row['hops_per_s'], '.2f'):>7s}  "
                       f"({row['hops_per_s'] / base['hops_per_s']:.2f}x)  {_fmt(row['agree'] and 100 * row['agree'], '.1f'):>5s}%"
                       f"  {_fmt(row['s_per_task'], '.2f'):>7s}  {_fmt(row['j_per_task'], '.2f'):>7s}", flush=True)
