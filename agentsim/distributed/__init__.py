@@ -1,21 +1,26 @@
 """Executors: where the runs of a launch execute.
 
 ``in-process`` (the default) runs them one after the other in this process, each backend
-loaded once. ``ray`` makes every run of the sweep a Ray task, placed by what it needs (a GPU
-backend asks for a GPU, a CPU llama run for its threads), on a local Ray or a cluster:
+loaded once. ``ray`` spreads the runs of the sweep over a pool of long-lived Ray worker actors,
+one per worker slot of each resource shape (a GPU backend's workers ask for a GPU, a CPU llama
+run's for its threads), which pull runs from the driver and keep their backend loaded from one
+run to the next, on a local Ray or a cluster:
 
 ``ray``                                   a local Ray started for the launch (or the one already
                                           initialised in this process)
 ``ray,address=auto``                      the cluster this machine belongs to (``ray start``)
 ``ray,address=ray://head:10001``          a remote cluster through Ray Client
 ``ray,num_gpus=1,num_cpus=4``             what every task asks for (instead of the estimate)
-``ray,max_retries=3``                     how often Ray re-runs a task whose worker died
+``ray,max_retries=3``                     how often a run whose worker died is resumed (Ray
+                                          restarts the worker actor)
 ``ray,store=driver|direct``               who commits the hops: an actor beside the driver (the
                                           default for SQLite) or each worker (the default for a
                                           server database such as PostgreSQL)
+``ray,keep_s=60``                         how long the driver keeps an idle worker pool for its
+                                          next launch (0: release it when the launch ends)
 
-Every hop is committed as it finishes, as in-process; a task whose worker dies is re-run by Ray
-and carries on from the hops already stored (the store's unique key on run, instance and hop
+Every hop is committed as it finishes, as in-process; a run whose worker dies is resumed by the
+restarted worker from the hops already stored (the store's unique key on run, instance and hop
 forbids duplicates). See docs/distributed.md.
 """
 
@@ -42,6 +47,7 @@ class ExecutorSpec:
     num_gpus: float | None = None
     max_retries: int = 3
     store: str | None = None  # None: driver for SQLite, direct for a server database
+    keep_s: float = 60.0  # an idle worker pool is kept this long for the driver's next launch
 
     @property
     def in_process(self) -> bool:
@@ -55,6 +61,8 @@ class ExecutorSpec:
                 parts.append(f"{key}={v}")
         if self.max_retries != 3:
             parts.append(f"max_retries={self.max_retries}")
+        if self.keep_s != 60.0:
+            parts.append(f"keep_s={self.keep_s:g}")
         return ",".join(parts)
 
 
@@ -98,7 +106,7 @@ def parse_executor(value: str | ExecutorSpec | None) -> ExecutorSpec:
             raise AgentsimError(f"--executor {text!r}: {key} given twice")
         if key == "address":
             fields[key] = raw
-        elif key in ("num_cpus", "num_gpus"):
+        elif key in ("num_cpus", "num_gpus", "keep_s"):
             fields[key] = _number(key, raw, text)
         elif key == "max_retries":
             if not raw.isdigit():
@@ -112,5 +120,5 @@ def parse_executor(value: str | ExecutorSpec | None) -> ExecutorSpec:
             fields[key] = raw
         else:
             raise AgentsimError(f"--executor {text!r}: unknown option {key!r}",
-                                hint="ray options: address, num_cpus, num_gpus, max_retries, store")
+                                hint="ray options: address, num_cpus, num_gpus, max_retries, store, keep_s")
     return ExecutorSpec(name=name, **fields)  # type: ignore[arg-type]

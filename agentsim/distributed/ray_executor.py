@@ -1,172 +1,220 @@
-"""The Ray executor: every run of a launch is one Ray task; hops flow back to one store.
+"""The Ray executor: the runs of a launch spread over a pool of long-lived worker actors.
 
 The driver creates every run row first (in the order the in-process executor would, so run ids
-match), then submits one task per run, asking for the resources its backend needs. A task
-prepares its model on its node (once per node, sha256-verified), loads its backend, records
-the node it runs on (``machine``, ``host``, ``pid``) and runs the engine exactly as in-process.
+match) and queues them in a :class:`~agentsim.distributed.worker.Hub` actor pinned to its node,
+one queue per *resource shape* (what a run's backend asks Ray for: a GPU backend a GPU, a CPU
+llama run its threads, a simulation one CPU). For each shape it starts (or reuses) a small pool
+of :class:`~agentsim.distributed.worker.RunWorker` actors, one per slot the cluster has for that
+shape (at most one per run), spread over the nodes. Each worker pulls runs from the hub until its
+queue is empty, keeping the imported modules, its loaded backend (by spec and model sha256),
+meter and store between runs, so a run costs its hops and not a process, an import and a
+backend load. A worker prepares a model on its node once (sha256-verified) and records the node
+it runs on in every run (``machine``, ``host``, ``pid``).
 
 Hops reach the store in one of two ways (``store=`` in the executor spec):
 
-``driver``  the default for SQLite: an actor pinned to the driver's node owns the one
-            :class:`~agentsim.store.Store`; a worker's store calls are calls on it, and a hop
-            counts as recorded only when the actor has committed it (one transaction per hop,
-            exactly as in-process).
+``driver``  the default for SQLite: the hub owns the one :class:`~agentsim.store.Store`; a
+            worker's store calls are calls on it, and a hop counts as recorded only when the hub
+            has committed it (one transaction per hop, exactly as in-process).
 ``direct``  the default for a server database (PostgreSQL): every worker opens the database
             itself and commits its own hops; readers (``agentsim show``, the TUI) see them live.
 
-A worker killed mid-run loses no committed hop: Ray re-runs the task (``max_retries``) and the
-engine carries on from what is stored; the unique key on (run, instance, hop) forbids
-duplicates. Progress from every task goes to the same actor, and the driver shows it in one
-view (the ``progress`` callback, a rich progress bar in the CLI).
+A worker killed mid-run loses no committed hop: Ray restarts the actor and re-runs its
+``serve`` call, and the new incarnation resumes the run it held from what is stored (the unique
+key on run, instance and hop forbids duplicates); after ``max_retries`` deaths the run is given
+up and reads interrupted (``agentsim run --resume``). Progress from every worker goes to the hub
+and the driver shows it in one view (the ``progress`` callback, a rich progress bar in the CLI).
+
+The pool outlives the launch by ``keep_s`` seconds (default 60) when the driver brought its own
+Ray connection (``ray.init`` before the launch, as a notebook, a benchmark or a test does), so
+the next launch finds its workers warm; a launch that started Ray itself stops it at its end.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentsim.engine import CancelFn, Cancelled, Progress, ProgressFn, RunExecutor, RunPlan
-from agentsim.errors import AgentsimError, BackendError, MissingDependencyError
+from agentsim.engine import CancelFn, Cancelled, Progress, ProgressFn, RunPlan
+from agentsim.errors import AgentsimError
 from agentsim.store import Run, RunRead, Store
 
 from . import ExecutorSpec
-from .node import expected_model_sha256, prepare_on_node, task_resources
+from .node import expected_model_sha256, task_resources
+from .worker import Hub, HubStore, RunWorker, require_ray
 
-__all__ = ["run_on_ray", "require_ray", "HubStore"]
-
-#: a worker posts progress at most this often per run (and always at its start and end)
-PROGRESS_EVERY_S = 0.1
+__all__ = ["run_on_ray", "require_ray", "HubStore", "release_pool", "shape_key", "pool_sizes"]
 
 
-def require_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise MissingDependencyError("--executor ray", "ray", ["ray"]) from None
-    return ray
+def shape_key(resources: dict[str, float]) -> str:
+    """``{"num_cpus": 1.0, "num_gpus": 0.0}`` -> ``"cpu1-gpu0"`` (one pool and queue per shape)."""
+    return f"cpu{resources['num_cpus']:g}-gpu{resources['num_gpus']:g}"
 
 
-# --------------------------------------------------------------------------------------------
-# the actor beside the driver
-
-
-class _Hub:
-    """Owns the store when the driver commits (``store=driver``), and collects progress."""
-
-    def __init__(self, db: str | None) -> None:
-        self.store = Store(db) if db is not None else None
-        self.latest: dict[int, dict[str, Any]] = {}
-
-    def call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        assert self.store is not None
-        return getattr(self.store, name)(*args, **kwargs)
-
-    def post(self, progress: dict[str, Any]) -> None:
-        self.latest[int(progress["run_id"])] = progress
-
-    def poll(self) -> list[dict[str, Any]]:
-        out = list(self.latest.values())
-        self.latest.clear()
-        return out
-
-    def close(self) -> None:
-        if self.store is not None:
-            self.store.close()
-
-
-class HubStore:
-    """What a worker's engine sees as its store when the driver commits: every call is a call
-    on the hub actor, answered once it is done (a hop is recorded when it is committed)."""
-
-    _METHODS = frozenset({"hops", "instances", "record_hop", "ensure_instance", "finish_instance",
-                          "update_run", "get_run"})
-
-    def __init__(self, hub: Any, db: str) -> None:
-        self._hub = hub
-        self.db = db
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name not in self._METHODS:
-            raise AttributeError(name)
-        ray = require_ray()
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return ray.get(self._hub.call.remote(name, args, kwargs))
-
-        return call
-
-    def close(self) -> None:
-        pass
+def pool_sizes(needs: dict[str, tuple[dict[str, float], int]],
+               nodes: Sequence[dict[str, float]]) -> dict[str, int]:
+    """How many workers each shape gets: one per slot the alive ``nodes`` (their total
+    resources, ``{"CPU": 2, "GPU": 0}``) have for it, at most one per run; 0 when no node can hold
+    one (the shape is infeasible on this cluster)."""
+    out: dict[str, int] = {}
+    for key, (res, runs) in needs.items():
+        cpus, gpus = res["num_cpus"], res["num_gpus"]
+        slots = 0.0
+        for node in nodes:
+            have_c, have_g = float(node.get("CPU", 0) or 0), float(node.get("GPU", 0) or 0)
+            fit_c = math.inf if cpus <= 0 else math.floor(have_c / cpus + 1e-9)
+            fit_g = math.inf if gpus <= 0 else math.floor(have_g / gpus + 1e-9)
+            slots += min(fit_c, fit_g)
+        out[key] = int(min(slots, runs))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
-# the task
+# the pool of workers (kept between launches of one driver)
 
 
-def _run_task(payload: dict[str, Any]) -> dict[str, Any]:
-    """One run on a worker. Returns ``{"ok": True, "run": ...}`` or, for a user-facing error
-    (a backend that cannot load, a model that differs), ``{"ok": False, ...}``; a crash of the
-    worker itself is Ray's to retry."""
-    from agentsim.backends.base import create_backend
-    from agentsim.hardware import machine_info
-    from agentsim.measure import make_meter
-    from agentsim.scenario import scenario_from_ref
+@dataclass
+class _Pool:
+    job: str  # the Ray job (one ray.init) whose actors these are
+    workers: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)  # shape -> (key, actor)
+    hub: Any = None  # the hub actor, on the driver's node, reset for every launch
+    timer: threading.Timer | None = None
+    counter: int = 0
 
-    hub = payload["hub"]
-    run_id = int(payload["run_id"])
-    store: Any = Store(payload["db"]) if payload["direct"] else HubStore(hub, payload["db"])
-    backend = meter = None
-    last_post = [0.0]
+    def hub_for(self, ray: Any, db: str | None, max_retries: int) -> Any:
+        if self.hub is None:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    def progress(p: Progress) -> None:
-        now = time.monotonic()
-        if p.status == "running" and 0 < p.hops_done < p.hops_total and now - last_post[0] < PROGRESS_EVERY_S:
-            return
-        last_post[0] = now
-        hub.post.remote(asdict(p))
+            node = ray.get_runtime_context().get_node_id()
+            self.hub = ray.remote(num_cpus=0, max_restarts=0)(Hub).options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False)).remote()
+        ray.get(self.hub.reset.remote(db, max_retries))
+        return self.hub
 
-    try:
-        scenario = scenario_from_ref(payload["scenario_ref"])
-        if scenario.fingerprint != payload["fingerprint"]:
-            raise AgentsimError(
-                f"run {run_id}: the scenario rebuilt on node {socket.gethostname()} differs from the "
-                "driver's (a different agentsim or generator there)",
-                hint="install the same agentsim on every node of the cluster")
-        backend = create_backend(payload["spec"])
-        prepare_on_node(backend, payload.get("expected_sha256"))
-        try:
-            backend.load()
-        except AgentsimError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a backend's own crash while loading is reported
-            raise BackendError(f"backend {payload['spec']} failed to load on {socket.gethostname()}: "
-                               f"{type(exc).__name__}: {exc}") from None
-        meter = make_meter(payload["energy"])
-        run = store.update_run(run_id, status="running", error=None, **backend.info().run_fields(),
-                               machine=machine_info(), energy_meter=meter.describe(),
-                               pid=os.getpid(), host=socket.gethostname())
-        done = RunExecutor(store, backend, meter, progress, None).run(run, scenario)
-        return {"ok": True, "run": done.model_dump()}
-    except AgentsimError as exc:
-        try:
-            current = store.get_run(run_id)
-            if current.status not in ("failed", "interrupted", "complete"):
-                store.update_run(run_id, status="failed", error=str(exc), pid=None)
-        except AgentsimError:
-            pass
-        hub.post.remote({"run_id": run_id, "status": "failed", "message": str(exc)})
-        return {"ok": False, "type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
-    finally:
-        if backend is not None:
-            backend.close()
-        if meter is not None:
-            meter.close()
-        store.close()
+    def add(self, ray: Any, shape: str, res: dict[str, float], n: int) -> None:
+        cls = ray.remote(RunWorker)
+        have = self.workers.setdefault(shape, [])
+        while len(have) < n:
+            self.counter += 1
+            key = f"{shape}#{self.counter}"
+            actor = cls.options(num_cpus=res["num_cpus"], num_gpus=res["num_gpus"], max_restarts=-1,
+                                max_task_retries=-1, scheduling_strategy="SPREAD").remote(key, shape)
+            have.append((key, actor))
+
+    def kill(self, ray: Any, shape: str | None = None) -> None:
+        """Stop the workers of ``shape`` (None: every worker, and the hub)."""
+        if shape is None and self.hub is not None:
+            hub, self.hub = self.hub, None
+            try:
+                ray.get(hub.close.remote(), timeout=30)
+            except Exception:  # noqa: BLE001 - its store is closed with the actor anyway
+                pass
+            ray.kill(hub)
+        shapes = [shape] if shape is not None else list(self.workers)
+        for s in shapes:
+            workers = self.workers.pop(s, [])
+            closing = [a.close.remote() for _, a in workers]
+            try:
+                ray.wait(closing, num_returns=len(closing), timeout=10)
+            except Exception:  # noqa: BLE001 - a dead worker has nothing left to close
+                pass
+            for _, actor in workers:
+                try:
+                    ray.kill(actor, no_restart=True)
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+
+
+_LOCK = threading.Lock()
+_KEPT: _Pool | None = None  # the idle pool, waiting for this driver's next launch
+
+
+def _job_id(ray: Any) -> str:
+    """This driver's connection: a new ``ray.init`` (a new cluster, or the same one again) is
+    another job, whose actors are not the old ones."""
+    ctx = ray.get_runtime_context()
+    return f"{ctx.gcs_address}/{ctx.get_node_id()}/{ctx.get_job_id()}"
+
+
+def _checkout(ray: Any) -> _Pool:
+    """The kept pool when it belongs to this Ray job, else a new, empty one."""
+    global _KEPT
+    job = _job_id(ray)
+    with _LOCK:
+        pool, _KEPT = _KEPT, None
+    if pool is not None:
+        if pool.timer is not None:
+            pool.timer.cancel()
+            pool.timer = None
+        if pool.job == job:
+            return pool
+    return _Pool(job)
+
+
+def _keep(ray: Any, pool: _Pool, keep_s: float) -> None:
+    """Keep ``pool`` for the next launch; release it after ``keep_s`` idle seconds."""
+    global _KEPT
+    with _LOCK:
+        old, _KEPT = _KEPT, pool
+    if old is not None:  # two launches at once in one driver: keep the latest pool only
+        if old.timer is not None:
+            old.timer.cancel()
+        old.kill(ray)
+
+    def expire() -> None:
+        global _KEPT
+        with _LOCK:
+            if _KEPT is not pool:
+                return
+            _KEPT = None
+        if ray.is_initialized():
+            pool.kill(ray)
+
+    pool.timer = threading.Timer(keep_s, expire)
+    pool.timer.daemon = True
+    pool.timer.start()
+
+
+def release_pool() -> None:
+    """Stop the kept worker pool now (its actors give their CPUs and GPUs back to the cluster)."""
+    global _KEPT
+    with _LOCK:
+        pool, _KEPT = _KEPT, None
+    if pool is None:
+        return
+    if pool.timer is not None:
+        pool.timer.cancel()
+    ray = require_ray()
+    if ray.is_initialized() and _job_id(ray) == pool.job:
+        pool.kill(ray)
+
+
+def _alive(ray: Any, pool: _Pool) -> None:
+    """Drop the kept workers that no longer answer (a node lost since the last launch)."""
+    for shape, workers in list(pool.workers.items()):
+        pings = {a.ping.remote(): (k, a) for k, a in workers}
+        ready, _ = ray.wait(list(pings), num_returns=len(pings), timeout=10)
+        ok = []
+        for ref in ready:
+            try:
+                ray.get(ref)
+                ok.append(pings[ref])
+            except Exception:  # noqa: BLE001 - a dead actor
+                pass
+        for key, actor in workers:
+            if (key, actor) not in ok:
+                try:
+                    ray.kill(actor, no_restart=True)
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+        pool.workers[shape] = [w for w in workers if w in ok]
 
 
 # --------------------------------------------------------------------------------------------
@@ -192,7 +240,7 @@ def _init_ray(ray: Any, executor: ExecutorSpec) -> bool:
 
 
 def _placeholder_run(plan: RunPlan, spec: str) -> Run:
-    """The run's row before its task starts: what the driver knows (the worker adds the
+    """The run's row before a worker takes it: what the driver knows (the worker adds the
     backend's own fields and the node it runs on). ``pid``/``host`` are the driver's until then:
     the run reads as running while the driver lives, and interrupted if it dies first."""
     sc = plan.scenario
@@ -202,9 +250,17 @@ def _placeholder_run(plan: RunPlan, spec: str) -> Run:
                batch_size=plan.batch_size, status="running", pid=os.getpid(), host=socket.gethostname())
 
 
-def _error_from(result: dict[str, Any]) -> AgentsimError:
-    exc = AgentsimError(result["message"], hint=result.get("hint"))
-    return exc
+def _alive_nodes(ray: Any) -> list[dict[str, float]]:
+    return [dict(n.get("Resources", {})) for n in ray.nodes() if n.get("Alive")]
+
+
+def _infeasible(spec: str, res: dict[str, float], nodes: Sequence[dict[str, float]]) -> AgentsimError:
+    largest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
+    return AgentsimError(
+        f"runs of {spec} ask Ray for {res['num_cpus']:g} CPUs and {res['num_gpus']:g} GPUs; no node of the "
+        f"cluster has that (the largest has {largest.get('CPU', 0):g} CPUs, {largest.get('GPU', 0):g} GPUs)",
+        hint="ask for less with --executor ray,num_cpus=N,num_gpus=N (or n_threads= in the spec), "
+             "or add a node that has it")
 
 
 def run_on_ray(
@@ -218,19 +274,18 @@ def run_on_ray(
     cancel: CancelFn | None = None,
     keep_going: bool = True,
     on_run_created: Callable[[RunRead], None] | None = None,
-    poll_s: float = 0.1,
+    poll_s: float = 0.05,
 ) -> tuple[list[RunRead], list[tuple[str, AgentsimError]]]:
-    """Every plan against every (created, unloaded) backend, one Ray task per run.
+    """Every plan against every (created, unloaded) backend, on a pool of Ray workers.
 
     Returns (runs in launch order, failures as (backend spec, error)). ``cancel`` is polled on
-    the driver; when it answers True the tasks are cancelled (their runs read interrupted and
-    resume with ``agentsim run --resume``) and :class:`Cancelled` is raised.
+    the driver; when it answers True the workers stop at their next hop (their runs read
+    interrupted and resume with ``agentsim run --resume``) and :class:`Cancelled` is raised.
     """
     ray = require_ray()
     started = _init_ray(ray, executor)
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    hub = None
+    hub = pool = None
+    clean = False
     try:
         server_db = not store.url.startswith("sqlite")
         direct = executor.store == "direct" or (executor.store is None and server_db)
@@ -239,88 +294,131 @@ def run_on_ray(
                                 "cluster cannot share one SQLite file",
                                 hint="use store=driver (the default), or a PostgreSQL --db")
         db = store.db if "://" in store.db else str(Path(store.db).resolve())
-        node = ray.get_runtime_context().get_node_id()
-        hub = ray.remote(num_cpus=0, max_restarts=0)(_Hub).options(
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False),
-        ).remote(None if direct else db)
-        task = ray.remote(_run_task)
+        pool = _checkout(ray)
+        hub = pool.hub_for(ray, None if direct else db, executor.max_retries)
         cluster_gpus = float(ray.cluster_resources().get("GPU", 0) or 0)
+        launch_key = f"{os.getpid()}-{time.time_ns()}"
 
         runs: list[RunRead] = []
-        refs: dict[Any, tuple[int, str]] = {}
+        queues: dict[str, list[dict[str, Any]]] = {}
+        shapes: dict[str, dict[str, float]] = {}
         for backend in backends:
             spec = str(backend.spec)
             resources = task_resources(backend, executor, cluster_gpus)
+            shape = shape_key(resources)
+            shapes[shape] = resources
             expected = expected_model_sha256(backend)
             for plan in plans:
                 run = store.create_run(_placeholder_run(plan, spec))
                 runs.append(run)
                 if on_run_created is not None:
                     on_run_created(run)
-                payload = {"run_id": run.id, "spec": spec, "scenario_ref": plan.scenario.ref,
-                           "fingerprint": plan.scenario.fingerprint, "db": db, "direct": direct,
-                           "hub": hub, "energy": energy, "expected_sha256": expected}
-                ref = task.options(max_retries=executor.max_retries, retry_exceptions=False,
-                                   **resources).remote(payload)
-                refs[ref] = (run.id, spec)
+                queues.setdefault(shape, []).append(
+                    {"run_id": run.id, "spec": spec, "scenario_ref": plan.scenario.ref,
+                     "fingerprint": plan.scenario.fingerprint, "db": db, "direct": direct,
+                     "launch": launch_key, "energy": energy, "expected_sha256": expected})
 
         failures: list[tuple[str, AgentsimError]] = []
-        pending = list(refs)
+        nodes = _alive_nodes(ray)
+        sizes = pool_sizes({s: (shapes[s], len(q)) for s, q in queues.items()}, nodes)
+        for shape in [s for s, n in sizes.items() if n == 0]:
+            for job in queues.pop(shape):
+                exc = _infeasible(job["spec"], shapes[shape], nodes)
+                _mark(store, job["run_id"], "failed", str(exc))
+                failures.append((job["spec"], exc))
+        for shape, jobs in queues.items():
+            ray.get(hub.add.remote(shape, jobs))
+
+        for shape in [s for s in pool.workers if s not in queues]:
+            pool.kill(ray, shape)  # shapes this launch does not need give their resources back
+        _alive(ray, pool)
+        serving: dict[Any, tuple[str, str]] = {}  # serve ref -> (shape, worker key)
+        for shape in queues:
+            pool.add(ray, shape, shapes[shape], sizes[shape])
+            for _key, extra in pool.workers[shape][sizes[shape]:]:  # more than this launch can use
+                ray.kill(extra, no_restart=True)
+            pool.workers[shape] = pool.workers[shape][: sizes[shape]]
+            for key, actor in pool.workers[shape]:
+                serving[actor.serve.remote(hub)] = (shape, key)
+        stopping = False
+
+        def stop() -> None:
+            nonlocal stopping
+            if not stopping:
+                stopping = True
+                ray.get(hub.stop.remote())
 
         def drain() -> None:
-            if progress is None:
-                return
-            for p in ray.get(hub.poll.remote()):
-                if "hops_total" in p:
-                    progress(Progress(**p))
+            got, outcomes = ray.get(hub.poll.remote())
+            if progress is not None:
+                for p in got:
+                    if "hops_total" in p:
+                        progress(Progress(**p))
+            for out in outcomes:
+                if out.get("lost"):
+                    _mark(store, int(out["run_id"]), "interrupted", out["message"])
+                if not out["ok"] and not out.get("cancelled"):
+                    failures.append((out["spec"], AgentsimError(out["message"], hint=out.get("hint"))))
+                    if not keep_going:
+                        stop()
 
+        def lost(run_id: int, spec: str, message: str) -> None:
+            _mark(store, run_id, "interrupted", message)
+            failures.append((spec, AgentsimError(message, hint=f"resume it: agentsim run --resume {run_id}")))
+
+        pending = list(serving)
         while pending:
             if cancel is not None and cancel():
-                for ref in pending:
-                    ray.cancel(ref)
-                _wait_cancelled(ray, pending)
+                stop()
+                ray.wait(pending, num_returns=len(pending), timeout=60)
                 drain()
+                _mark_left(ray, hub, store, "not started: the launch was cancelled")
+                for run in runs:
+                    _mark(store, run.id, "interrupted", "the launch was cancelled")
                 raise Cancelled("launch cancelled; resume its runs with agentsim run --resume RUN_ID")
-            ready, pending = ray.wait(pending, num_returns=len(pending), timeout=poll_s)
+            ready, pending = ray.wait(pending, num_returns=1, timeout=poll_s)
             drain()
             for ref in ready:
-                run_id, spec = refs[ref]
+                shape, key = serving[ref]
                 try:
-                    result = ray.get(ref)
-                except Exception as exc:  # noqa: BLE001 - the worker died more often than retried
-                    result = {"ok": False, "message": f"run {run_id} on Ray: {type(exc).__name__}: "
-                                                      f"{str(exc).splitlines()[0] if str(exc) else ''}",
-                              "hint": f"resume it: agentsim run --resume {run_id}"}
-                    _mark(store, run_id, "interrupted", result["message"])
-                if not result["ok"]:
-                    failures.append((spec, _error_from(result)))
-                    if not keep_going:
-                        for other in pending:
-                            ray.cancel(other)
-                        _wait_cancelled(ray, pending)
-                        pending = []
+                    ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 - the worker is gone for good
+                    pool.workers[shape] = [w for w in pool.workers[shape] if w[0] != key]
+                    held = ray.get(hub.abandon.remote(key))
+                    if held is not None:
+                        lost(int(held["run_id"]), held["spec"],
+                             f"run {held['run_id']} on Ray: its worker is gone ({type(exc).__name__})")
+                if any(serving[r][0] == shape for r in pending):
+                    continue
+                if not stopping:  # the shape's last worker is done: what is still queued has nobody
+                    for job in ray.get(hub.left.remote(shape)):
+                        lost(int(job["run_id"]), job["spec"], f"run {job['run_id']}: no Ray worker left to run it")
+                if pending:
+                    pool.kill(ray, shape)  # give its resources to the shapes still running
         drain()
+        _mark_left(ray, hub, store, "not started: the launch stopped at its first failure")
         out = [store.get_run(r.id) for r in runs]
         seen: set[str] = set()
         unique = [(s, e) for s, e in failures if not (s in seen or seen.add(s))]  # type: ignore[func-returns-value]
+        clean = True
         return out, unique
     finally:
-        if hub is not None:
-            try:
-                ray.get(hub.close.remote(), timeout=30)
-            except Exception:  # noqa: BLE001 - the actor's store is closed with the actor anyway
-                pass
-            ray.kill(hub)
+        if pool is not None:
+            if started or executor.keep_s <= 0 or not clean:
+                pool.kill(ray)  # a cancelled or broken launch leaves no worker behind
+            else:
+                try:
+                    ray.get(hub.close.remote(), timeout=30)
+                except Exception:  # noqa: BLE001 - kept without its store either way
+                    pass
+                _keep(ray, pool, executor.keep_s)
         if started:
             ray.shutdown()
 
 
-def _wait_cancelled(ray: Any, refs: Sequence[Any]) -> None:
-    for ref in refs:
-        try:
-            ray.get(ref, timeout=60)
-        except Exception:  # noqa: BLE001 - a cancelled task raises; that is what was asked
-            pass
+def _mark_left(ray: Any, hub: Any, store: Store, why: str) -> None:
+    for job in ray.get(hub.left.remote()):
+        _mark(store, int(job["run_id"]), "interrupted", why)
 
 
 def _mark(store: Store, run_id: int, status: str, error: str) -> None:
