@@ -41,9 +41,11 @@ class ParseSpec(BaseModel):
     def _check(self) -> ParseSpec:
         if self.type == "choice" and not self.options:
             raise ValueError("parse type 'choice' needs 'options': a list of allowed answers")
-        if self.type == "regex":
-            if not self.pattern:
-                raise ValueError("parse type 'regex' needs 'pattern'")
+        if self.type == "regex" and not self.pattern:
+            raise ValueError("parse type 'regex' needs 'pattern'")
+        if self.pattern is not None:
+            if self.type not in ("regex", "number", "integer"):
+                raise ValueError(f"'pattern' applies to parse types regex, number and integer, not {self.type!r}")
             try:
                 compile_pattern(self.pattern)
             except regex.error as exc:
@@ -106,6 +108,11 @@ def parse_answer(text: str, spec: ParseSpec) -> Any:
         return ParseFailure("no completion")
     kind = spec.type
     if kind in ("number", "integer"):
+        if spec.pattern:  # the number is read from what the pattern matched (its group 1)
+            picked = _regex_pick(text, spec)
+            if isinstance(picked, ParseFailure):
+                return picked
+            text = picked
         found = _NUMBER_RE.findall(text)
         if not found:
             return ParseFailure("no number in the completion")
@@ -130,19 +137,7 @@ def parse_answer(text: str, spec: ParseSpec) -> Any:
             return ParseFailure(f"none of the options {spec.options} in the completion")
         return best[2]
     if kind == "regex":
-        assert spec.pattern is not None
-        timeout = _regex_timeout()
-        try:
-            matches = list(compile_pattern(spec.pattern).finditer(text, timeout=timeout))
-        except TimeoutError:
-            return ParseFailure(
-                f"pattern {spec.pattern!r} took more than {timeout:g} s on this completion "
-                "(limit regex_s; the pattern backtracks: simplify it)"
-            )
-        if not matches:
-            return ParseFailure(f"pattern {spec.pattern!r} did not match")
-        m = matches[0] if spec.pick == "first" else matches[-1]
-        return m.group(1) if m.groups() else m.group(0)
+        return _regex_pick(text, spec)
     if kind == "json":
         assert spec.field is not None
         obj = _first_json_object(text)
@@ -164,6 +159,23 @@ def parse_answer(text: str, spec: ParseSpec) -> Any:
             if value:
                 return value
     return ParseFailure("empty completion")
+
+
+def _regex_pick(text: str, spec: ParseSpec) -> str | ParseFailure:
+    """The pattern's group 1 (else its whole match) in the first or last match (``pick``)."""
+    assert spec.pattern is not None
+    timeout = _regex_timeout()
+    try:
+        matches = list(compile_pattern(spec.pattern).finditer(text, timeout=timeout))
+    except TimeoutError:
+        return ParseFailure(
+            f"pattern {spec.pattern!r} took more than {timeout:g} s on this completion "
+            "(limit regex_s; the pattern backtracks: simplify it)"
+        )
+    if not matches:
+        return ParseFailure(f"pattern {spec.pattern!r} did not match")
+    m = matches[0] if spec.pick == "first" else matches[-1]
+    return str(m.group(1) if m.groups() else m.group(0))
 
 
 def _first_json_object(text: str) -> Any:
@@ -283,7 +295,7 @@ def _candidates(value: Any, parse: ParseSpec) -> list[str]:
     if parse.type == "choice" and parse.options:
         norm = normalize_text(value)
         return [o for o in parse.options if normalize_text(o) == norm] + [plain]
-    if parse.type == "regex" and parse.pattern:
+    if parse.pattern and parse.type in ("regex", "number", "integer"):
         out = []
         built = _pattern_completion(parse.pattern, plain)
         if built is not None:

@@ -26,7 +26,7 @@ MODEL = "llama:qwen2.5-coder-0.5b"
 
 
 def run(db: str, *, rungs: list[str], per_bucket: int, decomposed: int, steps: int, seed: int,
-        threads: int, batch: int = 1) -> dict[str, float]:
+        threads: int, batch: int = 1, step_modes: tuple[str, ...] = ("decomposed", "worked")) -> dict[str, float]:
     """Execute the runs; returns the wall time of each group in seconds."""
     import agentsim
 
@@ -39,7 +39,7 @@ def run(db: str, *, rungs: list[str], per_bucket: int, decomposed: int, steps: i
         walls["whole"] = time.perf_counter() - t0
     if decomposed:
         t0 = time.perf_counter()
-        agentsim.simulate("gsm8k", backends, params={"steps": str(steps), "mode": "decomposed"},
+        agentsim.simulate("gsm8k", backends, params={"steps": str(steps), "mode": list(step_modes)},
                           instances=decomposed, seed=seed, mode="both", db=db, batch=batch)
         walls["decomposed"] = time.perf_counter() - t0
     return walls
@@ -128,9 +128,10 @@ def whole_table(db: str, baseline: str = "f16") -> str:
 
 def decomposed_table(db: str) -> str:
     store, runs = _runs(db)
-    lines = ["| precision | mode | problems | step accuracy | task success | failed steps: local / propagated / parse | propagated share |",
-             "|---|---|---|---|---|---|---|"]
-    for r in sorted((r for r in runs if r.scenario.startswith("gsm8k-decomposed")), key=lambda r: (_precision(r), r.mode)):
+    lines = ["| answers | precision | mode | problems | step accuracy | task success | failed steps: local / propagated / parse | propagated share |",
+             "|---|---|---|---|---|---|---|---|"]
+    step_runs = [r for r in runs if r.scenario.startswith(("gsm8k-decomposed", "gsm8k-worked"))]
+    for r in sorted(step_runs, key=lambda r: (r.scenario, _precision(r) != "f16", _precision(r), r.mode)):
         hops = store.hops(r.id)
         inst = store.instances(r.id)
         kinds: dict[str, int] = defaultdict(int)
@@ -140,7 +141,8 @@ def decomposed_table(db: str) -> str:
         acc = sum(h.correct for h in hops) / len(hops)
         success = sum(bool(i.success) for i in inst) / len(inst)
         share = f"{kinds['propagated'] / failed:.0%}" if failed else "-"
-        lines.append(f"| {_precision(r)} | {r.mode} | {len(inst)} | {acc:.0%} ({sum(h.correct for h in hops)}/{len(hops)}) "
+        answers = "worked, '#### N'" if r.scenario.startswith("gsm8k-worked") else "number only"
+        lines.append(f"| {answers} | {_precision(r)} | {r.mode} | {len(inst)} | {acc:.0%} ({sum(h.correct for h in hops)}/{len(hops)}) "
                      f"| {success:.0%} | {kinds['local']} / {kinds['propagated']} / {kinds['parse']} | {share} |")
     return "\n".join(lines)
 
@@ -152,6 +154,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--per-bucket", type=int, default=10)
     ap.add_argument("--decomposed", type=int, default=10, help="instances of the decomposed runs")
     ap.add_argument("--steps", type=int, default=3, help="steps of the decomposed problems")
+    ap.add_argument("--step-modes", default="decomposed,worked",
+                    help="the one-hop-per-step modes to run: decomposed (number only), worked")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=1, help="instances decoded together (agentsim run --batch)")
@@ -159,7 +163,8 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     if not a.table_only:
         walls = run(a.db, rungs=a.rungs.split(","), per_bucket=a.per_bucket, decomposed=a.decomposed,
-                    steps=a.steps, seed=a.seed, threads=a.threads, batch=a.batch)
+                    steps=a.steps, seed=a.seed, threads=a.threads, batch=a.batch,
+                    step_modes=tuple(a.step_modes.split(",")))
         print("wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in walls.items()))
     print(whole_table(a.db))
     print()

@@ -25,6 +25,9 @@ from agentsim.answers import (
         ("PARIS", ParseSpec(type="choice", options=["Paris", "Par"]), "Paris"),
         ('out: {"a": {"b": 5}} done', ParseSpec(type="json", field="a.b"), 5),
         ("code X-17 here", ParseSpec(type="regex", pattern=r"X-(\d+)"), "17"),
+        # a number read from what a pattern matched: a worked answer's "#### N", not its working
+        ("3 + 4 = 7, times 2\n#### 1,400", ParseSpec(type="number", pattern=r"####\s*([\d,.]+)"), 1400),
+        ("about 2 or 3\nFinal: 2.5 kg", ParseSpec(type="number", pattern=r"Final: (\S+)"), 2.5),
         ("  Hello World.\nmore", ParseSpec(type="text"), "hello world"),
     ],
 )
@@ -41,6 +44,8 @@ def test_parse(text, spec, expected):
         ("{bad json", ParseSpec(type="json", field="a")),
         ('{"x": 1}', ParseSpec(type="json", field="a")),
         ("nothing", ParseSpec(type="regex", pattern=r"\d+")),
+        ("7 apples, no hashes", ParseSpec(type="number", pattern=r"####\s*(\S+)")),
+        ("#### seven", ParseSpec(type="number", pattern=r"####\s*(\S+)")),
         ("   \n  ", ParseSpec(type="text")),
     ],
 )
@@ -63,7 +68,8 @@ def test_checks():
 @pytest.mark.parametrize(
     "value, spec",
     [(12, ParseSpec(type="integer")), (2.5, ParseSpec(type="number")), ("Lima", ParseSpec(type="choice", options=["Lima", "Paris"])),
-     ({"k": 3}, ParseSpec(type="json", field="x.y")), ("hello", ParseSpec(type="text"))],
+     ({"k": 3}, ParseSpec(type="json", field="x.y")), ("hello", ParseSpec(type="text")),
+     (-12.5, ParseSpec(type="number", pattern=r"####\s*(-?[\d.]+)"))],
 )
 def test_format_roundtrip(value, spec):
     assert parse_answer(format_answer(value, spec), spec) == value
@@ -116,3 +122,10 @@ def test_patterns_compile_with_the_time_bounded_engine():
     with pytest.raises(ValidationError, match="invalid regex pattern"):
         ParseSpec(type="regex", pattern="(a")
     assert parse_answer("x = 5", ParseSpec(type="regex", pattern=r"(?<name>\d)")) == "5"
+
+
+def test_a_pattern_only_applies_to_regex_and_number_parses():
+    with pytest.raises(ValueError, match="applies to parse types regex, number and integer"):
+        ParseSpec(type="choice", options=["a"], pattern="x")
+    with pytest.raises(ValueError, match="invalid regex"):
+        ParseSpec(type="number", pattern="(")

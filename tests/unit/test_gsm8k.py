@@ -198,6 +198,19 @@ def test_a_sample_holds_no_problem_twice_until_the_pool_is_used_up(mode):
     assert [i.vars["problem"] for i in sc.instances(len(pool), seed=4)] != first
 
 
+def test_worked_mode_has_the_decomposed_graph_problems_and_expectations_with_worked_answers():
+    dec = build_generator("gsm8k", {"steps": "3", "mode": "decomposed"})
+    wk = build_generator("gsm8k", {"steps": "3", "mode": "worked"})
+    assert wk.name == "gsm8k-worked-steps3" and wk.order == dec.order == ["s1", "s2", "s3"]
+    a, b = dec.instance(0, 4), wk.instance(0, 4)
+    assert a.vars["problem"] == b.vars["problem"] and a.expected == b.expected
+    s2 = wk.hop("s2")
+    assert s2.grammar is None and s2.max_tokens == fam.WORKED_MAX_TOKENS and "#### N" in s2.prompt
+    spec = ParseSpec.model_validate(s2.parse) if isinstance(s2.parse, dict) else s2.parse
+    assert float(parse_answer("Half of 50 is 50/2 = 25.\n#### 25", spec)) == 25
+    assert float(parse_answer("50 * 0.2 = 10, so the tip is 10", spec)) == 10
+
+
 def test_decomposed_hops_see_earlier_questions_and_answers():
     sc = build_generator("gsm8k", {"steps": "3", "mode": "decomposed"})
     assert sc.order == ["s1", "s2", "s3"] and sc.parents("s3") == ["s1", "s2"]
@@ -234,10 +247,10 @@ def _simulate(tmp_path, monkeypatch, backends, params, mode, n=12, seed=3):
 
 
 def test_oracle_scores_one_in_both_modes(tmp_path, monkeypatch):
-    res = _simulate(tmp_path, monkeypatch, "oracle", {"steps": ["2", "4"], "mode": "decomposed"}, "both")
+    res = _simulate(tmp_path, monkeypatch, "oracle", {"steps": ["2", "4"], "mode": ["decomposed", "worked"]}, "both")
     res2 = _simulate(tmp_path, monkeypatch, "oracle", {"steps": ["1-2", "5+"], "mode": "whole"}, "free")
     summaries = res.summaries() + res2.summaries()
-    assert len(summaries) == 6
+    assert len(summaries) == 10
     for s in summaries:
         assert s["accuracy"] == 1.0 and s["task_success"] == 1.0, s["scenario"]
 

@@ -15,6 +15,10 @@ precision and on every backend, and no problem comes twice until the whole pool 
                      *given the inputs received* is the same expression re-evaluated on them: a
                      wrong earlier answer makes later steps "propagated", not "local". Needs an
                      exact step count (``steps=3``).
+``mode=worked``      as decomposed, but each step may work briefly before its answer, given on the
+                     last line as ``#### N`` (96 tokens): small models that cannot answer a step
+                     with a bare number still show where a chain breaks. The same problems as
+                     decomposed (same seed, same permutation).
 ``mode=whole``       one hop per problem: the question, chain of thought allowed, the final number
                      read from ``#### N`` (else the last number of the completion). The problem's
                      step count is the instance variable ``n_steps``.
@@ -41,7 +45,9 @@ WHOLE_PARSE_PATTERN = (
 )
 
 _CHECK = {"type": "numeric", "tol": 1e-6}
-_MODES = ("decomposed", "whole")
+_MODES = ("decomposed", "worked", "whole")
+#: the completion budget of a worked step
+WORKED_MAX_TOKENS = 96
 
 
 def parse_steps(text: str) -> tuple[int, int | None]:
@@ -108,8 +114,9 @@ _WHOLE_SYSTEM = (
     params={"steps": "3", "mode": "decomposed", "max_tokens": 320},
     param_help={
         "steps": "annotated steps per problem: N, or a bucket A-B / N+ (whole mode); the test split has 2..8",
-        "mode": "decomposed (one hop per step, numbers only) or whole (one hop, chain of thought, '#### N')",
-        "max_tokens": "completion budget of a whole-problem hop (decomposed hops use 12)",
+        "mode": "decomposed (one hop per step, numbers only), worked (one hop per step, brief working, "
+                "'#### N') or whole (one hop, chain of thought, '#### N')",
+        "max_tokens": "completion budget of a whole-problem hop (decomposed hops use 12, worked 96)",
     },
 )
 def gsm8k(steps: str, mode: str, max_tokens: int) -> Generated:
@@ -123,9 +130,9 @@ def gsm8k(steps: str, mode: str, max_tokens: int) -> Generated:
     if mode == "whole":
         return _whole(pool, label, max_tokens)
     if hi != lo:
-        raise ValueError(f"mode=decomposed needs an exact step count (steps=N), got {steps!r}: "
+        raise ValueError(f"mode={mode} needs an exact step count (steps=N), got {steps!r}: "
                          "one hop per step, so every instance must have the same number of steps")
-    return _decomposed(pool, lo, label)
+    return _decomposed(pool, lo, label, worked=mode == "worked")
 
 
 def _permutation(pool: list[Problem], name: str, seed: int, cache: dict[int, list[int]]) -> list[int]:
@@ -176,7 +183,15 @@ def _whole(pool: list[Problem], label: str, max_tokens: int) -> Generated:
     return Generated(spec=spec, draw_vars=draw, var_names=["problem", "question", "answer", "n_steps"])
 
 
-def _decomposed(pool: list[Problem], n: int, label: str) -> Generated:
+_WORKED_SYSTEM = (
+    "You solve a grade-school math word problem one step at a time. For each step, work it out in "
+    "a line or two, then write that step's answer on the last line as four hash signs and the "
+    "number, for example: #### 42\n\n"
+    "Problem: {{ question }}"
+)
+
+
+def _decomposed(pool: list[Problem], n: int, label: str, *, worked: bool = False) -> Generated:
     n_num = [max(len(p.steps[i].rational.num) for p in pool) or 1 for i in range(n)]
     n_den = [max(len(p.steps[i].rational.den) for p in pool) for i in range(n)]
     hops: list[dict[str, Any]] = []
@@ -184,20 +199,25 @@ def _decomposed(pool: list[Problem], n: int, label: str) -> Generated:
         history = "".join(
             f"Step {j + 1}: {{{{ subq[{j}] }}}}\nAnswer: {{{{ s{j + 1} }}}}\n" for j in range(i)
         )
-        hops.append({
+        hop: dict[str, Any] = {
             "id": f"s{i + 1}",
             "description": f"step {i + 1} of {n}",
             "depends_on": [f"s{j + 1}" for j in range(i)],
-            "prompt": history + f"Step {i + 1}: {{{{ subq[{i}] }}}}\nReply with the number only.",
             "expect": step_expectation(i, n_num[i], n_den[i]),
-            "parse": "number",
             "check": dict(_CHECK),
-            "grammar": "number",
-            "max_tokens": 12,
-        })
+        }
+        if worked:
+            hop.update(prompt=history + f"Step {i + 1}: {{{{ subq[{i}] }}}}\nWork it out briefly, then "
+                       "give this step's answer on the last line as #### N.",
+                       parse={"type": "number", "pattern": WHOLE_PARSE_PATTERN}, max_tokens=WORKED_MAX_TOKENS)
+        else:
+            hop.update(prompt=history + f"Step {i + 1}: {{{{ subq[{i}] }}}}\nReply with the number only.",
+                       parse="number", grammar="number", max_tokens=12)
+        hops.append(hop)
 
-    name = f"gsm8k-decomposed-steps{label}"
-    problem = _drawer(pool, name)
+    name = f"gsm8k-{'worked' if worked else 'decomposed'}-steps{label}"
+    # worked and decomposed runs of one seed get the same problems (one permutation)
+    problem = _drawer(pool, f"gsm8k-decomposed-steps{label}")
 
     def draw(rng: random.Random, world: dict[str, Any], *, seed: int, index: int) -> dict[str, Any]:
         p = problem(seed, index)
@@ -216,9 +236,9 @@ def _decomposed(pool: list[Problem], n: int, label: str) -> Generated:
 
     spec = {
         "name": name,
-        "description": f"GSM8K test problems with {n} annotated steps, one hop per step "
-                       f"({len(pool)} problems)",
-        "system": _DECOMPOSED_SYSTEM,
+        "description": f"GSM8K test problems with {n} annotated steps, one hop per step"
+                       f"{', worked answers' if worked else ''} ({len(pool)} problems)",
+        "system": _WORKED_SYSTEM if worked else _DECOMPOSED_SYSTEM,
         "hops": hops,
         "tags": ["gsm8k", "dataset"],
     }
