@@ -16,7 +16,7 @@ run to the next, on a local Ray or a cluster:
 ``ray,store=driver|direct``               who commits the hops: an actor beside the driver (the
                                           default for SQLite) or each worker (the default for a
                                           server database such as PostgreSQL)
-``ray,keep_s=60``                         how long the driver keeps an idle worker pool for its
+``ray,keep_s=10``                         how long the driver keeps an idle worker pool for its
                                           next launch (0: release it when the launch ends)
 
 Every hop is committed as it finishes, as in-process; a run whose worker dies is resumed by the
@@ -47,7 +47,7 @@ class ExecutorSpec:
     num_gpus: float | None = None
     max_retries: int = 3
     store: str | None = None  # None: driver for SQLite, direct for a server database
-    keep_s: float = 60.0  # an idle worker pool is kept this long for the driver's next launch
+    keep_s: float = 10.0  # an idle worker pool is kept this long for the driver's next launch
 
     @property
     def in_process(self) -> bool:
@@ -61,7 +61,7 @@ class ExecutorSpec:
                 parts.append(f"{key}={v}")
         if self.max_retries != 3:
             parts.append(f"max_retries={self.max_retries}")
-        if self.keep_s != 60.0:
+        if self.keep_s != 10.0:
             parts.append(f"keep_s={self.keep_s:g}")
         return ",".join(parts)
 

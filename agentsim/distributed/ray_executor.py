@@ -25,9 +25,11 @@ key on run, instance and hop forbids duplicates); after ``max_retries`` deaths t
 up and reads interrupted (``agentsim run --resume``). Progress from every worker goes to the hub
 and the driver shows it in one view (the ``progress`` callback, a rich progress bar in the CLI).
 
-The pool outlives the launch by ``keep_s`` seconds (default 60) when the driver brought its own
+The pool outlives the launch by ``keep_s`` seconds (default 10) when the driver brought its own
 Ray connection (``ray.init`` before the launch, as a notebook, a benchmark or a test does), so
 the next launch finds its workers warm; a launch that started Ray itself stops it at its end.
+A kept pool holds its CPUs and GPUs while it waits: another driver's launch on the same cluster
+waits for them (at most ``keep_s``); ``keep_s=0`` or :func:`release_pool` gives them back at once.
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ class _Pool:
 
 _LOCK = threading.Lock()
 _KEPT: _Pool | None = None  # the idle pool, waiting for this driver's next launch
+_ACTIVE = [0]  # launches of this driver running now
 
 
 def _job_id(ray: Any) -> str:
@@ -149,6 +152,7 @@ def _checkout(ray: Any) -> _Pool:
     job = _job_id(ray)
     with _LOCK:
         pool, _KEPT = _KEPT, None
+        _ACTIVE[0] += 1
     if pool is not None:
         if pool.timer is not None:
             pool.timer.cancel()
@@ -159,14 +163,19 @@ def _checkout(ray: Any) -> _Pool:
 
 
 def _keep(ray: Any, pool: _Pool, keep_s: float) -> None:
-    """Keep ``pool`` for the next launch; release it after ``keep_s`` idle seconds."""
+    """Keep ``pool`` for the next launch; release it after ``keep_s`` idle seconds. While another
+    launch of this driver is running (it made its own pool), release it now: its resources
+    are what that launch waits for."""
     global _KEPT
     with _LOCK:
-        old, _KEPT = _KEPT, pool
-    if old is not None:  # two launches at once in one driver: keep the latest pool only
-        if old.timer is not None:
-            old.timer.cancel()
-        old.kill(ray)
+        busy = _ACTIVE[0] > 0
+        old, _KEPT = _KEPT, (None if busy else pool)
+    for other in ([old] if old is not None else []) + ([pool] if busy else []):
+        if other.timer is not None:
+            other.timer.cancel()
+        other.kill(ray)
+    if busy:
+        return
 
     def expire() -> None:
         global _KEPT
@@ -404,6 +413,8 @@ def run_on_ray(
         return out, unique
     finally:
         if pool is not None:
+            with _LOCK:
+                _ACTIVE[0] -= 1
             if started or executor.keep_s <= 0 or not clean:
                 pool.kill(ray)  # a cancelled or broken launch leaves no worker behind
             else:

@@ -237,10 +237,11 @@ class RunWorker:
         self._store_key: tuple[Any, ...] | None = None
         self._scenarios: dict[str, Any] = {}
         self.runs_done = 0
+        self.loads = 0  # backends this worker has loaded (one per spec it switched to)
 
     def ping(self) -> dict[str, Any]:
         return {"key": self.key, "pid": os.getpid(), "host": socket.gethostname(), "runs": self.runs_done,
-                "backend": self._backend_key[0] if self._backend_key else None}
+                "loads": self.loads, "backend": self._backend_key[0] if self._backend_key else None}
 
     def serve(self, hub: Any) -> int:
         """Run what the hub hands out until it has nothing more for this shape; returns how
@@ -285,6 +286,7 @@ class RunWorker:
             raise BackendError(f"backend {job['spec']} failed to load on {socket.gethostname()}: "
                                f"{type(exc).__name__}: {exc}") from None
         self._backend, self._backend_key = backend, key
+        self.loads += 1
         return backend
 
     def _drop_backend(self) -> None:
@@ -348,7 +350,7 @@ class RunWorker:
         try:
             scenario = self._scenario_for(job, run_id)
             backend = self._backend_for(job)
-            meter = self._meter_for(job["energy"])
+            meter = backend.meter_for(self._meter_for(job["energy"]))  # as in-process: a remote backend's is unavailable
             run = store.update_run(run_id, status="running", error=None, **backend.info().run_fields(),
                                    machine=machine_info(), energy_meter=meter.describe(),
                                    pid=os.getpid(), host=socket.gethostname())

@@ -124,7 +124,65 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(cluster, tmp_path,
     assert rows(st) == rows(ref)
 
 
+def test_workers_are_long_lived_and_keep_their_backend(cluster, tmp_path):
+    """Two workers serve the 8 runs, each loading the backend once; the next launch of this
+    driver finds the same worker processes (nothing imported or loaded again); release_pool
+    gives their CPUs back."""
+    from agentsim.distributed import ray_executor as rx
+
+    rx.release_pool()
+    backend = "noisy,p=0.3,seed=2"
+    run_launch(launch(backend, "ray"), store=Store(tmp_path / "a.db"))
+    workers = rx._KEPT.workers["cpu1-gpu0"]  # type: ignore[union-attr]
+    first = ray.get([a.ping.remote() for _, a in workers])
+    assert len(first) == 2 and sum(w["runs"] for w in first) == 8
+    assert all(w["loads"] == (1 if w["runs"] else 0) for w in first)
+    st = Store(tmp_path / "b.db")
+    result = run_launch(launch(backend, "ray"), store=st)
+    assert not result.failures
+    second = ray.get([a.ping.remote() for _, a in rx._KEPT.workers["cpu1-gpu0"]])  # type: ignore[union-attr]
+    assert {w["pid"] for w in second} == {w["pid"] for w in first}
+    assert sum(w["runs"] for w in second) == 16 and all(w["loads"] <= 1 for w in second)
+    assert all(r.machine["hostname"] and r.status == "complete" for r in st.list_runs())
+    rx.release_pool()
+    assert rx._KEPT is None
+    with pytest.raises(ray.exceptions.RayActorError):
+        ray.get(workers[0][1].ping.remote(), timeout=30)
+
+
+def test_a_run_no_node_can_hold_is_a_clear_failure(cluster, tmp_path):
+    st = Store(tmp_path / "gpu.db")
+    result = run_launch(launch("noisy,p=0.3", "ray,num_gpus=1"), store=st)
+    assert len(result.failures) == 1
+    spec, exc = result.failures[0]
+    assert "no node of the cluster has that" in str(exc) and "num_gpus" in (exc.hint or "")
+    assert {r.status for r in st.list_runs()} == {"failed"} and st.hop_counts() == {}
+
+
+def test_a_cancelled_launch_leaves_interrupted_runs_that_resume(cluster, tmp_path):
+    from agentsim.engine import Cancelled
+    from agentsim.launch import resume_run
+
+    backend = "noisy,p=0.3,seed=2,latency_ms=20"
+    st = Store(tmp_path / "cancel.db")
+    seen: list = []
+    with pytest.raises(Cancelled):
+        run_launch(launch(backend, "ray"), store=st, progress=seen.append,
+                   cancel=lambda: sum(p.hops_done for p in seen[-2:]) >= 6)
+    runs = st.list_runs()
+    assert len(runs) == 8 and {r.status for r in runs} <= {"complete", "interrupted"}
+    assert any(r.status == "interrupted" for r in runs)
+    for run in runs:
+        resume_run(st, run.id)
+    ref = Store(tmp_path / "ref.db")
+    run_launch(launch(backend, None), store=ref)
+    assert rows(st) == rows(ref)
+
+
 def test_the_cli_runs_a_sweep_on_the_cluster(cluster, tmp_path):
+    from agentsim.distributed.ray_executor import release_pool
+
+    release_pool()  # this driver's idle workers would hold the 2 CPUs the CLI's workers need
     db = tmp_path / "cli.db"
     proc = subprocess.run(
         [sys.executable, "-m", "agentsim.cli", "run", "chain-arith", "-p", "depth=1..2", "-b", "noisy,p=0.2",

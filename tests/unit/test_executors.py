@@ -95,3 +95,108 @@ def test_a_node_verifies_the_model_against_the_drivers_sha256(tmp_path):
     with pytest.raises(ModelError) as ei:
         prepare_on_node(missing)
     assert "every node" in (ei.value.hint or "")
+
+
+def test_keep_s_parses_and_round_trips():
+    assert parse_executor("ray").keep_s == 10.0
+    ex = parse_executor("ray,keep_s=0")
+    assert ex.keep_s == 0.0 and parse_executor(str(ex)) == ex
+    with pytest.raises(AgentsimError):
+        parse_executor("ray,keep_s=-1")
+
+
+def test_pool_sizes_follow_the_nodes_slots():
+    from agentsim.distributed.ray_executor import pool_sizes, shape_key
+
+    one_cpu, gpu = {"num_cpus": 1.0, "num_gpus": 0.0}, {"num_cpus": 1.0, "num_gpus": 1.0}
+    threads = {"num_cpus": 3.0, "num_gpus": 0.0}
+    assert shape_key(one_cpu) == "cpu1-gpu0" and shape_key({"num_cpus": 0.5, "num_gpus": 0.25}) == "cpu0.5-gpu0.25"
+    nodes = [{"CPU": 2.0}, {"CPU": 8.0, "GPU": 2.0}]
+    sizes = pool_sizes({"a": (one_cpu, 16), "b": (gpu, 5), "c": (threads, 9), "d": (one_cpu, 3)}, nodes)
+    assert sizes == {"a": 10, "b": 2, "c": 2, "d": 3}  # a slot per CPU, per GPU, per 3 CPUs; never more than runs
+    assert pool_sizes({"g": (gpu, 4)}, [{"CPU": 2.0}]) == {"g": 0}  # no node has a GPU: infeasible
+    assert pool_sizes({"z": ({"num_cpus": 0.0, "num_gpus": 0.0}, 4)}, [{"CPU": 1.0}]) == {"z": 4}
+
+
+def _job(run_id: int, spec: str = "noisy") -> dict:
+    return {"run_id": run_id, "spec": spec}
+
+
+def test_the_hub_hands_out_runs_by_shape_and_keeps_a_worker_on_its_backend():
+    from agentsim.distributed.worker import Hub
+
+    hub = Hub()
+    hub.reset(None, max_retries=2)
+    hub.add("cpu1-gpu0", [_job(1, "a"), _job(2, "b"), _job(3, "a")])
+    hub.add("cpu1-gpu1", [_job(4, "g")])
+    assert hub.next("w1", "cpu1-gpu0", None, None, True)["run_id"] == 1
+    # w1 has "a" loaded: it gets run 3 before run 2
+    assert hub.next("w1", "cpu1-gpu0", {"run_id": 1, "spec": "a", "ok": True}, "a", False)["run_id"] == 3
+    assert hub.next("w2", "cpu1-gpu0", None, None, True)["run_id"] == 2
+    assert hub.next("w1", "cpu1-gpu0", {"run_id": 3, "spec": "a", "ok": True}, "a", False) is None
+    assert hub.next("g1", "cpu1-gpu1", None, None, True)["run_id"] == 4  # its own shape's queue
+    progress, outcomes = hub.poll()
+    assert [o["run_id"] for o in outcomes] == [1, 3] and progress == []
+    assert hub.poll() == ([], [])
+
+
+def test_a_restarted_worker_gets_its_run_back_until_its_retries_are_spent():
+    from agentsim.distributed.worker import Hub
+
+    hub = Hub()
+    hub.reset(None, max_retries=2)
+    hub.add("s", [_job(1), _job(2)])
+    assert hub.next("w", "s", None, None, True)["run_id"] == 1
+    # the worker died holding run 1; Ray restarted it and re-ran serve: first call again
+    assert hub.next("w", "s", None, None, True)["run_id"] == 1
+    assert hub.next("w", "s", None, None, True)["run_id"] == 1
+    # a third death is more than max_retries=2: run 1 is given up, the worker goes on with run 2
+    assert hub.next("w", "s", None, None, True)["run_id"] == 2
+    _, outcomes = hub.poll()
+    assert outcomes[0]["run_id"] == 1 and outcomes[0]["lost"] and not outcomes[0]["ok"]
+    assert "--resume 1" in outcomes[0]["hint"]
+
+
+def test_a_worker_that_keeps_dying_between_runs_gets_nothing_more():
+    from agentsim.distributed.worker import Hub
+
+    hub = Hub()
+    hub.reset(None, max_retries=1)
+    hub.add("s", [_job(1), _job(2), _job(3)])
+    assert hub.next("w", "s", None, None, True)["run_id"] == 1
+    assert hub.next("w", "s", {"run_id": 1, "spec": "noisy", "ok": True}, "noisy", False)["run_id"] == 2
+    assert hub.next("w", "s", {"run_id": 2, "spec": "noisy", "ok": True}, "noisy", False)["run_id"] == 3
+    assert hub.next("w", "s", {"run_id": 3, "spec": "noisy", "ok": True}, "noisy", False) is None
+    hub.add("s", [_job(4)])
+    assert hub.next("w", "s", None, None, True)["run_id"] == 4  # a restart while holding nothing: one allowed
+    hub.abandon("w")
+    assert hub.next("w", "s", None, None, True) is None  # a second one is more than max_retries=1
+    assert [j["run_id"] for j in hub.left()] == []
+
+
+def test_a_stopped_hub_hands_out_nothing_and_gives_back_what_is_queued():
+    from agentsim.distributed.worker import Hub
+
+    hub = Hub()
+    hub.reset(None, max_retries=3)
+    hub.add("s", [_job(1), _job(2), _job(3)])
+    assert hub.next("w", "s", None, None, True)["run_id"] == 1
+    hub.stop()
+    assert hub.is_stopped()
+    assert hub.next("w", "s", {"run_id": 1, "spec": "noisy", "ok": False, "cancelled": True}, None, False) is None
+    assert [j["run_id"] for j in hub.left("s")] == [2, 3] and hub.left() == []
+    hub.reset(None, max_retries=3)  # the next launch starts clean
+    assert not hub.is_stopped() and hub.poll() == ([], [])
+
+
+def test_the_hubs_store_commits_and_reports_the_stop(tmp_path):
+    from agentsim.distributed.worker import Hub
+    from agentsim.store import Run
+
+    hub = Hub()
+    hub.reset(str(tmp_path / "hub.db"), max_retries=3)
+    run, stopped = hub.call("create_run", (Run(scenario="s", backend="noisy"),), {})
+    assert run.id == 1 and stopped is False
+    hub.stop()
+    assert hub.call("get_run", (1,), {})[1] is True
+    hub.close()
