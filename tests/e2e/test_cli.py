@@ -249,7 +249,9 @@ def test_param_on_a_bundled_file_by_name_as_by_path(tmp_path):
     runs = json.loads(cli("runs", "--json", db=db).stdout)
     assert [r["params"]["width"] for r in runs] == [2, 2]
     assert runs[0]["scenario"] == runs[1]["scenario"]
-    assert "width=2" in by_name.stdout
+    # one workload, one label; width=2 is the family's default, so the label leaves it out
+    assert runs[0]["scenario_label"] == runs[1]["scenario_label"] == "fan-in(depth=3)"
+    assert "run 1: fan-in(depth=3) [free] oracle" in by_name.stdout
 
 
 def test_run_help_shows_the_defaults():
