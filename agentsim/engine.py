@@ -250,7 +250,7 @@ class RunExecutor:
         def post(status_: str = "running", message: str | None = None) -> None:
             if self.progress is not None:
                 self.progress(
-                    Progress(run.id, run.backend, run.scenario, mode, done, total, correct_count,
+                    Progress(run.id, run.backend, run.scenario_label or run.scenario, mode, done, total, correct_count,
                              len(finished), run.n_instances, time.perf_counter() - t0, status_, message)
                 )
 

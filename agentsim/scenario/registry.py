@@ -12,7 +12,6 @@ and the CLI with ``agentsim run chain-arith --param depth=4`` (sweeps: :mod:`age
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any

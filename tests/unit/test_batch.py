@@ -8,7 +8,13 @@ from typing import Any, ClassVar
 
 import pytest
 
-from agentsim.backends.base import Backend, BackendInfo, Completion, GenerationRequest, register_backend
+from agentsim.backends.base import (
+    Backend,
+    BackendInfo,
+    Completion,
+    GenerationRequest,
+    register_backend,
+)
 from agentsim.errors import AgentsimError
 from agentsim.launch import Launch, execute, parse_batch_sizes, resume_run, run_launch
 from agentsim.measure import EnergyMeter, EnergyReading
