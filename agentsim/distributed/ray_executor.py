@@ -283,7 +283,7 @@ def run_on_ray(
     cancel: CancelFn | None = None,
     keep_going: bool = True,
     on_run_created: Callable[[RunRead], None] | None = None,
-    poll_s: float = 0.05,
+    poll_s: float = 0.2,
 ) -> tuple[list[RunRead], list[tuple[str, AgentsimError]]]:
     """Every plan against every (created, unloaded) backend, on a pool of Ray workers.
 

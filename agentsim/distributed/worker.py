@@ -37,7 +37,7 @@ from .node import prepare_on_node
 __all__ = ["Hub", "HubStore", "RunWorker", "require_ray", "PROGRESS_EVERY_S", "CANCEL_POLL_S"]
 
 #: a worker posts progress at most this often per run (and always at its start and end)
-PROGRESS_EVERY_S = 0.1
+PROGRESS_EVERY_S = 0.25
 #: how often a running worker asks the hub whether the launch was cancelled
 CANCEL_POLL_S = 0.25
 #: scenarios a worker keeps rebuilt (by fingerprint)
@@ -89,6 +89,15 @@ class Hub:
         (so a worker learns of a cancel without asking)."""
         assert self.store is not None
         return getattr(self.store, name)(*args, **kwargs), self.stopped
+
+    def calls(self, batch: list[tuple[str, tuple[Any, ...], dict[str, Any]]]) -> tuple[Any, bool]:
+        """Several store calls in order, each committed before the next (the first error stops
+        the rest); the last one's answer, and whether the launch is stopping."""
+        assert self.store is not None
+        value = None
+        for name, args, kwargs in batch:
+            value = getattr(self.store, name)(*args, **kwargs)
+        return value, self.stopped
 
     # the queue ---------------------------------------------------------------------------
     def add(self, shape: str, payloads: list[dict[str, Any]]) -> None:
@@ -167,13 +176,13 @@ class HubStore:
     """What a worker's engine sees as its store when the driver commits: every call is a call
     on the hub actor.
 
-    A call whose answer the engine uses (``record_hop``, ``hops``, ``update_run`` ...) waits until
+    A call whose answer the engine uses (``record_hop``, ``hops``, ``update_run`` ...) returns once
     the hub has committed it: a hop counts as recorded only then, exactly as in-process. The two
     idempotent instance bookkeeping calls (``ensure_instance``, ``finish_instance``; the engine
-    ignores their answers) are sent without waiting: the hub runs one caller's calls in the order
-    they were sent, so each is committed before the next waited-for call returns, and an error in
-    one is raised by that call. A worker that dies with one in flight leaves at most an instance
-    not yet marked finished, which the resumed run finishes again.
+    ignores their answers) travel with the next such call, in one message, and are committed
+    before it, in order; an error in one is raised by that call. A worker that dies with one not
+    yet sent has recorded no hop after it: the resumed run records the instance again, or marks
+    it finished again (both are no-ops when already done).
     """
 
     _WAITED = frozenset({"hops", "instances", "record_hop", "update_run", "get_run"})
@@ -182,7 +191,7 @@ class HubStore:
     def __init__(self, hub: Any, db: str) -> None:
         self._hub = hub
         self.db = db
-        self._in_flight: list[Any] = []
+        self._queued: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
         #: the hub said the launch is stopping (read by the worker's cancel check)
         self.stopped = False
 
@@ -194,26 +203,29 @@ class HubStore:
 
         if name in self._SENT:
             def send(*args: Any, **kwargs: Any) -> None:
-                self._in_flight.append(hub.call.remote(name, args, kwargs))
+                self._queued.append((name, args, kwargs))
 
             setattr(self, name, send)
             return send
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            ref = hub.call.remote(name, args, kwargs)
-            earlier, self._in_flight = self._in_flight, []
-            for value, stopped in ray.get([*earlier, ref]):
-                self.stopped = self.stopped or stopped
+            if self._queued:
+                batch, self._queued = [*self._queued, (name, args, kwargs)], []
+                value, stopped = ray.get(hub.calls.remote(batch))
+            else:
+                value, stopped = ray.get(hub.call.remote(name, args, kwargs))
+            self.stopped = self.stopped or stopped
             return value
 
         setattr(self, name, call)  # built once per method
         return call
 
     def flush(self) -> None:
-        """Wait for the calls still in flight (and raise the first error among them)."""
-        earlier, self._in_flight = self._in_flight, []
-        if earlier:
-            require_ray().get(earlier)
+        """Commit the bookkeeping calls not sent yet."""
+        if self._queued:
+            batch, self._queued = self._queued, []
+            _, stopped = require_ray().get(self._hub.calls.remote(batch))
+            self.stopped = self.stopped or stopped
 
     def close(self) -> None:
         self.flush()

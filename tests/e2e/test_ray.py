@@ -119,6 +119,7 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(cluster, tmp_path,
         hops = st.hops(run.id)
         assert len(hops) == run.n_instances * run.hops_per_instance
         assert len({(h.instance_index, h.hop_id) for h in hops}) == len(hops)
+    assert st.integrity_check() == "ok"
     ref = Store(_db(db_kind, tmp_path, "ref"))
     run_launch(launch(backend, None), store=ref)
     assert rows(st) == rows(ref)

@@ -197,6 +197,12 @@ def test_the_hubs_store_commits_and_reports_the_stop(tmp_path):
     hub.reset(str(tmp_path / "hub.db"), max_retries=3)
     run, stopped = hub.call("create_run", (Run(scenario="s", backend="noisy"),), {})
     assert run.id == 1 and stopped is False
+    # bookkeeping calls travel with the next waited-for call: committed in order, last answer back
+    got, _ = hub.calls([("update_run", (1,), {"status": "failed"}), ("get_run", (1,), {})])
+    assert got.status == "failed"
     hub.stop()
     assert hub.call("get_run", (1,), {})[1] is True
+    with pytest.raises(AgentsimError):  # the first error stops the batch
+        hub.calls([("get_run", (99,), {}), ("update_run", (1,), {"status": "complete"})])
+    assert hub.call("get_run", (1,), {})[0].status == "failed"
     hub.close()
