@@ -122,9 +122,10 @@ class _Pool:
         shapes = [shape] if shape is not None else list(self.workers)
         for s in shapes:
             workers = self.workers.pop(s, [])
-            closing = [a.close.remote() for _, a in workers]
             try:
-                ray.wait(closing, num_returns=len(closing), timeout=10)
+                closing = [a.close.remote() for _, a in workers]
+                if closing:
+                    ray.wait(closing, num_returns=len(closing), timeout=10)
             except Exception:  # noqa: BLE001 - a dead worker has nothing left to close
                 pass
             for _, actor in workers:
@@ -183,8 +184,11 @@ def _keep(ray: Any, pool: _Pool, keep_s: float) -> None:
             if _KEPT is not pool:
                 return
             _KEPT = None
-        if ray.is_initialized():
-            pool.kill(ray)
+        try:
+            if ray.is_initialized():
+                pool.kill(ray)
+        except Exception:  # noqa: BLE001 - Ray shut down meanwhile: the actors went with it
+            pass
 
     pool.timer = threading.Timer(keep_s, expire)
     pool.timer.daemon = True
@@ -208,6 +212,8 @@ def release_pool() -> None:
 def _alive(ray: Any, pool: _Pool) -> None:
     """Drop the kept workers that no longer answer (a node lost since the last launch)."""
     for shape, workers in list(pool.workers.items()):
+        if not workers:
+            continue
         pings = {a.ping.remote(): (k, a) for k, a in workers}
         ready, _ = ray.wait(list(pings), num_returns=len(pings), timeout=10)
         ok = []
@@ -366,6 +372,9 @@ def run_on_ray(
             for out in outcomes:
                 if out.get("lost"):
                     _mark(store, int(out["run_id"]), "interrupted", out["message"])
+                elif not out["ok"]:  # the worker marks it; this covers a store it could not open
+                    _mark(store, int(out["run_id"]), "interrupted" if out.get("cancelled") else "failed",
+                          out["message"])
                 if not out["ok"] and not out.get("cancelled"):
                     failures.append((out["spec"], AgentsimError(out["message"], hint=out.get("hint"))))
                     if not keep_going:

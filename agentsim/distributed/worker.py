@@ -339,7 +339,7 @@ class RunWorker:
         ray = require_ray()
         run_id = int(job["run_id"])
         outcome: dict[str, Any] = {"run_id": run_id, "spec": job["spec"]}
-        store = self._store_for(job, hub)
+        store: Any = None
         last_post, last_cancel, cancelled = [0.0], [time.monotonic()], [False]
 
         def progress(p: Progress) -> None:
@@ -360,6 +360,7 @@ class RunWorker:
             return cancelled[0]
 
         try:
+            store = self._store_for(job, hub)
             scenario = self._scenario_for(job, run_id)
             backend = self._backend_for(job)
             meter = backend.meter_for(self._meter_for(job["energy"]))  # as in-process: a remote backend's is unavailable
@@ -378,9 +379,10 @@ class RunWorker:
                 self._drop_backend()
             kind = "interrupted" if cancelled[0] else "failed"
             try:
-                current = store.get_run(run_id)
-                if current.status not in ("failed", "interrupted", "complete"):
-                    store.update_run(run_id, status=kind, error=message, pid=None)
+                if store is not None:
+                    current = store.get_run(run_id)
+                    if current.status not in ("failed", "interrupted", "complete"):
+                        store.update_run(run_id, status=kind, error=message, pid=None)
             except AgentsimError:
                 pass
             hub.post.remote({"run_id": run_id, "status": kind, "message": message})

@@ -1,7 +1,9 @@
 """The Ray executor on a real local Ray cluster (2 CPUs, loopback, one per session): a sweep
 spread over workers stores exactly the rows the in-process executor stores, on SQLite (the
 driver's actor commits) and on PostgreSQL (the workers commit); a worker SIGKILLed mid-run
-loses nothing and duplicates nothing once Ray has re-run its task; the CLI drives it too."""
+loses nothing and duplicates nothing once Ray has restarted it and it has resumed its run; the
+workers are long-lived (the next launch finds them, their backend loaded); a run no node can
+hold is a clear failure; a cancelled launch resumes; the CLI drives it too."""
 
 from __future__ import annotations
 

@@ -9,7 +9,14 @@ import pytest
 
 from tests.pg_server import session_server, unavailable_reason
 
-from .helpers import SCENARIO_DIR, fixed_meter, fixed_perf_counter, make_test_app, run_async, screen_text
+from .helpers import (
+    SCENARIO_DIR,
+    fixed_meter,
+    fixed_perf_counter,
+    make_test_app,
+    run_async,
+    screen_text,
+)
 from .helpers import wait_for as _wait_for
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
@@ -19,6 +26,7 @@ def _write_runs(db: str, backends: list[str], *, instances: int = 6, fixed_clock
     """Runs of the tests' tiny scenarios, free and oracle mode, through the one launch path
     (``fixed_clock``: engine timings from a counter; not while an app runs in this process)."""
     import contextlib
+
     from agentsim.launch import execute
     from agentsim.scenario import load_scenario
     from agentsim.store import Store
