@@ -133,8 +133,8 @@ def simulate(
     (values may be lists to sweep: ``{"depth": [1, 2, 3]}``). ``batch``: instances advanced
     together, their ready hops sent to the backend as one call; a list (or ``"1,4,16"``) sweeps.
     ``db``: a path or SQLAlchemy URL (default ``$AGENTSIM_DB`` or ``./agentsim.db``).
-    ``executor``: ``None``/``"in-process"``, or ``"ray[,address=auto][,num_gpus=N]..."`` (one Ray
-    task per run; docs/distributed.md).
+    ``executor``: ``None``/``"in-process"``, or ``"ray[,address=auto][,num_gpus=N]..."`` (the runs
+    are spread over long-lived Ray workers, one per CPU/GPU slot; docs/distributed.md).
     """
     from .launch import Launch, run_launch
     from .scenario import Scenario

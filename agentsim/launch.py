@@ -193,7 +193,7 @@ class Launch:
     launch_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     _resolved: list[Scenario] | None = field(default=None, init=False, repr=False, compare=False)
     #: where the runs execute: None or "in-process" (here, one after the other), or
-    #: "ray[,address=...][,num_gpus=..][,num_cpus=..]" (one Ray task per run; agentsim.distributed)
+    #: "ray[,address=...][,num_gpus=..][,num_cpus=..]" (runs spread over a pool of long-lived Ray workers; agentsim.distributed)
     executor: str | Any = None
 
     def check(self) -> None:
@@ -286,7 +286,7 @@ def run_launch(
     scenarios = launch.resolved_scenarios()
     backends = [create_backend(s) for s in launch.backend_specs()]  # validate every spec up front
     plans = launch.plans(scenarios)
-    if not launch.executor.in_process:  # one Ray task per run; each worker meters its own runs
+    if not launch.executor.in_process:  # runs go to long-lived Ray workers; each meters its own runs
         from .distributed.ray_executor import run_on_ray
 
         runs_, failures_ = run_on_ray(launch.executor, store=store, backends=backends, plans=plans,

@@ -175,7 +175,7 @@ def add_cli(sub: Any) -> None:
     sp.add_argument("--energy", default="auto", help="auto | nvml | rapl | estimate | off")
     sp.add_argument("--executor", default="in-process", metavar="NAME[,key=value...]",
                     help="where the runs execute: in-process, or ray[,address=auto|ray://HOST:PORT]"
-                         "[,num_gpus=N][,num_cpus=N] (one Ray task per run; docs/distributed.md)")
+                         "[,num_gpus=N][,num_cpus=N] (the runs are spread over long-lived Ray workers, one per CPU/GPU slot; keep_s=S keeps them S seconds after the launch; docs/distributed.md)")
     sp.add_argument("--resume", type=int, metavar="RUN_ID", help="finish an interrupted run")
     add_trust_argument(sp)
     db_arg(sp)
