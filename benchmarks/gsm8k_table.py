@@ -49,7 +49,11 @@ def _runs(db: str) -> tuple[Any, list[Any]]:
     import agentsim
 
     res = agentsim.load_results(db)
-    return res.store, [r for r in res.runs if r.scenario.startswith("gsm8k-")]
+    runs = [r for r in res.runs if r.scenario.startswith("gsm8k-")]
+    unfinished = [r.id for r in runs if r.status != "complete"]
+    if unfinished:  # resume them (agentsim run --resume ID) to count them
+        print(f"(left out, not complete: runs {', '.join(map(str, unfinished))})")
+    return res.store, [r for r in runs if r.status == "complete"]
 
 
 def _precision(run: Any) -> str:
