@@ -213,7 +213,7 @@ def trap(results: list[dict[str, Any]], base: str = "bf16") -> list[dict[str, An
     return out
 
 
-def print_tables(results: list[dict[str, Any]], ratios: list[dict[str, Any]]) -> None:
+def print_tables(results: list[dict[str, Any]], ratios: list[dict[str, Any]], base: str = "bf16") -> None:
     for r in results:
         print(f"\n{r['spec']}  ({r['precision']}, {r['mode']}; kernel: {r['kernel']})")
         for label, rows in r["sets"].items():
@@ -231,7 +231,7 @@ def print_tables(results: list[dict[str, Any]], ratios: list[dict[str, Any]]) ->
                       f"{row['tasks_ok']:>4d}/{row['tasks']:<4d}{_fmt(row['s_per_task'], '.3f'):>7s}  {j:>8s}")
     if ratios:
         print(f"\ntrap reading: {ratios[0]['energy_kind'] if len({t['energy_kind'] for t in ratios}) == 1 else 'energy kind per row'}"
-              " energy; quantized / bf16 at the same B (> 1: costs more than bf16)")
+              f" energy; each precision / {base} at the same B (> 1: costs more than {base})")
         print("  per correct task: the trap's measure (cost and accuracy); per instance: the cost alone")
         print(f"  {'precision':10s} {'set':12s}   B  s/task ratio  J/task ratio  s/inst ratio  J/inst ratio")
         kinds = {t["energy_kind"] for t in ratios}
@@ -270,17 +270,39 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     from agentsim.errors import AgentsimError
+
+    try:
+        batches = sorted({int(b) for b in args.batches.split(",") if b.strip()})
+    except ValueError:
+        raise AgentsimError(f"--batches {args.batches!r}: give batch sizes as integers, e.g. 1,8,32") from None
+    if not batches or batches[0] != 1:
+        raise AgentsimError(f"--batches {args.batches}: must include 1 (the reference of agree and x B=1)")
+    if args.instances is not None and args.instances < 1:
+        raise AgentsimError(f"--instances {args.instances}: must be at least 1")
+    if args.tiny and args.model:
+        raise AgentsimError("--tiny and --model: give one (--tiny is the tiny test model)")
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    if not precisions:
+        raise AgentsimError("--precisions: give at least one hf precision, e.g. bf16,int4,nvfp4")
+    saved_home = os.environ.get("AGENTSIM_HOME")
+    with tempfile.TemporaryDirectory(prefix="agentsim-gpu-batching-") as tmpdir:
+        try:
+            return _run(args, batches, precisions, Path(tmpdir))
+        finally:  # a --tiny run's model cache lived in the temporary folder
+            if saved_home is None:
+                os.environ.pop("AGENTSIM_HOME", None)
+            else:
+                os.environ["AGENTSIM_HOME"] = saved_home
+
+
+def _run(args: argparse.Namespace, batches: list[int], precisions: list[str], tmp: Path) -> int:
+    from agentsim.backends.base import create_backend
     from agentsim.scenario import load_scenario, resolve_scenario
     from agentsim.store import Store
 
-    batches = sorted({int(b) for b in args.batches.split(",") if b.strip()})
-    if not batches or batches[0] != 1:
-        raise AgentsimError(f"--batches {args.batches}: must include 1 (the reference of agree and x B=1)")
-    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     instances = args.instances or (4 if args.tiny else INSTANCES)
     energy = args.energy or ("nvml" if args.device == "cuda" else "auto")
     threads = args.threads if args.threads is not None else (1 if args.device == "cpu" else 0)
-    tmp = Path(tempfile.mkdtemp(prefix="agentsim-gpu-batching-"))
     model = args.model
     if args.tiny:
         from tests.tiny_models import write_tiny_gguf
@@ -288,36 +310,46 @@ def _main(args: argparse.Namespace) -> int:
         os.environ.setdefault("AGENTSIM_HOME", str(tmp / "home"))  # the smoke run leaves the user's cache alone
         model = str(write_tiny_gguf(tmp / "tiny.gguf", seed=0, dtype="f32"))
     machine, meter = check_machine(args.device, energy, model)
+    specs = backend_specs(precisions, model=model, device=args.device, threads=threads)
+    for spec in specs:  # options and hardware refusals (e.g. native nvfp4 below Blackwell), before any load
+        create_backend(spec)
     (tmp / "decode-heavy.yaml").write_text(DECODE_HEAVY)
     sets = [("demo", [resolve_scenario(s) for s in DEMO]), ("decode-heavy", [load_scenario(tmp / "decode-heavy.yaml")])]
-    specs = backend_specs(precisions, model=model, device=args.device, threads=threads)
     where = "tiny" if args.tiny else args.device
     step_s = args.step_ms / 1000 if args.step_ms else STEP_S[where]
     est = estimate_s([sc for _, s in sets for sc in s], len(specs), batches, instances, step_s, LOAD_S[where])
     est += LOAD_S[where] + 4 * 25 * step_s  # the warm-up: one more load, a few short calls
-    print(f"{machine}; energy: {meter.describe().get('name')} ({meter.describe().get('kind', '?')}); "
+    described = meter.describe()
+    print(f"{machine}; energy: {described.get('name')} ({described.get('kind', '?')}); "
           f"{instances} instances per scenario, B = {', '.join(map(str, batches))}, free mode, seed 0", flush=True)
     print(f"estimated wall time: at most ~{est / 60:.1f} min ({len(specs) + 1} loads of ~{LOAD_S[where]:.0f} s, "
           f"every answer to max_tokens at {1000 * step_s:.0f} ms per step)", flush=True)
     t0 = time.perf_counter()
-    print(f"warm-up ({specs[0]}, {DEMO[0]}, 2 instances at B = 1, 2): "
-          f"{warm_up(specs[0], sets[0][1][0], Store(tmp / 'warm-up.db')):.0f} s", flush=True)
-    store = Store(args.db or tmp / "runs.db")
+    warm_store = Store(tmp / "warm-up.db")
+    try:
+        print(f"warm-up ({specs[0]}, {DEMO[0]}, 2 instances at B = 1, 2): "
+              f"{warm_up(specs[0], sets[0][1][0], warm_store):.0f} s", flush=True)
+    finally:
+        warm_store.close()
+    db = args.db or tmp / "runs.db"
+    store = Store(db)
     try:
         results, refused = bench(specs, sets, batches, instances, store, meter)
     finally:
         meter.close()
+        store.close()
     for spec, msg in refused:
         print(f"refused: {spec}: {msg}", flush=True)
     ratios = trap(results, base=precisions[0])
-    print_tables(results, ratios)
+    print_tables(results, ratios, base=precisions[0])
     wall = time.perf_counter() - t0
-    print(f"\nwall {wall:.0f} s (estimated at most {est:.0f} s); database {args.db or tmp / 'runs.db'}")
+    print(f"\nwall {wall:.0f} s (estimated at most {est:.0f} s)" + (f"; runs in {args.db}" if args.db else ""))
     if args.json:
         args.json.write_text(json.dumps({
-            "machine": machine, "energy_meter": meter.describe(), "instances": instances, "batches": batches,
+            "machine": machine, "energy_meter": described, "instances": instances, "batches": batches,
             "scenarios": {label: [sc.name for sc in scs] for label, scs in sets}, "results": results,
             "trap": ratios, "refused": refused, "wall_s": wall, "estimate_s": est}, indent=1, default=str))
+        print(f"written {args.json}")
     return 0 if results else 1
 
 
