@@ -244,7 +244,8 @@ def print_tables(results: list[dict[str, Any]], ratios: list[dict[str, Any]], ba
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
-    ap.add_argument("--precisions", default=",".join(PRECISIONS), help="hf precisions, comma-separated (first: the baseline of the ratios)")
+    ap.add_argument("--precisions", default=",".join(PRECISIONS), help="hf precisions, comma-separated, a precision's options joined with '+' "
+                    "(e.g. int4+group=64); the first is the baseline of the ratios")
     ap.add_argument("--batches", default=",".join(map(str, BATCHES)), help="batch sizes, comma-separated; must include 1")
     ap.add_argument("--instances", "-n", type=int, default=None, help=f"instances per scenario (default {INSTANCES}; --tiny: 4)")
     ap.add_argument("--energy", default=None, help="energy meter (default: nvml on cuda, auto on cpu)")
@@ -281,7 +282,7 @@ def _main(args: argparse.Namespace) -> int:
         raise AgentsimError(f"--instances {args.instances}: must be at least 1")
     if args.tiny and args.model:
         raise AgentsimError("--tiny and --model: give one (--tiny is the tiny test model)")
-    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    precisions = [p.strip().replace("+", ",") for p in args.precisions.split(",") if p.strip()]
     if not precisions:
         raise AgentsimError("--precisions: give at least one hf precision, e.g. bf16,int4,nvfp4")
     saved_home = os.environ.get("AGENTSIM_HOME")
@@ -297,6 +298,7 @@ def _main(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, batches: list[int], precisions: list[str], tmp: Path) -> int:
     from agentsim.backends.base import create_backend
+    from agentsim.errors import AgentsimError
     from agentsim.scenario import load_scenario, resolve_scenario
     from agentsim.store import Store
 
@@ -310,9 +312,16 @@ def _run(args: argparse.Namespace, batches: list[int], precisions: list[str], tm
         os.environ.setdefault("AGENTSIM_HOME", str(tmp / "home"))  # the smoke run leaves the user's cache alone
         model = str(write_tiny_gguf(tmp / "tiny.gguf", seed=0, dtype="f32"))
     machine, meter = check_machine(args.device, energy, model)
-    specs = backend_specs(precisions, model=model, device=args.device, threads=threads)
-    for spec in specs:  # options and hardware refusals (e.g. native nvfp4 below Blackwell), before any load
-        create_backend(spec)
+    specs, refused_first = [], []
+    for spec in backend_specs(precisions, model=model, device=args.device, threads=threads):
+        try:  # options, libraries and hardware (e.g. native nvfp4 below Blackwell), before any load
+            create_backend(spec)
+            specs.append(spec)
+        except AgentsimError as exc:
+            print(f"refused: {spec}: {exc}", flush=True)
+            refused_first.append((spec, str(exc)))
+    if not specs:
+        raise AgentsimError(f"every precision was refused: {refused_first[0][1]}")
     (tmp / "decode-heavy.yaml").write_text(DECODE_HEAVY)
     sets = [("demo", [resolve_scenario(s) for s in DEMO]), ("decode-heavy", [load_scenario(tmp / "decode-heavy.yaml")])]
     where = "tiny" if args.tiny else args.device
@@ -338,7 +347,8 @@ def _run(args: argparse.Namespace, batches: list[int], precisions: list[str], tm
     finally:
         meter.close()
         store.close()
-    for spec, msg in refused:
+    refused = refused_first + refused
+    for spec, msg in refused[len(refused_first):]:
         print(f"refused: {spec}: {msg}", flush=True)
     ratios = trap(results, base=precisions[0])
     print_tables(results, ratios, base=precisions[0])

@@ -82,6 +82,7 @@ def test_the_defaults_fit_the_gpu_budget(tmp_path: Path) -> None:
     (["--batches", "1,eight"], "as integers"),
     (["--instances", "0"], "at least 1"),
     (["--tiny", "--model", "x.gguf"], "give one"),
+    (["--tiny", "--precisions", "bf16+native=true"], "every precision was refused"),
 ])
 def test_bad_arguments_are_refused_with_the_reason(argv: list[str], words: str, capsys) -> None:
     assert gb.main(["--device", "cpu", *argv]) == 2
@@ -115,10 +116,12 @@ def test_cuda_without_a_gpu_is_a_clear_error(capsys) -> None:
 
 def _smoke(argv: list[str], tmp_path: Path, capsys) -> tuple[str, dict]:
     out = tmp_path / "gb.json"
-    assert gb.main([*argv, "--tiny", "--batches", "1,2", "--instances", "2", "--precisions", "bf16,int4",
+    assert gb.main([*argv, "--tiny", "--batches", "1,2", "--instances", "2", "--precisions", "bf16,int4+group=3,int4",
                     "--json", str(out)]) == 0
     text = capsys.readouterr().out
     data = json.loads(out.read_text())
+    assert len(data["refused"]) == 1 and "@int4,group=3," in data["refused"][0][0]
+    assert "refused: " in text and "group=3" in text  # refused up front, the other precisions run
     assert "estimated wall time: at most" in text and "warm-up" in text
     assert [r["precision"] for r in data["results"]] == ["bf16", "int4"]
     for r in data["results"]:
