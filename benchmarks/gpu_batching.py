@@ -188,11 +188,12 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a and b else None
 
 
-def trap(results: list[dict[str, Any]], base: str = "bf16") -> list[dict[str, Any]]:
+def trap(results: list[dict[str, Any]], base_spec: str | None = None) -> list[dict[str, Any]]:
     """Each precision's cost over the baseline's at the same set and B: per correct task (the
     trap's measure: cost and accuracy together) and per instance (cost alone). An energy ratio
-    only when both rows have one kind, the same (measured/measured or estimated/estimated)."""
-    ref = next((r for r in results if r["precision"] == base), None)
+    only when both rows have one kind, the same (measured/measured or estimated/estimated). The
+    baseline is the result of ``base_spec`` (None: the first result)."""
+    ref = next((r for r in results if base_spec is None or r["spec"] == base_spec), None)
     out: list[dict[str, Any]] = []
     if ref is None:
         return out
@@ -203,7 +204,8 @@ def trap(results: list[dict[str, Any]], base: str = "bf16") -> list[dict[str, An
             for row, brow in zip(rows, ref["sets"].get(label, []), strict=False):
                 same = row["energy_kind"] == brow["energy_kind"] and row["energy_kind"] in ("measured", "estimated")
                 out.append({
-                    "precision": r["precision"], "set": label, "B": row["B"],
+                    "precision": r["precision"], "spec": r["spec"], "baseline": ref["spec"],
+                    "baseline_precision": ref["precision"], "set": label, "B": row["B"],
                     "s_ratio": _ratio(row["s_per_task"], brow["s_per_task"]),
                     "j_ratio": _ratio(row["j_per_task"], brow["j_per_task"]) if same else None,
                     "s_instance_ratio": _ratio(row["s_per_instance"], brow["s_per_instance"]),
@@ -213,7 +215,7 @@ def trap(results: list[dict[str, Any]], base: str = "bf16") -> list[dict[str, An
     return out
 
 
-def print_tables(results: list[dict[str, Any]], ratios: list[dict[str, Any]], base: str = "bf16") -> None:
+def print_tables(results: list[dict[str, Any]], ratios: list[dict[str, Any]]) -> None:
     for r in results:
         print(f"\n{r['spec']}  ({r['precision']}, {r['mode']}; kernel: {r['kernel']})")
         for label, rows in r["sets"].items():
@@ -230,11 +232,12 @@ def print_tables(results: list[dict[str, Any]], ratios: list[dict[str, Any]], ba
                       f"{_fmt(row['hops_per_s'], '.2f'):>7s}  ({_fmt(x, '.2f')}x)  {agree:>6s}  "
                       f"{row['tasks_ok']:>4d}/{row['tasks']:<4d}{_fmt(row['s_per_task'], '.3f'):>7s}  {j:>8s}")
     if ratios:
-        print(f"\ntrap reading: {ratios[0]['energy_kind'] if len({t['energy_kind'] for t in ratios}) == 1 else 'energy kind per row'}"
-              f" energy; each precision / {base} at the same B (> 1: costs more than {base})")
+        kinds = {t["energy_kind"] for t in ratios}
+        ref = ratios[0]["baseline_precision"]
+        print(f"\ntrap reading ({next(iter(kinds)) if len(kinds) == 1 else 'energy kind per row'} energy): "
+              f"each precision / {ref} at the same B (> 1: costs more than {ref})")
         print("  per correct task: the trap's measure (cost and accuracy); per instance: the cost alone")
         print(f"  {'precision':10s} {'set':12s}   B  s/task ratio  J/task ratio  s/inst ratio  J/inst ratio")
-        kinds = {t["energy_kind"] for t in ratios}
         for t in ratios:
             print(f"  {t['precision']:10s} {t['set']:12s} {t['B']:3d}  {_fmt(t['s_ratio'], '.3f'):>12s}  "
                   f"{_fmt(t['j_ratio'], '.3f'):>12s}  {_fmt(t['s_instance_ratio'], '.3f'):>12s}  "
@@ -297,11 +300,6 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, batches: list[int], precisions: list[str], tmp: Path) -> int:
-    from agentsim.backends.base import create_backend
-    from agentsim.errors import AgentsimError
-    from agentsim.scenario import load_scenario, resolve_scenario
-    from agentsim.store import Store
-
     instances = args.instances or (4 if args.tiny else INSTANCES)
     energy = args.energy or ("nvml" if args.device == "cuda" else "auto")
     threads = args.threads if args.threads is not None else (1 if args.device == "cpu" else 0)
@@ -312,8 +310,22 @@ def _run(args: argparse.Namespace, batches: list[int], precisions: list[str], tm
         os.environ.setdefault("AGENTSIM_HOME", str(tmp / "home"))  # the smoke run leaves the user's cache alone
         model = str(write_tiny_gguf(tmp / "tiny.gguf", seed=0, dtype="f32"))
     machine, meter = check_machine(args.device, energy, model)
+    try:
+        return _measure(args, batches, instances, backend_specs(precisions, model=model, device=args.device,
+                                                                threads=threads), tmp, machine, meter)
+    finally:
+        meter.close()
+
+
+def _measure(args: argparse.Namespace, batches: list[int], instances: int, wanted: list[str], tmp: Path,
+             machine: str, meter: Any) -> int:
+    from agentsim.backends.base import create_backend
+    from agentsim.errors import AgentsimError
+    from agentsim.scenario import load_scenario, resolve_scenario
+    from agentsim.store import Store
+
     specs, refused_first = [], []
-    for spec in backend_specs(precisions, model=model, device=args.device, threads=threads):
+    for spec in wanted:
         try:  # options, libraries and hardware (e.g. native nvfp4 below Blackwell), before any load
             create_backend(spec)
             specs.append(spec)
@@ -345,13 +357,14 @@ def _run(args: argparse.Namespace, batches: list[int], precisions: list[str], tm
     try:
         results, refused = bench(specs, sets, batches, instances, store, meter)
     finally:
-        meter.close()
         store.close()
     refused = refused_first + refused
     for spec, msg in refused[len(refused_first):]:
         print(f"refused: {spec}: {msg}", flush=True)
-    ratios = trap(results, base=precisions[0])
-    print_tables(results, ratios, base=precisions[0])
+    ratios = trap(results, wanted[0])  # the first precision asked for is the baseline, never a stand-in
+    if not any(r["spec"] == wanted[0] for r in results):
+        print(f"no ratios: the baseline {wanted[0]} did not run", flush=True)
+    print_tables(results, ratios)
     wall = time.perf_counter() - t0
     print(f"\nwall {wall:.0f} s (estimated at most {est:.0f} s)" + (f"; runs in {args.db}" if args.db else ""))
     if args.json:

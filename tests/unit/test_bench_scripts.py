@@ -44,7 +44,7 @@ def test_merge_never_mixes_energy_kinds_nor_drops_a_missing_reading() -> None:
 
 
 def _result(precision: str, rows: list[dict]) -> dict:
-    return {"precision": precision, "sets": {"demo": rows}}
+    return {"precision": precision, "spec": f"hf@{precision}", "sets": {"demo": rows}}
 
 
 def test_trap_ratios_are_against_the_baseline_at_the_same_batch_size() -> None:
@@ -60,7 +60,9 @@ def test_trap_ratios_are_against_the_baseline_at_the_same_batch_size() -> None:
     # estimated against measured: no energy ratio, the time ratio stays
     assert b8["j_ratio"] is None and b8["j_instance_ratio"] is None and b8["energy_kind"] == "unavailable"
     assert b8["s_ratio"] == pytest.approx(1.0)
-    assert gb.trap([q4]) == []  # no baseline, no ratios
+    assert gb.trap([q4, base], "hf@bf16") == [b1, b8]  # the baseline named, wherever it stands
+    assert gb.trap([q4], "hf@bf16") == []  # the baseline did not run: no ratios, no stand-in
+    assert gb.trap([q4, base])[0]["baseline_precision"] == "int4"  # unnamed: the first result
 
 
 def test_the_defaults_fit_the_gpu_budget(tmp_path: Path) -> None:
