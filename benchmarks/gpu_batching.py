@@ -14,8 +14,9 @@ precision; the load is not in any figure. From the stored hops it prints, per pr
 * J/task        the runs' energy / correct tasks, headed with the meter's kind (measured or
                 estimated; a row whose runs disagree on the kind has no figure, never a mix)
 
-and then the trap's reading: each quantized precision's s/task and J/task over bf16's at the
-same B (> 1: it costs more per correct task than bf16). Emulated int4/nvfp4 round the weights as
+and then the trap's reading: each precision's s/task and J/task over the baseline's (the first
+precision, bf16) at the same B, per correct task (the trap's measure: cost and accuracy) and per
+instance (the cost alone); > 1: it costs more than bf16. Emulated int4/nvfp4 round the weights as
 the format stores them and multiply in bf16, so their ratios show what the rounding does to
 accuracy and answer length at each B, not the cost of dequantization; real 4-bit kernels are
 ``int4-wo`` (torchao's tinygemm on CUDA) and ``nf4`` (bitsandbytes), e.g.
@@ -23,11 +24,12 @@ accuracy and answer length at each B, not the cost of dequantization; real 4-bit
 
 The model comes from the local cache (``agentsim models fetch`` beforehand); nothing here reaches
 the network. The wall time is estimated up front (an upper bound: every answer to its
-max_tokens, at ``--step-ms`` per forward step).
+max_tokens, at ``--step-ms`` per forward step). A precision the machine cannot run is refused with the reason and left out;
+no CUDA GPU (``--device cuda``) or no NVML (``--energy nvml``) stops the run up front (exit 2).
 
-    .venv/bin/python benchmarks/gpu_batching.py --json gpu_batching.json     # CUDA, NVML: ~6 min on an H200
+    .venv/bin/python benchmarks/gpu_batching.py --json gpu_batching.json     # CUDA, NVML: at most ~6.5 min on an H200
     .venv/bin/python benchmarks/gpu_batching.py --precisions bf16,int4,int4-wo --instances 16
-    .venv/bin/python benchmarks/gpu_batching.py --device cpu --tiny          # smoke run, tiny model (~30 s)
+    .venv/bin/python benchmarks/gpu_batching.py --device cpu --tiny          # smoke run, tiny model (~10 s)
 """
 
 from __future__ import annotations
