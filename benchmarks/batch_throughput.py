@@ -111,6 +111,8 @@ def figures(store: Any, run: Any, ref: dict | None) -> dict[str, Any]:
         "gen_tok_s": decoded / dec_s if dec_s else None, "prompt_tok_s": evaluated / pre_s if pre_s else None,
         "tasks_ok": ok, "tasks": len(inst), "s_per_task": wall / ok if ok else None,
         "j_per_task": (run.run_energy_j / ok) if ok and run.run_energy_j else None,
+        "decoded": decoded, "decode_s": dec_s, "evaluated": evaluated, "prefill_s": pre_s,
+        "energy_j": run.run_energy_j,
         "energy_kind": run.run_energy_kind,
         "completions": {(h.instance_index, h.hop_id): h.completion for h in hops},
     }
@@ -164,15 +166,17 @@ def _merge(b: int, per: list[dict[str, Any]]) -> dict[str, Any]:
     hops = sum(p["hops"] for p in per)
     wall = sum(p["wall_s"] for p in per)
     ok = sum(p["tasks_ok"] for p in per)
-    def rate(key: str) -> float | None:
-        vals = [p[key] for p in per if p[key] is not None]
-        return sum(vals) / len(vals) if vals else None
+    def rate(tokens: str, seconds: str) -> float | None:  # pooled: all tokens / all seconds
+        sec = sum(p[seconds] for p in per)
+        return sum(p[tokens] for p in per) / sec if sec else None
     agree = [p["agree"] * p["hops"] for p in per if "agree" in p]
-    joules = [p["j_per_task"] * p["tasks_ok"] for p in per if p["j_per_task"] is not None]
+    energies = [p["energy_j"] for p in per]
+    # every run's energy counts, including a run with no correct task (its joules are still spent)
+    joules = None if any(e is None for e in energies) else sum(energies)
     return {
-        "B": b, "hops": hops, "wall_s": wall, "hops_per_s": hops / wall, "gen_tok_s": rate("gen_tok_s"),
-        "prompt_tok_s": rate("prompt_tok_s"), "tasks_ok": ok, "tasks": sum(p["tasks"] for p in per),
-        "s_per_task": wall / ok if ok else None, "j_per_task": sum(joules) / ok if ok and joules else None,
+        "B": b, "hops": hops, "wall_s": wall, "hops_per_s": hops / wall, "gen_tok_s": rate("decoded", "decode_s"),
+        "prompt_tok_s": rate("evaluated", "prefill_s"), "tasks_ok": ok, "tasks": sum(p["tasks"] for p in per),
+        "s_per_task": wall / ok if ok else None, "j_per_task": joules / ok if ok and joules is not None else None,
         "agree": sum(agree) / hops if agree else None,
     }
 
