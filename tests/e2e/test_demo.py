@@ -1,0 +1,67 @@
+"""``agentsim demo`` (what ``make demo`` runs): the whole main job end to end, on the noisy
+fallback (fast tier) and on the real default model at the quick settings (slow tier)."""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from agentsim.demo import DEMO_SCENARIOS, run_demo
+
+
+def _args(db: Path, **kw) -> argparse.Namespace:
+    return argparse.Namespace(db=str(db), instances=kw.get("instances"), quick=kw.get("quick", False),
+                              batch=kw.get("batch"), report=str(db.with_suffix(".html")))
+
+
+def _runs(db: Path) -> list[tuple]:
+    with sqlite3.connect(db) as c:
+        return c.execute("select scenario, backend, mode, batch_size, status from run order by id").fetchall()
+
+
+def test_demo_without_llama_runs_the_noisy_ladder_and_writes_table_verdicts_and_report(tmp_path, monkeypatch, capsys):
+    """Without llama-cpp-python the demo says so and runs the model-free ladder: every run
+    complete, the comparison table, verdicts and the HTML report, exit 0."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real(name, *a))
+    db = tmp_path / "demo.db"
+    assert run_demo(_args(db, instances=6, batch=4)) == 0
+    out = capsys.readouterr().out
+    assert "llama-cpp-python is not installed" in out and "batch 4" in out
+    runs = _runs(db)
+    assert len(runs) == len(DEMO_SCENARIOS) * 3 * 2
+    assert {r[3] for r in runs} == {4} and {r[4] for r in runs} == {"complete"}
+    assert "verdicts" in out and "Browse it" in out
+    assert db.with_suffix(".html").stat().st_size > 10_000
+
+
+def test_demo_refuses_a_batch_below_one(tmp_path):
+    from agentsim.errors import AgentsimError
+
+    with pytest.raises(AgentsimError, match="--batch"):
+        run_demo(_args(tmp_path / "d.db", instances=2, batch=-1))
+
+
+@pytest.mark.slow
+@pytest.mark.llama
+def test_quick_demo_on_the_real_model_batched_equals_batch_1(tmp_path, user_model_cache):
+    """The quick demo (f16, q4_k_m, mxfp4) at batch 4 stores the same answers as at batch 1."""
+    from agentsim import models
+
+    if not all(models.resolve(None, r).path.exists() for r in ("f16", "q4_k_m", "mxfp4")):
+        pytest.skip("the default model's quick rungs are not prepared (make demo prepares them)")
+    dbs = [tmp_path / f"b{b}.db" for b in (1, 4)]
+    for db, b in zip(dbs, (1, 4), strict=True):
+        assert run_demo(_args(db, instances=4, quick=True, batch=b)) == 0
+    rows = []
+    for db in dbs:
+        with sqlite3.connect(db) as c:
+            rows.append(c.execute("select r.backend, r.mode, r.scenario, h.instance_index, h.hop_id, h.completion, "
+                                  "h.error_kind from hop h join run r on r.id = h.run_id "
+                                  "order by r.backend, r.mode, r.scenario, h.instance_index, h.hop_id").fetchall())
+    assert rows[0] == rows[1]
