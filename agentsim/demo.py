@@ -20,7 +20,7 @@ from .errors import AgentsimError
 DEMO_SCENARIOS = ["chain-linear", "fanin-dag"]
 DEMO_RUNGS = ["f16", "q8_0", "q4_k_m", "q4_0", "mxfp4"]
 #: instances decoded together in the demo's runs (docs/batching.md: what it changes, measured)
-DEMO_BATCH = 1
+DEMO_BATCH = 8
 QUICK_RUNGS = ["f16", "q4_k_m", "mxfp4"]
 NOISY_LADDER = [("noisy,p=0.05,seed=1", "p=0.05"), ("noisy,p=0.15,seed=1", "p=0.15"), ("noisy,p=0.3,seed=1", "p=0.30")]
 #: how the noisy fallback's rows are labelled in the table
