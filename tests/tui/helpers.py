@@ -128,3 +128,13 @@ async def wait_for(pilot: Any, predicate: Callable[[], bool], timeout: float = 2
         if loop.time() > end:
             raise AssertionError("timed out waiting for the UI")
         await pilot.pause(0.05)
+
+
+async def runs_loaded(app: Any, pilot: Any, n: int) -> Any:
+    """The app's Runs screen, once it lists ``n`` runs."""
+    from agentsim.tui.runs_screen import RunsScreen
+
+    runs = app.screen
+    assert isinstance(runs, RunsScreen)
+    await wait_for(pilot, lambda: len(runs.rows) == n)
+    return runs

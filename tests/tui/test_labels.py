@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import make_test_app, run_async, screen_text, wait_for
+from .helpers import make_test_app, run_async, runs_loaded, screen_text, wait_for
 
 FILE_LABEL = "pointer-chase(depth=4 distractors=8)"
 FAMILY_LABEL = "pointer-chase(depth=4)"
@@ -37,13 +37,11 @@ def test_clip_middle_keeps_both_ends():
 @run_async
 async def test_runs_list_and_compare_tell_them_apart(two_of_one_name):
     from agentsim.tui.compare_screen import CompareScreen, chart_group
-    from agentsim.tui.runs_screen import RunsScreen, clip_middle
+    from agentsim.tui.runs_screen import clip_middle
 
     app = make_test_app(two_of_one_name, start="runs")
     async with app.run_test(size=(80, 24)) as pilot:
-        runs = app.screen
-        assert isinstance(runs, RunsScreen)
-        await wait_for(pilot, lambda: len(runs.rows) == 2)
+        runs = await runs_loaded(app, pilot, 2)
         await pilot.pause(0.1)
         text = screen_text(app)
         assert clip_middle(FILE_LABEL, 16) in text and FAMILY_LABEL[:16] in text

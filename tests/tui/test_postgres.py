@@ -15,6 +15,7 @@ from .helpers import (
     fixed_perf_counter,
     make_test_app,
     run_async,
+    runs_loaded,
     screen_text,
 )
 from .helpers import wait_for as _wait_for
@@ -49,7 +50,6 @@ def pg_db() -> str:
 @run_async
 async def test_the_tui_lists_the_runs_of_a_postgresql_store_and_opens_a_trace(pg_db):
     from agentsim.store import Store
-    from agentsim.tui.runs_screen import RunsScreen
 
     stored = Store(pg_db, readonly=True)
     expected = sorted(r.id for r in stored.list_runs())
@@ -61,9 +61,7 @@ async def test_the_tui_lists_the_runs_of_a_postgresql_store_and_opens_a_trace(pg
 
     app = make_test_app(pg_db, start="runs")
     async with app.run_test(size=(100, 30)) as pilot:
-        runs = app.screen
-        assert isinstance(runs, RunsScreen)
-        await _wait_for(pilot, lambda: len(runs.rows) == 8)
+        runs = await runs_loaded(app, pilot, 8)
         assert sorted(r.run.id for r in runs.rows) == expected
         text = screen_text(app)
         assert "tiny-chain" in text and "tiny-dag" in text and "noisy" in text and "oracle" in text
@@ -81,13 +79,10 @@ async def test_the_tui_lists_the_runs_of_a_postgresql_store_and_opens_a_trace(pg
 
 @run_async
 async def test_the_tui_shows_runs_another_writer_adds_to_postgresql(pg_db):
-    from agentsim.tui.runs_screen import RunsScreen
 
     app = make_test_app(pg_db, start="runs", refresh_s=0.2)
     async with app.run_test(size=(100, 30)) as pilot:
-        runs = app.screen
-        assert isinstance(runs, RunsScreen)
-        await _wait_for(pilot, lambda: len(runs.rows) == 8)
+        runs = await runs_loaded(app, pilot, 8)
         writer = threading.Thread(target=_write_runs, args=(pg_db, ["noisy,p=0.1"]), kwargs={"instances": 3, "fixed_clock": False})
         writer.start()
         try:

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from .helpers import SCENARIO_DIR, make_test_app, run_async, screen_text
+from .helpers import SCENARIO_DIR, make_test_app, run_async, runs_loaded, screen_text
 from .helpers import wait_for as _wait_for
 
 
@@ -18,9 +18,7 @@ async def test_mark_and_compare_with_baseline(fixed_db):
 
     app = make_test_app(fixed_db, start="runs")
     async with app.run_test(size=(100, 30)) as pilot:
-        runs = app.screen
-        assert isinstance(runs, RunsScreen)
-        await _wait_for(pilot, lambda: len(runs.rows) == 8)
+        runs = await runs_loaded(app, pilot, 8)
         # newest first: 8 7 6 5 ...; mark noisy free (5) and oracle free (1) of tiny-chain
         ids = [r.run.id for r in runs.rows]
         for target in (1, 5):
@@ -49,13 +47,10 @@ async def test_mark_and_compare_with_baseline(fixed_db):
 
 @run_async
 async def test_reads_while_another_process_writes(fixed_db):
-    from agentsim.tui.runs_screen import RunsScreen
 
     app = make_test_app(fixed_db, start="runs", refresh_s=0.2)
     async with app.run_test(size=(100, 30)) as pilot:
-        runs = app.screen
-        assert isinstance(runs, RunsScreen)
-        await _wait_for(pilot, lambda: len(runs.rows) == 8)
+        runs = await runs_loaded(app, pilot, 8)
         writer = subprocess.Popen(
             [sys.executable, "-m", "agentsim.cli", "run", str(SCENARIO_DIR / "tiny-chain.yaml"), "-b",
              "noisy,p=0.2,latency_ms=20", "-n", "30", "--db", str(fixed_db)],
