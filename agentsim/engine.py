@@ -17,6 +17,13 @@ backend    the backend (or the tool) failed
 ========== =====================================================================
 
 Every hop is committed to the store as soon as it finishes, so a killed run can resume.
+
+The parts, each small: :class:`RunExecutor` (what every run of one backend shares: the store,
+the backend, the meter, the callbacks) makes one :class:`_RunInProgress` per run, which holds
+that run's state (its :class:`RunCounters`, the hops recorded before a resume, the memory
+probes) and advances its instances in groups of ``batch_size`` (batch 1 is a group of one, one
+hop per step). :class:`_HopDraft` is one hop between its preparation and its record; one
+:meth:`_RunInProgress._call` measures every backend call, of one hop or of a batch.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import expr
 from .answers import ParseFailure, check_answer, parse_answer
@@ -39,11 +46,15 @@ from .measure import (
 )
 from .scenario import HopSpec, Instance, Scenario
 from .scenario.attribution import input_parents
-from .store import HopRead, HopTrace, InstanceRecord, RunRead, Store, new_hop_trace, utcnow
+from .store import HopRead, HopRecord, InstanceRecord, RunRead, RunStore, utcnow
 from .tools import ToolError, call_tool
 from .values import jsonable
 
-__all__ = ["ERROR_KINDS", "ORIGIN_KINDS", "MODES", "RunPlan", "RunExecutor", "Progress", "Cancelled"]
+if TYPE_CHECKING:
+    from agentsim.backends.base import Backend, Completion, GenerationRequest
+
+__all__ = ["ERROR_KINDS", "ORIGIN_KINDS", "MODES", "RunPlan", "RunExecutor", "RunCounters", "Progress",
+           "Cancelled", "run_batch_size"]
 
 ERROR_KINDS = ("none", "local", "propagated", "recovered", "parse", "backend")
 #: error kinds that start a failure chain (root causes)
@@ -51,6 +62,11 @@ ORIGIN_KINDS = ("local", "parse", "backend")
 MODES = ("free", "oracle")
 
 _MISSING = object()
+
+
+def run_batch_size(run: Any) -> int:
+    """A run's batch size; a run written before batching existed reads None, which means 1."""
+    return int(getattr(run, "batch_size", None) or 1)
 
 
 @dataclass
@@ -104,24 +120,28 @@ class RunPlan:
 
 
 @dataclass
+class RunCounters:
+    """What one run has recorded, counted as it goes (progress and the error policy read it)."""
+
+    hops_done: int = 0
+    correct: int = 0
+    #: LLM hops in a row whose backend failed (a success or a resume starts it again at 0)
+    backend_errors_in_a_row: int = 0
+    #: hops stored before this session started (a resumed run): the run-level meter misses them
+    hops_before: int = 0
+
+    def count(self, hop: HopRecord | HopRead) -> None:
+        self.hops_done += 1
+        self.correct += int(hop.correct)
+        if hop.kind == "llm":
+            self.backend_errors_in_a_row = self.backend_errors_in_a_row + 1 if hop.error_kind == "backend" else 0
+
+
+@dataclass
 class _HopOutcome:
     value: Any  # parsed value, or _MISSING when there is none
     correct: bool
     raw: str = ""  # the raw completion: what a child sees when the value is missing
-
-
-@dataclass
-class _Pending:
-    """A prepared LLM hop waiting for its completion (alone, or in a batch)."""
-
-    trace: Any
-    request: Any  # GenerationRequest
-    spec: HopSpec
-    expected: Any
-    expected_given: Any
-    parents_ok: bool
-    inputs_usable: bool
-    finish: Callable[..., Any]
 
 
 @dataclass
@@ -133,9 +153,8 @@ class _InstanceState:
     outcomes: dict[str, _HopOutcome] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)
     roots: dict[str, list[str]] = field(default_factory=dict)
-    last: Any = None
 
-    def record(self, hop_id: str, saved: Any) -> None:
+    def record(self, hop_id: str, saved: HopRecord | HopRead) -> None:
         """What a stored hop hands on to its children (its value, or nothing but its text)."""
         self.outcomes[hop_id] = _HopOutcome(
             saved.parsed if saved.parse_error is None and saved.error_kind != "backend" else _MISSING,
@@ -144,7 +163,81 @@ class _InstanceState:
         )
         self.kinds[hop_id] = saved.error_kind
         self.roots[hop_id] = list(saved.root_cause)
-        self.last = saved
+
+
+@dataclass
+class _HopDraft:
+    """One hop between its preparation and its record: its record so far, what it is judged
+    against, and (an LLM hop) the request for the backend."""
+
+    record: HopRecord
+    spec: HopSpec
+    expected: Any
+    expected_given: Any  # _MISSING when undefined for the inputs it got
+    parents_ok: bool
+    inputs_usable: bool
+    #: the root causes it inherits when its failure is propagated
+    inherited: list[str]
+    request: GenerationRequest | None = None
+
+    def finish(self, kind: str, detail: str | None = None) -> HopRecord:
+        rec = self.record
+        rec.error_kind = kind
+        rec.error_detail = detail
+        if kind in ORIGIN_KINDS:
+            rec.root_cause = [rec.hop_id]
+        elif kind == "propagated":
+            rec.root_cause = self.inherited
+        return rec
+
+    def fail(self, detail: str) -> HopRecord:
+        """The hop could not be run (a template or a tool failed): its own fault when its inputs
+        were right, else inherited from the parent that was wrong."""
+        return self.finish("propagated" if not self.parents_ok else "backend", detail)
+
+    def backend_failed(self, exc: BaseException) -> HopRecord:
+        """The backend raised for this hop: a ``backend`` error, recorded with its detail."""
+        detail = f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, AgentsimError):
+            detail += "\n" + "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return self.finish("backend", detail)
+
+    def judge(self, value: Any) -> HopRecord:
+        """Check a parsed value against the expected answer and the one right for the inputs
+        received, and attribute the error (the table in the module docstring)."""
+        spec, rec = self.spec, self.record
+        assert spec.check is not None
+        rec.parsed = value
+        rec.correct = correct = check_answer(value, self.expected, spec.check)
+        given = self.expected_given
+        cgi = check_answer(value, given, spec.check) if self.inputs_usable and given is not _MISSING else None
+        rec.correct_given_inputs = cgi
+        if correct:
+            return self.finish("none" if self.parents_ok else "recovered")
+        if self.parents_ok:
+            return self.finish("local")
+        if not self.inputs_usable or cgi is None or cgi:
+            return self.finish("propagated")
+        return self.finish("local")
+
+    def complete(self, completion: Completion) -> HopRecord:
+        """A completion's figures onto the record, then parse, check, attribute."""
+        rec = self.record
+        rec.completion = completion.text
+        rec.prompt_tokens, rec.completion_tokens = completion.prompt_tokens, completion.completion_tokens
+        rec.cached_tokens, rec.ttft_s = completion.cached_tokens, completion.ttft_s
+        rec.prefill_s, rec.decode_s = completion.prefill_s, completion.decode_s
+        rec.peak_mem_bytes = completion.peak_mem_bytes
+        value = parse_answer(completion.text, self.spec.parse)
+        if isinstance(value, ParseFailure):
+            rec.parse_error = value.reason
+            # unusable inputs (a parent's answer was missing) make this hop's failure inherited
+            return self.finish("parse" if self.inputs_usable else "propagated", value.reason)
+        return self.judge(value)
+
+
+# --------------------------------------------------------------------------------------------
+# one backend call's figures, shared out over the hops it answered
 
 
 def _weights(results: list[Any]) -> list[float]:
@@ -183,40 +276,48 @@ def _share_reading(reading: EnergyReading, share: float, n: int) -> EnergyReadin
     )
 
 
+def _batch_times(results: list[Any]) -> tuple[float | None, float | None]:
+    """A batch call's own prefill and decode times: as the backend measured them when it decoded
+    the requests together ("attributed"), else the sums of their own times."""
+    completions = [r for r in results if not isinstance(r, BaseException)]
+    attributed = [c for c in completions if c.batch_timing == "attributed"]
+    if attributed:
+        return attributed[0].batch_prefill_s, attributed[0].batch_decode_s
+    return _sum([c.prefill_s for c in completions]), _sum([c.decode_s for c in completions])
+
+
+def _put_energy(rec: HopRecord, reading: EnergyReading) -> None:
+    rec.energy_j = reading.joules
+    rec.energy_kind = reading.kind
+    rec.energy_source = reading.source
+    rec.energy_resolution_j = reading.resolution_j
+    rec.energy_note = reading.note
+    rec.energy_below_resolution = reading.below_resolution
+
+
+@dataclass
+class _CallFigures:
+    """What was measured around one backend call."""
+
+    wall_s: float
+    reading: EnergyReading
+    peak_rss: int | None
+    peak_gpu: int | None
+
+
 # --------------------------------------------------------------------------------------------
-
-
-def _sanitize(value: Any) -> Any:
-    return None if value is _MISSING else value
-
-
-def _judge(
-    spec: HopSpec,
-    value: Any,
-    expected: Any,
-    expected_given: Any,
-    parents_ok: bool,
-    inputs_usable: bool,
-) -> tuple[bool, bool | None, str]:
-    assert spec.check is not None
-    correct = check_answer(value, expected, spec.check)
-    cgi = check_answer(value, expected_given, spec.check) if inputs_usable and expected_given is not _MISSING else None
-    if correct:
-        return correct, cgi, "none" if parents_ok else "recovered"
-    if parents_ok:
-        return correct, cgi, "local"
-    if not inputs_usable or cgi is None or cgi:
-        return correct, cgi, "propagated"
-    return correct, cgi, "local"
+# the executor
 
 
 class RunExecutor:
-    """Runs the instances of one run against one loaded backend, committing every hop."""
+    """Runs the instances of one run against one loaded backend, committing every hop.
+
+    Holds what the runs of one backend share; each :meth:`run` gets its own state."""
 
     def __init__(
         self,
-        store: Store,
-        backend: Any,
+        store: RunStore,
+        backend: Backend,
         meter: EnergyMeter,
         progress: ProgressFn | None,
         cancel: CancelFn | None,
@@ -229,118 +330,104 @@ class RunExecutor:
         self.cancel = cancel
         self.max_errors = max_consecutive_backend_errors
 
-    # ---------------------------------------------------------------------------------
     def run(self, run: RunRead, scenario: Scenario) -> RunRead:
-        mode = run.mode
-        total = run.n_instances * len(scenario.order)
-        existing = self.store.hops(run.id)
-        done = len(existing)
-        correct_count = sum(1 for h in existing if h.correct)
-        by_instance: dict[int, dict[str, HopRead]] = {}
-        for h in existing:
-            by_instance.setdefault(h.instance_index, {})[h.hop_id] = h
-        finished = {i.index for i in self.store.instances(run.id) if i.finished}
-        t0 = time.perf_counter()
-        self._rss, self._gpu_mem = PeakRSS(), GPUPeakMemory()
-        hops_before = done  # a resumed run's run-level reading covers only this session
-        run_token = self.meter.begin()
-        consecutive_errors = 0
+        """Record every hop of ``run`` not recorded yet (all of them, unless it is resumed)."""
+        return _RunInProgress(self, run, scenario).execute()
+
+
+def _end_status(exc: BaseException) -> tuple[str, str]:
+    """The status and error a run ends with when ``exc`` stops it."""
+    if isinstance(exc, Cancelled):
+        return "interrupted", str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", "interrupted by the user"
+    if isinstance(exc, AgentsimError):
+        return "failed", str(exc)
+    return "failed", f"{type(exc).__name__}: {exc}"
+
+
+class _RunInProgress:
+    """One run's state while it executes: counters, what a resume found stored, memory probes."""
+
+    def __init__(self, ex: RunExecutor, run: RunRead, scenario: Scenario) -> None:
+        self.ex, self.store, self.backend = ex, ex.store, ex.backend
+        self.run, self.scenario = run, scenario
+        self.batch = run_batch_size(run)
+        self.total = run.n_instances * len(scenario.order)
+        recorded = self.store.hops(run.id)
+        self.recorded: dict[int, dict[str, HopRead]] = {}
+        for h in recorded:
+            self.recorded.setdefault(h.instance_index, {})[h.hop_id] = h
+        self.finished = {i.index for i in self.store.instances(run.id) if i.finished}
+        self.counters = RunCounters(hops_done=len(recorded), correct=sum(1 for h in recorded if h.correct),
+                                    hops_before=len(recorded))
+        self.t0 = time.perf_counter()
+        self.rss, self.gpu_mem = PeakRSS(), GPUPeakMemory()
+
+    # the run's life ---------------------------------------------------------------------
+    def execute(self) -> RunRead:
+        run_token = self.ex.meter.begin()
         status, error = "complete", None
-
-        def post(status_: str = "running", message: str | None = None) -> None:
-            if self.progress is not None:
-                self.progress(
-                    Progress(run.id, run.backend, run.scenario_label or run.scenario, mode, done, total, correct_count,
-                             len(finished), run.n_instances, time.perf_counter() - t0, status_, message)
-                )
-
-        def tally(saved: Any) -> None:
-            """Count a recorded hop; too many backend failures in a row stop the run."""
-            nonlocal done, correct_count, consecutive_errors
-            done += 1
-            correct_count += int(saved.correct)
-            if saved.error_kind == "backend" and saved.kind == "llm":
-                consecutive_errors += 1
-                if consecutive_errors >= self.max_errors:
-                    raise BackendError(
-                        f"backend failed {consecutive_errors} hops in a row; "
-                        f"last error: {saved.error_detail}"
-                    )
-            elif saved.kind == "llm":
-                consecutive_errors = 0
-            post()
-
-        def close_instance(index: int, state: _InstanceState) -> None:
-            kinds, outcomes = state.kinds, state.outcomes
-            origins = [h for h in scenario.order if kinds[h] in ORIGIN_KINDS]
-            self.store.finish_instance(
-                run.id,
-                index,
-                success=all(outcomes[h].correct for h in scenario.order),
-                final_correct=all(outcomes[h].correct for h in scenario.sinks),
-                root_causes=origins,
-            )
-            finished.add(index)
-
-        pending = [i for i in range(run.n_instances)
-                   if not (i in finished and len(by_instance.get(i, {})) == len(scenario.order))]
-        batch = int(run.batch_size or 1)  # None: a run written before batching existed
-        post()
+        self._post()
         try:
-            if batch > 1:
-                self._run_batched(run, scenario, batch, pending, by_instance, tally, close_instance)
-                pending = []
-            for index in pending:  # batch 1: one instance after the other, one hop at a time
-                state = self._open_instance(run, scenario, index, by_instance.get(index, {}))
-                inst, system = state.inst, state.system
-                outcomes, kinds, roots = state.outcomes, state.kinds, state.roots
-                for topo, hop_id in enumerate(scenario.order):
-                    self._check_cancel(run)
-                    if hop_id in outcomes:
-                        continue
-                    trace = self._run_hop(run, scenario, inst, system, hop_id, topo, mode, outcomes, kinds, roots)
-                    state.record(hop_id, self.store.record_hop(trace))
-                    tally(state.last)
-                close_instance(index, state)
-        except Cancelled as exc:
-            status, error = "interrupted", str(exc)
-            raise
-        except KeyboardInterrupt:
-            status, error = "interrupted", "interrupted by the user"
-            raise
-        except AgentsimError as exc:
-            status, error = "failed", str(exc)
-            raise
-        except Exception as exc:
-            status, error = "failed", f"{type(exc).__name__}: {exc}"
+            pending = [i for i in range(self.run.n_instances) if not self._whole(i)]
+            for start in range(0, len(pending), self.batch):
+                self._run_group(pending[start:start + self.batch])
+        except BaseException as exc:
+            status, error = _end_status(exc)
             raise
         finally:
-            reading = self.meter.end(run_token)
-            self._rss.close()
-            updated = self.store.update_run(
-                run.id,
-                status=status,
-                error=error,
-                finished_at=utcnow(),
-                pid=None,
-                run_energy_j=reading.joules,
-                run_energy_kind=reading.kind,
-                run_energy_source=reading.source,
-                run_energy_resolution_j=reading.resolution_j,
-                run_energy_note=reading.note,
-                run_energy_hops=done - hops_before,
-            )
-            post(status, error)
+            updated = self._close(run_token, status, error)
         return updated
 
-    # ---------------------------------------------------------------------------------
-    def _check_cancel(self, run: RunRead) -> None:
-        if self.cancel is not None and self.cancel():
-            raise Cancelled(f"run cancelled; resume it with agentsim run --resume {run.id}")
+    def _whole(self, index: int) -> bool:
+        return index in self.finished and len(self.recorded.get(index, {})) == len(self.scenario.order)
 
-    def _open_instance(self, run: RunRead, scenario: Scenario, index: int,
-                       recorded: dict[str, HopRead]) -> _InstanceState:
+    def _close(self, run_token: Any, status: str, error: str | None) -> RunRead:
+        reading = self.ex.meter.end(run_token)
+        self.rss.close()
+        updated = self.store.update_run(
+            self.run.id,
+            status=status,
+            error=error,
+            finished_at=utcnow(),
+            pid=None,
+            run_energy_j=reading.joules,
+            run_energy_kind=reading.kind,
+            run_energy_source=reading.source,
+            run_energy_resolution_j=reading.resolution_j,
+            run_energy_note=reading.note,
+            run_energy_hops=self.counters.hops_done - self.counters.hops_before,
+        )
+        self._post(status, error)
+        return updated
+
+    def _post(self, status: str = "running", message: str | None = None) -> None:
+        if self.ex.progress is None:
+            return
+        run, c = self.run, self.counters
+        self.ex.progress(Progress(run.id, run.backend, run.scenario_label or run.scenario, run.mode, c.hops_done,
+                                  self.total, c.correct, len(self.finished), run.n_instances,
+                                  time.perf_counter() - self.t0, status, message))
+
+    def _check_cancel(self) -> None:
+        if self.ex.cancel is not None and self.ex.cancel():
+            raise Cancelled(f"run cancelled; resume it with agentsim run --resume {self.run.id}")
+
+    def _store(self, state: _InstanceState, rec: HopRecord) -> None:
+        """Commit one hop and count it; too many backend failures in a row stop the run."""
+        saved = self.store.record_hop(rec)
+        state.record(saved.hop_id, saved)
+        self.counters.count(saved)
+        if self.counters.backend_errors_in_a_row >= self.ex.max_errors:
+            raise BackendError(f"backend failed {self.counters.backend_errors_in_a_row} hops in a row; "
+                               f"last error: {saved.error_detail}")
+        self._post()
+
+    # instances ----------------------------------------------------------------------------
+    def _open_instance(self, index: int) -> _InstanceState:
         """Draw instance ``index``, record it (once), and restore the hops already stored."""
+        run, scenario = self.run, self.scenario
         inst = scenario.instance(run.seed, index)
         system = scenario.render_system(inst)
         self.store.ensure_instance(
@@ -348,154 +435,122 @@ class RunExecutor:
                            expected=inst.expected, system_prompt=system)
         )
         state = _InstanceState(inst, system)
+        recorded = self.recorded.get(index, {})
         for hop_id in scenario.order:
             if hop_id in recorded:
                 state.record(hop_id, recorded[hop_id])
         return state
 
-    def _run_batched(self, run: RunRead, scenario: Scenario, batch: int, pending: list[int],
-                     by_instance: dict[int, dict[str, HopRead]],
-                     tally: Callable[[Any], None],
-                     close_instance: Callable[[int, _InstanceState], None]) -> None:
-        """Batch > 1: ``batch`` instances advance together. At every step the ready hops of all
-        of them (every parent recorded) are prepared exactly as at batch 1; tool hops run at
-        once, the LLM hops go to the backend as one ``generate_batch`` call, and every hop is
-        committed as soon as the call returns (a killed run loses at most that call)."""
-        for start in range(0, len(pending), batch):
-            group = {i: self._open_instance(run, scenario, i, by_instance.get(i, {}))
-                     for i in pending[start:start + batch]}
-            while True:
-                self._check_cancel(run)
-                ready = [(index, topo, hop_id)
-                         for index, st in group.items()
-                         for topo, hop_id in enumerate(scenario.order)
-                         if hop_id not in st.outcomes
-                         and all(p in st.outcomes for p in scenario.hop(hop_id).depends_on)]
-                if not ready:
-                    break
-                calls: list[tuple[_InstanceState, str, _Pending]] = []
-                for index, topo, hop_id in ready:
-                    st = group[index]
-                    prep = self._prepare_hop(run, scenario, st.inst, st.system, hop_id, topo, run.mode,
-                                             st.outcomes, st.kinds, st.roots)
-                    if isinstance(prep, _Pending):
-                        calls.append((st, hop_id, prep))
-                    else:  # a tool hop or a failed template: nothing to send
-                        st.record(hop_id, self.store.record_hop(prep))
-                        tally(st.last)
-                if calls:
-                    traces = self._call_batch([c[2] for c in calls])
-                    for (st, hop_id, _), trace in zip(calls, traces, strict=True):
-                        st.record(hop_id, self.store.record_hop(trace))
-                        tally(st.last)
-            for index, st in group.items():
-                close_instance(index, st)
+    def _close_instance(self, index: int, state: _InstanceState) -> None:
+        order, sinks = self.scenario.order, self.scenario.sinks
+        self.store.finish_instance(
+            self.run.id,
+            index,
+            success=all(state.outcomes[h].correct for h in order),
+            final_correct=all(state.outcomes[h].correct for h in sinks),
+            root_causes=[h for h in order if state.kinds[h] in ORIGIN_KINDS],
+        )
+        self.finished.add(index)
 
-    def _call_batch(self, preps: list[_Pending]) -> list[HopTrace]:
-        """One backend call for several prepared hops. The meter is read once around it; each
-        hop gets its share (by tokens) of the call's wall time and energy, and keeps the call's
-        own figures in the ``batch_*`` columns."""
-        n = len(preps)
-        self._rss.begin()
-        self._gpu_mem.begin()
-        token = self.meter.begin()
+    def _ready(self, group: dict[int, _InstanceState]) -> list[tuple[_InstanceState, int, str]]:
+        """The hops of ``group`` whose parents are all recorded, instance by instance in
+        topological order. At batch 1 only the first: one hop at a time, in order."""
+        order = self.scenario.order
+        ready = [(st, topo, hop_id)
+                 for st in group.values()
+                 for topo, hop_id in enumerate(order)
+                 if hop_id not in st.outcomes
+                 and all(p in st.outcomes for p in self.scenario.hop(hop_id).depends_on)]
+        return ready[:1] if self.batch == 1 else ready
+
+    def _run_group(self, indices: list[int]) -> None:
+        """``indices`` advance together. At every step their ready hops are prepared; tool hops
+        (and hops whose template failed) are recorded at once, the LLM hops go to the backend
+        in one call, and every hop is committed as soon as the call returns (a killed run
+        loses at most that call)."""
+        group = {i: self._open_instance(i) for i in indices}
+        while ready := self._ready(group):
+            self._check_cancel()
+            calls: list[tuple[_InstanceState, _HopDraft]] = []
+            for st, topo, hop_id in ready:
+                draft = self._prepare(st, hop_id, topo)
+                if draft.request is not None:
+                    calls.append((st, draft))
+                else:
+                    self._store(st, draft.record)
+            if calls:
+                for (st, _), rec in zip(calls, self._call([d for _, d in calls]), strict=True):
+                    self._store(st, rec)
+        for index, st in group.items():
+            self._close_instance(index, st)
+
+    # a backend call -------------------------------------------------------------------------
+    def _call(self, drafts: list[_HopDraft]) -> list[HopRecord]:
+        """One backend call for the prepared hops, measured once (wall time, energy, peak memory).
+        At batch 1 it is ``generate`` for one hop, whose figures are its own; at batch > 1 it
+        is ``generate_batch``: each hop gets its share (by tokens) of the call's wall time and
+        energy, and keeps the call's own figures in the ``batch_*`` columns."""
+        requests = [d.request for d in drafts]
+        results, figures = self._measured(requests)
+        batched = self.batch > 1
+        n = len(drafts)
+        shares = _weights(results) if batched else [1.0] * n
+        batch_prefill, batch_decode = _batch_times(results) if batched else (None, None)
+        out: list[HopRecord] = []
+        for draft, result, share in zip(drafts, results, shares, strict=True):
+            rec = draft.record
+            rec.wall_s = figures.wall_s * share
+            _put_energy(rec, _share_reading(figures.reading, share, n) if batched else figures.reading)
+            rec.peak_rss_bytes, rec.peak_gpu_mem_bytes = figures.peak_rss, figures.peak_gpu
+            if batched:
+                rec.batch_n, rec.batch_share, rec.batch_wall_s = n, share, figures.wall_s
+                rec.batch_prefill_s, rec.batch_decode_s = batch_prefill, batch_decode
+            if isinstance(result, BaseException):
+                out.append(draft.backend_failed(result))
+            else:
+                if batched:
+                    rec.batch_timing = result.batch_timing or "own"
+                out.append(draft.complete(result))
+            if rec.peak_mem_bytes is None:  # the backend reported no peak of its own
+                rec.peak_mem_bytes = figures.peak_rss
+        return out
+
+    def _measured(self, requests: list[Any]) -> tuple[list[Any], _CallFigures]:
+        """The backend's answers (an exception in the slot of a request that failed) and what
+        was measured around the call."""
+        n = len(requests)
+        self.rss.begin()
+        self.gpu_mem.begin()
+        token = self.ex.meter.begin()
         t0 = time.perf_counter()
         results: list[Any]
         try:
-            results = list(self.backend.generate_batch([p.request for p in preps], return_exceptions=True))
-            if len(results) != n:
-                raise BackendError(f"generate_batch answered {len(results)} of {n} requests")
+            if self.batch > 1:
+                results = list(self.backend.generate_batch(requests, return_exceptions=True))
+                if len(results) != n:
+                    raise BackendError(f"generate_batch answered {len(results)} of {n} requests")
+            else:
+                results = [self.backend.generate(requests[0])]
         except (KeyboardInterrupt, Cancelled):
             raise
-        except Exception as exc:  # noqa: BLE001 - a failed batch call fails each of its hops
+        except Exception as exc:  # noqa: BLE001 - a backend crash fails the hops of its call, recorded
             results = [exc] * n
         wall = time.perf_counter() - t0
-        reading = self.meter.end(token)
-        peak_rss, peak_gpu = self._rss.end(), self._gpu_mem.end()
-        completions = [r for r in results if not isinstance(r, BaseException)]
-        attributed = [c for c in completions if c.extra.get("batch_timing") == "attributed"]
-        if attributed:  # the backend decoded them together and measured the whole call
-            batch_prefill = attributed[0].extra.get("batch_prefill_s")
-            batch_decode = attributed[0].extra.get("batch_decode_s")
-        else:  # answered one after the other: the call's times are the sums
-            batch_prefill = _sum([c.prefill_s for c in completions])
-            batch_decode = _sum([c.decode_s for c in completions])
-        out: list[HopTrace] = []
-        for prep, result, share in zip(preps, results, _weights(results), strict=True):
-            trace = prep.trace
-            trace.batch_n, trace.batch_share, trace.batch_wall_s = n, share, wall
-            trace.batch_prefill_s, trace.batch_decode_s = batch_prefill, batch_decode
-            trace.wall_s = wall * share
-            self._energy(trace, _share_reading(reading, share, n))
-            trace.peak_rss_bytes, trace.peak_gpu_mem_bytes = peak_rss, peak_gpu
-            if isinstance(result, BaseException):
-                trace.peak_mem_bytes = peak_rss
-                out.append(self._failed(prep, result))
-                continue
-            trace.batch_timing = result.extra.get("batch_timing", "own")
-            out.append(self._complete(prep, result, memory=False))
-            if trace.peak_mem_bytes is None:
-                trace.peak_mem_bytes = peak_rss
-        return out
+        reading = self.ex.meter.end(token)
+        return results, _CallFigures(wall, reading, self.rss.end(), self.gpu_mem.end())
 
-    # ---------------------------------------------------------------------------------
-    def _run_hop(
-        self,
-        run: RunRead,
-        scenario: Scenario,
-        inst: Instance,
-        system: str | None,
-        hop_id: str,
-        topo: int,
-        mode: str,
-        outcomes: dict[str, _HopOutcome],
-        kinds: dict[str, str],
-        roots: dict[str, list[str]],
-    ) -> HopTrace:
-        """One hop by itself (batch 1): prepare it, call ``generate``, judge the completion."""
-        prep = self._prepare_hop(run, scenario, inst, system, hop_id, topo, mode, outcomes, kinds, roots)
-        if not isinstance(prep, _Pending):
-            return prep
-        trace = prep.trace
-        self._rss.begin()
-        self._gpu_mem.begin()
-        token = self.meter.begin()
-        t0 = time.perf_counter()
-        try:
-            completion = self.backend.generate(prep.request)
-        except (KeyboardInterrupt, Cancelled):
-            raise
-        except Exception as exc:  # noqa: BLE001 - a backend crash is recorded, not raised
-            trace.wall_s = time.perf_counter() - t0
-            self._energy(trace, self.meter.end(token))
-            self._memory(trace, None)
-            return self._failed(prep, exc)
-        trace.wall_s = time.perf_counter() - t0
-        self._energy(trace, self.meter.end(token))
-        return self._complete(prep, completion)
-
-    def _prepare_hop(
-        self,
-        run: RunRead,
-        scenario: Scenario,
-        inst: Instance,
-        system: str | None,
-        hop_id: str,
-        topo: int,
-        mode: str,
-        outcomes: dict[str, _HopOutcome],
-        kinds: dict[str, str],
-        roots: dict[str, list[str]],
-    ) -> Any:
-        """A hop up to its backend call: its inputs, expectations and trace, judged by
-        ``parents_ok``/``inherited`` exactly as at batch 1. Returns the finished trace when no
-        backend call is needed (a tool hop, a failed template), else a :class:`_Pending` call."""
+    # preparing a hop --------------------------------------------------------------------
+    def _prepare(self, state: _InstanceState, hop_id: str, topo: int) -> _HopDraft:
+        """A hop up to its backend call: its inputs, expectations and record, judged by its
+        parents exactly as at batch 1. A tool hop (or a hop whose template failed) comes back
+        finished, with no request."""
+        run, scenario, inst, outcomes = self.run, self.scenario, state.inst, state.outcomes
         spec = scenario.hop(hop_id)
         parents = list(spec.depends_on)
         # judged by the parents its answer uses; the rest are context (scenario.attribution)
         used = input_parents(spec, parents)
         ctx = inst.context(scenario.spec.world)
-        if mode == "oracle":
+        if run.mode == "oracle":
             inputs = {p: inst.expected[p] for p in parents}
             parents_ok = True
         else:
@@ -504,132 +559,75 @@ class RunExecutor:
         inputs_usable = all(inputs[p] is not _MISSING for p in used)
         # a parent without a parsed value hands on its raw completion, as an agent pipeline would
         ctx.update({p: (outcomes[p].raw if v is _MISSING else v) for p, v in inputs.items()})
-        expected = inst.expected[hop_id]
         expected_given: Any = _MISSING
         if inputs_usable:
             try:
                 expected_given = Scenario.expected_given(spec, ctx)
             except Exception:  # noqa: BLE001 - a wrong input can make the expectation undefined
                 expected_given = _MISSING
-        inherited = sorted(
-            {r for p in used if not outcomes[p].correct for r in (roots.get(p) or [p])},
-            key=scenario.order.index,
+        inherited = sorted({r for p in used if not outcomes[p].correct for r in (state.roots.get(p) or [p])},
+                           key=scenario.order.index)
+        record = HopRecord(
+            run_id=run.id, instance_index=inst.index, hop_id=hop_id, topo_index=topo,
+            depth=scenario.depth[hop_id], kind=spec.kind, parents=parents, expected=inst.expected[hop_id],
+            expected_given_inputs=None if expected_given is _MISSING else expected_given, parents_ok=parents_ok,
         )
-        trace = new_hop_trace(
-            run_id=run.id,
-            instance_index=inst.index,
-            hop_id=hop_id,
-            topo_index=topo,
-            depth=scenario.depth[hop_id],
-            kind=spec.kind,
-            parents=parents,
-            expected=expected,
-            expected_given_inputs=_sanitize(expected_given),
-            parents_ok=parents_ok,
-        )
-
-        def finish(kind: str, detail: str | None = None) -> HopTrace:
-            trace.error_kind = kind
-            trace.error_detail = detail
-            if kind in ORIGIN_KINDS:
-                trace.root_cause = [hop_id]
-            elif kind == "propagated":
-                trace.root_cause = inherited
-            return trace
-
+        draft = _HopDraft(record, spec, inst.expected[hop_id], expected_given, parents_ok, inputs_usable, inherited)
         if spec.kind == "tool":
-            return self._run_tool(spec, ctx, trace, expected, expected_given, parents_ok, inputs_usable, finish)
+            self._run_tool(draft, ctx)
+        else:
+            self._render(draft, state, ctx)
+        return draft
 
+    def _render(self, draft: _HopDraft, state: _InstanceState, ctx: dict[str, Any]) -> None:
+        """An LLM hop's prompt and request; a template that fails finishes the hop."""
+        spec, hop_id, run = draft.spec, draft.record.hop_id, self.run
         try:
             prompt = expr.render(spec.prompt or "", ctx)
         except LimitExceeded as exc:
             # a limit hit at run time (the inputs a hop received can be larger than the expected
             # ones): say where in the file, and which limit
-            trace.prompt = None
-            where = exc.located(source=scenario.source, line=scenario.line_of(hop_id, "prompt"), hop=hop_id,
-                                field="prompt")
-            return finish("propagated" if not parents_ok else "backend", f"prompt template failed: {where}")
+            where = exc.located(source=self.scenario.source, line=self.scenario.line_of(hop_id, "prompt"),
+                                hop=hop_id, field="prompt")
+            draft.fail(f"prompt template failed: {where}")
+            return
         except Exception as exc:  # noqa: BLE001
-            trace.prompt = None
-            return finish("propagated" if not parents_ok else "backend", f"prompt template failed: {exc}")
-        trace.prompt = prompt
+            draft.fail(f"prompt template failed: {exc}")
+            return
+        draft.record.prompt = prompt
         from agentsim.backends.base import GenerationRequest
 
-        request = GenerationRequest(
+        simulated = bool(getattr(self.backend, "SIMULATED", False))
+        given = draft.expected_given
+        draft.request = GenerationRequest(
             prompt=prompt,
-            system=system,
+            system=state.system,
             max_tokens=spec.max_tokens,
             stop=list(spec.stop),
             grammar=spec.grammar,
             seed=run.seed,
             hop_id=hop_id,
-            instance_key=f"{run.scenario}:{inst.seed}:{inst.index}",
-            expected=_sanitize(expected_given),
+            instance_key=f"{run.scenario}:{state.inst.seed}:{state.inst.index}",
+            # the answer is for simulations only: a model backend sees the prompt alone
+            expected=None if not simulated or given is _MISSING else given,
             parse=spec.parse,
         )
-        return _Pending(trace, request, spec, expected, expected_given, parents_ok, inputs_usable, finish)
 
     @staticmethod
-    def _failed(prep: _Pending, exc: BaseException) -> HopTrace:
-        """The backend raised for this hop: a ``backend`` error, recorded with its detail."""
-        detail = f"{type(exc).__name__}: {exc}"
-        if not isinstance(exc, AgentsimError):
-            detail += "\n" + "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return prep.finish("backend", detail)
-
-    def _complete(self, prep: _Pending, completion: Any, *, memory: bool = True) -> HopTrace:
-        """Judge a completion: its figures onto the trace, parse, check, attribute."""
-        trace, spec = prep.trace, prep.spec
-        trace.completion = completion.text
-        for attr in ("prompt_tokens", "completion_tokens", "cached_tokens", "prefill_s", "decode_s", "ttft_s", "peak_mem_bytes"):
-            setattr(trace, attr, getattr(completion, attr))
-        if memory:
-            self._memory(trace, completion.peak_mem_bytes)
-        value = parse_answer(completion.text, spec.parse)
-        if isinstance(value, ParseFailure):
-            trace.parse_error = value.reason
-            # unusable inputs (a parent's answer was missing) make this hop's failure inherited
-            return prep.finish("parse" if prep.inputs_usable else "propagated", value.reason)
-        trace.parsed = value
-        correct, cgi, kind = _judge(spec, value, prep.expected, prep.expected_given, prep.parents_ok, prep.inputs_usable)
-        trace.correct = correct
-        trace.correct_given_inputs = cgi
-        return prep.finish(kind)
-
-    def _run_tool(self, spec, ctx, trace, expected, expected_given, parents_ok, inputs_usable, finish):  # type: ignore[no-untyped-def]
+    def _run_tool(draft: _HopDraft, ctx: dict[str, Any]) -> None:
+        spec, rec = draft.spec, draft.record
         t0 = time.perf_counter()
         try:
             args = {k: expr.evaluate(v, ctx) for k, v in spec.args.items()}
-            trace.prompt = f"{spec.tool}(" + ", ".join(f"{k}={v!r}" for k, v in args.items()) + ")"
+            rec.prompt = f"{spec.tool}(" + ", ".join(f"{k}={v!r}" for k, v in args.items()) + ")"
             value = call_tool(spec.tool, args)
         except (ToolError, Exception) as exc:  # noqa: BLE001 - tool errors are hop outcomes
-            trace.wall_s = time.perf_counter() - t0
+            rec.wall_s = time.perf_counter() - t0
             detail = str(exc) if isinstance(exc, ToolError) else f"{type(exc).__name__}: {exc}"
-            trace.error_detail = detail
-            trace.completion = None
-            return finish("propagated" if not parents_ok else "backend", f"tool error: {detail}")
-        trace.wall_s = time.perf_counter() - t0
+            rec.completion = None
+            draft.fail(f"tool error: {detail}")
+            return
+        rec.wall_s = time.perf_counter() - t0
         value = jsonable(value)
-        trace.completion = repr(value)
-        trace.parsed = value
-        correct, cgi, kind = _judge(spec, value, expected, expected_given, parents_ok, inputs_usable)
-        trace.correct = correct
-        trace.correct_given_inputs = cgi
-        return finish(kind)
-
-    @staticmethod
-    def _energy(trace: HopTrace, reading: EnergyReading) -> None:
-        trace.energy_j = reading.joules
-        trace.energy_kind = reading.kind
-        trace.energy_source = reading.source
-        trace.energy_resolution_j = reading.resolution_j
-        trace.energy_note = reading.note
-        trace.energy_below_resolution = reading.below_resolution
-
-    def _memory(self, trace: HopTrace, backend_peak: int | None) -> None:
-        """This hop's peak RSS (and torch's peak CUDA allocation when CUDA is in use); the RSS
-        stands in for ``peak_mem_bytes`` when the backend did not report a peak of its own."""
-        trace.peak_rss_bytes = self._rss.end()
-        trace.peak_gpu_mem_bytes = self._gpu_mem.end()
-        if backend_peak is None:
-            trace.peak_mem_bytes = trace.peak_rss_bytes
+        rec.completion = repr(value)
+        draft.judge(value)

@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterable
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import JSON, Column, Index, String, UniqueConstraint, event, func, inspect, text
 from sqlalchemy.engine import Engine
@@ -32,6 +34,8 @@ __all__ = [
     "InstanceRead",
     "HopTrace",
     "HopRead",
+    "HopRecord",
+    "RunStore",
     "Store",
     "default_db",
     "effective_status",
@@ -201,22 +205,87 @@ class HopRead(HopBase):
 _HOP_COLUMNS: tuple[str, ...] = tuple(c.name for c in HopTrace.__table__.columns if c.name != "id")  # type: ignore[attr-defined]
 
 
-def new_hop_trace(**values: Any) -> Any:
-    """A plain attribute object holding one hop's columns, defaults filled in.
+@dataclass(slots=True)
+class HopRecord:
+    """One hop as the engine builds it and :meth:`RunStore.record_hop` stores it: the hop table's
+    columns as plain typed fields (a SQLModel object costs milliseconds per hop; this costs
+    microseconds, and the store inserts it with SQLAlchemy Core). ``id`` is set once stored.
 
-    Building a SQLModel table object costs milliseconds per hop; this costs microseconds, and
-    :meth:`Store.record_hop` inserts it with SQLAlchemy Core.
-    """
-    from types import SimpleNamespace
+    Its fields are :class:`HopBase`'s, with the same defaults (``tests/unit/test_store.py`` holds
+    the two to each other: a column added to one and not the other fails there)."""
 
-    data: dict[str, Any] = {}
-    for name, field in HopBase.model_fields.items():
-        if field.default_factory is not None:
-            data[name] = field.default_factory()  # type: ignore[call-arg]
-        else:
-            data[name] = field.default
-    data.update(values)
-    return SimpleNamespace(**data)
+    run_id: int
+    instance_index: int
+    hop_id: str
+    topo_index: int = 0
+    depth: int = 1
+    kind: str = "llm"
+    parents: list[str] = dataclass_field(default_factory=list)
+    prompt: str | None = None
+    completion: str | None = None
+    parsed: Any = None
+    parse_error: str | None = None
+    expected: Any = None
+    expected_given_inputs: Any = None
+    correct: bool = False
+    correct_given_inputs: bool | None = None
+    parents_ok: bool = True
+    error_kind: str = "none"
+    error_detail: str | None = None
+    root_cause: list[str] = dataclass_field(default_factory=list)
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    prefill_s: float | None = None
+    decode_s: float | None = None
+    ttft_s: float | None = None
+    wall_s: float | None = None
+    energy_j: float | None = None
+    energy_kind: str = "unavailable"
+    energy_source: str | None = None
+    energy_resolution_j: float | None = None
+    energy_note: str | None = None
+    energy_below_resolution: bool | None = None
+    peak_mem_bytes: int | None = None
+    peak_rss_bytes: int | None = None
+    peak_gpu_mem_bytes: int | None = None
+    batch_n: int | None = None
+    batch_share: float | None = None
+    batch_wall_s: float | None = None
+    batch_prefill_s: float | None = None
+    batch_decode_s: float | None = None
+    batch_timing: str | None = None
+    created_at: datetime = dataclass_field(default_factory=utcnow)
+    id: int | None = None
+
+    def columns(self) -> dict[str, Any]:
+        """The hop table's columns (``id`` left out): what one INSERT needs."""
+        return {c: getattr(self, c) for c in _HOP_COLUMNS}
+
+    @classmethod
+    def of(cls, row: HopBase) -> HopRecord:
+        """A stored row (a :class:`HopRead` or a :class:`HopTrace`) as a record."""
+        return cls(**{c: getattr(row, c) for c in _HOP_COLUMNS}, id=getattr(row, "id", None))
+
+
+class RunStore(Protocol):
+    """What the engine and the executors' workers ask of a store: the seam between a run and
+    where it is recorded. :class:`Store` implements it over a database; the Ray hub store
+    (:class:`agentsim.distributed.worker.HubStore`) over calls to the hub actor that owns one."""
+
+    def get_run(self, run_id: int) -> RunRead: ...
+
+    def update_run(self, run_id: int, **fields: Any) -> RunRead: ...
+
+    def hops(self, run_id: int, instance_index: int | None = None) -> list[HopRead]: ...
+
+    def instances(self, run_id: int) -> list[InstanceRead]: ...
+
+    def ensure_instance(self, rec: InstanceRecord) -> InstanceRead | None: ...
+
+    def finish_instance(self, run_id: int, index: int, **fields: Any) -> None: ...
+
+    def record_hop(self, hop: HopRecord) -> HopRecord: ...
 
 
 # --------------------------------------------------------------------------------------------
@@ -427,20 +496,11 @@ class Store:
             s.add(rec)
             s.commit()
 
-    def record_hop(self, trace: Any) -> Any:
-        """Insert one hop and commit; returns what is stored.
-
-        ``trace`` is a :class:`HopTrace`, a mapping, or an object with the hop columns as
-        attributes (the engine's fast path: a SQLAlchemy Core insert, no ORM object per hop).
-        A hop already recorded is returned unchanged (as a :class:`HopRead`): no duplicates.
-        """
-        if isinstance(trace, HopTrace):
-            values = trace.model_dump(exclude={"id"})
-        elif isinstance(trace, dict):
-            values = dict(trace)
-        else:
-            values = {c: getattr(trace, c) for c in _HOP_COLUMNS if hasattr(trace, c)}
-        values.pop("id", None)
+    def record_hop(self, hop: HopRecord) -> HopRecord:
+        """Insert one hop and commit (a SQLAlchemy Core insert, no ORM object per hop); returns
+        ``hop`` with its ``id`` set. A hop already recorded is not inserted again: the stored one
+        is returned (as a new record), so a resumed run never duplicates a hop."""
+        values = hop.columns()
         table = HopTrace.__table__  # type: ignore[attr-defined]
         try:
             with self.engine.begin() as conn:
@@ -451,16 +511,14 @@ class Store:
             with self.session() as s:
                 existing = s.exec(
                     select(HopTrace).where(
-                        HopTrace.run_id == values["run_id"],
-                        HopTrace.instance_index == values["instance_index"],
-                        HopTrace.hop_id == values["hop_id"],
+                        HopTrace.run_id == hop.run_id,
+                        HopTrace.instance_index == hop.instance_index,
+                        HopTrace.hop_id == hop.hop_id,
                     )
                 ).one()
-                return HopRead.model_validate(existing)
-        if isinstance(trace, (HopTrace, dict)):
-            return HopRead.model_validate({**values, "id": new_id})
-        trace.id = new_id
-        return trace
+                return HopRecord.of(existing)
+        hop.id = new_id
+        return hop
 
     def instances(self, run_id: int) -> list[InstanceRead]:
         with self.session() as s:

@@ -72,6 +72,13 @@ class Completion:
     ttft_s: float | None = None
     peak_mem_bytes: int | None = None
     finish_reason: str | None = None
+    #: answered in a batch call (``generate_batch``): ``"own"`` -- the request ran by itself, and
+    #: prefill_s/decode_s are its own; ``"attributed"`` -- it was decoded together with the others,
+    #: prefill_s/decode_s are its share (by tokens) of the batch's times, which are
+    #: ``batch_prefill_s``/``batch_decode_s``. None for a call of ``generate``.
+    batch_timing: str | None = None
+    batch_prefill_s: float | None = None
+    batch_decode_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -110,10 +117,7 @@ class BackendInfo:
         }
 
 
-#: how a completion of a batch call reports its timings (``Completion.extra["batch_timing"]``):
-#: ``own`` -- the request ran by itself (prefill_s/decode_s are its own); ``attributed`` -- it was
-#: decoded together with the others, and prefill_s/decode_s are its share (by tokens) of the
-#: batch's times, which come in ``extra["batch_prefill_s"]`` / ``extra["batch_decode_s"]``.
+#: how a completion of a batch call reports its timings (:attr:`Completion.batch_timing`)
 BATCH_TIMING = ("own", "attributed")
 
 
@@ -257,7 +261,7 @@ class Backend(ABC):
         Results come back in request order. With ``return_exceptions`` a failed request's slot
         holds its exception (one bad hop does not sink the others); without it the first
         failure is raised. This default answers them one after the other with :meth:`generate`,
-        so each completion carries its own timings (``extra["batch_timing"] = "own"``); backends
+        so each completion carries its own timings (``batch_timing = "own"``); backends
         that decode several sequences at once override it and report each hop's share of the
         batch's times (``"attributed"``, see :data:`BATCH_TIMING`).
         """
@@ -270,7 +274,7 @@ class Backend(ABC):
                     raise
                 results.append(exc)
                 continue
-            c.extra.setdefault("batch_timing", "own")
+            c.batch_timing = c.batch_timing or "own"
             results.append(c)
         return results
 

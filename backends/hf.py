@@ -443,9 +443,9 @@ class HFBackend(Backend):
                 text=text, prompt_tokens=len(ids), completion_tokens=len(outs[s]),
                 prefill_s=prefill_s * len(ids) / p_total, ttft_s=prefill_s,
                 decode_s=decode_s * len(outs[s]) / g_total, peak_mem_bytes=peak, finish_reason=finish[s],
+                batch_timing="attributed", batch_prefill_s=prefill_s, batch_decode_s=decode_s,
                 extra={"token_ids": outs[s], "chat_template": templated, "peak_mem_source": source,
-                       "grammar": _GRAMMAR_NOTE if r.grammar else None, "batch_timing": "attributed",
-                       "batch_prefill_s": prefill_s, "batch_decode_s": decode_s, "batch_sequences": n,
+                       "grammar": _GRAMMAR_NOTE if r.grammar else None, "batch_sequences": n,
                        "padded_to": width},
             ))
         return results

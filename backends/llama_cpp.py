@@ -280,8 +280,8 @@ class LlamaBackend(Backend):
                 text=res.text, prompt_tokens=res.prompt_tokens, completion_tokens=len(res.token_ids),
                 cached_tokens=res.shared_prefix, prefill_s=share["prefill_s"], decode_s=share["decode_s"],
                 ttft_s=res.ttft_s, finish_reason=res.finish_reason,
-                extra={"prompt_evaluated": res.evaluated, "token_ids": res.token_ids, "batch_timing": "attributed",
-                       "batch_prefill_s": fig.prefill_s, "batch_decode_s": fig.decode_s,
+                batch_timing="attributed", batch_prefill_s=fig.prefill_s, batch_decode_s=fig.decode_s,
+                extra={"prompt_evaluated": res.evaluated, "token_ids": res.token_ids,
                        "batch_sequences": len(todo), "shared_prefix_tokens": fig.prefix_tokens,
                        "decode_steps": fig.decode_steps},
             )

@@ -402,7 +402,7 @@ class OpenAIBackend(Backend):
             try:
                 c = self.generate(reqs[i])
                 # each request is timed on its own stream, concurrent ones overlapping on the server
-                c.extra.setdefault("batch_timing", "own")
+                c.batch_timing = c.batch_timing or "own"
                 results[i] = c
             except Exception as exc:  # noqa: BLE001 - handed back or re-raised below
                 results[i] = exc

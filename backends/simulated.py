@@ -35,7 +35,7 @@ def _one_batched_call(backend: Any, requests: Any, return_exceptions: bool) -> l
     for c in out:
         if isinstance(c, Completion):
             c.decode_s = wall / max(len(out), 1)
-            c.extra.update(batch_timing="attributed", batch_decode_s=wall, batch_prefill_s=None)
+            c.batch_timing, c.batch_prefill_s, c.batch_decode_s = "attributed", None, wall
     return out
 
 

@@ -30,7 +30,7 @@ HOPS_PER_INSTANCE = 5
 def build(path: Path, hops: int, runs: int) -> None:
     from sqlalchemy import insert
 
-    from agentsim.store import HopTrace, InstanceRecord, Run, Store, new_hop_trace
+    from agentsim.store import HopRecord, HopTrace, InstanceRecord, Run, Store
 
     store = Store(path)
     per_run = hops // runs
@@ -51,13 +51,13 @@ def build(path: Path, hops: int, runs: int) -> None:
                 kind = "none" if correct else ("local" if prev_ok else "propagated")
                 if kind == "local":
                     roots = [hid]
-                hop_rows.append(vars(new_hop_trace(
+                hop_rows.append((HopRecord(
                     run_id=run.id, instance_index=i, hop_id=hid, topo_index=t, depth=t + 1,
                     parents=[hop_ids[t - 1]] if t else [], prompt=f"step {t} of instance {i}",
                     completion=str(rng.randint(0, 99)), parsed=1, expected=1, correct=correct, error_kind=kind,
                     root_cause=roots if not correct else [], wall_s=0.01, decode_s=0.008,
                     energy_j=0.05, energy_kind="estimated", energy_source="model:cpu_time*watts_per_core",
-                )))
+                ).columns()))
                 prev_ok = correct
                 ok = ok and correct
             inst_rows.append({"run_id": run.id, "index": i, "seed": 0, "vars": {}, "expected": {},

@@ -24,13 +24,19 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 from agentsim.engine import Progress, RunExecutor
 from agentsim.errors import AgentsimError, BackendError, MissingDependencyError
-from agentsim.store import Store
+from agentsim.store import (
+    HopRead,
+    HopRecord,
+    InstanceRead,
+    InstanceRecord,
+    RunRead,
+    Store,
+)
 
 from .node import prepare_on_node
 
@@ -173,8 +179,8 @@ class Hub:
 
 
 class HubStore:
-    """What a worker's engine sees as its store when the driver commits: every call is a call
-    on the hub actor.
+    """What a worker's engine sees as its store when the driver commits: a
+    :class:`~agentsim.store.RunStore` whose every call is a call on the hub actor.
 
     A call whose answer the engine uses (``record_hop``, ``hops``, ``update_run`` ...) returns once
     the hub has committed it: a hop counts as recorded only then, exactly as in-process. The two
@@ -185,9 +191,6 @@ class HubStore:
     it finished again (both are no-ops when already done).
     """
 
-    _WAITED = frozenset({"hops", "instances", "record_hop", "update_run", "get_run"})
-    _SENT = frozenset({"ensure_instance", "finish_instance"})
-
     def __init__(self, hub: Any, db: str) -> None:
         self._hub = hub
         self.db = db
@@ -195,30 +198,41 @@ class HubStore:
         #: the hub said the launch is stopping (read by the worker's cancel check)
         self.stopped = False
 
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name not in self._WAITED and name not in self._SENT:
-            raise AttributeError(name)
+    # the RunStore methods ------------------------------------------------------------------
+    def get_run(self, run_id: int) -> RunRead:
+        return self._call("get_run", run_id)  # type: ignore[no-any-return]
+
+    def update_run(self, run_id: int, **fields: Any) -> RunRead:
+        return self._call("update_run", run_id, **fields)  # type: ignore[no-any-return]
+
+    def hops(self, run_id: int, instance_index: int | None = None) -> list[HopRead]:
+        return self._call("hops", run_id, instance_index)  # type: ignore[no-any-return]
+
+    def instances(self, run_id: int) -> list[InstanceRead]:
+        return self._call("instances", run_id)  # type: ignore[no-any-return]
+
+    def record_hop(self, hop: HopRecord) -> HopRecord:
+        return self._call("record_hop", hop)  # type: ignore[no-any-return]
+
+    def ensure_instance(self, rec: InstanceRecord) -> None:
+        """Sent with the next waited call (the engine does not read its answer)."""
+        self._queued.append(("ensure_instance", (rec,), {}))
+
+    def finish_instance(self, run_id: int, index: int, **fields: Any) -> None:
+        """Sent with the next waited call."""
+        self._queued.append(("finish_instance", (run_id, index), fields))
+
+    # ---------------------------------------------------------------------------------------
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """One call the caller waits for, after the queued ones, in one message."""
         ray = require_ray()
-        hub = self._hub
-
-        if name in self._SENT:
-            def send(*args: Any, **kwargs: Any) -> None:
-                self._queued.append((name, args, kwargs))
-
-            setattr(self, name, send)
-            return send
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if self._queued:
-                batch, self._queued = [*self._queued, (name, args, kwargs)], []
-                value, stopped = ray.get(hub.calls.remote(batch))
-            else:
-                value, stopped = ray.get(hub.call.remote(name, args, kwargs))
-            self.stopped = self.stopped or stopped
-            return value
-
-        setattr(self, name, call)  # built once per method
-        return call
+        if self._queued:
+            batch, self._queued = [*self._queued, (name, args, kwargs)], []
+            value, stopped = ray.get(self._hub.calls.remote(batch))
+        else:
+            value, stopped = ray.get(self._hub.call.remote(name, args, kwargs))
+        self.stopped = self.stopped or stopped
+        return value
 
     def flush(self) -> None:
         """Commit the bookkeeping calls not sent yet."""

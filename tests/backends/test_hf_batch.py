@@ -43,9 +43,9 @@ def test_padded_batch_equals_batch_1(backend) -> None:
     assert [c.extra["token_ids"] for c in together] == [c.extra["token_ids"] for c in alone]
     assert [c.text for c in together] == [c.text for c in alone]
     assert [c.completion_tokens for c in together] == [5, 8, 11, 14]
-    assert {c.extra["batch_timing"] for c in together} == {"attributed"}
-    assert sum(c.prefill_s for c in together) == pytest.approx(together[0].extra["batch_prefill_s"])
-    assert sum(c.decode_s for c in together) == pytest.approx(together[0].extra["batch_decode_s"])
+    assert {c.batch_timing for c in together} == {"attributed"}
+    assert sum(c.prefill_s for c in together) == pytest.approx(together[0].batch_prefill_s)
+    assert sum(c.decode_s for c in together) == pytest.approx(together[0].batch_decode_s)
 
 
 def test_each_sequence_stops_on_its_own(backend) -> None:

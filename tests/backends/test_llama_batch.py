@@ -71,9 +71,9 @@ def test_shared_prefix_is_evaluated_once(backend) -> None:
     for c in cs[1:]:
         assert c.cached_tokens == prefix and c.extra["prompt_evaluated"] == c.prompt_tokens - prefix
     # each hop's prefill/decode is its share of the batch's, labelled attributed
-    assert {c.extra["batch_timing"] for c in cs} == {"attributed"}
-    assert sum(c.prefill_s for c in cs) == pytest.approx(cs[0].extra["batch_prefill_s"])
-    assert sum(c.decode_s for c in cs) == pytest.approx(cs[0].extra["batch_decode_s"])
+    assert {c.batch_timing for c in cs} == {"attributed"}
+    assert sum(c.prefill_s for c in cs) == pytest.approx(cs[0].batch_prefill_s)
+    assert sum(c.decode_s for c in cs) == pytest.approx(cs[0].batch_decode_s)
     assert cs[0].extra["decode_steps"] == 3  # the first token comes with the prompt
     # the next batch of the run finds the shared prefix still in the cache: nobody evaluates it
     again = backend.generate_batch([GenerationRequest(prompt=p, system=SYSTEM, max_tokens=4) for p in PROMPTS[4:8]])

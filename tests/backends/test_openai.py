@@ -336,7 +336,7 @@ def test_generate_batch_keeps_n_in_flight_and_order() -> None:
         assert srv.max_in_flight == 3
     assert [c.text for i, c in enumerate(out) if i != 3] == ["0", "1", "2", "4", "5"]
     assert isinstance(out[3], BackendError)
-    assert all(c.extra["batch_timing"] == "own" for i, c in enumerate(out) if i != 3)
+    assert all(c.batch_timing == "own" for i, c in enumerate(out) if i != 3)
     assert took < 1.2  # 6 requests of 0.25 s, 3 at a time: two rounds, not six
 
 

@@ -206,3 +206,23 @@ def test_the_hubs_store_commits_and_reports_the_stop(tmp_path):
         hub.calls([("get_run", (99,), {}), ("update_run", (1,), {"status": "complete"})])
     assert hub.call("get_run", (1,), {})[0].status == "failed"
     hub.close()
+
+
+def test_the_local_store_and_the_hub_store_implement_the_run_store_protocol():
+    """The engine's seam: both stores define every RunStore method, with its parameters
+    (explicit methods, no __getattr__ proxy)."""
+    import inspect
+
+    from agentsim.distributed.worker import HubStore
+    from agentsim.store import RunStore, Store
+
+    wanted = {n: inspect.signature(getattr(RunStore, n)) for n in vars(RunStore)
+              if not n.startswith("_") and callable(getattr(RunStore, n))}
+    assert set(wanted) == {"get_run", "update_run", "hops", "instances", "ensure_instance",
+                           "finish_instance", "record_hop"}
+    for cls in (Store, HubStore):
+        for name, sig in wanted.items():
+            assert name in vars(cls), (cls.__name__, name)
+            params = list(inspect.signature(getattr(cls, name)).parameters)
+            assert params == list(sig.parameters), (cls.__name__, name)
+    assert "__getattr__" not in vars(HubStore)

@@ -16,7 +16,7 @@ import pytest
 from agentsim.analysis.scale import crossing, scale_analysis, scale_figure
 from agentsim.cli import main
 from agentsim.errors import AgentsimError
-from agentsim.store import InstanceRecord, Run, Store
+from agentsim.store import HopRecord, InstanceRecord, Run, Store
 
 
 def _run(store: Store, *, model: str, params: int | None, precision: str, success: list[bool], energy: list[float],
@@ -29,9 +29,9 @@ def _run(store: Store, *, model: str, params: int | None, precision: str, succes
                                status="complete"))
     for i, (ok, e) in enumerate(zip(success, energy, strict=True)):
         store.ensure_instance(InstanceRecord(run_id=run.id, index=i, seed=1000 + i))
-        store.record_hop({"run_id": run.id, "instance_index": i, "hop_id": "h1", "depth": 1, "kind": "llm",
-                          "correct": ok, "error_kind": "none" if ok else "local", "wall_s": e / 10.0,
-                          "energy_j": e, "energy_kind": kind, "energy_source": "test"})
+        store.record_hop(HopRecord(run_id=run.id, instance_index=i, hop_id="h1", depth=1, kind="llm",
+                                   correct=ok, error_kind="none" if ok else "local", wall_s=e / 10.0,
+                                   energy_j=e, energy_kind=kind, energy_source="test"))
         store.finish_instance(run.id, i, success=ok, final_correct=ok)
     return int(run.id)
 

@@ -95,3 +95,33 @@ def test_an_in_memory_database_is_migrated_in_its_own_connection():
     runs, failures = execute(["chain-linear"], ["oracle"], store=store, instances=2)
     assert not failures and store.get_run(runs[0].id).status == "complete"
     assert len(store.hops(runs[0].id)) == 2 * runs[0].hops_per_instance
+
+
+def test_hop_record_has_the_hop_table_columns_with_their_defaults():
+    """The engine's typed hop record and the hop table declare the same columns and defaults."""
+    import dataclasses
+
+    from agentsim.store import HopBase, HopRecord
+
+    rec = HopRecord(run_id=1, instance_index=0, hop_id="h")
+    fields = {f.name for f in dataclasses.fields(HopRecord)} - {"id"}
+    assert fields == set(HopBase.model_fields)
+    for name, info in HopBase.model_fields.items():
+        if name in ("run_id", "instance_index", "hop_id", "created_at"):
+            continue
+        default = info.default_factory() if info.default_factory is not None else info.default  # type: ignore[call-arg]
+        assert getattr(rec, name) == default, name
+
+
+def test_record_hop_takes_and_returns_a_hop_record_and_never_duplicates(tmp_path):
+    from agentsim.store import HopRecord, Run
+
+    store = Store(tmp_path / "h.db")
+    run = store.create_run(Run(scenario="s", backend="oracle", n_instances=1, hops_per_instance=1))
+    first = HopRecord(run_id=run.id, instance_index=0, hop_id="h1", correct=True, parsed={"a": [1]})
+    saved = store.record_hop(first)
+    assert saved is first and isinstance(saved.id, int)
+    again = store.record_hop(HopRecord(run_id=run.id, instance_index=0, hop_id="h1", correct=False))
+    assert isinstance(again, HopRecord) and again.id == saved.id and again.correct is True
+    assert again.parsed == {"a": [1]}
+    assert [h.hop_id for h in store.hops(run.id)] == ["h1"]

@@ -13,13 +13,13 @@ import time
 CHILD = r"""
 import json, sys, time
 start, path, k = float(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-from agentsim.store import Run, Store, new_hop_trace
+from agentsim.store import HopRecord, Run, Store
 while time.time() < start:
     time.sleep(0.001)
 store = Store(path)
 run = store.create_run(Run(scenario=f"s{k}", backend="oracle", n_instances=1, hops_per_instance=5))
 for i in range(5):
-    store.record_hop(new_hop_trace(run_id=run.id, instance_index=0, hop_id=f"h{i}", topo_index=i, correct=True))
+    store.record_hop(HopRecord(run_id=run.id, instance_index=0, hop_id=f"h{i}", topo_index=i, correct=True))
 print(json.dumps({"run": run.id}))
 """
 
