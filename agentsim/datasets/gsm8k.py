@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from . import DatasetError
+from .gsm8k_parents import Reading, StepSource, read_parents, recover_calculation
 
 __all__ = [
     "DATA_FILE",
@@ -63,8 +64,8 @@ DATA_SHA256 = "c96673362fa7a699f4836a9b6474a067448f95fe58064727501ee63ba4c3fdb6"
 DATA_ROWS = 1319
 
 _ANNOTATION_RE = re.compile(r"<<([^<>]*)>>")
+_BARE_RE = re.compile(r"^\s*\$?\s*-?(?:\d[\d,]*(?:\.\d*)?|\.\d+)\s*$")
 _FINAL_RE = re.compile(r"^####\s*(.+?)\s*$")
-_QUESTION_NUMBER_RE = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?|(?<![\w\d])\.\d+")
 
 # --------------------------------------------------------------------------------------------
 # the data file
@@ -232,18 +233,18 @@ class Rational:
         return poly(self.num) / poly(self.den)
 
 
-def _rational(body: ast.expr, source: str, variables: dict[int, int], width: int) -> tuple[Poly, Poly]:
-    """The expression as (numerator, denominator); ``variables`` maps a literal's offset to the
-    earlier step whose result it is."""
+def _rational(body: ast.expr, source: str, variables: dict[int, Reading], width: int) -> tuple[Poly, Poly]:
+    """The expression as (numerator, denominator); ``variables`` maps a literal's offset to its
+    reading (an earlier step's result, times a scale, or a constant)."""
     one = {(0,) * width: Fraction(1)}
 
     def ev(node: ast.expr) -> tuple[Poly, Poly]:
         if isinstance(node, ast.Constant):
-            step = variables.get(node.col_offset)
-            if step is not None:
+            reading = variables.get(node.col_offset)
+            if reading is not None and reading.step is not None:
                 exps = [0] * width
-                exps[step] = 1
-                return {tuple(exps): Fraction(1)}, dict(one)
+                exps[reading.step] = 1
+                return {tuple(exps): reading.scale}, dict(one)
             v = _literal(node, source)
             return ({(0,) * width: v} if v else {}), dict(one)
         if isinstance(node, ast.UnaryOp):
@@ -306,6 +307,12 @@ class Step:
     result: int | float  # the annotation's result
     parents: tuple[int, ...]  # earlier steps whose results the expression uses
     rational: Rational  # the expression as a function of the earlier steps' results
+    #: the parents were chosen by a fallback rule (another reading fits the text as well), or the
+    #: annotation has no calculation to read them from (see :mod:`agentsim.datasets.gsm8k_parents`)
+    parents_uncertain: bool = False
+    #: the annotation held no calculation (``<<15=15>>``); ``expression`` is the one the sentence
+    #: writes before it
+    recovered: bool = False
 
 
 @dataclass(frozen=True)
@@ -323,6 +330,11 @@ class Problem:
     @property
     def n_steps(self) -> int:
         return len(self.steps)
+
+    @property
+    def parents_uncertain(self) -> bool:
+        """Some step's parents are uncertain (``--param strict=true`` leaves such problems out)."""
+        return any(s.parents_uncertain for s in self.steps)
 
 
 class SkipProblem(Exception):
@@ -342,6 +354,8 @@ SKIP_REASONS = {
     "final-mismatch": "the last step's result is not the #### answer",
     "not-rational": "% is applied to a step's result (cannot be re-evaluated on other inputs)",
     "malformed": "the solution has no '#### N' line or a step has no ' ** ' sub-question",
+    "annotation-not-answer": "a step's annotation is not its sub-question's answer (a later calculation uses "
+                             "the number its sentence states instead)",
 }
 
 
@@ -356,6 +370,13 @@ class ParseReport:
     by_steps: dict[int, int] = field(default_factory=dict)
     ambiguous_as_step: int = 0
     ambiguous_as_constant: int = 0
+    #: steps whose parents are uncertain, and the problems holding one, by step count
+    uncertain_steps: int = 0
+    uncertain_by_steps: dict[int, int] = field(default_factory=dict)
+    #: annotations with no calculation whose calculation the sentence spells out (kept), and those
+    #: it does not (kept, the step flagged uncertain)
+    recovered_annotations: int = 0
+    bare_annotations: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -365,6 +386,10 @@ class ParseReport:
             "by_steps": dict(sorted(self.by_steps.items())),
             "ambiguous_as_step": self.ambiguous_as_step,
             "ambiguous_as_constant": self.ambiguous_as_constant,
+            "uncertain_steps": self.uncertain_steps,
+            "uncertain_by_steps": dict(sorted(self.uncertain_by_steps.items())),
+            "recovered_annotations": self.recovered_annotations,
+            "bare_annotations": self.bare_annotations,
         }
 
 
@@ -387,16 +412,6 @@ def format_number(value: Any) -> str:
     return str(value)
 
 
-def _question_numbers(question: str) -> set[Fraction]:
-    out: set[Fraction] = set()
-    for m in _QUESTION_NUMBER_RE.findall(question):
-        try:
-            out.add(Fraction(m.replace(",", "")))
-        except ValueError:
-            pass
-    return out
-
-
 def parse_problem(row: dict[str, str], index: int) -> Problem:
     """One jsonl row as a :class:`Problem`; raises :class:`SkipProblem` saying why not."""
     question = row["question"].strip()
@@ -408,65 +423,69 @@ def parse_problem(row: dict[str, str], index: int) -> Problem:
         answer = _number(final.group(1))
     except ArithmeticSyntaxError as exc:
         raise SkipProblem("malformed", str(exc)) from None
-    in_question = _question_numbers(question)
-    parsed: list[tuple[str, str, str, ast.expr, Fraction]] = []  # sub-question, text, source, tree, result
+    parsed: list[tuple[str, str, StepSource]] = []  # sub-question, sentence, what the reader needs
+    recovered_steps: list[int] = []
     for k, line in enumerate(lines[:-1]):
         sub, sep, text = line.partition(" ** ")
         if not sep:
             raise SkipProblem("malformed", f"step {k + 1} has no ' ** ' sub-question: {line[:60]!r}")
-        found = _ANNOTATION_RE.findall(text)
+        found = list(_ANNOTATION_RE.finditer(text))
         if not found:
             raise SkipProblem("no-annotation", f"step {k + 1}: {text[:80]!r}")
         if len(found) > 1:
-            raise SkipProblem("several-annotations", f"step {k + 1}: {', '.join(found)}")
-        expression, eq, result_text = found[0].rpartition("=")
+            raise SkipProblem("several-annotations", f"step {k + 1}: {', '.join(m.group(1) for m in found)}")
+        annotation = found[0].group(1)
+        expression, eq, result_text = annotation.rpartition("=")
         if not eq:
-            raise SkipProblem("unparsable", f"step {k + 1}: <<{found[0]}>> has no '='")
+            raise SkipProblem("unparsable", f"step {k + 1}: <<{annotation}>> has no '='")
         try:
             value = safe_eval(expression)
             result = _number(result_text)
         except ArithmeticSyntaxError as exc:
-            raise SkipProblem("unparsable", f"step {k + 1}: <<{found[0]}>>: {exc}") from None
+            raise SkipProblem("unparsable", f"step {k + 1}: <<{annotation}>>: {exc}") from None
         except ZeroDivisionError:
-            raise SkipProblem("unparsable", f"step {k + 1}: <<{found[0]}>> divides by zero") from None
+            raise SkipProblem("unparsable", f"step {k + 1}: <<{annotation}>> divides by zero") from None
         if value != result:
             raise SkipProblem(
                 "not-reproduced", f"step {k + 1}: {expression.strip()} = {float(value):g}, annotated {result_text}"
             )
         source = expression.strip()
-        parsed.append((sub.strip(), text, source, _parse_expression(source), result))
-    results = [r for *_, r in parsed]
+        before, after = text[: found[0].start()], text[found[0].end():]
+        bare = False
+        if _BARE_RE.match(source):
+            # no calculation in the annotation (<<15=15>>): the one written before it, if it gives
+            # the result (``7.5 / .5 = <<15=15>>``); else the step's parents cannot be known
+            recovered = recover_calculation(before)
+            try:
+                ok = recovered is not None and safe_eval(recovered) == result
+            except (ArithmeticSyntaxError, ZeroDivisionError):
+                ok = False
+            if ok:
+                assert recovered is not None
+                source = recovered
+                recovered_steps.append(k)
+            else:
+                bare = True
+        parsed.append((sub.strip(), text, StepSource(
+            question=sub.strip(), before=before, after=after, source=source,
+            body=_parse_expression(source), result=result, bare=bare)))
+    results = [st.result for *_, st in parsed]
     if results[-1] != answer:
         raise SkipProblem("final-mismatch", f"last step {float(results[-1]):g}, answer {final.group(1)}")
 
-    # which literal is which earlier step's result: a literal equal to an earlier step's result
-    # (the latest such step) is that result, unless the same number is written in the problem;
-    # such an ambiguous literal is the problem's constant, except that a step whose result no
-    # calculation would use otherwise is read in the first ambiguous literal that can be it
-    variables: list[dict[int, int]] = [{} for _ in parsed]
-    ambiguous: list[tuple[int, int, int]] = []  # (step, literal offset, candidate step)
-    used = [False] * len(parsed)
-    for k, (_sub, _text, source, body, _r) in enumerate(parsed):
-        literals = sorted((n for n in ast.walk(body) if isinstance(n, ast.Constant)), key=lambda n: n.col_offset)
-        for node in literals:
-            lit = _literal(node, source)
-            j = next((j for j in range(k - 1, -1, -1) if results[j] == lit), None)
-            if j is None:
-                continue
-            if lit in in_question:
-                ambiguous.append((k, node.col_offset, j))
-            else:
-                variables[k][node.col_offset] = j
-                used[j] = True
-    as_step = 0
-    for k, offset, j in ambiguous:
-        if not used[j]:
-            variables[k][offset] = j
-            used[j] = True
-            as_step += 1
+    reading = read_parents(question, [st for *_, st in parsed])
+    if reading.not_answer:
+        j = reading.not_answer[0]
+        raise SkipProblem(
+            "annotation-not-answer",
+            f"step {j + 1} ({parsed[j][0]!r}): a later calculation uses a number its sentence states, not its "
+            f"annotated result {format_number(_plain(results[j]))}",
+        )
+    variables = reading.variables
 
     steps: list[Step] = []
-    for k, (sub, text, source, body, result) in enumerate(parsed):
+    for k, (sub, text, st) in enumerate(parsed):
+        source, body, result = st.source, st.body, st.result
         try:
             num, den = _rational(body, source, variables[k], k)
         except _NotRational:
@@ -481,11 +500,13 @@ def parse_problem(row: dict[str, str], index: int) -> Problem:
             text=_ANNOTATION_RE.sub("", text).strip(),
             expression=source,
             result=_plain(result),
-            parents=tuple(sorted(set(variables[k].values()))),
+            parents=tuple(sorted({r.step for r in variables[k].values() if r.step is not None})),
             rational=rational,
+            parents_uncertain=reading.uncertain[k],
+            recovered=k in recovered_steps,
         ))
     return Problem(index=index, question=question, steps=tuple(steps), answer=_plain(answer),
-                   ambiguous=(as_step, len(ambiguous) - as_step))
+                   ambiguous=(reading.ambiguous_as_step, reading.ambiguous_as_constant))
 
 
 @functools.lru_cache(maxsize=1)
@@ -511,5 +532,10 @@ def load_problems() -> tuple[tuple[Problem, ...], ParseReport]:
         by_steps=dict(Counter(p.n_steps for p in problems)),
         ambiguous_as_step=sum(p.ambiguous[0] for p in problems),
         ambiguous_as_constant=sum(p.ambiguous[1] for p in problems),
+        uncertain_steps=sum(s.parents_uncertain for p in problems for s in p.steps),
+        uncertain_by_steps=dict(Counter(p.n_steps for p in problems if p.parents_uncertain)),
+        recovered_annotations=sum(s.recovered for p in problems for s in p.steps),
+        bare_annotations=sum(s.parents_uncertain and bool(_BARE_RE.match(s.expression)) for p in problems
+                             for s in p.steps),
     )
     return tuple(problems), report

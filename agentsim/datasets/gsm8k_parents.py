@@ -1,0 +1,438 @@
+"""Which earlier step's result each number of a GSM8K step's calculation is (its *parents*).
+
+A step's annotation (``<<30*3=90>>``) writes numbers, not references: ``90+90`` may be two
+earlier results, one result and a constant of the problem, or two constants. This module reads
+every number literal of every step as either a **constant** or **an earlier step's result**
+(``s_j``, or ``s_j / 100`` where a percentage is written as a fraction: step 2 finds 40 (%), step
+3 divides by ``.4``), choosing the reading of the whole problem at once.
+
+Candidates for a literal ``v`` in step ``k``:
+
+- every earlier step ``j < k`` whose result is ``v`` (``v * 100`` for a percentage written as a
+  fraction, when step ``j``'s sentence writes its result as a percentage and neither ``v`` nor
+  ``v * 100`` is written in the problem);
+- a constant, when ``v`` is written in the problem (digits, a number word such as *two*,
+  *twice*, *half*, *dozen*, a percentage as its fraction, a fraction ``a/b`` as its value), is a
+  unit constant whose unit the step's sentence names next to it (12 months, 60 minutes, 100
+  cents, ...) or is spelled as a word in the step's own sentence. A literal equal to no earlier result is a constant, and one equal to an earlier
+  result but to no constant is a result.
+
+Among all combinations (every literal one reading) the one kept is best in this order:
+
+1. **coverage**: the most earlier steps whose result is used by some later calculation (a
+   solution uses what it computes);
+2. **equal results used together**: a sum holding a value as many times as there are
+   earlier steps with that result reads them as those steps (``90+90``, Carlos's and Benji's);
+3. **text evidence**: the words around the number in the step's sentence (``he needs 2 pounds``,
+   ``200 hours * $50/hour``, ``20 candles``) shared with the words around that number in the
+   problem (a constant) or with the sub-question and the words after the result of the candidate
+   step (``<<20/10=2>>2 pounds of beeswax``);
+4. **a constant used again**: a number the step before read as a constant is read as that
+   constant again (``20*2`` then ``40+20``: the 20 is the problem's, the 40 step 1's);
+5. **no step read twice in one calculation** when another reading exists (``90+90`` with two
+   steps resulting in 90 is both of them, ``2/2`` with one is not ``s4 / s4``);
+6. **fewest numbers of the problem read as results** (a number written in the problem is
+   its constant unless something above says otherwise);
+7. fallbacks: an ambiguous literal is the result in the *latest* calculation that can use it,
+   and a literal is the *latest* step with its value.
+
+A step whose parents or calculation differ between combinations that tie on 1-6 (the choice was
+made by the fallbacks only) is flagged ``parents_uncertain``, and so is a step whose annotation
+holds no calculation (``<<15=15>>``) that the sentence does not spell out either. Such an
+annotation is first replaced by the calculation written just before it in the sentence
+(``7.5 / .5 = <<15=15>>15`` is ``7.5/.5``) when that gives the result.
+
+A literal that is a constant no rule above explains (not in the problem, not a unit constant)
+and that an earlier step's calculation holds while that step's result was already known (an
+earlier result, or a number of the problem) means that step checks the number it states with an
+inverse calculation, so its annotation is not its sub-question's answer (line 37: "How many lego
+sets did John sell? He sold 11 lego sets because 11 x 15 = <<11*15=165>>165", 165 being step 2's
+result; step 4 then uses 11): the problem is skipped as ``annotation-not-answer``.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+__all__ = ["StepSource", "Reading", "ParentsResult", "read_parents", "question_numbers", "recover_calculation"]
+
+_NUMBER_RE = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?|(?<![\w\d])\.\d+")
+_FRACTION_RE = re.compile(r"(?<![\w.])(\d+)\s*/\s*(\d+)(?![\d.])")
+_PERCENT_RE = re.compile(r"(\d[\d,]*(?:\.\d+)?)\s*(?:%|percent)")
+_WORD_RE = re.compile(r"[a-z]+")
+
+#: number words: each maps to the values it can stand for in a calculation
+_NUMBER_WORDS: dict[str, tuple[Fraction, ...]] = {
+    w: (Fraction(n),)
+    for n, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+        "fifteen sixteen seventeen eighteen nineteen twenty".split()
+    )
+}
+_NUMBER_WORDS.update({
+    "thirty": (Fraction(30),), "forty": (Fraction(40),), "fifty": (Fraction(50),),
+    "sixty": (Fraction(60),), "seventy": (Fraction(70),), "eighty": (Fraction(80),),
+    "ninety": (Fraction(90),), "hundred": (Fraction(100),), "thousand": (Fraction(1000),),
+    "dozen": (Fraction(12),), "dozens": (Fraction(12),),
+    "twice": (Fraction(2),), "double": (Fraction(2),), "doubles": (Fraction(2),), "doubled": (Fraction(2),),
+    "half": (Fraction(2), Fraction(1, 2)), "halves": (Fraction(2), Fraction(1, 2)),
+    "triple": (Fraction(3),), "triples": (Fraction(3),), "tripled": (Fraction(3),), "thrice": (Fraction(3),),
+    "third": (Fraction(3), Fraction(1, 3)), "thirds": (Fraction(3),),
+    "quarter": (Fraction(4), Fraction(1, 4)), "quarters": (Fraction(4),),
+    "fourth": (Fraction(4),), "fourths": (Fraction(4),), "fifth": (Fraction(5),), "fifths": (Fraction(5),),
+    "quadruple": (Fraction(4),), "pair": (Fraction(2),), "pairs": (Fraction(2),), "couple": (Fraction(2),),
+})
+
+#: unit constants a solution writes without the problem saying them
+_UNIT_CONSTANTS: dict[Fraction, frozenset[str]] = {
+    Fraction(n): frozenset(units.split()) for n, units in (
+        (7, "day week"), (12, "month inch dozen year foot feet"), (24, "hour day"), (30, "day month"),
+        (52, "week year"), (60, "minute second hour"), (100, "cent percent dollar"), (365, "day year"),
+        (1000, "gram meter milliliter ml"), (3600, "second hour"), (5280, "feet foot mile"))}
+#: words shared with the candidate's words: evidence from two (a unit constant's unit or a number word in the sentence counts three)
+_EVIDENCE_MIN = 2
+_EVIDENCE_STRONG = 3
+
+_STOP = frozenset(
+    "a an the and or of to in on at for by with from is are was were be been has have had do does did "
+    "how many much what which that this these those it its he she they them his her their him we you "
+    "i so then than as if each per there here will would can could should more less total all also "
+    "after before into out up about over every one who whom whose but not no just only same x".split()
+)
+
+
+@dataclass(frozen=True)
+class StepSource:
+    """What the reader needs of one step."""
+
+    question: str  # the sub-question
+    before: str  # the sentence before the annotation
+    after: str  # the sentence after the annotation (starts with the result as written)
+    source: str  # the calculation (after any recovery)
+    body: ast.expr
+    result: Fraction
+    bare: bool = False  # the annotation held no calculation and none could be recovered
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A literal read as ``s_step * scale`` (``step`` None: the literal is a constant)."""
+
+    step: int | None
+    scale: Fraction = Fraction(1)
+
+
+@dataclass(frozen=True)
+class ParentsResult:
+    variables: tuple[dict[int, Reading], ...]  # per step: literal offset -> its reading
+    uncertain: tuple[bool, ...]
+    ambiguous_as_step: int
+    ambiguous_as_constant: int
+    not_answer: tuple[int, ...]  # steps whose stated answer is not their annotation's result
+
+
+def _words(text: str) -> list[str]:
+    return [_stem(w) for w in _WORD_RE.findall(text.lower().replace("’", "'"))]
+
+
+def _stem(w: str) -> str:
+    if w.endswith("'s"):
+        w = w[:-2]
+    if len(w) > 5 and w.endswith("ing"):
+        w = w[:-3]
+    elif len(w) > 4 and w.endswith("es") and w[-3] in "sxh":
+        w = w[:-2]
+    elif len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
+        w = w[:-1]
+    return w
+
+
+def _value(text: str) -> Fraction | None:
+    try:
+        return Fraction(text.replace(",", ""))
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def _mentions(text: str) -> list[tuple[Fraction, int, int]]:
+    """(value, start, end) of every number written in ``text``, digits or a number word."""
+    out: list[tuple[Fraction, int, int]] = []
+    for m in _NUMBER_RE.finditer(text):
+        v = _value(m.group())
+        if v is not None:
+            out.append((v, m.start(), m.end()))
+    for m in re.finditer(r"[A-Za-z]+", text):
+        for v in _NUMBER_WORDS.get(m.group().lower(), ()):
+            out.append((v, m.start(), m.end()))
+    return out
+
+
+def question_numbers(question: str) -> set[Fraction]:
+    """Every value the problem text writes: numbers, number words, percentages (40 % is also
+    0.4) and fractions (1/4 is also 0.25)."""
+    out = {v for v, _s, _e in _mentions(question)}
+    for m in _PERCENT_RE.finditer(question):
+        v = _value(m.group(1))
+        if v is not None:
+            out.add(v / 100)
+    for m in _FRACTION_RE.finditer(question):
+        if int(m.group(2)):
+            out.add(Fraction(int(m.group(1)), int(m.group(2))))
+    return out
+
+
+def _window(text: str, start: int, end: int, width: int = 4) -> set[str]:
+    text = text.replace("%", " percent ")
+    start, end = (len(text[:start].replace("%", " percent ")), len(text[:end].replace("%", " percent ")))
+    # the words on the number's side of an "=": "100 + 200 + 200 = 500 cents" says nothing of 100
+    before = _WORD_RE.findall(text[:start].rpartition("=")[2].lower())[-width:]
+    after = _WORD_RE.findall(text[end:].partition("=")[0].lower())[:width]
+    return {_stem(w) for w in before + after} - _STOP
+
+
+def _signature(text: str, value: Fraction) -> set[str]:
+    """The words around every mention of ``value`` in ``text``."""
+    out: set[str] = set()
+    for v, s, e in _mentions(text):
+        if v == value:
+            out |= _window(text, s, e)
+    return out
+
+
+def recover_calculation(before: str) -> str | None:
+    """The calculation written just before an annotation (``... 7.5 / .5 = ``), or None."""
+    tail = re.sub(r"[\s$=]+$", "", before)
+    m = re.search(r"[\d.,$()\s+\-*/x×]+$", tail)
+    if not m:
+        return None
+    text = m.group().replace("×", "*").replace("x", "*").replace("$", "").replace(",", "").strip()
+    text = text.lstrip("*+/").strip()
+    if not re.search(r"\d\s*[-+*/]\s*[\d.(]", text):
+        return None
+    return text
+
+
+def _literals(body: ast.expr) -> list[ast.Constant]:
+    return sorted((n for n in ast.walk(body) if isinstance(n, ast.Constant)), key=lambda n: n.col_offset)
+
+
+def _literal_value(node: ast.Constant, source: str) -> Fraction:
+    text = ast.get_source_segment(source, node) or repr(node.value)
+    try:
+        return Fraction(text)
+    except ValueError:
+        return Fraction(node.value)
+
+
+@dataclass
+class _Slot:
+    """One literal with more than one possible reading."""
+
+    step: int
+    offset: int
+    value: Fraction
+    candidates: list[Reading]
+    ambiguous: bool  # a constant is among the candidates
+    evidence: dict[Reading, int]  # text evidence for each candidate (0 or 1)
+
+
+_MAX_COMBINATIONS = 50_000
+
+
+def read_parents(question: str, steps: Sequence[StepSource]) -> ParentsResult:
+    """Every literal of every step read as a constant or an earlier step's result."""
+    qnums = question_numbers(question)
+    results = [s.result for s in steps]
+    n = len(steps)
+    fixed: list[dict[int, Reading]] = [{} for _ in steps]
+    slots: list[_Slot] = []
+    constants: list[tuple[int, Fraction]] = []  # (step, value) of literals read as constants
+    qsig_cache: dict[Fraction, set[str]] = {}
+    # a result's words: its sub-question's and those just after it (``<<20/10=2>>2 pounds``)
+    step_sigs = [(set(_words(s.question)) - _STOP) | _window(s.after, 0, 0, 5) for s in steps]
+    # steps whose sentence writes their result as a percentage ("40% of his total bill")
+    percents = [any(_value(m.group(1)) == st.result for m in _PERCENT_RE.finditer(st.before + " " + st.after))
+                for st in steps]
+    for k, st in enumerate(steps):
+        sentence = st.before + " " + st.after
+        in_sentence = {v for v, _s, _e in _mentions(sentence)}
+        word_values = {v for w in _WORD_RE.findall(st.before.lower()) for v in _NUMBER_WORDS.get(w, ())}
+        # a fraction the problem writes (``8*1/4`` with "1/4" in the problem): both numbers constants
+        in_fraction = {m.start(g) for m in _FRACTION_RE.finditer(st.source)
+                       if f"{m.group(1)}/{m.group(2)}" in question.replace(" ", "") for g in (1, 2)}
+        for node in _literals(st.body):
+            v = _literal_value(node, st.source)
+            if node.col_offset in in_fraction:
+                constants.append((k, v))
+                continue
+            cands = [Reading(j) for j in range(k - 1, -1, -1) if results[j] == v]
+            if v < 1 and v * 100 not in qnums and v not in qnums:
+                cands += [Reading(j, Fraction(1, 100)) for j in range(k - 1, -1, -1)
+                          if results[j] == v * 100 and percents[j]]
+            # a unit constant only where the sentence names its unit next to it ("12 months")
+            unit_named = bool(_signature(sentence, v) & _UNIT_CONSTANTS.get(v, frozenset()))
+            # 100 in a calculation of a percentage ("100-60=40% of the groceries") is the whole
+            unit_named |= v == 100 and bool(re.match(r"\s*\$?[\d.,]+\s*(?:%|percent)", st.after))
+            constant_ok = v in qnums or unit_named or v in word_values
+            if not cands:
+                constants.append((k, v))
+                continue
+            if constant_ok:
+                cands.append(Reading(None))
+            if len(cands) == 1:
+                fixed[k][node.col_offset] = cands[0]
+                continue
+            # text evidence: the words around this number in the step's sentence
+            around = _signature(sentence, v) if v in in_sentence or v in word_values else set()
+            if v not in qsig_cache:
+                qsig_cache[v] = _signature(question, v)
+            sigs = {c: (qsig_cache[v] if c.step is None else step_sigs[c.step]) for c in cands}
+            hits: dict[Reading, int] = {}
+            for c in cands:
+                # only the words that tell this candidate from the others count
+                others = set().union(*(sg for o, sg in sigs.items() if o != c))
+                h = len(around & (sigs[c] - others))
+                if c.step is None:
+                    h += _EVIDENCE_STRONG * (bool(around & _UNIT_CONSTANTS.get(v, frozenset())) + (v in word_values))
+                hits[c] = h
+            best = max(hits.values())
+            evidence = {c: int(h == best and h >= _EVIDENCE_MIN and sum(1 for x in hits.values() if x == best) == 1)
+                        for c, h in hits.items()}
+            # literals of the same value with the same step candidates: all readings tie on evidence
+            slots.append(_Slot(k, node.col_offset, v, cands, constant_ok, evidence))
+
+    # sums: calculations that only add (where equal results used together are a pair, not x/x)
+    sums = [all(isinstance(n.op, ast.Add) for n in ast.walk(st.body) if isinstance(n, ast.BinOp)) for st in steps]
+
+    def score(choice: Sequence[Reading]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        used = [False] * n
+        for k in range(n):
+            for r in fixed[k].values():
+                if r.step is not None:
+                    used[r.step] = True
+        per_step: dict[int, list[int]] = {}
+        dup = amb_step = late = near = 0
+        # a number the step before used as a constant is that constant again (``20*2`` then ``40+20``)
+        const_seen = {(k, v) for k, v in constants}
+        for slot, r in zip(slots, choice, strict=True):
+            if r.step is None:
+                const_seen.add((slot.step, slot.value))
+        reused = sum(1 for slot, r in zip(slots, choice, strict=True) if r.step is None
+                     and (slot.step - 1, slot.value) in const_seen)
+        evidenced: set[tuple[int, Fraction, bool]] = set()  # a sentence's word explains one literal
+        for slot, r in zip(slots, choice, strict=True):
+            if slot.evidence[r]:
+                evidenced.add((slot.step, slot.value, r.step is None))
+            if r.step is not None:
+                used[r.step] = True
+                per_step.setdefault(slot.step, []).append(r.step)
+                near -= slot.step - r.step
+                if slot.ambiguous:
+                    amb_step += 1
+                    late += slot.step
+        for k, js in per_step.items():
+            fixed_js = [r.step for r in fixed[k].values() if r.step is not None]
+            all_js = js + fixed_js
+            dup += len(all_js) - len(set(all_js))
+        coverage = sum(used[:-1])
+        # m copies of a value in one calculation, m earlier steps with that result: those steps
+        pairs = 0
+        for k, js in per_step.items():
+            if not sums[k]:
+                continue
+            for j in set(js):
+                same = [i for i in range(k) if results[i] == results[j]]
+                if len(same) > 1 and sorted(i for i in js if results[i] == results[j]) == same:
+                    pairs += 1
+        return (coverage, pairs, len(evidenced), reused, -dup, -amb_step), (late, near)
+
+    n_comb = 1
+    for s in slots:
+        n_comb *= len(s.candidates)
+    # a bare annotation (no calculation) of a number that is neither the problem's nor an earlier
+    # result hides its calculation
+    uncertain = [s.bare and s.result not in qnums and s.result not in results[:k] for k, s in enumerate(steps)]
+    if not slots:
+        choice_best: tuple[Reading, ...] = ()
+        tied: list[tuple[Reading, ...]] = [()]
+    elif n_comb > _MAX_COMBINATIONS:
+        # too many to enumerate (never on the bundled split): each literal's first candidate (the
+        # latest step), and every step with a choice flagged
+        choice_best = tuple(s.candidates[0] for s in slots)
+        tied = [choice_best]
+        for s in slots:
+            uncertain[s.step] = True
+    else:
+        scored = [(score(c), c) for c in itertools.product(*(s.candidates for s in slots))]
+        top = max(sc for sc, _c in scored)
+        choice_best = next(c for sc, c in scored if sc == top)
+        tied = [c for sc, c in scored if sc[0] == top[0]]
+
+    variables = [dict(f) for f in fixed]
+    for slot, r in zip(slots, choice_best, strict=True):
+        variables[slot.step][slot.offset] = r
+    if len(tied) > 1:
+        for k in {s.step for s in slots}:
+            idx = [i for i, s in enumerate(slots) if s.step == k]
+            forms = {_canonical(steps[k], {slots[i].offset: c[i] for i in idx}, fixed[k]) for c in tied}
+            if len(forms) > 1:
+                uncertain[k] = True
+    amb_step = sum(1 for s, r in zip(slots, choice_best, strict=True) if s.ambiguous and r.step is not None)
+    amb_const = sum(1 for s, r in zip(slots, choice_best, strict=True) if s.ambiguous and r.step is None)
+
+    # a constant nothing explains (not in the problem, not a unit) that an earlier step's calculation
+    # holds while that step's result is already known (a result of an earlier step, or a number of
+    # the problem): that step checks the number it states by an inverse calculation ("He sold 11
+    # lego sets because 11 x 15 = 165"), so its annotation is not its sub-question's answer
+    not_answer: set[int] = set()
+    for slot, r in zip(slots, choice_best, strict=True):
+        if r.step is None:
+            constants.append((slot.step, slot.value))
+    for k, v in constants:
+        if v in qnums or v in _UNIT_CONSTANTS or v <= 1:
+            continue
+        for j in range(k - 1, -1, -1):
+            in_calc = any(_literal_value(node, steps[j].source) == v for node in _literals(steps[j].body))
+            known = results[j] in qnums or results[j] in results[:j]
+            if in_calc and known and results[j] != v:
+                not_answer.add(j)
+                break
+    return ParentsResult(tuple(variables), tuple(uncertain), amb_step, amb_const, tuple(sorted(not_answer)))
+
+
+def _canonical(step: StepSource, chosen: dict[int, Reading], fixed: dict[int, Reading]) -> tuple[object, ...]:
+    """The step's calculation with every literal replaced by its reading, as a comparable key:
+    the value of the calculation at a generic point (two readings that give the same function
+    give the same key; ``90+90`` read as s1+s2 or s2+s1 is one reading)."""
+    readings = {**fixed, **chosen}
+    # evaluate at generic (prime-ish) values of the earlier steps: equal keys = the same function
+    point = [Fraction(1000003 + 7919 * j, 97 + j) for j in range(64)]
+
+    def ev(node: ast.expr) -> Fraction:
+        if isinstance(node, ast.Constant):
+            r = readings.get(node.col_offset)
+            if r is not None and r.step is not None:
+                return point[r.step] * r.scale
+            return _literal_value(node, step.source)
+        if isinstance(node, ast.UnaryOp):
+            x = ev(node.operand)
+            return -x if isinstance(node.op, ast.USub) else x
+        assert isinstance(node, ast.BinOp)
+        a, b = ev(node.left), ev(node.right)
+        if isinstance(node.op, ast.Add):
+            return a + b
+        if isinstance(node.op, ast.Sub):
+            return a - b
+        if isinstance(node.op, ast.Mult):
+            return a * b
+        if isinstance(node.op, ast.Div):
+            return a / b if b else Fraction(0)
+        return a % b if b else Fraction(0)
+
+    parents = tuple(sorted({r.step for r in readings.values() if r.step is not None}))
+    return parents, ev(step.body)
