@@ -32,7 +32,7 @@ from agentsim.backends.base import (
     OptionSpec,
 )
 from agentsim.errors import AgentsimError, BackendError
-from agentsim.grammar import resolve_grammar
+from agentsim.grammar import check_grammar, resolve_grammar
 from agentsim.precision import FP4, FP4_NATIVE_MIN_CAPABILITY, LLAMA_PRECISIONS
 from agentsim.versions import dist_version
 
@@ -157,6 +157,13 @@ class LlamaBackend(Backend):
         g = self._grammars.get(gbnf)
         if g is None:
             from llama_cpp import LlamaGrammar
+
+            # llama.cpp's parser prints its error and hands back no grammar, and the sampler
+            # built on that crashes the process: only grammars our checker passes go in
+            problem = check_grammar(grammar or "")
+            if problem:
+                raise BackendError(f"invalid grammar {grammar!r}: {problem}",
+                                   hint="agentsim validate FILE shows where it is")
 
             try:
                 g = LlamaGrammar.from_string(gbnf, verbose=False)

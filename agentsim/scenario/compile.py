@@ -19,6 +19,7 @@ from agentsim.answers import (
     normalize_text,
 )
 from agentsim.errors import ScenarioError, yaml_trap_hint
+from agentsim.grammar import GrammarError, compile_grammar
 from agentsim.limits import LimitExceeded, current
 
 from .model import Scenario, ScenarioWarning, VarDrawer
@@ -195,11 +196,11 @@ def scenario_from_dict(
                 _check_names(value, allowed, others, expression=True, source=source,
                              line=line_for(lines, ("hops", i, "args", key)), hop=hop.id, fld=f"args.{key}")
         if hop.grammar is not None:
-            from agentsim.grammar import check_grammar
-
-            problem = check_grammar(hop.grammar)
-            if problem:
-                raise ScenarioError(problem, source=source, line=hop_line(i, "grammar"), hop=hop.id, field="grammar")
+            try:
+                compile_grammar(hop.grammar)
+            except GrammarError as exc:
+                raise ScenarioError(f"invalid grammar: {exc}", source=source, line=hop_line(i, "grammar"),
+                                    hop=hop.id, field="grammar") from None
 
     stored = ref or {"kind": "spec", "spec": spec.model_dump(mode="json")}
     cap = current().file_bytes

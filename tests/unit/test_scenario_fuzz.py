@@ -1,6 +1,8 @@
 """Random malformed and hostile scenario files always give a ScenarioError naming the file (or a
 valid scenario), quickly, never another exception; through the CLI, under a 2 GiB memory
-limit, ``validate`` and a 1-instance ``oracle`` run end with exit 0 or 2 and no traceback."""
+limit, ``validate`` and a 1-instance ``oracle`` run end with exit 0 or 2 and no traceback; files
+whose ``grammar`` fields are mutated run through the real ``llama`` backend on the tiny test
+GGUF, each in a process of its own, and end with exit 0 or 2 (never a crash or a hang)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from agentsim.answers import parse_answer
 from agentsim.errors import AgentsimError, ScenarioError
 from agentsim.scenario import Scenario, bundled_scenarios, load_scenario_bytes, load_scenario_text
 
+from .test_grammar import mutate
 from .test_limits import BILLION_LAUGHS, TEMP_REGEX, hop_file
 
 KEYS = ["name", "description", "hops", "world", "vars", "system", "id", "depends_on", "kind", "prompt",
@@ -129,7 +132,7 @@ def hostile(draw):
     """A valid file (as data) mutated: an alias bomb, huge numbers, amplifying templates, long
     strings, deep nesting, odd Unicode or a NUL byte, alone or several at once."""
     doc = yaml.safe_load(draw(st.sampled_from(VALID)))
-    kinds = draw(st.sets(st.sampled_from(["loops", "aliases", "huge", "long", "deep", "unicode", "nul"]),
+    kinds = draw(st.sets(st.sampled_from(["loops", "aliases", "huge", "long", "deep", "unicode", "nul", "grammar"]),
                          min_size=1, max_size=3))
     hops = doc["hops"]
     hop = hops[draw(st.integers(0, len(hops) - 1))]
@@ -159,6 +162,8 @@ def hostile(draw):
             hop["prompt"] = text
         else:
             doc["description"] = text
+    if "grammar" in kinds:
+        hop["grammar"] = mutated_grammar(draw(st.randoms(use_true_random=False)), hop.get("grammar"))
     if "deep" in kinds:
         depth = draw(st.integers(10, 3000))
         world["deep"] = "SWAP_DEEP"
@@ -174,6 +179,15 @@ def hostile(draw):
         pos = draw(st.integers(0, len(text)))
         text = text[:pos] + "\x00" + text[pos:]
     return text
+
+
+def mutated_grammar(rnd, grammar: str | None, most: int = 3) -> str:
+    """A hop's grammar (its GBNF text, a preset's, or a choice's) mutated: cut, duplicated,
+    spliced with GBNF's special characters and escapes, tokens, NULs, left recursion, ..."""
+    from agentsim.grammar import resolve_grammar
+
+    base = resolve_grammar(grammar) or 'root ::= "-"? [0-9]+'
+    return mutate(base, rnd, most)
 
 
 def _oracle_instance(sc: Scenario) -> None:
@@ -193,7 +207,7 @@ def _oracle_instance(sc: Scenario) -> None:
         prompt = expr.render(spec.prompt or "", hop_ctx)
         try:
             completion = backend.generate(GenerationRequest(prompt=prompt, expected=inst.expected[hop_id],
-                                                            parse=spec.parse, hop_id=hop_id))
+                                                            parse=spec.parse, hop_id=hop_id, grammar=spec.grammar))
         except AgentsimError:
             assert sc.warnings, "the oracle cannot answer a hop that validation did not warn about"
             continue
@@ -270,3 +284,56 @@ def test_the_cli_ends_cleanly_on_hostile_files(tmp_path):
         assert "Traceback" not in out and "internal error" not in out, out
     rc, out, _ = _cli(["validate", "--trust", "temp.yaml"], tmp_path)
     assert rc == 0 and "limits lifted" in out, out
+
+
+# --------------------------------------------------------------------------------------------
+# mutated grammars through the real llama backend (a process each: a crash fails, not kills)
+
+
+def _grammar_files(n: int, seed: int) -> list[str]:
+    import random
+
+    rnd = random.Random(seed)
+    base = yaml.safe_load(hop_file("what is 1 + 1?"))
+    out = []
+    for _ in range(n):
+        doc = yaml.safe_load(rnd.choice(VALID))
+        doc["hops"] = doc["hops"][:2]
+        keep = {h["id"] for h in doc["hops"]}
+        for h in doc["hops"]:
+            h["depends_on"] = [d for d in h.get("depends_on", []) if d in keep]
+            h["max_tokens"] = 4
+        hop = rnd.choice([h for h in doc["hops"] if h.get("kind", "llm") == "llm"] or base["hops"])
+        hop["grammar"] = mutated_grammar(rnd, hop.get("grammar"), most=1)
+        out.append(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
+    return out
+
+
+@pytest.mark.llama
+def test_mutated_grammars_run_through_llama_without_a_crash(tmp_path, tiny):
+    pytest.importorskip("llama_cpp")
+    texts = _grammar_files(40, seed=24)
+    good, bad = [], []
+    for i, text in enumerate(texts):
+        name = f"g{i}.yaml"
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        try:
+            load_scenario_text(text, source=name)
+        except ScenarioError as exc:
+            assert str(exc).startswith(name), str(exc)
+            bad.append((name, exc))
+        else:
+            good.append(name)
+    assert len(good) >= 3 and len(bad) >= 3, (len(good), len(bad))
+    grammar_refusals = [(n, e) for n, e in bad if e.field == "grammar"]
+    assert grammar_refusals and all(e.hop and e.line for _, e in grammar_refusals)
+    runs = [*good[:4], *(n for n, _ in grammar_refusals[:2])]
+    for name in runs:
+        rc, out, took = _cli(["run", name, "-b", f"llama:{tiny},n_threads=1,n_ctx=512", "-n", "1",
+                              "--db", str(tmp_path / "g.db")], tmp_path)
+        assert "Traceback" not in out and "internal error" not in out, out
+        if name in good:
+            assert rc == 0, (name, (tmp_path / name).read_text(), out)
+        else:
+            assert rc == 2 and "field 'grammar'" in out, out
+        assert took < 60, (name, took)
