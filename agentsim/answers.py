@@ -267,7 +267,7 @@ def _number_text(value: Any) -> str:
     return str(value)
 
 
-def format_answer(value: Any, parse: ParseSpec) -> str:
+def format_answer(value: Any, parse: ParseSpec, grammar: str | None = None) -> str:
     """A completion that ``parse`` reads back as ``value`` (what the ``oracle`` backend answers).
 
     ``json``: an object with the value at the field path; ``choice``: the option as spelled in
@@ -275,14 +275,40 @@ def format_answer(value: Any, parse: ParseSpec) -> str:
     from the pattern's own literals and classes, then verified with the real pattern); numbers
     in plain decimal notation. Raises :class:`AnswerFormatError` when no completion it can build
     reads back as the value (e.g. a pattern ``(\\d+)`` and the value ``-4``).
+
+    With a hop's ``grammar`` (a preset, ``choice:``, or GBNF), the completion must also be one the
+    grammar admits, as a constrained decoder's would be: an expected answer the grammar cannot
+    produce (``choice:damaged|late`` and ``wrong_item``) raises :class:`AnswerFormatError` too.
     """
-    for text in _candidates(value, parse):
-        if reads_as(parse_answer(text, parse), value):
-            return text
+    candidates = [t for t in _candidates(value, parse) if reads_as(parse_answer(t, parse), value)]
+    if grammar is None:
+        if candidates:
+            return candidates[0]
+    else:
+        from agentsim.grammar import compile_grammar
+
+        g = compile_grammar(grammar)
+        for text in candidates + [t for t in _grammar_candidates(value) if reads_as(parse_answer(t, parse), value)]:
+            if g.matches(text) is not False:
+                return text
+        if candidates:
+            raise AnswerFormatError(f"the grammar {_short(grammar)} admits no completion that reads as {value!r} "
+                                    f"(e.g. {candidates[0]!r} is not admitted)")
     what = {"regex": f"pattern {parse.pattern!r}", "choice": f"options {parse.options}"}.get(
         parse.type, f"parse '{parse.type}'"
     )
     raise AnswerFormatError(f"no completion that {what} reads as {value!r}")
+
+
+def _short(text: str) -> str:
+    return repr(text) if len(text) <= 60 else repr(text[:57] + "...")
+
+
+def _grammar_candidates(value: Any) -> list[str]:
+    """More spellings of a value for a grammar to admit (a text check reads them all alike)."""
+    if not isinstance(value, str):
+        return []
+    return [value.lower(), value.upper(), value.capitalize(), normalize_text(value)]
 
 
 def _candidates(value: Any, parse: ParseSpec) -> list[str]:

@@ -58,7 +58,7 @@ class OracleBackend(Backend):
     def generate(self, request: GenerationRequest) -> Completion:
         t0 = time.perf_counter()
         _sleep(0.0 if self._in_batch else self.options["latency_ms"])
-        text = oracle_text(request.expected, request.parse or ParseSpec(), request.hop_id)
+        text = oracle_text(request.expected, request.parse or ParseSpec(), request.hop_id, request.grammar)
         return Completion(text=text, decode_s=time.perf_counter() - t0, finish_reason="stop")
 
     def info(self) -> BackendInfo:
@@ -66,15 +66,28 @@ class OracleBackend(Backend):
                            kernel="simulation")
 
 
-def oracle_text(expected: Any, parse: ParseSpec, hop_id: str = "") -> str:
+def oracle_text(expected: Any, parse: ParseSpec, hop_id: str = "", grammar: str | None = None) -> str:
     """The completion the oracle answers: the expected value in the form the hop's parse reads
     (JSON at the field path, the option, a completion the regex matches with the value in its
-    group). A hop whose parse cannot read the value back is a clear error, not a silent miss."""
+    group). A hop whose parse cannot read the value back is a clear error, not a silent miss.
+
+    The oracle answers through the hop's grammar, as a constrained model must: when the grammar
+    admits no completion that reads as the expected value, it answers the grammar's shortest
+    string, which is judged wrong, so 100 % means that the file can be answered."""
     if expected is None:
         return "unknown"
     try:
-        return format_answer(expected, parse)
+        return format_answer(expected, parse, grammar)
     except AnswerFormatError as exc:
+        if grammar is not None:
+            try:
+                format_answer(expected, parse)
+            except AnswerFormatError:
+                pass
+            else:
+                from agentsim.grammar import compile_grammar
+
+                return compile_grammar(grammar).shortest()
         from agentsim.errors import BackendError
 
         raise BackendError(

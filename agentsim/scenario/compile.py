@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from typing import Any
 
 import networkx as nx
@@ -251,7 +252,40 @@ def scenario_from_dict(
                 scenario.warnings.append(ScenarioWarning(
                     message, source=source, line=hop_line(i, fld) or hop_line(i), hop=hop.id, field=fld, hint=hint,
                 ))
+    _check_sampled_answers(scenario, hop_line)
     return scenario
+
+
+#: how many instances ``validate`` draws to hold their expected answers against hop grammars
+SAMPLED_INSTANCES = 8
+
+
+def _check_sampled_answers(scenario: Scenario, hop_line: Any) -> None:
+    """Hold the expected answers of sampled instances (1 .. SAMPLED_INSTANCES - 1; instance 0 is
+    checked above) against each hop's grammar and parse: an answer a hop's grammar cannot
+    produce makes its hop unanswerable for that instance, and ``validate`` says so."""
+    warned = {w.hop for w in scenario.warnings if w.field in ("grammar", "parse", "expect")}
+    hops = [(i, h) for i, h in enumerate(scenario.spec.hops)
+            if h.kind == "llm" and h.grammar is not None and h.id not in warned]
+    if not hops:
+        return
+    deadline = time.monotonic() + 2.0
+    for k in range(1, SAMPLED_INSTANCES):
+        if not hops or time.monotonic() > deadline:
+            return
+        try:
+            inst = scenario.instance(0, k)
+        except Exception:  # noqa: BLE001 - instance 0 drew fine; the run reports its own draws
+            return
+        for i, hop in list(hops):
+            for message, fld, hint in answer_warnings(hop, inst.expected.get(hop.id)):
+                if fld == "grammar":
+                    scenario.warnings.append(ScenarioWarning(
+                        f"instance {k}: {message}", source=scenario.source, line=hop_line(i, fld) or hop_line(i),
+                        hop=hop.id, field=fld, hint=hint,
+                    ))
+                    hops.remove((i, hop))
+                    break
 
 
 _STRING_PARSES = ("regex", "text", "choice")
@@ -306,6 +340,16 @@ def answer_warnings(hop: HopSpec, expected: Any) -> list[tuple[str, str, str]]:
                 "expect",
                 "use 'check: normalized' (the default for choices), or list the value in options",
             ))
+        elif (parse == "json" and hop._check_defaulted and isinstance(expected, str)
+              and as_number(expected) is None):
+            out.append((
+                f"a text field read from JSON (parse 'json') is compared exactly by default, so "
+                f"{expected.swapcase()!r} or {(expected + ' ')!r} is judged wrong against {shown}, unlike "
+                "a 'text' parse, which compares normalised text",
+                "check",
+                "add 'check: normalized' to compare text as 'text' parses do (or 'check: exact' to keep "
+                "exact comparison and silence this)",
+            ))
     elif check == "numeric" and as_number(expected) is None:
         out.append((
             f"check 'numeric' compares numbers, but expect evaluates to {shown}",
@@ -323,12 +367,26 @@ def answer_warnings(hop: HopSpec, expected: Any) -> list[tuple[str, str, str]]:
     try:
         format_answer(expected, hop.parse)
     except AnswerFormatError as exc:
+        grammar_blocks = False
         target = {"regex": "the pattern so that its group captures", "choice": "the options so that they include"}
         out.append((
             f"{exc}: no completion can be judged right (the oracle backend cannot answer it either)",
             "parse",
             f"fix {target.get(parse, 'the parse so that it reads')} answers like {shown}, or the expect",
         ))
+    else:
+        grammar_blocks = hop.grammar is not None
+    if grammar_blocks:
+        assert hop.grammar is not None
+        try:
+            format_answer(expected, hop.parse, hop.grammar)
+        except AnswerFormatError as exc:
+            out.append((
+                f"{exc}: the model is held to the grammar, so no completion can be judged right "
+                "(the oracle answers through the grammar and scores 0 here)",
+                "grammar",
+                f"make the grammar admit answers like {shown} (e.g. add it to the choice), or fix the expect",
+            ))
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from agentsim.answers import CheckSpec, ParseSpec, default_check
 from agentsim.tools import get_tool
@@ -34,6 +34,8 @@ class HopSpec(BaseModel):
     max_tokens: int = Field(default=32, ge=1, le=32768)
     stop: list[str] = Field(default_factory=list)
     grammar: str | None = None
+    #: True when ``check`` was not written in the file (it is the parse type's default)
+    _check_defaulted: bool = PrivateAttr(default=False)
 
     @field_validator("id")
     @classmethod
@@ -82,6 +84,7 @@ class HopSpec(BaseModel):
                 )
         if self.check is None:
             self.check = default_check(self.parse)
+            self._check_defaulted = True
         return self
 
 

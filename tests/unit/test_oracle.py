@@ -30,7 +30,8 @@ def oracle_score(sc: Scenario, n: int = 3) -> float:
             spec = sc.hop(hop_id)
             if spec.kind != "llm":
                 continue
-            request = GenerationRequest(prompt="", expected=inst.expected[hop_id], parse=spec.parse, hop_id=hop_id)
+            request = GenerationRequest(prompt="", expected=inst.expected[hop_id], parse=spec.parse, hop_id=hop_id,
+                                        grammar=spec.grammar)
             value = parse_answer(ORACLE.generate(request).text, spec.parse)
             assert spec.check is not None
             total += 1
@@ -143,3 +144,51 @@ def test_a_hop_no_completion_can_satisfy_is_warned_and_the_oracle_says_why():
 def test_type_mismatches_warn_with_their_fix(hop, fld):
     sc = scenario_from_dict({"name": "s", "hops": [{"id": "h", "prompt": "q", **hop}]}, source="s.yaml")
     assert sc.warnings and sc.warnings[0].field == fld and sc.warnings[0].hint
+
+
+# --------------------------------------------------------------------------------------------
+# the oracle answers through the grammar, and validate holds expected answers against it
+
+CHOICE = """\
+name: complaint
+vars: {k: {choice: [late, late, late, wrong_item]}}
+hops:
+  - id: kind
+    prompt: "What went wrong with the order?"
+    expect: k
+    parse: text
+    grammar: "choice:damaged|late|wrong|billing"
+"""
+
+
+def test_a_grammar_that_cannot_produce_the_answer_warns_and_the_oracle_fails_it(tmp_path):
+    (tmp_path / "c.yaml").write_text(CHOICE.replace("[late, late, late, wrong_item]", "[wrong_item]"), encoding="utf-8")
+    sc = load_scenario(tmp_path / "c.yaml")
+    [w] = [w for w in sc.warnings if w.field == "grammar"]
+    assert "admits no completion that reads as 'wrong_item'" in str(w) and w.hop == "kind" and w.line == 8
+    assert oracle_score(sc) == 0.0  # it scored 100 % while the oracle ignored grammars
+    ok = scenario_from_dict({"name": "s", "hops": [{"id": "h", "prompt": "p", "expect": "'wrong'", "parse": "text",
+                                                    "grammar": "choice:damaged|late|wrong|billing"}]})
+    assert ok.warnings == [] and oracle_score(ok) == 1.0
+
+
+def test_validate_samples_instances_for_the_grammar_check(tmp_path):
+    """Instance 0 draws 'late' (fine); a later sampled instance draws 'wrong_item'."""
+    (tmp_path / "c.yaml").write_text(CHOICE, encoding="utf-8")
+    sc = load_scenario(tmp_path / "c.yaml")
+    draws = [sc.instance(0, k).expected["kind"] for k in range(8)]
+    assert "wrong_item" in draws
+    [w] = [w for w in sc.warnings if w.field == "grammar"]
+    k = draws.index("wrong_item")
+    assert k > 0 and f"instance {k}: " in str(w), (draws, str(w))
+
+
+def test_a_json_text_field_with_the_default_check_warns_with_the_fix():
+    hop = {"id": "item", "prompt": "p", "expect": "'gadget'", "parse": {"type": "json", "field": "item"}}
+    sc = scenario_from_dict({"name": "s", "hops": [hop]})
+    [w] = sc.warnings
+    assert w.field == "check" and "check: normalized" in w.hint
+    quiet = scenario_from_dict({"name": "s", "hops": [{**hop, "check": "exact"}]})
+    assert quiet.warnings == []
+    number = scenario_from_dict({"name": "s", "hops": [{**hop, "expect": "3"}]})
+    assert number.warnings == []
