@@ -21,6 +21,14 @@ PRESETS: dict[str, str] = {
     "word": "root ::= [A-Za-z] [A-Za-z_-]*",
     "words": 'root ::= [A-Za-z] [A-Za-z _-]*',
     "yesno": 'root ::= "yes" | "no"',
+    # any JSON object (OpenAI's response_format {"type": "json_object"} in agentsim serve)
+    "json": r'''root ::= object
+value ::= object | array | string | number | ("true" | "false" | "null") ws
+object ::= "{" ws ( string ":" ws value ("," ws string ":" ws value)* )? "}" ws
+array ::= "[" ws ( value ("," ws value)* )? "]" ws
+string ::= "\"" ( [^"\\\x7F\x00-\x1F] | "\\" (["\\bfnrt] | "u" [0-9a-fA-F]{4}) )* "\"" ws
+number ::= ("-"? ([0-9] | [1-9] [0-9]{0,15})) ("." [0-9]+)? ([eE] [-+]? [0-9] [1-9]{0,15})? ws
+ws ::= | " " | "\n" [ \t]{0,20}''',
 }
 
 

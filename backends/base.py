@@ -57,6 +57,11 @@ class GenerationRequest:
     instance_key: str = ""
     expected: Any = None
     parse: ParseSpec | None = None
+    #: a whole chat in OpenAI form (``agentsim serve``): backends that render chats (``llama``
+    #: with the GGUF's template, ``openai`` verbatim) use it instead of ``system`` + ``prompt``,
+    #: which then hold its text for the others; ``tools`` are OpenAI tool definitions
+    messages: list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = None
 
 
 @dataclass

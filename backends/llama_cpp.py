@@ -141,13 +141,19 @@ class LlamaBackend(Backend):
     # generation
 
     def render(self, request: GenerationRequest) -> str:
-        """The prompt text the model sees: the GGUF's chat template applied to system + user."""
-        messages = []
-        if request.system:
-            messages.append({"role": "system", "content": request.system})
-        messages.append({"role": "user", "content": request.prompt})
+        """The prompt text the model sees: the GGUF's chat template applied to system + user, or
+        to the request's whole chat and its tools (``request.messages``, from ``agentsim serve``)."""
+        if request.messages is not None:
+            messages = list(request.messages)
+        else:
+            messages = []
+            if request.system:
+                messages.append({"role": "system", "content": request.system})
+            messages.append({"role": "user", "content": request.prompt})
         if self._formatter is None:  # a GGUF without a chat template: plain text
-            return "\n\n".join(m["content"] for m in messages) + "\n"
+            return "\n\n".join(str(m.get("content") or "") for m in messages) + "\n"
+        if request.tools:
+            return str(self._formatter(messages=messages, tools=request.tools).prompt)
         return str(self._formatter(messages=messages).prompt)
 
     def _grammar(self, grammar: str | None) -> Any:

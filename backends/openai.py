@@ -321,6 +321,8 @@ class OpenAIBackend(Backend):
         if request.system:
             messages.append({"role": "system", "content": request.system})
         messages.append({"role": "user", "content": request.prompt})
+        if request.messages is not None:  # a whole chat (agentsim serve), sent as it came
+            messages = list(request.messages)
         body: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
@@ -332,6 +334,8 @@ class OpenAIBackend(Backend):
         stops = [s for s in request.stop if s]
         if stops:
             body["stop"] = stops
+        if request.tools:
+            body["tools"] = list(request.tools)
         if self._stream_usage:
             body["stream_options"] = {"include_usage": True}
         if self.server in ("llama.cpp", "llama-cpp-python"):
