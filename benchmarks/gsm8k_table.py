@@ -34,12 +34,12 @@ def run(db: str, *, rungs: list[str], per_bucket: int, decomposed: int, steps: i
     backends = [f"{MODEL}@{r},n_threads={threads}" for r in rungs]
     if per_bucket:
         t0 = time.perf_counter()
-        agentsim.simulate("gsm8k", backends, params={"steps": list(BUCKETS), "mode": "whole"},
+        agentsim.simulate("gsm8k", backends, params={"steps": list(BUCKETS), "form": "whole"},
                           instances=per_bucket, seed=seed, mode="free", db=db, batch=batch)
         walls["whole"] = time.perf_counter() - t0
     if decomposed:
         t0 = time.perf_counter()
-        agentsim.simulate("gsm8k", backends, params={"steps": str(steps), "mode": list(step_modes)},
+        agentsim.simulate("gsm8k", backends, params={"steps": str(steps), "form": list(step_modes)},
                           instances=decomposed, seed=seed, mode="both", db=db, batch=batch)
         walls["decomposed"] = time.perf_counter() - t0
     return walls

@@ -33,3 +33,19 @@ def fmt_ci(v: Any, ci: Any) -> str:
         return "-"
     return f"{v:.3f}" + (f"  [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
+
+
+#: the engine's modes (``--mode``); a scenario family's own knob (gsm8k's ``form``) is a --param
+RUN_MODES = ("free", "oracle", "both")
+
+
+def run_mode(value: str) -> str:
+    """``--mode``'s type: free, oracle or both; a family form (whole, worked, decomposed) is
+    pointed to its ``--param``, not refused bare."""
+    if value in RUN_MODES:
+        return value
+    if value in ("whole", "worked", "decomposed"):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is a form of the gsm8k family, not a run mode: use --param form={value} "
+            f"(--mode is {', '.join(RUN_MODES)}: whether hops see their parents' actual or expected answers)")
+    raise argparse.ArgumentTypeError(f"invalid choice {value!r} (choose from {', '.join(RUN_MODES)})")

@@ -10,7 +10,7 @@ from agentsim.console import esc, progress_printer
 from agentsim.errors import AgentsimError
 from agentsim.limits import add_trust_argument
 
-from .common import console, db_arg, open_store
+from .common import console, db_arg, open_store, run_mode
 
 # validate
 
@@ -164,7 +164,7 @@ def add_cli(sub: Any) -> None:
                     help="NAME[:MODEL][@PRECISION][,key=value...]; repeat for several")
     sp.add_argument("--instances", "-n", type=int, default=10, help="instances (seeded draws) per run")
     sp.add_argument("--seed", type=int, default=0, help="the seed of the draws: same seed, same questions")
-    sp.add_argument("--mode", choices=("free", "oracle", "both"), default="free",
+    sp.add_argument("--mode", type=run_mode, metavar="{free,oracle,both}", default="free",
                     help="free: hops see their parents' actual answers; oracle: the expected ones")
     sp.add_argument("--param", "-p", action="append", metavar="KEY=VALUE",
                     help="scenario parameter; a..b or x|y sweeps (e.g. depth=1..6); quote a | in a "

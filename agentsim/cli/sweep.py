@@ -34,7 +34,7 @@ from typing import Any
 
 from agentsim.errors import AgentsimError
 
-from .common import console, db_arg, open_store
+from .common import console, db_arg, open_store, run_mode
 
 __all__ = ["SweepDef", "load_sweep", "bundled_sweeps", "sweep_launch", "cmd_scale", "add_cli"]
 
@@ -336,7 +336,7 @@ def add_cli(sub: Any) -> None:
     sp.add_argument("--option", "-o", action="append", metavar="KEY=VALUE",
                     help="a backend option for every spec (e.g. n_threads=1)")
     sp.add_argument("--instances", "-n", type=int, help="override the number of instances")
-    sp.add_argument("--mode", choices=("free", "oracle", "both"), help="override the modes")
+    sp.add_argument("--mode", type=run_mode, metavar="{free,oracle,both}", help="override the modes")
     sp.add_argument("--energy", help="auto | nvml | rapl | estimate | off")
     db_arg(sp)
     sp.set_defaults(func=cmd_sweep)

@@ -178,9 +178,10 @@ def test_steps_knob():
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"steps": "1-2", "mode": "decomposed"}, "exact step count"),
+        ({"steps": "1-2", "form": "decomposed"}, "exact step count"),
         ({"steps": "1"}, "no GSM8K problem"),
-        ({"steps": "2", "mode": "both"}, "mode must be"),
+        ({"steps": "2", "form": "both"}, "form must be"),
+        ({"steps": "2", "mode": "whole"}, "unknown parameter.*mode.*form="),  # the knob is form
         ({"steps": "two"}, "steps must be"),
     ],
 )
@@ -189,11 +190,11 @@ def test_bad_parameters_are_scenario_errors(params, message):
         build_generator("gsm8k", params)
 
 
-@pytest.mark.parametrize("mode", ["whole", "decomposed"])
-def test_a_sample_holds_no_problem_twice_until_the_pool_is_used_up(mode):
+@pytest.mark.parametrize("form", ["whole", "decomposed"])
+def test_a_sample_holds_no_problem_twice_until_the_pool_is_used_up(form):
     """Instance i of seed s is item i of a seeded permutation of the bucket: a sample of the whole
     pool is every problem once, the same at any sample size, and another seed is another order."""
-    sc = build_generator("gsm8k", {"steps": "7", "mode": mode})
+    sc = build_generator("gsm8k", {"steps": "7", "form": form})
     pool = {p.index for p in fam.problem_pool(7, 7)}
     first = [i.vars["problem"] for i in sc.instances(len(pool), seed=3)]
     assert sorted(first) == sorted(pool)  # 21 problems with 7 steps: each once
@@ -203,8 +204,8 @@ def test_a_sample_holds_no_problem_twice_until_the_pool_is_used_up(mode):
 
 
 def test_worked_mode_has_the_decomposed_graph_problems_and_expectations_with_worked_answers():
-    dec = build_generator("gsm8k", {"steps": "3", "mode": "decomposed"})
-    wk = build_generator("gsm8k", {"steps": "3", "mode": "worked"})
+    dec = build_generator("gsm8k", {"steps": "3", "form": "decomposed"})
+    wk = build_generator("gsm8k", {"steps": "3", "form": "worked"})
     assert wk.name == "gsm8k-worked-steps3" and wk.order == dec.order == ["s1", "s2", "s3"]
     a, b = dec.instance(0, 4), wk.instance(0, 4)
     assert a.vars["problem"] == b.vars["problem"] and a.expected == b.expected
@@ -216,7 +217,7 @@ def test_worked_mode_has_the_decomposed_graph_problems_and_expectations_with_wor
 
 
 def test_decomposed_hops_see_earlier_questions_and_answers():
-    sc = build_generator("gsm8k", {"steps": "3", "mode": "decomposed"})
+    sc = build_generator("gsm8k", {"steps": "3", "form": "decomposed"})
     assert sc.order == ["s1", "s2", "s3"] and sc.parents("s3") == ["s1", "s2"]
     inst = sc.instance(0, 0)
     p = {q.index: q for q in g.load_problems()[0]}[inst.vars["problem"]]
@@ -251,8 +252,8 @@ def _simulate(tmp_path, monkeypatch, backends, params, mode, n=12, seed=3):
 
 
 def test_oracle_scores_one_in_both_modes(tmp_path, monkeypatch):
-    res = _simulate(tmp_path, monkeypatch, "oracle", {"steps": ["2", "4"], "mode": ["decomposed", "worked"]}, "both")
-    res2 = _simulate(tmp_path, monkeypatch, "oracle", {"steps": ["1-2", "5+"], "mode": "whole"}, "free")
+    res = _simulate(tmp_path, monkeypatch, "oracle", {"steps": ["2", "4"], "form": ["decomposed", "worked"]}, "both")
+    res2 = _simulate(tmp_path, monkeypatch, "oracle", {"steps": ["1-2", "5+"], "form": "whole"}, "free")
     summaries = res.summaries() + res2.summaries()
     assert len(summaries) == 10
     for s in summaries:
@@ -260,7 +261,7 @@ def test_oracle_scores_one_in_both_modes(tmp_path, monkeypatch):
 
 
 def test_noisy_gives_local_and_propagated_errors_in_decomposed_mode(tmp_path, monkeypatch):
-    res = _simulate(tmp_path, monkeypatch, "noisy,p=0.3", {"steps": "4", "mode": "decomposed"}, "free", n=30)
+    res = _simulate(tmp_path, monkeypatch, "noisy,p=0.3", {"steps": "4", "form": "decomposed"}, "free", n=30)
     (summary,) = res.summaries()
     kinds = summary["error_kinds"]
     assert kinds["local"] > 0 and kinds["propagated"] > 0
@@ -272,12 +273,12 @@ def test_noisy_gives_local_and_propagated_errors_in_decomposed_mode(tmp_path, mo
 
 
 def test_whole_mode_stores_the_step_count_and_respects_the_bucket():
-    sc = build_generator("gsm8k", {"steps": "3-4", "mode": "whole"})
+    sc = build_generator("gsm8k", {"steps": "3-4", "form": "whole"})
     counts = {sc.instance(0, i).vars["n_steps"] for i in range(40)}
     assert counts == {3, 4}
     hop = sc.hop("answer")
     assert hop.max_tokens == 320 and hop.grammar is None
-    assert build_generator("gsm8k", {"steps": "5+", "mode": "whole", "max_tokens": 64}).hop("answer").max_tokens == 64
+    assert build_generator("gsm8k", {"steps": "5+", "form": "whole", "max_tokens": 64}).hop("answer").max_tokens == 64
 
 
 def test_instances_are_fixed_by_seed_and_index():
@@ -305,3 +306,35 @@ def test_whole_answer_is_the_hash_line_or_the_last_number(text, value):
     got = parse_answer(text, ParseSpec(type="regex", pattern=fam.WHOLE_PARSE_PATTERN))
     assert got == value
     assert re.compile(fam.WHOLE_PARSE_PATTERN)
+
+
+def test_instance_i_is_the_same_problem_in_every_form():
+    """Issue 27: whole, worked and decomposed runs of one seed pair up, instance by instance."""
+    forms = {f: build_generator("gsm8k", {"steps": "3", "form": f}) for f in ("whole", "worked", "decomposed")}
+    for seed in (0, 5):
+        drawn = {f: [i.vars["problem"] for i in sc.instances(12, seed=seed)] for f, sc in forms.items()}
+        assert drawn["whole"] == drawn["worked"] == drawn["decomposed"]
+
+
+def test_strict_keeps_only_problems_with_certain_parents_and_says_how_many():
+    for steps, f in (("4", "decomposed"), ("3-4", "whole")):
+        sc = build_generator("gsm8k", {"steps": steps, "form": f, "strict": True})
+        lo, hi = fam.parse_steps(steps)
+        kept, every = fam.problem_pool(lo, hi, strict=True), fam.problem_pool(lo, hi)
+        assert 0 < len(kept) < len(every) and not any(p.parents_uncertain for p in kept)
+        assert f"strict: {len(kept)} of {len(every)}" in sc.spec.description and sc.name.endswith("-strict")
+        drawn = {i.vars["problem"] for i in sc.instances(40, seed=0)}
+        assert drawn <= {p.index for p in kept}
+    # the counts docs/gsm8k.md gives per bucket
+    counts = {b: len(fam.problem_pool(*fam.parse_steps(b), strict=True)) for b in ("1-2", "3-4", "5+")}
+    assert counts == {"1-2": 283, "3-4": 532, "5+": 175}
+
+
+def test_run_mode_whole_points_to_the_form_knob(capsys):
+    from agentsim.cli import main
+
+    with pytest.raises(SystemExit) as err:
+        main(["run", "gsm8k", "--mode", "whole", "-b", "oracle"])
+    assert err.value.code == 2
+    msg = capsys.readouterr().err
+    assert "--param form=whole" in msg and "Traceback" not in msg

@@ -3,11 +3,17 @@
 Problems come from the bundled GSM8K test split (Socratic form, see
 :mod:`agentsim.datasets.gsm8k`); every instance is one problem, drawn from the problems with the
 requested number of annotated steps: instance ``i`` of seed ``s`` is item ``i`` of a permutation of
-those problems seeded by the scenario's name and ``s``, so it is the same problem at every
-precision and on every backend, and no problem comes twice until the whole pool has been used
-(instance ``len(pool)`` starts the permutation again).
+those problems seeded by the step bucket and ``s`` (not by the form), so it is the same problem at
+every precision, on every backend and in every form (whole, worked and decomposed runs of one
+seed pair up), and no problem comes twice until the whole pool has been used (instance
+``len(pool)`` starts the permutation again).
 
-``mode=decomposed``  one hop per step (``s1``, ``s2``, ...): the problem in the system prompt, the
+The knob is ``form``, not ``mode``: ``--mode`` (free / oracle) is the engine's and applies to every
+form. ``strict=true`` keeps only problems none of whose steps has uncertain parents
+(:attr:`agentsim.datasets.gsm8k.Step.parents_uncertain`); the scenario's description says how many
+remain.
+
+``form=decomposed``  one hop per step (``s1``, ``s2``, ...): the problem in the system prompt, the
                      earlier sub-questions with the answers this hop received, then the step's
                      sub-question, answered with a single number. Each hop's expectation is the
                      step's annotated expression as a rational function of the earlier steps'
@@ -15,15 +21,15 @@ precision and on every backend, and no problem comes twice until the whole pool 
                      *given the inputs received* is the same expression re-evaluated on them: a
                      wrong earlier answer makes later steps "propagated", not "local". Needs an
                      exact step count (``steps=3``).
-``mode=worked``      as decomposed, but each step may work briefly before its answer, given on the
+``form=worked``      as decomposed, but each step may work briefly before its answer, given on the
                      last line as ``#### N`` (96 tokens): small models that cannot answer a step
                      with a bare number still show where a chain breaks. The same problems as
                      decomposed (same seed, same permutation).
-``mode=whole``       one hop per problem: the question, chain of thought allowed, the final number
+``form=whole``       one hop per problem: the question, chain of thought allowed, the final number
                      read from ``#### N`` (else the last number of the completion). The problem's
                      step count is the instance variable ``n_steps``.
 
-``steps``  ``N`` (exactly N annotated steps), ``A-B`` (a bucket, whole mode) or ``N+``.
+``steps``  ``N`` (exactly N annotated steps), ``A-B`` (a bucket, whole form) or ``N+``.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ WHOLE_PARSE_PATTERN = (
 )
 
 _CHECK = {"type": "numeric", "tol": 1e-6}
-_MODES = ("decomposed", "worked", "whole")
+_FORMS = ("decomposed", "worked", "whole")
 #: the completion budget of a worked step
 WORKED_MAX_TOKENS = 96
 
@@ -64,10 +70,12 @@ def parse_steps(text: str) -> tuple[int, int | None]:
     return lo, hi
 
 
-def problem_pool(lo: int, hi: int | None) -> list[Problem]:
-    """The parsed problems with ``lo <= steps <= hi`` (``hi`` None: no upper bound)."""
+def problem_pool(lo: int, hi: int | None, *, strict: bool = False) -> list[Problem]:
+    """The parsed problems with ``lo <= steps <= hi`` (``hi`` None: no upper bound); ``strict``:
+    only those none of whose steps has uncertain parents."""
     problems, report = load_problems()
-    pool = [p for p in problems if p.n_steps >= lo and (hi is None or p.n_steps <= hi)]
+    pool = [p for p in problems if p.n_steps >= lo and (hi is None or p.n_steps <= hi)
+            and not (strict and p.parents_uncertain)]
     if not pool:
         have = ", ".join(f"{n}: {c}" for n, c in sorted(report.by_steps.items()))
         raise ValueError(f"no GSM8K problem has that many annotated steps (steps: problems = {have})")
@@ -111,28 +119,33 @@ _WHOLE_SYSTEM = (
     "gsm8k",
     description="GSM8K test problems (OpenAI, MIT): each step one hop (decomposed) or the whole "
     "problem in one hop; exact expected answers per step, re-evaluated on the inputs received.",
-    params={"steps": "3", "mode": "decomposed", "max_tokens": 320},
+    params={"steps": "3", "form": "decomposed", "max_tokens": 320, "strict": False},
     param_help={
-        "steps": "annotated steps per problem: N, or a bucket A-B / N+ (whole mode); the test split has 2..8",
-        "mode": "decomposed (one hop per step, numbers only), worked (one hop per step, brief working, "
-                "'#### N') or whole (one hop, chain of thought, '#### N')",
+        "steps": "annotated steps per problem: N, or a bucket A-B / N+ (whole form); the test split has 2..8",
+        "form": "decomposed (one hop per step, numbers only), worked (one hop per step, brief working, "
+                "'#### N') or whole (one hop, chain of thought, '#### N'); not --mode (free/oracle)",
         "max_tokens": "completion budget of a whole-problem hop (decomposed hops use 12, worked 96)",
+        "strict": "true: only problems whose every step's parents are certain (docs/gsm8k.md)",
     },
 )
-def gsm8k(steps: str, mode: str, max_tokens: int) -> Generated:
-    if mode not in _MODES:
-        raise ValueError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
+def gsm8k(steps: str, form: str, max_tokens: int, strict: bool) -> Generated:
+    if form not in _FORMS:
+        raise ValueError(f"form must be one of {', '.join(_FORMS)}, got {form!r}")
     if not 16 <= max_tokens <= 4096:
         raise ValueError("max_tokens must be within 16..4096")
     lo, hi = parse_steps(steps)
-    pool = problem_pool(lo, hi)
+    pool = problem_pool(lo, hi, strict=strict)
     label = f"{lo}" if hi == lo else (f"{lo}+" if hi is None else f"{lo}-{hi}")
-    if mode == "whole":
-        return _whole(pool, label, max_tokens)
+    # one permutation per bucket and seed, whatever the form: instance i is one problem in all
+    problem = _drawer(pool, f"gsm8k-steps{label}{'-strict' if strict else ''}")
+    note = f", strict: {len(pool)} of {len(problem_pool(lo, hi))} with certain parents" if strict else ""
+    suffix = "-strict" if strict else ""
+    if form == "whole":
+        return _whole(pool, label, max_tokens, problem, note, suffix)
     if hi != lo:
-        raise ValueError(f"mode={mode} needs an exact step count (steps=N), got {steps!r}: "
+        raise ValueError(f"form={form} needs an exact step count (steps=N), got {steps!r}: "
                          "one hop per step, so every instance must have the same number of steps")
-    return _decomposed(pool, lo, label, worked=mode == "worked")
+    return _decomposed(pool, lo, label, problem, note, suffix, worked=form == "worked")
 
 
 def _permutation(pool: list[Problem], name: str, seed: int, cache: dict[int, list[int]]) -> list[int]:
@@ -154,7 +167,7 @@ def _drawer(pool: list[Problem], name: str) -> Any:
     return problem
 
 
-def _whole(pool: list[Problem], label: str, max_tokens: int) -> Generated:
+def _whole(pool: list[Problem], label: str, max_tokens: int, problem: Any, note: str, suffix: str) -> Generated:
     hop = {
         "id": "answer",
         "description": "the whole problem: reasoning, then '#### N'",
@@ -165,8 +178,7 @@ def _whole(pool: list[Problem], label: str, max_tokens: int) -> Generated:
         "max_tokens": max_tokens,
     }
 
-    name = f"gsm8k-whole-steps{label}"
-    problem = _drawer(pool, name)
+    name = f"gsm8k-whole-steps{label}{suffix}"
 
     def draw(rng: random.Random, world: dict[str, Any], *, seed: int, index: int) -> dict[str, Any]:
         p = problem(seed, index)
@@ -175,7 +187,7 @@ def _whole(pool: list[Problem], label: str, max_tokens: int) -> Generated:
     spec = {
         "name": name,
         "description": f"GSM8K test problems with {label} annotated steps, solved in one hop "
-                       f"({len(pool)} problems)",
+                       f"({len(pool)} problems{note})",
         "system": _WHOLE_SYSTEM,
         "hops": [hop],
         "tags": ["gsm8k", "dataset"],
@@ -191,7 +203,8 @@ _WORKED_SYSTEM = (
 )
 
 
-def _decomposed(pool: list[Problem], n: int, label: str, *, worked: bool = False) -> Generated:
+def _decomposed(pool: list[Problem], n: int, label: str, problem: Any, note: str, suffix: str, *,
+                worked: bool = False) -> Generated:
     n_num = [max(len(p.steps[i].rational.num) for p in pool) or 1 for i in range(n)]
     n_den = [max(len(p.steps[i].rational.den) for p in pool) for i in range(n)]
     hops: list[dict[str, Any]] = []
@@ -215,9 +228,7 @@ def _decomposed(pool: list[Problem], n: int, label: str, *, worked: bool = False
                        parse="number", grammar="number", max_tokens=12)
         hops.append(hop)
 
-    name = f"gsm8k-{'worked' if worked else 'decomposed'}-steps{label}"
-    # worked and decomposed runs of one seed get the same problems (one permutation)
-    problem = _drawer(pool, f"gsm8k-decomposed-steps{label}")
+    name = f"gsm8k-{'worked' if worked else 'decomposed'}-steps{label}{suffix}"
 
     def draw(rng: random.Random, world: dict[str, Any], *, seed: int, index: int) -> dict[str, Any]:
         p = problem(seed, index)
@@ -237,7 +248,7 @@ def _decomposed(pool: list[Problem], n: int, label: str, *, worked: bool = False
     spec = {
         "name": name,
         "description": f"GSM8K test problems with {n} annotated steps, one hop per step"
-                       f"{', worked answers' if worked else ''} ({len(pool)} problems)",
+                       f"{', worked answers' if worked else ''} ({len(pool)} problems{note})",
         "system": _WORKED_SYSTEM if worked else _DECOMPOSED_SYSTEM,
         "hops": hops,
         "tags": ["gsm8k", "dataset"],
