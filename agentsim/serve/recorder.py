@@ -34,7 +34,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentsim.store import HopRead, InstanceRecord, Run, RunRead, Store, new_hop_trace
+from agentsim.store import HopRecord, InstanceRecord, Run, RunRead, Store
 from agentsim.values import jsonable
 
 from .chat import ChatRequest, answer_message, canonical, same_answer
@@ -203,7 +203,7 @@ class Recorder:
         return sorted({r for h in log.hops if not h.correct for r in h.roots}, key=_order)
 
     # calls -------------------------------------------------------------------------------
-    def record(self, index: int, req: ChatRequest, outcome: CallOutcome) -> HopRead | Any:
+    def record(self, index: int, req: ChatRequest, outcome: CallOutcome) -> HopRecord:
         """Store one call (and the tool hops its messages answer) and return the stored hop."""
         with self._lock:
             log = self._log(index)
@@ -212,7 +212,7 @@ class Recorder:
             log.n_llm += 1
             hop_id = f"c{log.n_llm}"
             answer = answer_message(outcome.content, outcome.tool_calls)
-            trace = new_hop_trace(run_id=self.run.id, instance_index=index, hop_id=hop_id, topo_index=log.topo,
+            trace = HopRecord(run_id=self.run.id, instance_index=index, hop_id=hop_id, topo_index=log.topo,
                                   depth=depth, kind="llm", parents=parents,
                                   prompt=json.dumps(jsonable(req.recorded()), ensure_ascii=False))
             log.topo += 1
@@ -284,7 +284,7 @@ class Recorder:
         tid = f"{caller}.t{k}"
         fn = call.get("function") or {}
         caller_hop = next(h for h in log.hops if h.hop_id == caller)
-        trace = new_hop_trace(run_id=self.run.id, instance_index=index, hop_id=tid, topo_index=log.topo,
+        trace = HopRecord(run_id=self.run.id, instance_index=index, hop_id=tid, topo_index=log.topo,
                               depth=cdepth + 1, kind="tool", parents=[caller],
                               prompt=f"{fn.get('name')}({fn.get('arguments')})",
                               completion=message.get("content"), parsed={"tool_call_id": cid,

@@ -133,7 +133,7 @@ class ChatService:
             wall_s=answer.wall_s, reading=answer.reading,
             batch_n=answer.batch_n if batched else None, batch_share=answer.share if batched else None,
             batch_wall_s=answer.batch_wall_s if batched else None,
-            batch_timing=c.extra.get("batch_timing", "own") if batched else None))
+            batch_timing=(c.batch_timing or "own") if batched else None))
         pt, ct = int(c.prompt_tokens or 0), int(c.completion_tokens or 0)
         return Served(id=f"chatcmpl-{self.recorder.run.id}-{instance}-{saved.hop_id}", model=self.model,
                       created=created, content=content, tool_calls=calls, finish_reason=finish,
