@@ -86,6 +86,8 @@ class RecordedCall:
     answer: dict[str, Any]
     canon: list[str]
     error_kind: str
+    parents: list[str] = field(default_factory=list)
+    depth: int = 1
 
 
 def recorded_calls(store: Store, run_id: int) -> dict[int, list[RecordedCall]]:
@@ -101,7 +103,7 @@ def recorded_calls(store: Store, run_id: int) -> dict[int, list[RecordedCall]]:
         answer = (h.parsed or {}).get("message") if isinstance(h.parsed, dict) else None
         out.setdefault(h.instance_index, []).append(RecordedCall(
             h.hop_id, request, answer or {"role": "assistant", "content": h.completion},
-            canonical(request.get("messages") or []), h.error_kind))
+            canonical(request.get("messages") or []), h.error_kind, list(h.parents), h.depth))
     for calls in out.values():
         calls.sort(key=lambda c: _order(c.hop_id))
     return out
@@ -203,14 +205,20 @@ class Recorder:
         return sorted({r for h in log.hops if not h.correct for r in h.roots}, key=_order)
 
     # calls -------------------------------------------------------------------------------
-    def record(self, index: int, req: ChatRequest, outcome: CallOutcome) -> HopRecord:
-        """Store one call (and the tool hops its messages answer) and return the stored hop."""
+    def record(self, index: int, req: ChatRequest, outcome: CallOutcome,
+               replay_of: RecordedCall | None = None) -> HopRecord:
+        """Store one call (and the tool hops its messages answer) and return the stored hop.
+        ``replay_of``: the reference call this request re-sends (replay): the hop takes its id, its
+        parents and its depth, and is judged against its answer alone (inputs held right)."""
         with self._lock:
             log = self._log(index)
             canon = canonical(req.messages)
-            parents, depth = self._parents(index, log, req, canon)
             log.n_llm += 1
-            hop_id = f"c{log.n_llm}"
+            if replay_of is not None:
+                parents, depth, hop_id = list(replay_of.parents), replay_of.depth, replay_of.hop_id
+            else:
+                parents, depth = self._parents(index, log, req, canon)
+                hop_id = f"c{log.n_llm}"
             answer = answer_message(outcome.content, outcome.tool_calls)
             trace = HopRecord(run_id=self.run.id, instance_index=index, hop_id=hop_id, topo_index=log.topo,
                                   depth=depth, kind="llm", parents=parents,
@@ -239,7 +247,10 @@ class Recorder:
             else:
                 trace.completion = outcome.text
                 trace.parsed = {"message": answer, "finish_reason": outcome.finish_reason}
-                self._judge(trace, index, log, canon, answer, hop_id, inherited)
+                if replay_of is not None:
+                    self._judge_replay(trace, replay_of, answer, hop_id)
+                else:
+                    self._judge(trace, index, log, canon, answer, hop_id, inherited)
                 roots = list(trace.root_cause)
             trace.root_cause = roots
             saved = self.store.record_hop(trace)
@@ -299,6 +310,29 @@ class Recorder:
         log.tool_hops[cid] = tid
         log.hops.append(_Hop(tid, [], cdepth + 1, caller_hop.correct, "tool", list(trace.root_cause)))
         return tid
+
+    def copy_tool_hop(self, index: int, hop: Any) -> HopRecord:
+        """Replay: a reference tool hop recorded again as it was (its result is the agent's own
+        code's, which replay holds right)."""
+        with self._lock:
+            log = self._log(index)
+            trace = HopRecord(run_id=self.run.id, instance_index=index, hop_id=hop.hop_id, topo_index=log.topo,
+                              depth=hop.depth, kind="tool", parents=list(hop.parents), prompt=hop.prompt,
+                              completion=hop.completion, parsed=hop.parsed, expected=hop.completion,
+                              correct=True, parents_ok=True, error_kind="none")
+            log.topo += 1
+            saved = self.store.record_hop(trace)
+            log.hops.append(_Hop(hop.hop_id, [], hop.depth, True, "tool", []))
+            return saved
+
+    def _judge_replay(self, trace: Any, ref: RecordedCall, answer: dict[str, Any], hop_id: str) -> None:
+        check = self.reference.check if self.reference is not None else "normalized"
+        ok = same_answer(answer, ref.answer, check)
+        trace.expected = trace.expected_given_inputs = ref.answer
+        trace.correct = trace.correct_given_inputs = ok
+        trace.parents_ok = True
+        trace.error_kind = "none" if ok else "local"
+        trace.root_cause = [] if ok else [hop_id]
 
     def _judge(self, trace: Any, index: int, log: _InstanceLog, canon: list[str], answer: dict[str, Any],
                hop_id: str, inherited: list[str]) -> None:

@@ -97,14 +97,15 @@ class ChatService:
             tools=req.tools if req.tools_active else None,
         )
 
-    async def serve(self, instance: int, req: ChatRequest) -> Served:
+    async def serve(self, instance: int, req: ChatRequest, replay_of: Any = None) -> Served:
         """Answer ``req`` for ``instance``; a backend failure is recorded, then raised as a
         :class:`RequestError` with an OpenAI error body."""
         created = int(time.time())
         if req.model and req.model not in self.model_names:
             err = RequestError(f"The model {req.model!r} does not exist: this server serves {self.model!r} "
                                f"({self.backend.spec})", status=404, code="model_not_found", param="model")
-            self.recorder.record(instance, req, CallOutcome(error=f"unknown model: {err.message}", wall_s=0.0))
+            self.recorder.record(instance, req, CallOutcome(error=f"unknown model: {err.message}", wall_s=0.0),
+                                 replay_of=replay_of)
             raise err
         greq = self.generation_request(req)
         answer = await asyncio.wrap_future(self.dispatcher.submit(greq))
@@ -112,7 +113,8 @@ class ChatService:
             exc = answer.error
             detail = f"{type(exc).__name__}: {exc}"
             self.recorder.record(instance, req, CallOutcome(error=detail, wall_s=answer.wall_s, reading=answer.reading,
-                                                            batch_n=answer.batch_n if answer.batch_n > 1 else None))
+                                                            batch_n=answer.batch_n if answer.batch_n > 1 else None),
+                                 replay_of=replay_of)
             text = str(getattr(exc, "message", exc))
             if "exceeds n_ctx" in text or "context" in text.lower() and "exceed" in text.lower():
                 raise RequestError(f"This model's maximum context length was exceeded: {text}",
@@ -128,7 +130,7 @@ class ChatService:
             content, calls = c.text, []
         finish = "tool_calls" if calls else (c.finish_reason or "stop")
         batched = answer.batch_n > 1
-        saved = self.recorder.record(instance, req, CallOutcome(
+        saved = self.recorder.record(instance, req, replay_of=replay_of, outcome=CallOutcome(
             content=content, tool_calls=calls, text=c.text, finish_reason=finish, completion=c,
             wall_s=answer.wall_s, reading=answer.reading,
             batch_n=answer.batch_n if batched else None, batch_share=answer.share if batched else None,

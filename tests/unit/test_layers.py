@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("agentsim.store", "agentsim.migrations"),
     ("agentsim.backends",),
     ("agentsim.engine",),
-    ("agentsim.launch", "agentsim.distributed", "agentsim.casting", "agentsim.serve"),
+    ("agentsim.launch", "agentsim.distributed", "agentsim.casting", "agentsim.serve", "agentsim.agents"),
     ("agentsim.analysis", "agentsim.report", "agentsim.render"),
     ("agentsim.api", "agentsim.demo"),
     ("agentsim.tui",),
