@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .errors import AgentsimError
-from .store import RunRead, Store, scenario_label_of
+from .store import RunRead, Store, batch_size_of, scenario_label_of
 
 __all__ = ["simulate", "Results", "Frames", "load_results"]
 
@@ -82,7 +82,7 @@ class Results:
                 row["energy_kind"] = s["energy"]["kind"]
                 row["energy_source"] = s["energy"]["source"]
                 row["reliability_r"] = s["reliability"]["r"]
-            row["batch_size"] = getattr(by_id[rid], "batch_size", None) or 1
+            row["batch_size"] = batch_size_of(by_id[rid])
             for name in param_names:
                 row[f"param_{name}"] = (by_id[rid].params or {}).get(name)
             run_rows.append(row)

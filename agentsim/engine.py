@@ -28,6 +28,8 @@ hop per step). :class:`_HopDraft` is one hop between its preparation and its rec
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 import traceback
 from collections.abc import Callable
@@ -46,7 +48,7 @@ from .measure import (
 )
 from .scenario import HopSpec, Instance, Scenario
 from .scenario.attribution import input_parents
-from .store import HopRead, HopRecord, InstanceRecord, RunRead, RunStore, utcnow
+from .store import HopRead, HopRecord, InstanceRecord, Run, RunRead, RunStore, batch_size_of, utcnow
 from .tools import ToolError, call_tool
 from .values import jsonable
 
@@ -54,7 +56,7 @@ if TYPE_CHECKING:
     from agentsim.backends.base import Backend, Completion, GenerationRequest
 
 __all__ = ["ERROR_KINDS", "ORIGIN_KINDS", "MODES", "RunPlan", "RunExecutor", "RunCounters", "Progress",
-           "Cancelled", "run_batch_size"]
+           "Cancelled", "run_fields_here"]
 
 ERROR_KINDS = ("none", "local", "propagated", "recovered", "parse", "backend")
 #: error kinds that start a failure chain (root causes)
@@ -62,11 +64,6 @@ ORIGIN_KINDS = ("local", "parse", "backend")
 MODES = ("free", "oracle")
 
 _MISSING = object()
-
-
-def run_batch_size(run: Any) -> int:
-    """A run's batch size; a run written before batching existed reads None, which means 1."""
-    return int(getattr(run, "batch_size", None) or 1)
 
 
 @dataclass
@@ -117,6 +114,31 @@ class RunPlan:
     launch_id: str | None = None
     #: instances advanced together (their ready hops go to the backend as one call)
     batch_size: int = 1
+
+    def row(self, backend: str, **fields: Any) -> Run:
+        """The stored run of this plan against backend spec ``backend``, with ``fields`` (what
+        the loaded backend and the process that runs it add: :func:`run_fields_here`). The one
+        place a run row is made, in-process and for Ray alike."""
+        from agentsim.backends.base import parse_spec
+
+        sc = self.scenario
+        values: dict[str, Any] = {
+            "scenario": sc.name, "scenario_ref": sc.ref, "scenario_fingerprint": sc.fingerprint,
+            "params": self.params, "backend": backend, "backend_name": parse_spec(backend).name,
+            "mode": self.mode, "seed": self.seed, "n_instances": self.instances,
+            "hops_per_instance": len(sc.order), "launch_id": self.launch_id, "batch_size": self.batch_size,
+        }
+        return Run(**{**values, **fields})
+
+
+def run_fields_here(backend: Backend, meter: EnergyMeter, machine: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The columns of a run that say what runs it and where: the loaded backend's own fields
+    (:meth:`BackendInfo.run_fields`), this machine's fingerprint, the energy meter, and this
+    process (``pid``/``host``: the run reads as running while it lives)."""
+    from .hardware import machine_info
+
+    return {**backend.info().run_fields(), "machine": machine_info() if machine is None else machine,
+            "energy_meter": meter.describe(), "pid": os.getpid(), "host": socket.gethostname()}
 
 
 @dataclass
@@ -352,7 +374,7 @@ class _RunInProgress:
     def __init__(self, ex: RunExecutor, run: RunRead, scenario: Scenario) -> None:
         self.ex, self.store, self.backend = ex, ex.store, ex.backend
         self.run, self.scenario = run, scenario
-        self.batch = run_batch_size(run)
+        self.batch = batch_size_of(run)
         self.total = run.n_instances * len(scenario.order)
         recorded = self.store.hops(run.id)
         self.recorded: dict[int, dict[str, HopRead]] = {}

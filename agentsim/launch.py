@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .engine import MODES, CancelFn, Cancelled, ProgressFn, RunExecutor, RunPlan
-from .errors import AgentsimError, BackendError, ScenarioError, StoreError
+from .engine import MODES, CancelFn, Cancelled, ProgressFn, RunExecutor, RunPlan, run_fields_here
+from .errors import AgentsimError, ScenarioError, StoreError
 from .measure import EnergyMeter, UnavailableMeter, make_meter
 from .scenario import Scenario, resolve_scenario, scenario_from_ref
-from .store import Run, RunRead, Store, effective_status
+from .store import RunRead, Store, effective_status
 
 __all__ = [
     "Launch",
@@ -337,15 +337,6 @@ def execute(
     return result.runs, result.failures
 
 
-def _load(backend: Any, spec: str) -> None:
-    try:
-        backend.load()
-    except AgentsimError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a backend's own crash while loading is reported
-        raise BackendError(f"backend {spec} failed to load: {type(exc).__name__}: {exc}") from None
-
-
 def _run_backend(
     store: Store,
     backend: Any,
@@ -358,10 +349,11 @@ def _run_backend(
 ) -> list[RunRead]:
     """Every plan against one backend (loaded once). A backend that cannot load raises
     :class:`BackendError` before any of its runs is created."""
+    from agentsim.backends.base import load_backend
     from agentsim.hardware import machine_info
 
     machine = machine_info()
-    _load(backend, str(backend.spec))
+    load_backend(backend)
     meter = backend.meter_for(meter)
     results: list[RunRead] = []
     try:
@@ -376,26 +368,7 @@ def _run_backend(
 
 
 def _new_run(store: Store, plan: RunPlan, backend: Any, meter: EnergyMeter, machine: dict[str, Any]) -> RunRead:
-    scenario = plan.scenario
-    run = Run(
-        scenario=scenario.name,
-        scenario_ref=scenario.ref,
-        scenario_fingerprint=scenario.fingerprint,
-        params=plan.params,
-        backend=str(backend.spec),
-        **backend.info().run_fields(),
-        mode=plan.mode,
-        seed=plan.seed,
-        n_instances=plan.instances,
-        hops_per_instance=len(scenario.order),
-        launch_id=plan.launch_id,
-        batch_size=plan.batch_size,
-        machine=machine,
-        energy_meter=meter.describe(),
-        pid=os.getpid(),
-        host=socket.gethostname(),
-    )
-    return store.create_run(run)
+    return store.create_run(plan.row(str(backend.spec), **run_fields_here(backend, meter, machine)))
 
 
 def resume_run(
@@ -407,7 +380,7 @@ def resume_run(
     cancel: CancelFn | None = None,
 ) -> RunRead:
     """Finish a run that was interrupted: records the missing hops only."""
-    from agentsim.backends.base import create_backend
+    from agentsim.backends.base import create_backend, load_backend
 
     run = store.get_run(run_id)
     if run.status == "complete":
@@ -424,7 +397,7 @@ def resume_run(
             "(the generator changed since the run started); cannot resume it faithfully"
         )
     backend = create_backend(run.backend)
-    _load(backend, run.backend)
+    load_backend(backend)
     meter = backend.meter_for(meter or UnavailableMeter())
     info = backend.info()
     if run.model_sha256 and info.model_sha256 and info.model_sha256 != run.model_sha256:

@@ -40,6 +40,7 @@ __all__ = [
     "default_db",
     "effective_status",
     "scenario_label_of",
+    "batch_size_of",
     "SQLITE_PRAGMAS",
 ]
 
@@ -634,6 +635,11 @@ class Store:
 def scenario_label_of(run: Any) -> str:
     """The run's scenario label (its scenario name for a row that has none)."""
     return run.scenario_label or run.scenario
+
+
+def batch_size_of(run: Any) -> int:
+    """The run's batch size: a run written before batching existed reads None, which means 1."""
+    return int(getattr(run, "batch_size", None) or 1)
 
 
 def effective_status(run: RunRead) -> str:

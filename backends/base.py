@@ -32,6 +32,7 @@ __all__ = [
     "BATCH_TIMING",
     "parse_spec",
     "create_backend",
+    "load_backend",
     "available_backends",
     "register_backend",
 ]
@@ -348,6 +349,18 @@ def backend_class(name: str) -> type[Backend]:
             raise MissingDependencyError(f"backend {name!r}", cls.EXTRA, missing)
         raise BackendError(f"backend {name!r} needs {', '.join(missing)}, which is not installed")
     return cls
+
+
+def load_backend(backend: Backend, *, where: str | None = None) -> None:
+    """``backend.load()``, with a crash of the backend's own (not an :class:`AgentsimError`) said
+    as one :class:`BackendError` naming the spec (and ``where``: the node it failed on)."""
+    try:
+        backend.load()
+    except AgentsimError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a backend's own crash while loading is reported
+        on = f" on {where}" if where else ""
+        raise BackendError(f"backend {backend.spec} failed to load{on}: {type(exc).__name__}: {exc}") from None
 
 
 def create_backend(spec: str | BackendSpec) -> Backend:

@@ -38,7 +38,7 @@ import numpy as np
 
 from agentsim.errors import AgentsimError
 from agentsim.precision import bits
-from agentsim.store import Store
+from agentsim.store import Store, batch_size_of
 
 from .bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, percentile_ci, weights
 from .data import RunData, load_run
@@ -69,7 +69,7 @@ class _Pair:
 def _cell(rd: RunData) -> str:
     r = rd.run
     return json.dumps([r.scenario, r.scenario_fingerprint, r.params, r.mode, r.seed, r.n_instances,
-                       r.batch_size or 1], sort_keys=True, default=str)
+                       batch_size_of(r)], sort_keys=True, default=str)
 
 
 def _family(model: str | None) -> str:
@@ -220,7 +220,7 @@ def scale_analysis(
                 kind = ta.energy_kind if ta.energy_kind == tb.energy_kind else "mixed"
                 if kind == "mixed":
                     ca.pop("energy_per_correct_task", None)
-                key = (_family(model), prec, str(rd.run.mode), int(rd.run.batch_size or 1))
+                key = (_family(model), prec, str(rd.run.mode), batch_size_of(rd.run))
                 curves.setdefault(key, {}).setdefault(model, []).append(
                     _Pair(cell=cell, low=rd, top=top, keys=ta.keys, num=ca, den=cb, energy_kind=kind))
     # one weight matrix per cell (shared by every size and rung of it); instances as paired

@@ -56,7 +56,7 @@ def _hops_cell(recorded: int, expected: int) -> str:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from agentsim.store import effective_status, scenario_label_of
+    from agentsim.store import batch_size_of, effective_status, scenario_label_of
 
     store = open_store(args, readonly=True)
     runs = store.list_runs(limit=args.limit)
@@ -71,7 +71,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
                 "status": effective_status(r), "accuracy": figs[r.id]["accuracy"],
                 "task_success": figs[r.id]["task_success"], "instances": r.n_instances,
                 "hops_expected": r.n_instances * r.hops_per_instance, "hops_recorded": counts.get(r.id, 0),
-                "seed": r.seed, "batch_size": getattr(r, "batch_size", None) or 1, "launch_id": r.launch_id,
+                "seed": r.seed, "batch_size": batch_size_of(r), "launch_id": r.launch_id,
                 "created_at": r.created_at.isoformat(), "machine": r.machine,
             }
             for r in runs
@@ -93,7 +93,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         t.add_column(col, justify="right", no_wrap=True)
     t.add_column("created", no_wrap=True)
     for r in runs:
-        b = getattr(r, "batch_size", None) or 1
+        b = batch_size_of(r)
         t.add_row(
             str(r.id), esc(scenario_label_of(r)),
             esc(r.backend + (f" batch {b}" if b > 1 else "")), esc(r.mode), esc(effective_status(r)),
@@ -107,11 +107,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from agentsim.analysis import summarize_run
+    from agentsim.store import batch_size_of
 
     store = open_store(args, readonly=True)
     run = store.get_run(args.run_id)
     s = summarize_run(store, run)
-    s["batch_size"] = getattr(run, "batch_size", None) or 1
+    s["batch_size"] = batch_size_of(run)
     if args.json:
         print_json(s)
         return 0

@@ -111,6 +111,7 @@ def _stdout_is_a_pipe() -> bool:
 
 def _print_run_lines(runs: Sequence[Any], store: Any) -> None:
     from agentsim.analysis import summarize_run
+    from agentsim.store import batch_size_of
 
     out = console()
     for run in runs:
@@ -119,7 +120,7 @@ def _print_run_lines(runs: Sequence[Any], store: Any) -> None:
         ts = f"{s['task_success']:.3f}" if s["task_success"] is not None else "-"
         out.print(esc(
             f"run {run.id}: {s['scenario_label']} [{run.mode}] {run.backend}"
-            f"{f' batch {run.batch_size}' if (run.batch_size or 1) > 1 else ''} — "
+            f"{f' batch {run.batch_size}' if batch_size_of(run) > 1 else ''} — "
             f"{s['status']}, hop accuracy {acc}, task success {ts}"
         ))
 

@@ -258,11 +258,7 @@ def _placeholder_run(plan: RunPlan, spec: str) -> Run:
     """The run's row before a worker takes it: what the driver knows (the worker adds the
     backend's own fields and the node it runs on). ``pid``/``host`` are the driver's until then:
     the run reads as running while the driver lives, and interrupted if it dies first."""
-    sc = plan.scenario
-    return Run(scenario=sc.name, scenario_ref=sc.ref, scenario_fingerprint=sc.fingerprint, params=plan.params,
-               backend=spec, backend_name=spec.split(",")[0].split(":")[0], mode=plan.mode, seed=plan.seed,
-               n_instances=plan.instances, hops_per_instance=len(sc.order), launch_id=plan.launch_id,
-               batch_size=plan.batch_size, status="running", pid=os.getpid(), host=socket.gethostname())
+    return plan.row(spec, status="running", pid=os.getpid(), host=socket.gethostname())
 
 
 def _alive_nodes(ray: Any) -> list[dict[str, float]]:

@@ -27,8 +27,8 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from agentsim.engine import Progress, RunExecutor
-from agentsim.errors import AgentsimError, BackendError, MissingDependencyError
+from agentsim.engine import Progress, RunExecutor, run_fields_here
+from agentsim.errors import AgentsimError, MissingDependencyError
 from agentsim.store import (
     HopRead,
     HopRecord,
@@ -296,7 +296,7 @@ class RunWorker:
         return self._store
 
     def _backend_for(self, job: dict[str, Any]) -> Any:
-        from agentsim.backends.base import create_backend
+        from agentsim.backends.base import create_backend, load_backend
 
         key = (str(job["spec"]), job.get("expected_sha256"))
         if key == self._backend_key:
@@ -304,13 +304,7 @@ class RunWorker:
         self._drop_backend()
         backend = create_backend(job["spec"])
         prepare_on_node(backend, job.get("expected_sha256"))
-        try:
-            backend.load()
-        except AgentsimError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a backend's own crash while loading is reported
-            raise BackendError(f"backend {job['spec']} failed to load on {socket.gethostname()}: "
-                               f"{type(exc).__name__}: {exc}") from None
+        load_backend(backend, where=socket.gethostname())
         self._backend, self._backend_key = backend, key
         self.loads += 1
         return backend
@@ -348,7 +342,6 @@ class RunWorker:
         """One run. Returns its outcome for the hub: ``{"ok": True}``, or ``{"ok": False, ...}``
         with the message for a run that failed (a backend that cannot load, a model that
         differs, a backend that crashed) or was cancelled."""
-        from agentsim.hardware import machine_info
 
         ray = require_ray()
         run_id = int(job["run_id"])
@@ -378,9 +371,7 @@ class RunWorker:
             scenario = self._scenario_for(job, run_id)
             backend = self._backend_for(job)
             meter = backend.meter_for(self._meter_for(job["energy"]))  # as in-process: a remote backend's is unavailable
-            run = store.update_run(run_id, status="running", error=None, **backend.info().run_fields(),
-                                   machine=machine_info(), energy_meter=meter.describe(),
-                                   pid=os.getpid(), host=socket.gethostname())
+            run = store.update_run(run_id, status="running", error=None, **run_fields_here(backend, meter))
             RunExecutor(store, backend, meter, progress, cancel).run(run, scenario)
             if isinstance(store, HubStore):
                 store.flush()

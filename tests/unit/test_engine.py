@@ -229,3 +229,69 @@ def test_resume_of_a_renamed_generator_file_draws_the_same_instances(tmp_path):
     assert done.status == "complete"
     expected = {i.index: i.expected for i in sc.instances(3, seed=2)}
     assert {i.index: i.expected for i in store.instances(run.id)} == expected
+
+
+class _ModelLikeBackend(ScriptedBackend):
+    """Declares itself a model (not a simulation): it must never see the expected answer."""
+
+    SIMULATED = False
+    SEEN: list = []
+
+    def generate(self, request):
+        _ModelLikeBackend.SEEN.append(request.expected)
+        return super().generate(request)
+
+
+@pytest.fixture
+def modellike():
+    from agentsim.backends.base import BACKENDS, register_backend
+
+    with BACKENDS.scoped():
+        register_backend("modellike", _ModelLikeBackend)
+        yield
+
+
+def test_the_expected_answer_goes_to_simulations_only(tmp_path, modellike):
+    store = Store(tmp_path / "r.db")
+    sc = load_scenario(write(tmp_path, CHAIN))
+    ScriptedBackend.SCRIPT = {"a": "15", "b": "16", "c": "32"}
+    runs, failures = execute([sc], ["modellike", "scripted"], store=store, instances=1, seed=0)
+    assert not failures and len(_ModelLikeBackend.SEEN) == 3
+    assert _ModelLikeBackend.SEEN == [None, None, None]
+    seen = []
+    ScriptedBackend.SCRIPT = {h: (lambda r: seen.append(r.expected) or r.expected) for h in "abc"}
+    execute([sc], ["scripted"], store=store, instances=1, seed=0)
+    assert len(seen) == 3 and all(v is not None for v in seen)
+
+
+def test_a_run_row_is_made_in_one_place_for_both_executors(tmp_path):
+    from agentsim.distributed.ray_executor import _placeholder_run
+    from agentsim.engine import RunPlan
+
+    sc = load_scenario(write(tmp_path, CHAIN))
+    plan = RunPlan(scenario=sc, mode="oracle", instances=4, seed=7, params={"k": 1}, launch_id="L", batch_size=2)
+    row = _placeholder_run(plan, "llama:tiny@q4_0,n_ctx=64")
+    assert row.backend_name == "llama" and row.backend == "llama:tiny@q4_0,n_ctx=64"
+    assert (row.mode, row.seed, row.n_instances, row.hops_per_instance, row.batch_size) == ("oracle", 7, 4, 3, 2)
+    assert row.scenario_fingerprint == sc.fingerprint and row.launch_id == "L" and row.status == "running"
+    store = Store(tmp_path / "r.db")
+    runs, _ = execute([sc], ["scripted"], store=store, instances=4, seed=7, modes=("oracle",), batch_sizes=2)
+    stored = runs[0]
+    for name in ("scenario", "scenario_fingerprint", "mode", "seed", "n_instances", "hops_per_instance",
+                 "batch_size"):
+        assert getattr(stored, name) == getattr(row, name), name
+    assert stored.backend_name == "scripted" and stored.kernel == "test" and stored.machine
+
+
+def test_a_backend_that_crashes_while_loading_is_one_backend_error():
+    from agentsim.backends.base import load_backend
+    from agentsim.errors import BackendError
+
+    class Crashes(ScriptedBackend):
+        def load(self):
+            raise OSError("no such device")
+
+    from agentsim.backends.base import parse_spec
+
+    with pytest.raises(BackendError, match=r"backend scripted failed to load on node7: OSError: no such device"):
+        load_backend(Crashes(parse_spec("scripted")), where="node7")
