@@ -287,6 +287,25 @@ class Backend(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""
 
+    # what a backend declares about itself (asked by the executors; none of them names a backend)
+
+    def resources(self, cluster_gpus: float = 0.0) -> dict[str, float]:
+        """What one run of this (created, unloaded) backend asks a scheduler for: ``num_cpus``
+        and ``num_gpus``, given the GPUs the cluster has. The default: one CPU."""
+        return {"num_cpus": 1.0, "num_gpus": 0.0}
+
+    def model_identity(self) -> str | None:
+        """The sha256 of the model file this spec loads on *this* machine, when it is here (every
+        node of a launch must load the same file, so one launch never mixes two models); None
+        for a backend without a model file, or when the file is not here."""
+        return None
+
+    def prepare_node(self, expected_identity: str | None = None, log: Any = None) -> Any:
+        """Make what :meth:`load` needs present on this machine (a model fetched or prepared once
+        per node), checked against ``expected_identity`` (the driver's :meth:`model_identity`).
+        Called before ``load`` on the node a run lands on; returns what was prepared, or None."""
+        return None
+
     def meter_for(self, meter: Any) -> Any:
         """The energy meter that can honestly measure this backend, given the run's ``meter``
         (called after ``load``). Local backends are measured by whatever the user chose; a

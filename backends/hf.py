@@ -167,6 +167,12 @@ class HFBackend(Backend):
             return "native" if self.options["native"] else "emulated"
         return "native"  # f32/bf16/f16, and the library precisions (bitsandbytes, torchao)
 
+    def resources(self, cluster_gpus: float = 0.0) -> dict[str, float]:
+        """A GPU on ``device=cuda``, or on ``auto`` where the cluster has any; one CPU."""
+        device = str(self.options["device"])
+        gpu = device == "cuda" or (device == "auto" and cluster_gpus > 0)
+        return {"num_cpus": 1.0, "num_gpus": 1.0 if gpu else 0.0}
+
     def load(self) -> None:
         if self.model is not None:
             return

@@ -31,7 +31,7 @@ from agentsim.backends.base import (
     GenerationRequest,
     OptionSpec,
 )
-from agentsim.errors import AgentsimError, BackendError
+from agentsim.errors import AgentsimError, BackendError, ModelError
 from agentsim.grammar import check_grammar, resolve_grammar
 from agentsim.precision import FP4, FP4_NATIVE_MIN_CAPABILITY, LLAMA_PRECISIONS
 from agentsim.versions import dist_version
@@ -75,6 +75,53 @@ class LlamaBackend(Backend):
         if self._resolved is None:
             self._resolved = models.resolve(self.spec.model, self.spec.precision)
         return self._resolved
+
+    # what this backend declares to the executors
+
+    def resources(self, cluster_gpus: float = 0.0) -> dict[str, float]:
+        """A GPU where the cluster has any and layers are offloaded (``n_gpu_layers`` not 0), and
+        one CPU; on CPU its threads (``n_threads``, default half this machine's cores)."""
+        if int(self.options["n_gpu_layers"]) != 0 and cluster_gpus > 0:
+            return {"num_cpus": 1.0, "num_gpus": 1.0}
+        return {"num_cpus": float(int(self.options["n_threads"]) or _default_threads()), "num_gpus": 0.0}
+
+    def model_identity(self) -> str | None:
+        try:
+            return models.resolve(self.spec.model, self.spec.precision).sha256
+        except ModelError:
+            return None
+
+    def prepare_node(self, expected_identity: str | None = None, log: Any = None) -> models.ResolvedModel:
+        """The model file, resolved from this node's ``$AGENTSIM_HOME`` cache, or fetched and
+        prepared there once (concurrent runs on the node wait for the first), then verified
+        (size and sha256 against the node's manifest, and against the driver's when given)."""
+        spec = self.spec
+        try:
+            resolved = models.resolve(spec.model, spec.precision)
+        except ModelError:
+            if spec.model and _is_path(spec.model):
+                raise ModelError(f"{spec.model} does not exist on node {os.uname().nodename}",
+                                 hint="a model given by path must be at that path on every node "
+                                      "(a shared folder), or use a catalog name so each node prepares it") from None
+            name = (spec.model or models.DEFAULT_MODEL).lower()
+            precision = (spec.precision or "f16").lower()
+            with models.prepare_lock(name):
+                try:  # another run on this node may have prepared it while we waited
+                    resolved = models.resolve(spec.model, spec.precision)
+                except ModelError:
+                    if precision == "source":
+                        models.fetch(name, log=log)
+                    else:
+                        models.prepare(name, [precision], log=log)
+                    resolved = models.resolve(spec.model, spec.precision)
+        if expected_identity and resolved.sha256 != expected_identity:
+            raise ModelError(
+                f"node {os.uname().nodename}: {spec} resolves to {resolved.path} with sha256 "
+                f"{resolved.sha256[:12]}…, not the driver's {expected_identity[:12]}…; a report would mix two models",
+                hint="share one model cache between the nodes ($AGENTSIM_HOME on a shared folder), "
+                     "or rebuild the rung on that node: agentsim models prepare --force",
+            )
+        return resolved
 
     def load(self) -> None:
         if self._llm is not None:
@@ -375,6 +422,10 @@ def _evals(perf: Any) -> tuple[int, float]:
     n_p = perf.n_p_eval if perf.t_p_eval_ms > 0 else 0
     n_e = perf.n_eval if perf.t_eval_ms > 0 else 0
     return n_p + n_e, perf.t_p_eval_ms + perf.t_eval_ms
+
+
+def _is_path(model: str) -> bool:
+    return model.endswith(".gguf") or os.sep in model or model.startswith(".")
 
 
 def _default_threads() -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from agentsim.hashing import sha256_file
 
-from .cache import agentsim_home, disk_bytes, list_models, models_dir, remove
+from .cache import agentsim_home, disk_bytes, list_models, models_dir, prepare_lock, remove
 from .catalog import CATALOG, DEFAULT_MODEL, CatalogModel, CatalogPart
 from .gguf_header import GGUFSummary, TensorEntry, check_gguf
 from .hf_source import ModelSource, load_hf_model, resolve_hf_model
@@ -38,6 +38,7 @@ __all__ = [
     "ModelSource",
     "agentsim_home",
     "models_dir",
+    "prepare_lock",
     "check_gguf",
     "sha256_file",
     "fetch",

@@ -8,9 +8,11 @@ used. Reading the cache never loads a model file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,23 @@ from agentsim.precision import LLAMA_RUNGS
 from .catalog import CATALOG, DEFAULT_MODEL, NAME_RE
 
 __all__ = ["agentsim_home", "models_dir", "model_dir", "read_manifest", "write_manifest", "list_models",
-           "disk_bytes", "remove"]
+           "disk_bytes", "remove", "prepare_lock"]
+
+
+@contextlib.contextmanager
+def prepare_lock(name: str) -> Iterator[None]:
+    """One preparer of model ``name`` per machine: processes that want it at once (runs landing
+    on one node together) wait for the first, then find its files."""
+    import fcntl
+
+    folder = Path(models_dir())
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f".{name}.prepare.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def model_dir(name: str) -> Path:

@@ -226,3 +226,52 @@ def test_the_local_store_and_the_hub_store_implement_the_run_store_protocol():
             params = list(inspect.signature(getattr(cls, name)).parameters)
             assert params == list(sig.parameters), (cls.__name__, name)
     assert "__getattr__" not in vars(HubStore)
+
+
+def test_the_distributed_code_never_names_a_built_in_backend():
+    """Resources, model identity and node preparation are asked of the backend itself."""
+    import re
+    from pathlib import Path
+
+    import agentsim.distributed as dist
+
+    for path in Path(dist.__file__).parent.glob("*.py"):
+        text = path.read_text()
+        for name in ("llama", "hf", "openai", "oracle", "noisy"):
+            assert not re.search(rf"""["']{name}["']""", text), (path.name, name)
+        assert not re.search(r"agentsim\.backends\.(llama|hf|openai|simulated)", text), path.name
+
+
+def test_a_third_party_backend_declares_its_own_resources_and_preparation():
+    from agentsim.backends.base import parse_spec
+    from tests.helpers import ScriptedBackend
+
+    prepared = []
+
+    class Big(ScriptedBackend):
+        def resources(self, cluster_gpus=0.0):
+            return {"num_cpus": 6.0, "num_gpus": 2.0 if cluster_gpus else 0.0}
+
+        def model_identity(self):
+            return "ab" * 32
+
+        def prepare_node(self, expected_identity=None, log=None):
+            prepared.append(expected_identity)
+            return "ready"
+
+    big = Big(parse_spec("scripted"))
+    assert task_resources(big, ExecutorSpec("ray"), cluster_gpus=4) == {"num_cpus": 6.0, "num_gpus": 2.0}
+    assert task_resources(big, ExecutorSpec("ray", num_gpus=1)) == {"num_cpus": 6.0, "num_gpus": 1.0}
+    from agentsim.distributed.node import expected_model_sha256
+
+    assert prepare_on_node(big, expected_model_sha256(big)) == "ready" and prepared == ["ab" * 32]
+
+
+def test_hf_asks_for_a_gpu_on_cuda_or_on_auto_where_the_cluster_has_one():
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    auto = create_backend("hf:x@bf16")
+    assert auto.resources(0) == {"num_cpus": 1.0, "num_gpus": 0.0} and auto.resources(2)["num_gpus"] == 1.0
+    assert create_backend("hf:x@bf16,device=cpu").resources(2)["num_gpus"] == 0.0
+    auto.options["device"] = "cuda"  # a CUDA device is refused at creation on a machine without one
+    assert auto.resources(0)["num_gpus"] == 1.0
