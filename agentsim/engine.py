@@ -250,6 +250,7 @@ class _HopDraft:
         rec.cached_tokens, rec.ttft_s = completion.cached_tokens, completion.ttft_s
         rec.prefill_s, rec.decode_s = completion.prefill_s, completion.decode_s
         rec.peak_mem_bytes = completion.peak_mem_bytes
+        rec.timing_source, rec.tokens_source = completion.timing_source, completion.tokens_source
         value = parse_answer(completion.text, self.spec.parse)
         if isinstance(value, ParseFailure):
             rec.parse_error = value.reason
@@ -410,6 +411,7 @@ class _RunInProgress:
         self.rss.close()
         updated = self.store.update_run(
             self.run.id,
+            **self._backend_notes(),
             status=status,
             error=error,
             finished_at=utcnow(),
@@ -423,6 +425,21 @@ class _RunInProgress:
         )
         self._post(status, error)
         return updated
+
+    def _backend_notes(self) -> dict[str, Any]:
+        """The backend's info as it stands at the end of the run, with the notes it gathered while
+        running (a server that refused a field, a grammar it could not apply) added to those
+        stored before: ``{"backend_info": ...}``, or nothing when the backend cannot say."""
+        try:
+            now = self.backend.info().run_fields()["backend_info"]
+        except Exception:  # noqa: BLE001 - a backend that crashed keeps what was stored at its start
+            return {}
+        before = dict(self.run.backend_info or {})
+        notes = list(dict.fromkeys([*before.get("notes", []), *now.get("notes", [])]))
+        merged = {**before, **now}
+        if notes:
+            merged["notes"] = notes
+        return {} if merged == before else {"backend_info": merged}
 
     def _post(self, status: str = "running", message: str | None = None) -> None:
         if self.ex.progress is None:

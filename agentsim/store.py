@@ -185,6 +185,11 @@ class HopBase(SQLModel):
     batch_prefill_s: float | None = None
     batch_decode_s: float | None = None
     batch_timing: str | None = None
+    # where this hop's prefill/decode times and token counts came from, when the backend says so
+    # per hop (its sources vary: the openai backend); None when one fact holds for the whole run
+    # (then it is in the run's backend_info)
+    timing_source: str | None = None
+    tokens_source: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -256,6 +261,8 @@ class HopRecord:
     batch_prefill_s: float | None = None
     batch_decode_s: float | None = None
     batch_timing: str | None = None
+    timing_source: str | None = None
+    tokens_source: str | None = None
     created_at: datetime = dataclass_field(default_factory=utcnow)
     id: int | None = None
 

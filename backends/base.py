@@ -85,6 +85,10 @@ class Completion:
     batch_timing: str | None = None
     batch_prefill_s: float | None = None
     batch_decode_s: float | None = None
+    #: where prefill_s/decode_s and the token counts came from, when that varies per request
+    #: (stored on the hop; a source that holds for every request belongs in ``BackendInfo``)
+    timing_source: str | None = None
+    tokens_source: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -519,17 +519,17 @@ class OpenAIBackend(Backend):
             details = usage.get("prompt_tokens_details")
             if isinstance(details, dict):
                 cached = _int(details.get("cached_tokens"))
-            extra["tokens_source"] = "usage"
+            tokens_source = "usage"
         elif chunks is not None:
             completion_tokens = chunks
-            extra["tokens_source"] = "stream_chunks (no usage from the server; one chunk per token assumed)"
+            tokens_source = "stream_chunks (no usage from the server; one chunk per token assumed)"
         else:
-            extra["tokens_source"] = "unavailable"
+            tokens_source = "unavailable"
         prefill = decode = None
         if isinstance(timings, dict) and timings.get("prompt_ms") is not None:
             prefill = float(timings["prompt_ms"]) / 1000.0
             decode = float(timings.get("predicted_ms") or 0.0) / 1000.0
-            extra["timing_source"] = "server timings"
+            timing_source = "server timings"
             if cached is None and timings.get("cache_n") is not None:
                 cached = _int(timings.get("cache_n"))
             if prompt_tokens is None and timings.get("prompt_n") is not None:
@@ -537,12 +537,13 @@ class OpenAIBackend(Backend):
             extra["server_timings"] = timings
         elif ttft is not None:
             prefill, decode = ttft, max(wall - ttft, 0.0)
-            extra["timing_source"] = "client: ttft (includes network and queueing) and the rest of the stream"
+            timing_source = "client: ttft (includes network and queueing) and the rest of the stream"
         else:
-            extra["timing_source"] = "unavailable"
+            timing_source = "unavailable"
         return Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                           cached_tokens=cached, prefill_s=prefill, decode_s=decode, ttft_s=ttft,
-                          finish_reason=finish, extra=extra)
+                          finish_reason=finish, timing_source=timing_source, tokens_source=tokens_source,
+                          extra=extra)
 
     # ---------------------------------------------------------------------------------------
     # what ran

@@ -147,11 +147,32 @@ def cmd_show(args: argparse.Namespace) -> int:
         ("time (prefill/decode/wall s)", f"{fmt(s['prefill_s'])} / {fmt(s['decode_s'])} / {fmt(s['wall_s'])}"),
         ("energy", energy_text(s["energy"], run.energy_meter)),
         ("launch", s["launch_id"] or "-"),
+        *_sources_rows(store, run),
     ]
     for k, v in rows:
         t.add_row(k, esc(v))
     out.print(t, soft_wrap=False)
     return 0
+
+
+def _sources_rows(store: Any, run: Any) -> list[tuple[str, str]]:
+    """What the backend noted during the run, and where its hops' times and token counts came
+    from (per hop, with how many hops each source served, when the backend said so per hop)."""
+    rows: list[tuple[str, str]] = []
+    info = run.backend_info or {}
+    for note in info.get("notes") or []:
+        rows.append(("backend note", str(note)))
+    hops = store.hop_rows([run.id], ["timing_source", "tokens_source"])
+    for col, label in (("timing_source", "timing source"), ("tokens_source", "tokens source")):
+        counts: dict[str, int] = {}
+        for h in hops:
+            if h[col]:
+                counts[h[col]] = counts.get(h[col], 0) + 1
+        if counts:
+            rows.extend((label, f"{src} ({n} hop{'s' if n != 1 else ''})") for src, n in sorted(counts.items()))
+        elif info.get(col):
+            rows.append((label, str(info[col])))
+    return rows
 
 
 # --------------------------------------------------------------------------------------------

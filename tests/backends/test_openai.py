@@ -264,7 +264,7 @@ def test_server_timings_and_usage_are_used_and_labelled() -> None:
     assert c.text == "42" and c.finish_reason == "stop"
     assert (c.prompt_tokens, c.completion_tokens, c.cached_tokens) == (42, 2, 12)
     assert (c.prefill_s, c.decode_s) == (0.12, 0.04)
-    assert c.extra["timing_source"] == "server timings" and c.extra["tokens_source"] == "usage"
+    assert c.timing_source == "server timings" and c.tokens_source == "usage"
     assert body["messages"] == [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}]
     assert (body["max_tokens"], body["stop"], body["temperature"], body["seed"], body["stream"]) == (9, ["\n"], 0.0, 5, True)
     assert body["stream_options"] == {"include_usage": True}
@@ -281,8 +281,8 @@ def test_without_timings_the_stream_splits_prefill_and_decode() -> None:
             notes = b.info().extra["notes"]
         assert "grammar" not in srv.requests[0] and "response_format" not in srv.requests[0]
     assert c.text == "123" and c.completion_tokens == 3 and c.prompt_tokens is None
-    assert c.extra["tokens_source"].startswith("stream_chunks")
-    assert c.extra["timing_source"].startswith("client: ttft")
+    assert c.tokens_source.startswith("stream_chunks")
+    assert c.timing_source.startswith("client: ttft")
     assert c.prefill_s == c.ttft_s and c.decode_s is not None and c.decode_s >= 0
     assert c.extra["grammar"].startswith("not applied")
     assert sum("NOT applied" in n for n in notes) == 1  # said once per run
@@ -438,3 +438,34 @@ def test_info_declares_precision_and_energy_scope() -> None:
     remote = create_backend("openai:m,base_url=http://192.0.2.7:8000/v1")  # TEST-NET-1: never contacted
     assert remote.info().extra["server_local"] is False
     assert "another machine" in remote.energy_note() and remote.info().precision_mode == "declared"
+
+
+def test_notes_and_sources_gathered_during_a_run_are_stored_and_shown(tmp_path: Path, capsys) -> None:
+    """The server refuses stream_options at the first hop (a note the backend learns mid-run,
+    after the run row was made), and answers every other hop with llama.cpp timings: the run
+    keeps the note, each hop its own timing and token sources, and ``show`` prints both."""
+    import agentsim
+    from agentsim.cli import main
+
+    def mixed(body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        if "stream_options" in body:
+            return 400, {"Content-Type": "application/json"}, b'{"error": {"message": "no stream_options"}}'
+        content = body["messages"][-1]["content"]
+        timed = len(content) % 2 == 0
+        return 200, SSE, sse_reply(["4", "2"], timings={"prompt_ms": 3.0, "predicted_ms": 4.0} if timed else None)
+
+    db = str(tmp_path / "runs.db")
+    with ScriptedHTTPServer(mixed) as srv:
+        res = agentsim.simulate(["chain-linear"], [_spec(srv.base_url)], instances=3, seed=1, db=db, energy="off")
+    run = res.store.get_run(res.runs[0].id)
+    assert any("refused stream_options" in n for n in run.backend_info["notes"])
+    assert any("cannot verify" in n for n in run.backend_info["notes"])  # the notes from the start are kept
+    hops = res.store.hops(run.id)
+    assert {h.tokens_source for h in hops} == {"stream_chunks (no usage from the server; one chunk per token assumed)"}
+    sources = {h.timing_source for h in hops}
+    assert "server timings" in sources and any(s.startswith("client: ttft") for s in sources)
+    capsys.readouterr()
+    assert main(["show", str(run.id), "--db", db]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "backend note" in out and "refused stream_options" in out
+    assert "timing source" in out and "server timings (" in out and "tokens source" in out
