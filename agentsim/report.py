@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .analysis.verdict import VERDICT_SHORT
 from .console import ENERGY_SHORT, compact_table, energy_short, esc
 
 __all__ = ["comparison_table", "mixed_runs_warning", "run_label", "scenario_label", "demo_table", "combine"]
@@ -120,8 +121,7 @@ def comparison_table(rows: list[dict[str, Any]], title: str | None = None) -> An
 
 
 #: the verdict column of comparison_table (the full line with its evidence: agentsim report)
-_VERDICT_SHORT = {"accuracy trap": "acc trap", "efficiency trap": "eff trap", "accuracy and efficiency trap": "acc+eff",
-                  "no trap": "no trap", "inconclusive": "inconcl.", "baseline": "base"}
+_VERDICT_SHORT = VERDICT_SHORT
 
 
 def _x1(v: Any) -> str:

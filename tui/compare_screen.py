@@ -20,6 +20,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from agentsim.analysis.verdict import VERDICT_SHORT, VERDICT_STYLE
 from agentsim.console import energy_short
 from agentsim.report import scenario_label
 
@@ -31,9 +32,7 @@ __all__ = ["CompareScreen", "energy_cell", "series_label", "ci_cell", "verdict_c
 #: the most lines the accuracy chart draws (each one named in its legend)
 CHART_SERIES = 8
 
-_VERDICT_SHORT = {"accuracy trap": ("acc. trap", "red"), "efficiency trap": ("eff. trap", "red"),
-                  "accuracy and efficiency trap": ("acc+eff trap", "red"), "no trap": ("no trap", "green"),
-                  "inconclusive": ("inconclusive", "yellow"), "baseline": ("baseline", "dim")}
+_VERDICT_SHORT = {v: (VERDICT_SHORT[v], VERDICT_STYLE[v]) for v in VERDICT_SHORT}
 
 
 

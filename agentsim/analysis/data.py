@@ -183,3 +183,17 @@ def table_from_hops(correct: np.ndarray, depths: list[int], *, wall_s: np.ndarra
                          energy_j=None if energy_j is None else np.asarray(energy_j, dtype=float),
                          energy_kind=kind, tokens=np.zeros(m), decode_s=np.zeros(m), depths=ds,
                          depth_correct=dc, depth_n=dn, has_tokens=False)
+
+
+def subset_table(t: InstanceTable, keys: list[Key]) -> InstanceTable:
+    """The rows of ``t`` for ``keys`` (each must be in ``t.keys``), in that order."""
+    import dataclasses
+
+    pos = {k: i for i, k in enumerate(t.keys)}
+    idx = np.array([pos[k] for k in keys], dtype=int)
+    cols = {f.name: getattr(t, f.name) for f in dataclasses.fields(t)}
+    for name, v in cols.items():
+        if isinstance(v, np.ndarray):
+            cols[name] = v[idx]
+    cols["keys"] = list(keys)
+    return InstanceTable(**cols)

@@ -90,7 +90,7 @@ def relative_loss_by_depth(ta: InstanceTable, tb: InstanceTable, w: np.ndarray, 
         zero = {"value": 0.0, "ci95": [0.0, 0.0], "method": "identity (the baseline itself)"}
         out["shallow"] = {**zero, "accuracy": pas, "baseline_accuracy": pbs}
         out["deep"] = {**zero, "accuracy": pad, "baseline_accuracy": pbd}
-        out["interaction"] = {**zero, "p_value": 1.0}
+        out["interaction"] = {**zero, "p_value": 1.0, "one_sided_p": 1.0}
         return out
     reps_s = _rl_reps(w, ta, tb, cs)
     reps_d = _rl_reps(w, ta, tb, cd)
@@ -106,5 +106,28 @@ def relative_loss_by_depth(ta: InstanceTable, tb: InstanceTable, w: np.ndarray, 
         if fin.size else None
     spread = u / pbs + u / pbd  # type: ignore[operator]
     out["interaction"] = figure(delta, reps, method=method + "; Δ = RL(deep) − RL(shallow)",
-                                guard=(delta - spread, delta + spread), p_value=p)
+                                guard=(delta - spread, delta + spread), p_value=p, one_sided_p=one_sided_p(reps))
     return out
+
+
+def interaction_reps(ta: InstanceTable, tb: InstanceTable, w: np.ndarray,
+                     split: tuple[list[int], list[int]]) -> tuple[float | None, np.ndarray | None]:
+    """Δ = RL(deep) − RL(shallow) of ``ta`` against ``tb`` and its replicates under weights ``w``."""
+    col = {d: j for j, d in enumerate(ta.depths)}
+    cs = [col[d] for d in split[0] if d in col]
+    cd = [col[d] for d in split[1] if d in col]
+    if not cs or not cd:
+        return None, None
+    rs, _, _ = _rl_point(ta, tb, cs)
+    rd, _, _ = _rl_point(ta, tb, cd)
+    if rs is None or rd is None:
+        return None, None
+    return rd - rs, _rl_reps(w, ta, tb, cd) - _rl_reps(w, ta, tb, cs)
+
+
+def one_sided_p(reps: np.ndarray) -> float | None:
+    """Bootstrap p of H0: θ ≤ 0 against θ > 0: (#{θ* ≤ 0} + 1) / (B + 1) over finite replicates."""
+    fin = reps[np.isfinite(reps)]
+    if not fin.size:
+        return None
+    return float(min(1.0, (np.sum(fin <= 0) + 1) / (fin.size + 1)))

@@ -22,16 +22,25 @@ from agentsim.versions import dist_version
 
 from .bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, wilson, wilson_clustered
 from .data import RunData, instance_table, load_run
-from .depth import relative_loss_by_depth
+from .depth import relative_loss_by_depth, split_depths
+from .inference import ALPHA, POWER
 from .paired import compare_pair, single_figures
 from .propagation import propagation
 from .reliability import fit_run, fit_sweep
-from .verdict import ACCURACY_MARGIN, decide
+from .verdict import (
+    ACCURACY_MARGIN,
+    COST_MARGIN,
+    PRIMARY,
+    Evidence,
+    decide_all,
+    evidence,
+    growth_vs_oracle,
+)
 
 __all__ = ["evaluate", "choose_baselines", "group_key", "SCHEMA_VERSION"]
 
 #: bumped when the structure of evaluate()'s output changes incompatibly
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 BASELINE_RULE = ("default baseline: among the compared runs of the same model, scenario, params, mode, seed and "
                  "instance count, the one whose precision has the most bits (agentsim.precision.bits), ties by lowest run id")
@@ -158,7 +167,8 @@ def _sweeps(runs: list[RunData]) -> list[dict[str, Any]]:
 
 def evaluate(store: Store, run_ids: list[int], baseline: int | str | None = None, *,
              resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
-             accuracy_margin: float = ACCURACY_MARGIN, assess_simulated_costs: bool = False) -> dict[str, Any]:
+             accuracy_margin: float = ACCURACY_MARGIN, assess_simulated_costs: bool = False,
+             cost_margin: float = COST_MARGIN, alpha: float = ALPHA) -> dict[str, Any]:
     """Figures, paired comparisons and verdicts of ``run_ids`` (see docs/statistics.md).
 
     ``baseline``: None (the top rung of each group, see :data:`BASELINE_RULE`), a run id (int or
@@ -174,7 +184,7 @@ def evaluate(store: Store, run_ids: list[int], baseline: int | str | None = None
     runs = [load_run(store, i) for i in ids]
     bases = choose_baselines(runs, baseline, store)
     blocks = []
-    verdicts = []
+    pending: list[tuple[dict[str, Any], RunData, RunData | None, dict[str, Any] | None]] = []
     for rd in runs:
         single, t = _single(rd, resamples, seed)
         block: dict[str, Any] = {**_meta(rd), "label": _label(rd), "single": single}
@@ -182,35 +192,78 @@ def evaluate(store: Store, run_ids: list[int], baseline: int | str | None = None
                                        resamples=resamples, seed=seed)
         block["propagation"] = propagation(rd, resamples=resamples, seed=seed)
         base = bases.get(rd.run.id)
+        ctx = None
         if base is None:
-            block.update(baseline_run_id=None, is_baseline=False, paired=None, depth=None,
-                         verdict={"verdict": "inconclusive", "line": f"{_label(rd)}: no baseline at {baseline!r} "
-                                  "among the runs that share its instances", "instances_needed": None})
+            block.update(baseline_run_id=None, is_baseline=False, paired=None, depth=None)
         else:
             paired, ctx = compare_pair(rd, base, resamples=resamples, seed=seed)
             depth = relative_loss_by_depth(ctx["ta"], ctx["tb"], ctx["w"], identity=ctx["identity"]) if ctx["m"] else None
-            verdict = decide(paired, depth, n=ctx["m"], label=_label(rd), baseline_label=_label(base),
-                             simulated=rd.is_simulation or base.is_simulation, assess_simulated=assess_simulated_costs,
-                             accuracy_margin=accuracy_margin)
-            block.update(baseline_run_id=base.run.id, is_baseline=base.run.id == rd.run.id, paired=paired,
-                         depth=depth, verdict=verdict)
+            block.update(baseline_run_id=base.run.id, is_baseline=base.run.id == rd.run.id, paired=paired, depth=depth)
             if base.energy_kind != rd.energy_kind:
                 block["energy_note"] = (f"energy kinds differ from the baseline's ({rd.energy_kind} vs "
                                         f"{base.energy_kind}): no energy ratio is formed")
         blocks.append(block)
+        pending.append((block, rd, base, ctx))
+    evs = _evidences(pending, resamples, seed, accuracy_margin, cost_margin, assess_simulated_costs)
+    decided = decide_all([e for e in evs if e is not None], alpha=alpha)
+    it = iter(decided)
+    verdicts = []
+    for (block, rd, _base, _), ev in zip(pending, evs, strict=True):
+        if ev is None:
+            block["verdict"] = {"verdict": "inconclusive", "line": f"{_label(rd)}: no baseline at {baseline!r} "
+                                "among the runs that share its instances", "instances_needed": None}
+        else:
+            block["verdict"] = next(it).to_json()
         verdicts.append({"run_id": rd.run.id, "baseline_run_id": block["baseline_run_id"],
                          "precision": rd.run.precision, "verdict": block["verdict"]["verdict"],
                          "line": block["verdict"]["line"]})
+    k = sum(1 for e in evs if e is not None and not e.identity and e.ts is not None)
+    multiplicity = (f"p-values Holm-adjusted across the {k} comparison{'s' if k != 1 else ''} of this analysis "
+                    "(each rung, scenario and mode against its baseline; harm tests and no-trap tests as two families)")
     return _clean({
         "schema_version": SCHEMA_VERSION,
         "agentsim_version": dist_version("agentsim"),
-        "settings": {"level": 0.95, "resamples": resamples, "seed": seed, "accuracy_margin": accuracy_margin,
-                     "power": 0.8, "assess_simulated_costs": assess_simulated_costs,
+        "settings": {"level": 0.95, "alpha": alpha, "resamples": resamples, "seed": seed,
+                     "accuracy_margin": accuracy_margin, "cost_margin": cost_margin, "primary": PRIMARY,
+                     "power": POWER, "assess_simulated_costs": assess_simulated_costs, "multiplicity": "holm",
                      "baseline": baseline, "baseline_rule": BASELINE_RULE},
+        "multiplicity": multiplicity,
         "runs": blocks,
         "verdicts": verdicts,
         "sweeps": _sweeps(runs),
     })
+
+
+def _twin_key(rd: RunData) -> str:
+    """Runs of one rung that differ only by mode (a free run's oracle twin)."""
+    r = rd.run
+    return json.dumps([r.model, r.backend, r.precision, r.scenario_fingerprint, r.params, r.seed, r.n_instances,
+                       int(getattr(r, "batch_size", None) or 1)], sort_keys=True, default=str)
+
+
+def _evidences(pending: list[tuple[dict[str, Any], RunData, RunData | None, dict[str, Any] | None]], resamples: int,
+               seed: int, accuracy_margin: float, cost_margin: float, assess: bool) -> list[Evidence | None]:
+    """Each run's evidence; a free run whose oracle twin (and the twin's baseline) is compared too is
+    judged for compounding by free against oracle on the same instances and hops."""
+    oracle = {(_twin_key(rd), _twin_key(base)): (block, ctx) for block, rd, base, ctx in pending
+              if base is not None and ctx is not None and rd.run.mode == "oracle" and not ctx["identity"]}
+    out: list[Evidence | None] = []
+    for block, rd, base, ctx in pending:
+        if base is None or ctx is None:
+            out.append(None)
+            continue
+        growth = oracle_growth = None
+        twin = oracle.get((_twin_key(rd), _twin_key(base))) if rd.run.mode == "free" and not ctx["identity"] else None
+        split = split_depths(ctx["ta"].depths) if ctx["m"] else None
+        if twin is not None and split is not None:
+            growth = growth_vs_oracle(ctx, twin[1], split, resamples, seed)
+        if growth is not None:
+            block["compounding"] = growth
+        out.append(evidence(block["paired"], block["depth"], n=ctx["m"], label=_label(rd), baseline_label=_label(base),
+                            mode=rd.run.mode, simulated=rd.is_simulation or base.is_simulation, assess_simulated=assess,
+                            growth=growth, oracle_growth=oracle_growth, accuracy_margin=accuracy_margin,
+                            cost_margin=cost_margin))
+    return out
 
 
 def _clean(obj: Any) -> Any:

@@ -1,125 +1,136 @@
-"""The trap verdict of one precision against its baseline, with its evidence.
+"""The verdict of each precision against its baseline, decided by tests at a multiplicity-adjusted level.
 
-Rules (two-sided 95 % intervals; see docs/statistics.md):
+The rules (docs/statistics.md, "Decisions"), for a family of rungs compared in one analysis:
 
-- **accuracy trap**: task success or model-hop accuracy lower (the paired interval of the
-  difference lies below 0) *and* the loss grows with depth (the interval of
-  Δ = RL(deep) − RL(shallow) lies above 0);
-- accuracy trap **excluded**: both differences non-inferior (interval's lower bound above
-  −``accuracy_margin``, default 0.05), or the loss demonstrably not growing (Δ's interval below 0);
-- **efficiency trap**: energy per correct task not lower than the baseline's: the paired ratio's
-  lower bound ≥ 1 (and the ratio above 1). The energy ratio is only formed between runs of one
-  energy kind (measured or estimated, named in the verdict); without one, seconds per correct
-  task stand in (kind ``time``). Simulation backends' seconds and joules are not a model's, so the
-  efficiency side is "not assessed" for them unless asked;
-- efficiency trap **excluded**: the ratio's upper bound below 1 (cheaper per correct answer);
-- **no trap**: both excluded (or the efficiency side not assessed); **inconclusive** otherwise,
-  with the instances needed for the observed effects to decide (:mod:`agentsim.analysis.power`).
+- the **primary figure** is task success (every hop right); model-hop accuracy is secondary
+  (its clustered McNemar p is reported, it decides nothing);
+- **accuracy loss**: task success lower and McNemar's exact test rejects at the Holm-adjusted
+  level (the bootstrap interval is shown beside it for the size of the loss);
+- **accuracy trap**: an accuracy loss that compounds with depth. Compounding is tested only once
+  the loss is established (a gate: the four instances that carry a loss are not also evidence of
+  its growth) at the level the loss was rejected at, by the one-sided paired bootstrap of the
+  depth × precision interaction. Where an oracle pair of the same rung exists, it is free mode's
+  interaction minus oracle mode's on the same instances and hops (propagation beyond the rung's
+  own per-hop losses); a growth in oracle mode alone is "later hops harder for this rung", a
+  note, never a trap;
+- **efficiency trap**: the cost per correct task (energy where both runs have one kind, measured
+  or estimated, else seconds) higher: one-sided test of the log ratio, Holm-adjusted;
+- **no trap**: task success non-inferior within the margin (Tango's score test, one-sided) and
+  the cost not above the baseline's by more than the cost margin (one-sided; with the other side,
+  TOST equivalence), both at the Holm-adjusted level of their own family;
+- **inconclusive** otherwise, with the instances that would decide it: for an observed loss, the n
+  whose exact McNemar power is ≥ 0.8 at the level the adjustment asks for; for no observed loss,
+  the n that would show non-inferiority. Never inconclusive for an established loss.
+
+Holm families (all the rungs of one analysis): *harm* = {loss, costlier} per rung (a false
+"loss" or "trap" anywhere is at most 5 %); *safety* = {non-inferior, not costlier} per rung.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .power import mcnemar_n, se_scaling_n
+from .inference import (
+    ALPHA,
+    POWER,
+    exact_mcnemar_n,
+    holm,
+    log_ratio_tests,
+    noninferiority_n,
+    paired_noninferiority,
+)
+from .power import se_scaling_n
 
-__all__ = ["decide", "ACCURACY_MARGIN"]
+__all__ = ["decide", "decide_all", "Evidence", "Verdict", "evidence", "ACCURACY_MARGIN", "COST_MARGIN",
+           "VERDICTS", "VERDICT_SHORT", "VERDICT_STYLE", "PRIMARY"]
 
 ACCURACY_MARGIN = 0.05
+COST_MARGIN = 0.05
+PRIMARY = "task_success"
+VERDICTS = ("baseline", "accuracy trap", "accuracy loss", "efficiency trap", "accuracy trap and efficiency trap",
+            "accuracy loss and efficiency trap", "no trap", "inconclusive")
+#: the vocabulary's short forms (tables) and colours (rich style names): one home for every view
+VERDICT_SHORT = {"accuracy trap": "acc trap", "accuracy loss": "acc loss", "efficiency trap": "eff trap",
+                 "accuracy trap and efficiency trap": "acc+eff trap", "accuracy loss and efficiency trap": "loss+eff trap",
+                 "no trap": "no trap", "inconclusive": "inconcl.", "baseline": "base"}
+VERDICT_STYLE = {"accuracy trap": "red", "accuracy loss": "red", "efficiency trap": "red",
+                 "accuracy trap and efficiency trap": "red", "accuracy loss and efficiency trap": "red",
+                 "no trap": "green", "inconclusive": "yellow", "baseline": "dim"}
 
 
-def _ci(f: dict[str, Any] | None) -> list[float] | None:
-    return None if not f else f.get("ci95")
+@dataclass(frozen=True)
+class Evidence:
+    """What one rung's comparison with its baseline provides to the tests (unadjusted)."""
+
+    label: str
+    baseline_label: str
+    mode: str
+    n: int
+    identity: bool = False
+    note: str | None = None
+    ts: dict[str, Any] | None = None          # the paired task-success difference block
+    hop: dict[str, Any] | None = None         # the paired model-hop accuracy difference block (secondary)
+    depth: dict[str, Any] | None = None       # relative loss by depth (this run's mode)
+    growth: dict[str, Any] | None = None      # {"what", "value", "ci95", "p_value"}: the compounding test
+    oracle_growth: dict[str, Any] | None = None  # the oracle run's own depth trend (hop difficulty)
+    cost: dict[str, Any] | None = None        # the cost ratio block chosen (or None) and why
+    cost_metric: str | None = None
+    cost_kind: str | None = None
+    cost_reason: str | None = None
+    energy_note: str | None = None
+    accuracy_margin: float = ACCURACY_MARGIN
+    cost_margin: float = COST_MARGIN
+
+    @property
+    def discordant(self) -> tuple[int, int]:
+        d = (self.ts or {}).get("discordant") or {}
+        return int(d.get("run_only", 0)), int(d.get("baseline_only", 0))
+
+    @property
+    def p_loss(self) -> float | None:
+        return None if not self.ts else self.ts.get("p_value")
+
+    @property
+    def p_noninferior(self) -> float | None:
+        if not self.ts:
+            return None
+        b, c = self.discordant
+        return paired_noninferiority(b, c, self.n, self.accuracy_margin)
+
+    @property
+    def cost_tests(self) -> dict[str, float | None]:
+        f = self.cost or {}
+        return log_ratio_tests(f.get("value"), f.get("se_log"), self.cost_margin)
 
 
-def _accuracy(paired: dict[str, Any], depth: dict[str, Any] | None, n: int, margin: float) -> dict[str, Any]:
-    diffs = paired.get("differences", {})
-    ts, ha = diffs.get("task_success"), diffs.get("model_hop_accuracy")
-    figs = [f for f in (ts, ha) if f and f.get("ci95")]
-    inter = (depth or {}).get("interaction")
-    ici = _ci(inter)
-    out: dict[str, Any] = {"loss": False, "grows_with_depth": False, "trap": False, "excluded": False,
-                           "non_inferior": False, "margin": margin, "instances_needed": None}
-    if not figs:
-        out["reason"] = "no paired accuracy figure"
-        return out
-    out["loss"] = any(f["ci95"][1] < 0 for f in figs)
-    out["grows_with_depth"] = bool(ici and ici[0] > 0)
-    out["non_inferior"] = all(f["ci95"][0] > -margin for f in figs)
-    not_growing = bool(ici and ici[1] < 0)
-    out["trap"] = out["loss"] and out["grows_with_depth"]
-    out["excluded"] = (not out["trap"]) and (out["non_inferior"] or not_growing)
-    if out["trap"] or out["excluded"]:
-        return out
-    # instances needed: the cheapest way the observed effects would decide it
-    paths: list[int] = []
-    loss_n: list[int | None] = []
-    if ts and ts["value"] < 0 and ts["ci95"][1] >= 0:
-        disc = ts.get("discordant") or {}
-        p10, p01 = disc.get("run_only", 0) / n, disc.get("baseline_only", 0) / n
-        loss_n.append(mcnemar_n(p10, p01))
-    if ha and ha["value"] < 0 and ha["ci95"][1] >= 0:
-        loss_n.append(se_scaling_n(n, ha.get("se"), ha["value"]))
-    loss_needed = None if out["loss"] else min((x for x in loss_n if x), default=None)
-    grow_needed = None
-    if inter and inter.get("value") is not None and inter["value"] > 0 and not out["grows_with_depth"]:
-        grow_needed = se_scaling_n(n, inter.get("se"), inter["value"])
-    if (out["loss"] or loss_needed) and (out["grows_with_depth"] or grow_needed):
-        paths.append(max(x for x in (loss_needed, grow_needed, n) if x))
-    ni = [se_scaling_n(n, f.get("se"), f["value"], -margin) for f in figs if f["value"] > -margin]
-    if len(ni) == len(figs) and all(ni):
-        paths.append(max(max(ni), n))  # type: ignore[type-var]
-    if inter and inter.get("value") is not None and inter["value"] < 0:
-        x = se_scaling_n(n, inter.get("se"), inter["value"])
-        if x:
-            paths.append(max(x, n))
-    out["instances_needed"] = min(paths) if paths else None
-    if not paths:
-        out["reason"] = "no effect observed that more instances would resolve"
-    return out
+@dataclass(frozen=True)
+class Verdict:
+    """The verdict of one rung with its evidence; :meth:`to_json` is what ``evaluate()`` stores."""
+
+    verdict: str
+    line: str
+    accuracy: dict[str, Any] | None = None
+    efficiency: dict[str, Any] | None = None
+    instances_needed: int | None = None
+    needed_for: str | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
-def _efficiency(paired: dict[str, Any], n: int, simulated: bool, assess_simulated: bool) -> dict[str, Any]:
-    ratios = paired.get("ratios", {})
-    out: dict[str, Any] = {"assessed": False, "metric": None, "kind": None, "trap": False, "excluded": False,
-                           "instances_needed": None}
-    if simulated and not assess_simulated:
-        out["reason"] = "simulation backend: its seconds and joules are not a model's"
-        return out
-    energy = ratios.get("energy_per_correct_task_j")
-    seconds = ratios.get("seconds_per_correct_task")
-    if energy and energy.get("ci95") and energy.get("kind") in ("measured", "estimated"):
-        fig, out["metric"], out["kind"] = energy, "energy_per_correct_task_j", energy["kind"]
-    elif seconds and seconds.get("ci95"):
-        fig, out["metric"], out["kind"] = seconds, "seconds_per_correct_task", "time"
-        if energy and energy.get("reason"):
-            out["energy_note"] = energy["reason"]
-    else:
-        out["reason"] = (energy or {}).get("reason") or (seconds or {}).get("reason") or "no cost per correct task"
-        return out
-    out["assessed"] = True
-    lo, hi = fig["ci95"]
-    out["trap"] = lo >= 1.0 and hi > 1.0
-    out["excluded"] = hi < 1.0
-    if not (out["trap"] or out["excluded"]) and fig["value"] and fig["value"] > 0:
-        out["instances_needed"] = se_scaling_n(n, fig.get("se_log"), math.log(fig["value"]))
-        if out["instances_needed"] is not None:
-            out["instances_needed"] = max(out["instances_needed"], n)
-        else:
-            out["reason"] = "no cost difference observed"
-    return out
+def _pp(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:+.1f} pp"
 
 
-def _pp(f: dict[str, Any] | None) -> str:
-    if not f or f.get("value") is None:
-        return "-"
-    s = f"{100 * f['value']:+.1f} pp"
-    if f.get("ci95"):
-        s += f" [{100 * f['ci95'][0]:+.1f}, {100 * f['ci95'][1]:+.1f}]"
-    if f.get("p_value") is not None:
-        s += f" (p = {f['p_value']:.2g})"
-    return s
+def _ci_pp(ci: list[float] | None) -> str:
+    return "" if not ci else f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
+
+
+def _p(p: float | None) -> str:
+    return "-" if p is None else f"{p:.2g}"
 
 
 def _x(f: dict[str, Any] | None) -> str:
@@ -135,48 +146,268 @@ def _span(ds: list[int]) -> str:
     return f"{ds[0]}–{ds[-1]}" if len(ds) > 1 else str(ds[0])
 
 
-def decide(paired: dict[str, Any], depth: dict[str, Any] | None, *, n: int, label: str = "run",
-           baseline_label: str = "baseline", simulated: bool = False, assess_simulated: bool = False,
-           accuracy_margin: float = ACCURACY_MARGIN) -> dict[str, Any]:
-    """The verdict and its evidence from a paired block and a depth block (JSON-ready)."""
+def evidence(paired: dict[str, Any], depth: dict[str, Any] | None, *, n: int, label: str = "run",
+             baseline_label: str = "baseline", mode: str = "free", simulated: bool = False,
+             assess_simulated: bool = False, growth: dict[str, Any] | None = None,
+             oracle_growth: dict[str, Any] | None = None, accuracy_margin: float = ACCURACY_MARGIN,
+             cost_margin: float = COST_MARGIN) -> Evidence:
+    """The evidence of one paired block (and its depth block and growth tests)."""
+    common = {"label": label, "baseline_label": baseline_label, "mode": mode, "n": n,
+              "accuracy_margin": accuracy_margin, "cost_margin": cost_margin}
     if paired.get("identity"):
-        return {"verdict": "baseline", "line": f"{label}: the baseline", "accuracy": None, "efficiency": None,
-                "instances_needed": None}
-    if not paired.get("differences"):
-        return {"verdict": "inconclusive", "line": f"{label} vs {baseline_label}: not paired ({paired.get('note', '')})",
-                "accuracy": None, "efficiency": None, "instances_needed": None}
-    acc = _accuracy(paired, depth, n, accuracy_margin)
-    eff = _efficiency(paired, n, simulated, assess_simulated)
-    traps = [t for t, hit in (("accuracy", acc["trap"]), ("efficiency", eff["trap"])) if hit]
-    if traps:
-        verdict = " and ".join(traps) + " trap"
-    elif acc["excluded"] and (eff["excluded"] or not eff["assessed"]):
+        return Evidence(identity=True, **common)
+    diffs = paired.get("differences") or {}
+    if not diffs:
+        return Evidence(note=f"not paired ({paired.get('note', '')})", **common)
+    ratios = paired.get("ratios") or {}
+    if growth is None and mode == "free" and depth and depth.get("interaction") \
+            and depth["interaction"].get("one_sided_p") is not None:
+        i = depth["interaction"]
+        growth = {"what": "free-mode depth × precision interaction (no oracle pair of this rung)",
+                  "value": i["value"], "ci95": i["ci95"], "p_value": i["one_sided_p"]}
+    if mode != "free" and oracle_growth is None and depth and depth.get("interaction") \
+            and depth["interaction"].get("one_sided_p") is not None:
+        i = depth["interaction"]
+        oracle_growth = {"value": i["value"], "ci95": i["ci95"], "p_value": i["one_sided_p"]}
+    cost = metric = kind = reason = note = None
+    if simulated and not assess_simulated:
+        reason = "simulation backend: its seconds and joules are not a model's"
+    else:
+        energy, seconds = ratios.get("energy_per_correct_task_j"), ratios.get("seconds_per_correct_task")
+        if energy and energy.get("ci95") and energy.get("kind") in ("measured", "estimated"):
+            cost, metric, kind = energy, "energy_per_correct_task_j", energy["kind"]
+        elif seconds and seconds.get("ci95"):
+            cost, metric, kind = seconds, "seconds_per_correct_task", "time"
+            if energy and energy.get("reason"):
+                note = energy["reason"]
+        else:
+            reason = (energy or {}).get("reason") or (seconds or {}).get("reason") or "no cost per correct task"
+        if cost is not None and not cost.get("se_log"):
+            reason, cost = "the cost ratio has no spread to test (identical costs on every resample)", None
+    return Evidence(ts=diffs.get(PRIMARY), hop=diffs.get("model_hop_accuracy"), depth=depth, growth=growth,
+                    oracle_growth=oracle_growth, cost=cost, cost_metric=metric, cost_kind=kind, cost_reason=reason,
+                    energy_note=note, **common)
+
+
+def _holm_levels(pvalues: list[float | None], alpha: float) -> list[float | None]:
+    """The level each hypothesis is compared with in Holm's step-down (α / (m − rank))."""
+    idx = sorted((i for i, p in enumerate(pvalues) if p is not None), key=lambda i: pvalues[i])  # type: ignore[arg-type, return-value]
+    out: list[float | None] = [None] * len(pvalues)
+    for rank, i in enumerate(idx):
+        out[i] = alpha / (len(idx) - rank)
+    return out
+
+
+def decide_all(evs: list[Evidence], *, alpha: float = ALPHA, power: float = POWER) -> list[Verdict]:
+    """Verdicts of a family of comparisons, adjusted together (Holm within the harm and safety families)."""
+    live = [i for i, e in enumerate(evs) if not e.identity and e.ts is not None]
+    harm: list[float | None] = []
+    safety: list[float | None] = []
+    where: list[tuple[int, str, int]] = []  # (run position, test, index in its family)
+    for i in live:
+        e = evs[i]
+        harm.append(e.p_loss)
+        where.append((i, "loss", len(harm) - 1))
+        safety.append(e.p_noninferior)
+        where.append((i, "ni", len(safety) - 1))
+        ct = e.cost_tests if e.cost is not None else {}
+        if ct.get("costlier") is not None:
+            harm.append(ct["costlier"])
+            where.append((i, "costlier", len(harm) - 1))
+            safety.append(ct["not_costlier"])
+            where.append((i, "not_costlier", len(safety) - 1))
+    harm_adj, safety_adj = holm(harm), holm(safety)
+    harm_lvl = _holm_levels(harm, alpha)
+    k_harm, k_safety = sum(p is not None for p in harm), sum(p is not None for p in safety)
+    adj: dict[int, dict[str, Any]] = {i: {} for i in live}
+    for i, test, j in where:
+        fam_adj, fam_lvl = (harm_adj, harm_lvl) if test in ("loss", "costlier") else (safety_adj, None)
+        adj[i][test] = fam_adj[j]
+        if fam_lvl is not None:
+            adj[i][test + "_level"] = fam_lvl[j]
+    ctx = {"alpha": alpha, "power": power, "k_harm": max(k_harm, 1), "k_safety": max(k_safety, 1)}
+    return [_decide_one(e, adj.get(i), ctx) for i, e in enumerate(evs)]
+
+
+def _decide_one(e: Evidence, adj: dict[str, Any] | None, ctx: dict[str, Any]) -> Verdict:
+    alpha = ctx["alpha"]
+    if e.identity:
+        return Verdict("baseline", f"{e.label}: the baseline", summary={"verdict": "baseline"})
+    if e.ts is None or adj is None:
+        return Verdict("inconclusive", f"{e.label} vs {e.baseline_label}: {e.note or 'no paired task success'}",
+                       summary={"verdict": "inconclusive"})
+    b, c = e.discordant
+    d = e.ts.get("value")
+    p_loss_adj = adj.get("loss")
+    loss = bool(d is not None and d < 0 and p_loss_adj is not None and p_loss_adj <= alpha)
+    p_ni_adj = adj.get("ni")
+    non_inferior = bool(p_ni_adj is not None and p_ni_adj <= alpha)
+    # compounding: gated by the loss, at the level the loss was rejected at
+    level = adj.get("loss_level") or alpha
+    g = e.growth
+    compounding = bool(loss and g and g.get("p_value") is not None and g["p_value"] <= level and (g.get("value") or 0) > 0)
+    og = e.oracle_growth
+    harder = bool(og and og.get("p_value") is not None and og["p_value"] <= level and (og.get("value") or 0) > 0
+                  and loss)
+    accuracy = {
+        "primary": PRIMARY, "difference": d, "ci95": e.ts.get("ci95"), "discordant": {"run_only": b, "baseline_only": c},
+        "test": "McNemar exact (instances), two-sided", "p_value": e.p_loss, "p_adjusted": p_loss_adj,
+        "loss": loss, "margin": e.accuracy_margin, "p_noninferiority": e.p_noninferior,
+        "p_noninferiority_adjusted": p_ni_adj, "non_inferior": non_inferior,
+        "noninferiority_test": "Tango score test (paired), one-sided",
+        "compounding": None if g is None else {**g, "established": compounding, "level": level if loss else None},
+        "later_hops_harder": harder,
+        "secondary": {"model_hop_accuracy": None if not e.hop else {
+            "difference": e.hop.get("value"), "ci95": e.hop.get("ci95"), "p_value": e.hop.get("p_value"),
+            "test": e.hop.get("test"), "role": "secondary: reported, decides nothing"}},
+        # kept for readers of schema 1: a loss is established; it compounds
+        "trap": compounding, "grows_with_depth": compounding,
+    }
+    eff: dict[str, Any] = {"assessed": e.cost is not None, "metric": e.cost_metric, "kind": e.cost_kind,
+                           "margin": e.cost_margin, "trap": False, "not_costlier": False, "equivalent": False}
+    if e.cost_reason:
+        eff["reason"] = e.cost_reason
+    if e.energy_note:
+        eff["energy_note"] = e.energy_note
+    if e.cost is not None:
+        ct = e.cost_tests
+        p_c, p_nc = adj.get("costlier"), adj.get("not_costlier")
+        eff.update(value=e.cost.get("value"), ci95=e.cost.get("ci95"), p_costlier=ct["costlier"],
+                   p_costlier_adjusted=p_c, p_not_costlier=ct["not_costlier"], p_not_costlier_adjusted=p_nc,
+                   p_equivalent=ct["equivalent"],
+                   test="one-sided z on the log ratio with its paired bootstrap SE")
+        eff["trap"] = bool(p_c is not None and p_c <= alpha)
+        eff["not_costlier"] = bool(p_nc is not None and p_nc <= alpha)
+        eff["equivalent"] = bool(eff["not_costlier"] and ct["equivalent"] is not None
+                                 and ct["equivalent"] * ctx["k_safety"] <= alpha)
+        eff["excluded"] = eff["not_costlier"]
+    acc_word = "accuracy trap" if compounding else ("accuracy loss" if loss else None)
+    words = [w for w in (acc_word, "efficiency trap" if eff["trap"] else None) if w]
+    if words:
+        verdict = " and ".join(words)
+    elif non_inferior and (eff["not_costlier"] or not eff["assessed"]):
         verdict = "no trap"
     else:
         verdict = "inconclusive"
-    needed = None
+    needed = needed_for = None
     if verdict == "inconclusive":
-        pending = [d["instances_needed"] for d in (acc, eff) if d.get("assessed", True) and not (d["trap"] or d["excluded"])]
-        needed = None if (not pending or any(p is None for p in pending)) else max(pending)
-    diffs = paired["differences"]
-    parts = [f"task success {_pp(diffs.get('task_success'))}", f"model-hop accuracy {_pp(diffs.get('model_hop_accuracy'))}"]
-    if depth and depth.get("interaction"):
-        b = depth["buckets"]
-        parts.append(f"relative loss {100 * depth['shallow']['value']:.1f}% at depth {_span(b['shallow'])} vs "
-                     f"{100 * depth['deep']['value']:.1f}% at {_span(b['deep'])}, Δ {_pp(depth['interaction'])}")
+        needed, needed_for = _needed(e, eff, non_inferior, ctx)
+    line = _line(e, verdict, accuracy, eff, needed, needed_for)
+    summary = {
+        "verdict": verdict, "mode": e.mode, "primary": PRIMARY, "difference": d, "ci95": e.ts.get("ci95"),
+        "p_adjusted": p_loss_adj, "p_noninferiority_adjusted": p_ni_adj,
+        "cost": None if e.cost is None else {"metric": e.cost_metric, "kind": e.cost_kind, "value": e.cost.get("value"),
+                                             "ci95": e.cost.get("ci95")},
+        "instances_needed": needed,
+    }
+    accuracy["excluded"] = non_inferior
+    return Verdict(verdict, line, accuracy, eff, needed, needed_for, summary)
+
+
+def _needed(e: Evidence, eff: dict[str, Any], non_inferior: bool, ctx: dict[str, Any]) -> tuple[int | None, str | None]:
+    """The instances that would decide an inconclusive verdict, and what they would decide."""
+    n, alpha, power = e.n, ctx["alpha"], ctx["power"]
+    b, c = e.discordant
+    p10, p01 = b / n, c / n
+    # an observed loss: the exact test at the level its family asks for (Bonferroni's bound of Holm)
+    if c > b:
+        return exact_mcnemar_n(p10, p01, alpha / ctx["k_harm"], power), "the observed loss (exact McNemar, power 0.8)"
+    if eff.get("assessed") and (eff.get("value") or 0) > 1 and not eff.get("trap"):
+        f = e.cost or {}
+        x = se_scaling_n(n, f.get("se_log"), math.log(f["value"]), level=1 - 2 * alpha / ctx["k_harm"], power=power)
+        return (max(x, n) if x else None), "the observed cost increase"
+    paths = []
+    if not non_inferior:
+        paths.append(noninferiority_n(p10, p01, e.accuracy_margin, alpha / ctx["k_safety"], power))
+    if eff.get("assessed") and not eff.get("not_costlier"):
+        f = e.cost or {}
+        v = f.get("value")
+        if v and v < 1 + e.cost_margin:
+            x = se_scaling_n(n, f.get("se_log"), math.log(v), math.log1p(e.cost_margin),
+                             level=1 - 2 * alpha / ctx["k_safety"], power=power)
+            paths.append(max(x, n) if x else None)
+        else:
+            paths.append(None)
+    if not paths or any(p is None for p in paths):
+        return None, None
+    what = f"no trap: non-inferior within {100 * e.accuracy_margin:.0f} pp" + (
+        f" and cost within +{100 * e.cost_margin:.0f} %" if eff.get("assessed") else "")
+    return max(max(paths), n + 1), what  # type: ignore[type-var]
+
+
+def _line(e: Evidence, verdict: str, acc: dict[str, Any], eff: dict[str, Any], needed: int | None,
+          needed_for: str | None) -> str:
+    b, c = e.discordant
+    parts = [f"task success {_pp(acc['difference'])}{_ci_pp(acc['ci95'])} (exact McNemar p = {_p(acc['p_value'])}, "
+             f"adjusted {_p(acc['p_adjusted'])}; {b} vs {c} discordant; non-inferior within "
+             f"{100 * e.accuracy_margin:.0f} pp: adjusted p = {_p(acc['p_noninferiority_adjusted'])})"]
+    g = acc.get("compounding")
+    if g and acc["loss"]:
+        parts.append(f"compounding ({g['what']}) {_pp(g.get('value'))}{_ci_pp(g.get('ci95'))} "
+                     f"(one-sided p = {_p(g.get('p_value'))}, level {_p(g.get('level'))}"
+                     + ("" if g["established"] else ": not established") + ")")
+    if e.depth and e.depth.get("interaction") and e.depth.get("buckets"):
+        bk = e.depth["buckets"]
+        parts.append(f"relative loss {100 * e.depth['shallow']['value']:.1f}% at depth {_span(bk['shallow'])} vs "
+                     f"{100 * e.depth['deep']['value']:.1f}% at {_span(bk['deep'])}")
+    if acc["later_hops_harder"]:
+        parts.append("later hops harder for this rung (oracle mode: a hop difficulty, not a trap)")
+    sec = (acc.get("secondary") or {}).get("model_hop_accuracy")
+    if sec:
+        parts.append(f"model-hop accuracy (secondary) {_pp(sec['difference'])}{_ci_pp(sec['ci95'])} "
+                     f"(p = {_p(sec['p_value'])})")
     if eff["assessed"]:
         name = "energy per correct task" if eff["metric"] == "energy_per_correct_task_j" else "seconds per correct task"
         kind = f" ({eff['kind']})" if eff["kind"] != "time" else ""
-        parts.append(f"{name}{kind} {_x(paired['ratios'][eff['metric']])}")
+        parts.append(f"{name}{kind} {_x(e.cost)} (costlier: adjusted p = {_p(eff.get('p_costlier_adjusted'))}; "
+                     f"within +{100 * e.cost_margin:.0f} %: adjusted p = {_p(eff.get('p_not_costlier_adjusted'))})")
     else:
         parts.append(f"efficiency not assessed ({eff.get('reason', '')})")
     head = verdict
     if verdict == "inconclusive":
-        head += f" (≈{needed} instances needed)" if needed else " (no effect observed that more instances would decide)"
-    if verdict == "no trap" and acc["loss"]:
-        head += " (accuracy lower, but the loss does not grow with depth)"
+        if needed and needed_for and needed_for.startswith("the observed"):
+            head += f" (≈{needed:,} instances would decide {needed_for})"
+        elif needed:
+            head += f" (no loss observed; ≈{needed:,} instances would show {needed_for})"
+        elif b == c and not (eff.get("value") or 0) > 1:
+            head += " (no effect observed)"
     if eff["trap"]:
         what = "time" if eff["kind"] == "time" else f"{eff['kind']} energy"
         head = head.replace("efficiency trap", f"efficiency trap ({what})")
-    line = f"{label} vs {baseline_label}: {head} — " + "; ".join(parts)
-    return {"verdict": verdict, "line": line, "accuracy": acc, "efficiency": eff, "instances_needed": needed}
+    return f"{e.label} vs {e.baseline_label}: {head} — " + "; ".join(parts)
+
+
+def decide(paired: dict[str, Any], depth: dict[str, Any] | None, *, n: int, label: str = "run",
+           baseline_label: str = "baseline", simulated: bool = False, assess_simulated: bool = False,
+           accuracy_margin: float = ACCURACY_MARGIN, mode: str = "free", alpha: float = ALPHA) -> dict[str, Any]:
+    """The verdict of one comparison on its own (a family of one), as JSON."""
+    ev = evidence(paired, depth, n=n, label=label, baseline_label=baseline_label, mode=mode, simulated=simulated,
+                  assess_simulated=assess_simulated, accuracy_margin=accuracy_margin)
+    return decide_all([ev], alpha=alpha)[0].to_json()
+
+
+def growth_vs_oracle(free_ctx: dict[str, Any], oracle_ctx: dict[str, Any], split: tuple[list[int], list[int]],
+                     resamples: int, seed: int) -> dict[str, Any] | None:
+    """Compounding beyond the rung's own per-hop losses: Δ_free − Δ_oracle on the instances of all four runs.
+
+    ``*_ctx``: the ``ta``/``tb`` tables of the rung against its baseline in each mode.
+    """
+    from .bootstrap import percentile_ci, weights
+    from .data import subset_table
+    from .depth import interaction_reps, one_sided_p
+
+    keys = sorted(set(free_ctx["ta"].keys) & set(oracle_ctx["ta"].keys))
+    if not keys or free_ctx["ta"].depths != oracle_ctx["ta"].depths:
+        return None
+    w = weights(len(keys), resamples, seed + 7)
+    tf = [subset_table(free_ctx[k], keys) for k in ("ta", "tb")]
+    to = [subset_table(oracle_ctx[k], keys) for k in ("ta", "tb")]
+    pf, rf = interaction_reps(tf[0], tf[1], w, split)
+    po, ro = interaction_reps(to[0], to[1], w, split)
+    if pf is None or po is None or rf is None or ro is None:
+        return None
+    reps = rf - ro
+    ci = percentile_ci(reps, pf - po)
+    return {"what": "free minus oracle depth interaction, same instances and hops", "value": pf - po,
+            "ci95": ci["ci"], "p_value": one_sided_p(reps), "instances": len(keys),
+            "free": pf, "oracle": po, "oracle_p_value": one_sided_p(ro)}

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentsim.analysis.verdict import VERDICT_STYLE
+
 __all__ = ["header_items", "verdict_items", "figure_columns", "figure_rows", "pct", "ci_text", "rel_ci",
            "pp_ci", "VERDICT_STYLE", "METHODS_NOTE"]
 
 #: how each verdict is coloured (rich style names; HTML maps them to classes)
-VERDICT_STYLE = {"accuracy trap": "red", "efficiency trap": "red", "accuracy and efficiency trap": "red",
-                 "no trap": "green", "inconclusive": "yellow", "baseline": "dim"}
 
 METHODS_NOTE = ("Intervals are two-sided 95 %. Single runs: Wilson over instances (task success), Wilson "
                 "clustered by instance (hop accuracy), cluster bootstrap (costs). Against the baseline: paired "

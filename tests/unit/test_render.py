@@ -49,7 +49,7 @@ def _verdict_lines(doc):
 
 
 def test_document_is_evaluate_plus_report_block(doc, sim):
-    assert doc["schema_version"] == 1 and doc["report"]["schema_version"] == 1
+    assert doc["schema_version"] == 2 and doc["report"]["schema_version"] == 1
     assert doc["report"]["run_ids"] == [r.id for r in sim.runs]
     facts = doc["report"]["facts"]
     assert facts["energy_kinds"] == ["estimated"]

@@ -40,7 +40,7 @@ def test_equal_p_gives_no_trap_or_inconclusive_in_90_percent_of_seeds():
         v, _ = _verdict(run, base, seed=seed)
         ok += v["verdict"] in ("no trap", "inconclusive")
         if v["verdict"] == "inconclusive":
-            assert "instances needed" in v["line"] or "no effect observed" in v["line"]
+            assert "instances would" in v["line"] or "no effect observed" in v["line"]
     assert ok >= 45, ok
 
 
@@ -50,7 +50,7 @@ def test_synthetic_accuracy_trap_and_efficiency_trap_name_their_kind():
     base = table_from_hops(_chain(u, 0.05), DEPTHS, energy_j=np.full(200, 1.0), energy_kind="measured")
     run = table_from_hops(_chain(u, 0.20), DEPTHS, energy_j=np.full(200, 0.9), energy_kind="measured")
     v, block = _verdict(run, base)
-    assert v["verdict"] == "accuracy and efficiency trap"  # 10 % less energy per task, but far fewer correct ones
+    assert v["verdict"] == "accuracy trap and efficiency trap"  # 10 % less energy per task, but far fewer correct ones
     assert "measured energy" in v["line"]
     assert block["differences"]["task_success"]["value"] < 0
     assert block["ratios"]["energy_per_correct_task_j"]["ci95"][0] > 1
