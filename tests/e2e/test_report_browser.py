@@ -78,7 +78,7 @@ def test_report_opens_offline_and_every_plot_renders(report, tmp_path):
     assert n_svg >= 5 and len(boxes) == n_svg, (n_svg, boxes)
     for name, b in boxes.items():
         assert b["width"] > 200 and b["height"] > 120, (name, b)
-    assert "accuracy trap" in dom
+    assert "accuracy trap" in dom or "accuracy loss" in dom
     height = int(max(b["y"] + b["height"] for b in boxes.values())) + 40
     shot = tmp_path / "shot.png"
     res = _chromium([f"--window-size={WIDTH},{height}", f"--screenshot={shot}", report.as_uri()], tmp_path)

@@ -44,7 +44,7 @@ async def test_default_baseline_verdict_line_and_interval_columns(fixed_db):
         assert noisy["verdict"]["verdict"] == "accuracy trap"
         assert ci_cell(noisy["relative_ci95"]["model_hop_accuracy"], False) in text
         assert ci_cell(noisy["relative_ci95"]["task_success"], False) in text
-        assert "acc. trap" in text
+        assert "acc trap" in text
         # the verdict line of the cursor row, with its evidence
         table = compare.query_one("#compare-table")
         table.move_cursor(row=[s["run_id"] for s in compare.summaries].index(5))
