@@ -256,6 +256,15 @@ def scale_analysis(
                 "energy_kind": pairs[0].energy_kind if len({p.energy_kind for p in pairs}) == 1 else "mixed",
             }
             for metric in METRICS:
+                if metric == "energy_per_correct_task" and (
+                        entry["energy_kind"] not in ("measured", "estimated")):
+                    # measured and estimated joules are never summed into one ratio
+                    entry[f"{metric}_ratio"] = {"value": None, "ci95": None, "reason": (
+                        "energy kinds differ between the cells or rungs of this size (measured and estimated "
+                        "are never pooled)" if entry["energy_kind"] == "mixed" else "no energy reading")}
+                    reps_by_metric[metric].append(None)
+                    point_by_metric[metric].append(None)
+                    continue
                 point, reps = _ratio_reps(ws, pairs, metric)
                 entry[f"{metric}_ratio"] = _figure(point, reps, _pooled(pairs, metric, "low"), _pooled(pairs, metric, "top"))
                 reps_by_metric[metric].append(reps)
@@ -263,8 +272,15 @@ def scale_analysis(
             points.append(entry)
         xs = [float(sizes[m]) for m in models]
         n_star: dict[str, Any] = {}
+        kinds = {p["energy_kind"] for p in points if p["energy_kind"] in ("measured", "estimated")}
         for metric in METRICS:
             threshold = 1.0 - tolerance if metric == "task_success" else 1.0
+            if metric == "energy_per_correct_task" and len(kinds) > 1:
+                n_star[metric] = {"threshold": threshold, "measured_range": None, "crossed": False, "value": None,
+                                  "ci95": None, "crossing_share": None,
+                                  "text": "left out: the sizes' energy kinds differ (" + " and ".join(sorted(kinds))
+                                          + "); measured and estimated joules are never on one curve"}
+                continue
             n_star[metric] = _n_star(xs, point_by_metric[metric], reps_by_metric[metric], threshold, resamples,
                                      bad_above=metric != "task_success")
         out_curves.append({
