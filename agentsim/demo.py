@@ -120,7 +120,13 @@ def _verdicts(console: Any, store: Any, runs: list[Any], path: Path) -> Path | N
     from rich.markup import escape
 
     from .errors import MissingDependencyError
-    from .render import build_report, verdict_lines, write_report
+    from .render import (
+        build_report,
+        recommendation_texts,
+        summary_table,
+        verdict_lines,
+        write_report,
+    )
 
     doc = build_report(store, [r.id for r in runs], title="agentsim demo report")
     if doc["report"]["rungs"]:
@@ -129,6 +135,11 @@ def _verdicts(console: Any, store: Any, runs: list[Any], path: Path) -> Path | N
             console.print(escape(f"- {note['text']}"))
     console.rule("[bold]verdicts (each run against the top rung of its model, scenario and mode)")
     for line in verdict_lines(doc):
+        console.print(line)
+    # the one-screen summary ends the demo: verdicts, primary figure, adjusted p, cost; then what to deploy
+    console.rule("[bold]summary")
+    console.print(summary_table(doc))
+    for line in recommendation_texts(doc):
         console.print(line)
     try:
         write_report(doc, path)

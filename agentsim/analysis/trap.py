@@ -131,7 +131,7 @@ def _meta(rd: RunData) -> dict[str, Any]:
         "scenario_fingerprint": r.scenario_fingerprint, "params": r.params, "backend": r.backend, "model": r.model,
         "precision": r.precision, "precision_bits": bits(r.precision) if r.precision else None,
         "precision_mode": r.precision_mode, "kernel": r.kernel, "source_precision": r.source_precision,
-        "model_sha256": r.model_sha256, "mode": r.mode, "seed": r.seed, "launch_id": getattr(r, "launch_id", None), "status": r.status,
+        "model_sha256": r.model_sha256, "mode": r.mode, "batch_size": int(getattr(r, "batch_size", None) or 1), "seed": r.seed, "launch_id": getattr(r, "launch_id", None), "status": r.status,
         "n": r.n_instances, "instances_finished": len(rd.by_key), "machine": r.machine,
         "energy_kind": rd.energy_kind, "energy_kinds": kinds, "simulation": rd.is_simulation,
         "agentsim_version": versions.get("agentsim"),

@@ -38,7 +38,57 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
+    from agentsim.analysis import evaluate
+    from agentsim.analysis.recommend import recommend
+    from agentsim.errors import AgentsimError
+    from agentsim.render import select_run_ids
+
+    from .common import print_json
+
+    if not 0 < args.max_loss < 1:
+        raise AgentsimError(f"--max-loss {args.max_loss} must be between 0 and 1",
+                            hint="a share of task success: 0.05 = 5 points")
+    for name in ("max_seconds_per_task", "max_joules_per_task"):
+        v = getattr(args, name)
+        if v is not None and v <= 0:
+            raise AgentsimError(f"--{name.replace('_', '-')} {v} must be above 0")
+    store = open_store(args, readonly=True)
+    ids = select_run_ids(store, args.run_ids, launch=args.launch, all_runs=args.all)
+    doc = evaluate(store, ids, args.baseline, accuracy_margin=args.max_loss)
+    recs = recommend(doc, max_seconds_per_task=args.max_seconds_per_task, max_joules_per_task=args.max_joules_per_task)
+    if args.json:
+        print_json({"multiplicity": doc["multiplicity"], "settings": doc["settings"], "recommendations": recs})
+        return 0
+    con = console()
+    for r in recs:
+        con.print(escape(r["line"]))
+        if r.get("evidence"):
+            con.print("  evidence: " + escape(r["evidence"]), style="dim")
+    con.print(escape(doc["multiplicity"]), style="dim")
+    return 0
+
+
 def add_cli(sub: Any) -> None:
+    rp = sub.add_parser("recommend", help="which precision x batch to deploy, per scenario, with its evidence",
+                        description="Per scenario: the cheapest precision x batch size shown non-inferior to the "
+                                    "baseline (task success within --max-loss, cost not above it), within the "
+                                    "budgets; or 'none shown yet' with what would decide it (docs/statistics.md).")
+    rp.add_argument("run_ids", nargs="*", type=int, metavar="RUN_ID", help="runs to choose among")
+    rp.add_argument("--launch", default=None, metavar="ID", help="every run of one launch (a prefix of its id will do)")
+    rp.add_argument("--all", action="store_true", help="every run in the database")
+    rp.add_argument("--baseline", type=str, default=None, metavar="RUN|PRECISION",
+                    help="run id or precision (default: top rung of the same model, scenario, params and mode)")
+    rp.add_argument("--max-loss", type=float, default=0.05, metavar="SHARE",
+                    help="non-inferiority margin on task success (default 0.05 = 5 points)")
+    rp.add_argument("--max-seconds-per-task", type=float, default=None, metavar="S", help="latency budget per task")
+    rp.add_argument("--max-joules-per-task", type=float, default=None, metavar="J", help="energy budget per task")
+    rp.add_argument("--json", action="store_true", help="JSON for scripts")
+    db_arg(rp)
+    rp.set_defaults(func=cmd_recommend)
+
     sp = sub.add_parser("report", help="verdicts and their evidence: terminal, or -o report.html / .md / .json",
                         description="Paired statistics and trap verdicts of runs against their baselines "
                                     "(docs/statistics.md), as a report (docs/report.md).")

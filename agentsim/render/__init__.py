@@ -17,10 +17,11 @@ from agentsim.errors import AgentsimError
 from .document import build_report, select_run_ids
 from .html import render_html
 from .markdown import render_markdown
-from .terminal import render_terminal, verdict_lines
+from .terminal import recommendation_texts, render_terminal, summary_table, verdict_lines
 
 __all__ = ["build_report", "select_run_ids", "render_html", "render_markdown", "render_terminal",
-           "render_json", "verdict_lines", "write_report", "output_format", "FORMATS"]
+           "render_json", "verdict_lines", "summary_table", "recommendation_texts", "write_report", "output_format",
+           "FORMATS"]
 
 #: output suffixes and their format
 FORMATS = {".html": "html", ".htm": "html", ".md": "markdown", ".markdown": "markdown", ".json": "json"}

@@ -101,7 +101,7 @@ def verdict_items(doc: dict[str, Any]) -> list[dict[str, Any]]:
         if b.get("energy_note"):
             details.append(b["energy_note"])
         if vd.get("instances_needed"):
-            details.append(f"about {vd['instances_needed']:,} instances would decide it (power 0.8, alpha 0.05)")
+            details.append(f"about {vd['instances_needed']:,} instances would decide it (power 0.8 at the adjusted level)")
         details = [d for d in details if d.split(": ", 1)[-1] not in v["line"]]  # no repeats of the line
         out.append({"run_id": v["run_id"], "verdict": v["verdict"], "line": v["line"], "details": details,
                     "style": VERDICT_STYLE.get(v["verdict"], "")})

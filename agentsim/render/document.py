@@ -124,6 +124,9 @@ def build_report(store: Any, run_ids: list[int], baseline: int | str | None = No
         "error_kinds": {str(b["run_id"]): _error_kinds(store, b["run_id"]) for b in blocks},
     }
     doc["scale"] = _scale(store, [b["run_id"] for b in blocks])
+    from agentsim.analysis.recommend import recommend
+
+    doc["recommendations"] = recommend(doc)
     return doc
 
 

@@ -9,7 +9,40 @@ from agentsim.console import compact_table, esc
 
 from .common import METHODS_NOTE, figure_rows, header_items, scale_lines, verdict_items
 
-__all__ = ["render_terminal", "verdict_lines"]
+__all__ = ["render_terminal", "verdict_lines", "summary_table", "recommendation_texts"]
+
+
+def _p(v: Any) -> str:
+    return "-" if v is None else f"{v:.2g}"
+
+
+def summary_table(doc: dict[str, Any]) -> Any:
+    """The one-screen summary: one row per rung and mode (verdict, task success Δ with its interval,
+    adjusted p, cost ratio with its interval); the evidence lines follow further down."""
+    from .common import pp_ci, rel_ci
+
+    t = compact_table(title="summary (each run against its baseline; task success is the primary figure)",
+                      caption=esc(doc.get("multiplicity") or ""))
+    for c, w in (("run", 22), ("mode", 6), ("verdict", 16), ("Δ task success", 22), ("adj. p", 7), ("cost ratio", 20)):
+        t.add_column(c, overflow="fold", max_width=w)
+    for b in doc["runs"]:
+        v = b.get("verdict") or {}
+        if b.get("is_baseline") or v.get("verdict") == "baseline":
+            continue
+        sm = v.get("summary") or {}
+        what = (f"{b['model']}@{b['precision']}" if b.get("model") and b.get("precision") else b["backend"])
+        cost = sm.get("cost")
+        cost_txt = "not assessed" if not cost else rel_ci(cost) + (" J" if cost["kind"] != "time" else " s")
+        diff = {"value": sm.get("difference"), "ci95": sm.get("ci95")}
+        t.add_row(esc(f"r{b['run_id']} {what} vs r{b.get('baseline_run_id')}"), esc(b["mode"]), esc(v.get("verdict", "-")),
+                  esc(pp_ci(diff)), _p(sm.get("p_adjusted")), esc(cost_txt))
+    return t
+
+
+def recommendation_texts(doc: dict[str, Any]) -> list[Any]:
+    from rich.text import Text
+
+    return [Text("recommend: " + r["line"]) for r in doc.get("recommendations") or []]
 
 
 def verdict_lines(doc: dict[str, Any], *, include_baselines: bool = False) -> list[Any]:
@@ -36,7 +69,8 @@ def render_terminal(doc: dict[str, Any]) -> list[Any]:
     from rich.text import Text
 
     rep = doc["report"]
-    out: list[Any] = [Rule(f"[bold]{esc(rep['title'])}"), Text("verdicts", style="bold")]
+    out: list[Any] = [Rule(f"[bold]{esc(rep['title'])}"), summary_table(doc), *recommendation_texts(doc),
+                      Text("\nverdicts and their evidence", style="bold")]
     lines = verdict_lines(doc)
     out += lines or [Text("only baselines: nothing to compare (give runs at other precisions)", style="dim")]
     facts = Table.grid(padding=(0, 1))

@@ -1,0 +1,47 @@
+"""``agentsim recommend``: the cheapest rung shown non-inferior, never an established-worse one."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import agentsim
+from agentsim.analysis import evaluate
+from agentsim.analysis.recommend import recommend
+from agentsim.cli import main
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    path = tmp_path_factory.mktemp("rec") / "runs.db"
+    agentsim.simulate("chain-arith", ["noisy,p=0.0", "noisy,p=0.0,seed=2", "noisy,p=0.3,seed=3"],
+                      params={"depth": 3}, instances=120, seed=1, db=str(path))
+    return path
+
+
+def test_recommend_picks_a_non_inferior_rung_and_excludes_the_harmful_one(db):
+    from agentsim.store import Store
+
+    store = Store(db)
+    doc = evaluate(store, [1, 2, 3], resamples=400)
+    verdicts = {b["run_id"]: b["verdict"]["verdict"] for b in doc["runs"]}
+    assert verdicts[2] == "no trap" and verdicts[3] in ("accuracy trap", "accuracy loss")
+    (rec,) = recommend(doc)
+    assert rec["recommended"]["run_id"] in (1, 2)
+    assert [x["run_id"] for x in rec["excluded"]] == [3]
+    # a budget nobody meets: none within it
+    (tight,) = recommend(doc, max_seconds_per_task=1e-12)
+    assert tight["recommended"] is None and "none shown yet" in tight["line"]
+
+
+def test_recommend_cli_json_and_bad_input(db, capsys):
+    assert main(["recommend", "1", "2", "3", "--db", str(db), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["recommendations"][0]["recommended"]["run_id"] in (1, 2)
+    assert "Holm" in out["multiplicity"]
+    assert main(["recommend", "1", "2", "--db", str(db), "--max-loss", "2"]) == 2
+    captured = capsys.readouterr()
+    assert "max-loss" in captured.err + captured.out
+    assert main(["recommend", "1", "2", "--db", str(db)]) == 0
+    assert "chain-arith" in capsys.readouterr().out
