@@ -13,8 +13,17 @@ local      wrong although its inputs were right, or wrong given the inputs it go
 propagated wrong because a parent was wrong, and right given those inputs
            (or its inputs were unusable, e.g. a parent's answer did not parse)
 parse      the completion could not be parsed
+truncated  wrong or unparsable, and generation stopped at the token budget
+           (``stop_reason`` ``length``): the answer was cut off, not given
 backend    the backend (or the tool) failed
 ========== =====================================================================
+
+"Parent" here means the hop's **input parents** (:func:`agentsim.scenario.attribution.input_parents`:
+the parents its expected answer uses, or the ``inputs`` it declares per instance), not every hop
+of ``depends_on``: ``depends_on`` is what the prompt may show (prompting context) and the order
+hops run in; a wrong parent that is context only makes a hop neither recovered nor propagated.
+Every hop records both lists (``parents``: depends_on, ``inputs``: the input parents) and why its
+generation stopped (``stop_reason``: eos, stop, grammar, length; None when the backend cannot tell).
 
 Every hop is committed to the store as soon as it finishes, so a killed run can resume.
 
@@ -58,9 +67,9 @@ if TYPE_CHECKING:
 __all__ = ["ERROR_KINDS", "ORIGIN_KINDS", "MODES", "RunPlan", "RunExecutor", "RunCounters", "Progress",
            "Cancelled", "run_fields_here"]
 
-ERROR_KINDS = ("none", "local", "propagated", "recovered", "parse", "backend")
+ERROR_KINDS = ("none", "local", "propagated", "recovered", "parse", "truncated", "backend")
 #: error kinds that start a failure chain (root causes)
-ORIGIN_KINDS = ("local", "parse", "backend")
+ORIGIN_KINDS = ("local", "parse", "truncated", "backend")
 MODES = ("free", "oracle")
 
 _MISSING = object()
@@ -251,12 +260,23 @@ class _HopDraft:
         rec.prefill_s, rec.decode_s = completion.prefill_s, completion.decode_s
         rec.peak_mem_bytes = completion.peak_mem_bytes
         rec.timing_source, rec.tokens_source = completion.timing_source, completion.tokens_source
+        rec.stop_reason = completion.finish_reason
         value = parse_answer(completion.text, self.spec.parse)
         if isinstance(value, ParseFailure):
             rec.parse_error = value.reason
+            if rec.stop_reason == "length":
+                return self.finish("truncated", self._cut(value.reason))
             # unusable inputs (a parent's answer was missing) make this hop's failure inherited
             return self.finish("parse" if self.inputs_usable else "propagated", value.reason)
-        return self.judge(value)
+        judged = self.judge(value)
+        if rec.stop_reason == "length" and not rec.correct and rec.correct_given_inputs is not True:
+            # a cut-off answer is not an answer: its last number is no local error
+            return self.finish("truncated", self._cut(f"parsed {value!r} from the cut-off text"))
+        return judged
+
+    def _cut(self, what: str) -> str:
+        return (f"the completion reached the token budget (max_tokens={self.spec.max_tokens}) before it "
+                f"ended; {what}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -586,9 +606,10 @@ class _RunInProgress:
         run, scenario, inst, outcomes = self.run, self.scenario, state.inst, state.outcomes
         spec = scenario.hop(hop_id)
         parents = list(spec.depends_on)
-        # judged by the parents its answer uses; the rest are context (scenario.attribution)
-        used = input_parents(spec, parents)
         ctx = inst.context(scenario.spec.world)
+        # judged by the parents its answer uses (its inputs, per instance where the hop declares
+        # them); the rest of depends_on is prompting context (scenario.attribution)
+        used = input_parents(spec, parents, ctx)
         if run.mode == "oracle":
             inputs = {p: inst.expected[p] for p in parents}
             parents_ok = True
@@ -608,7 +629,7 @@ class _RunInProgress:
                            key=scenario.order.index)
         record = HopRecord(
             run_id=run.id, instance_index=inst.index, hop_id=hop_id, topo_index=topo,
-            depth=scenario.depth[hop_id], kind=spec.kind, parents=parents, expected=inst.expected[hop_id],
+            depth=scenario.depth[hop_id], kind=spec.kind, parents=parents, inputs=used, expected=inst.expected[hop_id],
             expected_given_inputs=None if expected_given is _MISSING else expected_given, parents_ok=parents_ok,
         )
         draft = _HopDraft(record, spec, inst.expected[hop_id], expected_given, parents_ok, inputs_usable, inherited)

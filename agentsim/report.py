@@ -112,7 +112,7 @@ def comparison_table(rows: list[dict[str, Any]], title: str | None = None) -> An
             str(r["run_id"]), esc(what), esc(r["mode"]),
             _pct(r.get("model_hop_accuracy", r["accuracy"])) + x("model_hop_accuracy"),
             _pct(r["task_success"]) + x("task_success"),
-            f"{ek.get('local', 0)}/{ek.get('propagated', 0)}",
+            f"{ek.get('local', 0)}/{ek.get('propagated', 0)}" + (f" ✂{ek['truncated']}" if ek.get("truncated") else ""),
             _num(r["wall_s_per_hop"], "{:.2f}") + x("wall_s_per_hop"),
             e_txt,
         ]
@@ -210,7 +210,7 @@ def demo_table(
                 _pct(c["task_success"]),
                 str(ek.get("local", 0)),
                 str(ek.get("propagated", 0)),
-                str(ek.get("parse", 0) + ek.get("backend", 0)),
+                str(ek.get("parse", 0) + ek.get("backend", 0)) + (f" ✂{ek['truncated']}" if ek.get("truncated") else ""),
                 _num(c["decode_tokens_per_s"], "{:.1f}"),
                 _num(c["wall_s_per_hop"], "{:.2f}") + ("" if is_base or not b else _x(c["wall_s_per_hop"], b["wall_s_per_hop"])),
                 "-" if e is None else f"{e:.1f} {energy_short(c['energy_kind'])}",

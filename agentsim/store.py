@@ -146,6 +146,9 @@ class HopBase(SQLModel):
     depth: int = 1
     kind: str = "llm"
     parents: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    #: the parents error attribution used (the expected answer's inputs; None before migration
+    #: 0006: read ``parents``)
+    inputs: list[str] | None = Field(default=None, sa_column=Column(JSON))
     prompt: str | None = None
     completion: str | None = None
     parsed: Any = Field(default=None, sa_column=Column(JSON))
@@ -160,6 +163,8 @@ class HopBase(SQLModel):
     root_cause: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    #: why generation stopped: eos | stop | grammar | length (None: not told, or no LLM call)
+    stop_reason: str | None = None
     cached_tokens: int | None = None
     prefill_s: float | None = None
     decode_s: float | None = None
@@ -227,6 +232,7 @@ class HopRecord:
     depth: int = 1
     kind: str = "llm"
     parents: list[str] = dataclass_field(default_factory=list)
+    inputs: list[str] | None = None
     prompt: str | None = None
     completion: str | None = None
     parsed: Any = None
@@ -241,6 +247,7 @@ class HopRecord:
     root_cause: list[str] = dataclass_field(default_factory=list)
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    stop_reason: str | None = None
     cached_tokens: int | None = None
     prefill_s: float | None = None
     decode_s: float | None = None

@@ -65,6 +65,12 @@ class GenerationRequest:
     tools: list[dict[str, Any]] | None = None
 
 
+#: why a backend stopped generating: ``eos`` (the model ended its turn: an end-of-generation
+#: token), ``stop`` (a stop sequence), ``grammar`` (the end of generation under a grammar, which
+#: admitted it), ``length`` (the token budget, ``max_tokens``: the answer may be cut off)
+STOP_REASONS = ("eos", "stop", "grammar", "length")
+
+
 @dataclass
 class Completion:
     """A backend's answer, with what the backend itself measured (None when it cannot tell)."""
@@ -77,6 +83,7 @@ class Completion:
     decode_s: float | None = None
     ttft_s: float | None = None
     peak_mem_bytes: int | None = None
+    #: why generation stopped, one of :data:`STOP_REASONS` (None: the backend cannot tell)
     finish_reason: str | None = None
     #: answered in a batch call (``generate_batch``): ``"own"`` -- the request ran by itself, and
     #: prefill_s/decode_s are its own; ``"attributed"`` -- it was decoded together with the others,

@@ -339,7 +339,7 @@ class HFBackend(Backend):
                     )
                 out_ids.append(nxt)
                 if nxt in eos:
-                    finish = "stop"
+                    finish = "eos"
                     break
                 if request.stop and _first_stop(self._decode(out_ids, eos), request.stop) is not None:
                     finish = "stop"
@@ -425,7 +425,9 @@ class HFBackend(Backend):
                     if not live[s]:
                         continue
                     outs[s].append(int(nxt[s]))
-                    if nxt[s] in eos or (reqs[s].stop and _first_stop(self._decode(outs[s], eos), reqs[s].stop) is not None):
+                    if nxt[s] in eos:
+                        finish[s], live[s] = "eos", False
+                    elif reqs[s].stop and _first_stop(self._decode(outs[s], eos), reqs[s].stop) is not None:
                         finish[s], live[s] = "stop", False
                     elif len(outs[s]) >= reqs[s].max_tokens:
                         live[s] = False

@@ -223,6 +223,8 @@ class BatchDecoder:
         results = []
         for s in range(n):
             text = texts[s]
+            if finish[s] == "eos" and grammars[s] is not None:
+                finish[s] = "grammar"  # the end of generation under a grammar (as at batch 1)
             if finish[s] != "stop" or not [x for x in stops[s] if x]:
                 text = llm.detokenize(out[s]).decode("utf-8", errors="replace")
             own = len(token_lists[s]) - prefix + (prefix - keep if s == 0 else 0)
@@ -252,7 +254,7 @@ class BatchDecoder:
         import llama_cpp
 
         if llama_cpp.llama_vocab_is_eog(vocab, tok):
-            finish[s], live[s] = "stop", False
+            finish[s], live[s] = "eos", False
             return
         out[s].append(tok)
         wanted = [x for x in stops[s] if x]

@@ -258,7 +258,7 @@ class LlamaBackend(Backend):
                     ttft = time.perf_counter() - t0
                     first = llama_cpp.llama_perf_context(ctx)
                 if llama_cpp.llama_vocab_is_eog(vocab, tok):
-                    finish = "stop"
+                    finish = "eos" if grammar is None else "grammar"
                     break
                 out_ids.append(tok)
                 if stops:

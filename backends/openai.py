@@ -542,7 +542,7 @@ class OpenAIBackend(Backend):
             timing_source = "unavailable"
         return Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                           cached_tokens=cached, prefill_s=prefill, decode_s=decode, ttft_s=ttft,
-                          finish_reason=finish, timing_source=timing_source, tokens_source=tokens_source,
+                          finish_reason=_stop_reason(finish, request), timing_source=timing_source, tokens_source=tokens_source,
                           extra=extra)
 
     # ---------------------------------------------------------------------------------------
@@ -674,3 +674,13 @@ def _int(v: Any) -> int | None:
         return int(v) if v is not None else None
     except (TypeError, ValueError):
         return None
+
+
+def _stop_reason(finish: str | None, request: GenerationRequest) -> str | None:
+    """The server's ``finish_reason`` in agentsim's words (backends.base.STOP_REASONS): OpenAI's
+    ``stop`` covers both the end of turn and a stop sequence, so it is ``eos`` when the request
+    had no stop sequence and ``stop`` when it had one (it may then be either); ``length`` is the
+    budget; anything else (``tool_calls``, ``content_filter``) is kept as the server wrote it."""
+    if finish == "stop":
+        return "stop" if any(request.stop) else "eos"
+    return finish

@@ -59,7 +59,7 @@ class OracleBackend(Backend):
         t0 = time.perf_counter()
         _sleep(0.0 if self._in_batch else self.options["latency_ms"])
         text = oracle_text(request.expected, request.parse or ParseSpec(), request.hop_id, request.grammar)
-        return Completion(text=text, decode_s=time.perf_counter() - t0, finish_reason="stop")
+        return Completion(text=text, decode_s=time.perf_counter() - t0, finish_reason="eos")
 
     def info(self) -> BackendInfo:
         return BackendInfo(name="oracle", precision=self.spec.precision, precision_mode="n/a",
@@ -151,7 +151,7 @@ class NoisyBackend(Backend):
             text = _noisy_text(wrong_value(request.expected, parse, rng), parse)
         else:
             text = _noisy_text(request.expected, parse)
-        return Completion(text=text, decode_s=time.perf_counter() - t0, finish_reason="stop")
+        return Completion(text=text, decode_s=time.perf_counter() - t0, finish_reason="eos")
 
     def info(self) -> BackendInfo:
         o = self.options

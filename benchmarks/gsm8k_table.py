@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BUCKETS", "run", "whole_table", "decomposed_table", "paired_relative_loss"]
+__all__ = ["BUCKETS", "run", "whole_table", "truncation_table", "decomposed_table", "paired_relative_loss"]
 
 BUCKETS = ("1-2", "3-4", "5+")
 MODEL = "llama:qwen2.5-coder-0.5b"
@@ -83,9 +83,12 @@ def paired_relative_loss(base: np.ndarray, other: np.ndarray) -> dict[str, Any]:
     return out
 
 
-def _whole_outcomes(store: Any, runs: list[Any]) -> dict[tuple[str, str], dict[int, bool]]:
-    """(bucket, precision) -> problem -> correct (a problem drawn twice counts once)."""
+def _whole_outcomes(store: Any, runs: list[Any]) -> tuple[dict[tuple[str, str], dict[int, bool]],
+                                                          dict[tuple[str, str], dict[int, bool]]]:
+    """(bucket, precision) -> problem -> correct, and -> cut by the token budget (the hop's
+    ``stop_reason`` is ``length``); a problem drawn twice counts once."""
     out: dict[tuple[str, str], dict[int, bool]] = defaultdict(dict)
+    cut: dict[tuple[str, str], dict[int, bool]] = defaultdict(dict)
     for r in runs:
         if not r.scenario.startswith("gsm8k-whole-steps"):
             continue
@@ -93,12 +96,33 @@ def _whole_outcomes(store: Any, runs: list[Any]) -> dict[tuple[str, str], dict[i
         problem = {i.index: i.vars["problem"] for i in store.instances(r.id)}
         for h in store.hops(r.id):
             out[(bucket, _precision(r))][problem[h.instance_index]] = bool(h.correct)
-    return out
+            cut[(bucket, _precision(r))][problem[h.instance_index]] = h.stop_reason == "length"
+    return out, cut
 
 
-def whole_table(db: str, baseline: str = "f16") -> str:
+def truncation_table(db: str, baseline: str = "f16") -> str:
+    """Per bucket and rung: the share of problems whose answer reached the token budget (a rung
+    that rambles longer is a finding: length inflation under quantization)."""
     store, runs = _runs(db)
-    outcomes = _whole_outcomes(store, runs)
+    _, cut = _whole_outcomes(store, runs)
+    precisions = sorted({p for _, p in cut}, key=lambda p: (p != baseline, p))
+    lines = ["| steps | " + " | ".join(f"{p}: cut by the budget" for p in precisions) + " |",
+             "|---|" + "---|" * len(precisions)]
+    for bucket in BUCKETS:
+        cells = []
+        for p in precisions:
+            v = cut.get((bucket, p), {})
+            cells.append(f"{sum(v.values()) / len(v):.0%} ({sum(v.values())}/{len(v)})" if v else "-")
+        if any(c != "-" for c in cells):
+            lines.append(f"| {bucket} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def whole_table(db: str, baseline: str = "f16", *, without_truncated: bool = False) -> str:
+    """Accuracy per bucket and rung; ``without_truncated``: only the problems no rung's answer was
+    cut on (the rest of the table's reading is the same)."""
+    store, runs = _runs(db)
+    outcomes, cut = _whole_outcomes(store, runs)
     precisions = sorted({p for _, p in outcomes}, key=lambda p: (p != baseline, p))
     lines = ["| steps | problems | " + " | ".join(f"{p} accuracy" for p in precisions)
              + " | " + " | ".join(f"{p} vs {baseline}: relative loss [95% CI]; discordant (only {baseline} right / only {p} right)"
@@ -107,6 +131,8 @@ def whole_table(db: str, baseline: str = "f16") -> str:
     for bucket in BUCKETS:
         base = outcomes.get((bucket, baseline), {})
         common = sorted(set.intersection(*(set(outcomes.get((bucket, p), {})) for p in precisions))) if precisions else []
+        if without_truncated:
+            common = [k for k in common if not any(cut[(bucket, p)].get(k) for p in precisions)]
         if not common:
             continue
         accs = []
@@ -141,7 +167,7 @@ def decomposed_table(db: str) -> str:
         kinds: dict[str, int] = defaultdict(int)
         for h in hops:
             kinds[h.error_kind] += 1
-        failed = kinds["local"] + kinds["propagated"] + kinds["parse"] + kinds["backend"]
+        failed = kinds["local"] + kinds["propagated"] + kinds["parse"] + kinds["truncated"] + kinds["backend"]
         acc = sum(h.correct for h in hops) / len(hops)
         success = sum(bool(i.success) for i in inst) / len(inst)
         share = f"{kinds['propagated'] / failed:.0%}" if failed else "-"
@@ -171,6 +197,11 @@ def main(argv: list[str] | None = None) -> None:
                     step_modes=tuple(a.step_modes.split(",")))
         print("wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in walls.items()))
     print(whole_table(a.db))
+    print()
+    print("without the problems cut by the token budget at any rung:")
+    print(whole_table(a.db, without_truncated=True))
+    print()
+    print(truncation_table(a.db))
     print()
     print(decomposed_table(a.db))
 

@@ -25,7 +25,8 @@ def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
 class ScriptedBackend(Backend):
     """A test backend: answers from a script keyed by hop id, else the expected value.
 
-    ``SCRIPT[hop_id]`` is a callable ``(request) -> str`` or a string; raising inside it
+    ``SCRIPT[hop_id]`` is a callable ``(request) -> str | Completion`` or a string (or a
+    Completion, to script why generation stopped); raising inside it
     simulates a backend crash. This is a test/simulation backend (DESIGN.md), not a fake of a
     real model: it never pretends to be one.
     """
@@ -40,9 +41,9 @@ class ScriptedBackend(Backend):
         action = self.SCRIPT.get(request.hop_id)
         if action is None:
             return Completion(text=str(request.expected))
-        if callable(action):
-            return Completion(text=str(action(request)))
-        return Completion(text=str(action))
+        out = action(request) if callable(action) else action
+        # a Completion as it is (to script a finish_reason), anything else as its text
+        return out if isinstance(out, Completion) else Completion(text=str(out))
 
     def info(self) -> BackendInfo:
         return BackendInfo(name="scripted", kernel="test")

@@ -170,7 +170,7 @@ class CompareScreen(Screen[None]):
                 ci_cell(ci.get("task_success"), is_base),
                 energy_cell(s, base),
                 verdict_cell(s),
-                f"{ek['local']}/{ek['propagated']}",
+                f"{ek['local']}/{ek['propagated']}" + (f" ✂{ek['truncated']}" if ek.get("truncated") else ""),
                 spph + _rel(rel.get("wall_s_per_hop"), is_base),
                 key=str(s["run_id"]),
             )

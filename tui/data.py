@@ -48,6 +48,7 @@ ERROR_STYLE: dict[str, str] = {
     "local": "bold red",
     "propagated": "dark_orange",
     "parse": "magenta",
+    "truncated": "yellow",
     "backend": "bold bright_red",
     "pending": "grey50",
 }
@@ -58,6 +59,7 @@ ERROR_MARK: dict[str, str] = {
     "local": "✗",
     "propagated": "↓",
     "parse": "?",
+    "truncated": "✂",
     "backend": "!",
     "pending": "·",
 }

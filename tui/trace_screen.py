@@ -69,6 +69,9 @@ def hop_detail(h: HopRead, counterpart: RunRead | None = None) -> RenderableType
     head.append(f"  {h.kind}, depth {h.depth}", style="dim")
     if h.parents:
         head.append("  ← " + ", ".join(h.parents), style="dim")
+        if h.inputs is not None and list(h.inputs) != list(h.parents):
+            # attribution judged it by these only; the rest of depends_on is prompting context
+            head.append("  (uses " + (", ".join(h.inputs) or "none") + ")", style="dim")
     head.append("\noutcome: ")
     head.append(h.error_kind, style=style)
     head.append("  correct: " + ("yes" if h.correct else "no"))
@@ -94,7 +97,8 @@ def hop_detail(h: HopRead, counterpart: RunRead | None = None) -> RenderableType
     figures.add_column(style="dim", no_wrap=True)
     figures.add_column()
     figures.add_row("tokens", f"prompt {_fmt(h.prompt_tokens)} · completion {_fmt(h.completion_tokens)} · "
-                              f"cached {_fmt(h.cached_tokens)}")
+                              f"cached {_fmt(h.cached_tokens)}"
+                              + (f" · stopped: {h.stop_reason}" if h.stop_reason else ""))
     figures.add_row("time", f"prefill {_secs(h.prefill_s)} · decode {_secs(h.decode_s)} · "
                             f"ttft {_secs(h.ttft_s)} · wall {_secs(h.wall_s)}")
     figures.add_row("energy", Text(energy_text(h.energy_j, h.energy_kind, h.energy_source),

@@ -23,7 +23,7 @@ HOP_COLUMNS = [
     "instance_index", "hop_id", "depth", "kind", "correct", "error_kind", "parents", "parents_ok",
     "prompt_tokens", "completion_tokens", "cached_tokens", "prefill_s", "decode_s", "wall_s",
     "ttft_s", "energy_j", "energy_kind", "energy_source", "energy_resolution_j", "energy_note",
-    "energy_below_resolution",
+    "energy_below_resolution", "stop_reason",
 ]
 
 Key = tuple[int, int]  # (instance index, instance seed)

@@ -18,7 +18,7 @@ _HOP_COLUMNS = [
     "run_id", "instance_index", "hop_id", "depth", "kind", "correct", "error_kind", "parents", "parents_ok",
     "prompt_tokens", "completion_tokens", "cached_tokens", "prefill_s", "decode_s", "wall_s",
     "ttft_s", "energy_j", "energy_kind", "energy_source", "energy_resolution_j", "energy_note",
-    "energy_below_resolution",
+    "energy_below_resolution", "stop_reason",
 ]
 
 
@@ -84,7 +84,12 @@ def summarize_run(store: Store, run: RunRead | int, *, hop_count: int | None = N
         "task_success": successes / len(finished) if finished else None,
         "task_success_ci95": list(ts_ci) if ts_ci else None,
         "final_correct": (sum(1 for i in finished if i.final_correct) / len(finished)) if finished else None,
-        "error_kinds": {k: kinds.get(k, 0) for k in ("none", "local", "propagated", "recovered", "parse", "backend")},
+        "error_kinds": {k: kinds.get(k, 0) for k in ("none", "local", "propagated", "recovered", "parse", "truncated",
+                                                     "backend")},
+        # why generation stopped, over the LLM hops (eos / stop / grammar / length; None: not told)
+        "stop_reasons": dict(sorted(Counter(str(r.get("stop_reason")) for r in llm_rows).items())),
+        "truncation_rate": (sum(1 for r in llm_rows if r.get("stop_reason") == "length") / len(llm_rows)
+                            if llm_rows else None),
         **sums,
         "ttft_s_mean": _mean([r["ttft_s"] for r in llm_rows]),
         "wall_s_per_hop": (sums["wall_s"] / n_hops) if (sums["wall_s"] is not None and n_hops) else None,

@@ -105,6 +105,17 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def stop_text(s: dict[str, Any]) -> str:
+    """Why the LLM hops' generation stopped (eos / stop / grammar / length = the token budget),
+    with the share cut by the budget; "-" when no hop says."""
+    reasons = {k: v for k, v in (s.get("stop_reasons") or {}).items() if k != "None"}
+    if not reasons:
+        return "-"
+    text = ", ".join(f"{k} {v}" for k, v in reasons.items())
+    rate = s.get("truncation_rate")
+    return text + (f" (cut by the token budget: {rate:.0%} of LLM hops)" if rate else "")
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from agentsim.analysis import summarize_run
     from agentsim.store import batch_size_of
@@ -140,6 +151,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         ("model-hop accuracy", fmt_ci(s["model_hop_accuracy"], s["model_hop_accuracy_ci95"])),
         ("task success", fmt_ci(s["task_success"], s["task_success_ci95"])),
         ("errors", ", ".join(f"{k} {v}" for k, v in s["error_kinds"].items() if v) or "none"),
+        ("generation stopped", stop_text(s)),
         ("accuracy by depth", "  ".join(f"d{d}: {v['accuracy']:.2f}" for d, v in s["accuracy_by_depth"].items())),
         ("per-hop reliability r", f"{rel['r']:.3f}" if rel["r"] is not None else f"- ({rel.get('reason') or 'no fit'})"),
         ("tokens (prompt/completion)", f"{fmt(s['prompt_tokens'])} / {fmt(s['completion_tokens'])}"),

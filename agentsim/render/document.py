@@ -23,7 +23,7 @@ __all__ = ["build_report", "select_run_ids", "REPORT_SCHEMA_VERSION", "ERROR_KIN
 REPORT_SCHEMA_VERSION = 1
 
 #: error kinds in stacking order (DESIGN.md's names)
-ERROR_KINDS = ("local", "propagated", "recovered", "parse", "backend")
+ERROR_KINDS = ("local", "propagated", "recovered", "parse", "truncated", "backend")
 
 
 def select_run_ids(store: Any, run_ids: list[int] | None = None, *, launch: str | None = None,

@@ -20,7 +20,7 @@ from .document import ERROR_KINDS
 __all__ = ["PLOTS", "render_plots", "svg_for_html"]
 
 _ERROR_COLOURS = {"local": "#d62728", "propagated": "#ff7f0e", "recovered": "#2ca02c",
-                  "parse": "#9467bd", "backend": "#7f7f7f"}
+                  "parse": "#9467bd", "truncated": "#bcbd22", "backend": "#7f7f7f"}
 
 
 def _plt() -> Any:

@@ -10,7 +10,16 @@ parents that matter only:
   when it has one (the tool computes from its arguments, so a wrong argument is inherited);
 - a literal ``expect`` (``42``, ``true``) has no inputs: every parent is context;
 - when the names cannot be read (a syntax error, which validation reports anyway), every parent
-  counts, as before this rule.
+  counts, as before this rule;
+- a hop that declares ``inputs`` (a list of hop ids, or an expression over the instance's
+  variables giving one per instance) is judged by those parents only, whatever ``expect`` names:
+  the gsm8k family's step expectation names every earlier step (with exponent 0 where unused,
+  one expression for all instances), and ``inputs: deps[k]`` gives each instance's parsed parents.
+
+``depends_on`` is therefore the prompting context (what a hop may show, and the order hops run
+in), and the input parents are the attribution's parents: ``parents_ok``, ``recovered``,
+``propagated`` and the inherited root causes all use the input parents only, and the engine
+stores them per hop (``inputs``) beside ``parents`` (the ``depends_on`` list).
 
 A wrong context parent therefore neither makes a right hop ``recovered`` nor a wrong hop
 ``propagated``, and it is not among the hop's inherited root causes. The names come from the
@@ -47,12 +56,16 @@ def _names(source: str) -> frozenset[str] | None:
         return None
 
 
-def input_parents(spec: Any, parents: Sequence[str] | None = None) -> list[str]:
+def input_parents(spec: Any, parents: Sequence[str] | None = None, ctx: dict[str, Any] | None = None) -> list[str]:
     """The parents of ``spec`` (a :class:`~agentsim.scenario.HopSpec`) whose values its expected
-    answer uses, in ``depends_on`` order. ``parents`` defaults to ``spec.depends_on``."""
+    answer uses, in ``depends_on`` order. ``parents`` defaults to ``spec.depends_on``; ``ctx``
+    (the instance's variables) is what a per-instance ``inputs`` expression is evaluated on."""
     parents = list(spec.depends_on if parents is None else parents)
     if not parents:
         return []
+    declared = _declared_inputs(spec, ctx)
+    if declared is not None:
+        return [p for p in parents if p in declared]
     sources: list[Any] = []
     if spec.kind == "tool":
         sources.extend(spec.args.values())
@@ -69,8 +82,30 @@ def input_parents(spec: Any, parents: Sequence[str] | None = None) -> list[str]:
     return [p for p in parents if p in used]
 
 
-def context_parents(spec: Any, parents: Sequence[str] | None = None) -> list[str]:
+def context_parents(spec: Any, parents: Sequence[str] | None = None, ctx: dict[str, Any] | None = None) -> list[str]:
     """The parents of ``spec`` that its expected answer does not use (context only)."""
     parents = list(spec.depends_on if parents is None else parents)
-    inputs = set(input_parents(spec, parents))
+    inputs = set(input_parents(spec, parents, ctx))
     return [p for p in parents if p not in inputs]
+
+
+def _declared_inputs(spec: Any, ctx: dict[str, Any] | None) -> set[str] | None:
+    """The hop's ``inputs`` (a list, or an expression evaluated on ``ctx``); None when it has none
+    or an expression cannot be evaluated here (then the names of ``expect`` decide)."""
+    inputs = getattr(spec, "inputs", None)
+    if inputs is None:
+        return None
+    if isinstance(inputs, list):
+        return set(inputs)
+    if ctx is None:
+        return None
+    try:
+        value = expr.evaluate(inputs, ctx)
+    except Exception:  # noqa: BLE001 - an instance without the variable: the default rule
+        return None
+    if isinstance(value, str):
+        return {value}
+    try:
+        return {str(v) for v in value}
+    except TypeError:
+        return None

@@ -196,6 +196,15 @@ def scenario_from_dict(
             if isinstance(value, str):
                 _check_names(value, allowed, others, expression=True, source=source,
                              line=line_for(lines, ("hops", i, "args", key)), hop=hop.id, fld=f"args.{key}")
+        if isinstance(hop.inputs, list):
+            outside = [h for h in hop.inputs if h not in parents]
+            if outside:
+                raise ScenarioError(
+                    f"inputs {', '.join(map(repr, outside))} not in depends_on (inputs are the parents the "
+                    "expected answer uses)", source=source, line=hop_line(i, "inputs"), hop=hop.id, field="inputs")
+        elif isinstance(hop.inputs, str):
+            _check_names(hop.inputs, base_names, all_hops, expression=True, source=source,
+                         line=hop_line(i, "inputs"), hop=hop.id, fld="inputs")
         if hop.grammar is not None:
             try:
                 compile_grammar(hop.grammar)

@@ -34,6 +34,12 @@ class HopSpec(BaseModel):
     max_tokens: int = Field(default=32, ge=1, le=32768)
     stop: list[str] = Field(default_factory=list)
     grammar: str | None = None
+    #: the parents whose answers the expected answer uses (error attribution), where they are
+    #: not simply the parents ``expect`` names: a list of hop ids, or an expression over the
+    #: instance's variables giving one per instance (the gsm8k family's ``deps[2]``: the steps
+    #: its calculation reads). ``depends_on`` stays what the prompt may show (context); a wrong
+    #: parent outside ``inputs`` neither makes this hop propagated nor recovered.
+    inputs: str | list[str] | None = None
     #: True when ``check`` was not written in the file (it is the parse type's default)
     _check_defaulted: bool = PrivateAttr(default=False)
 

@@ -128,7 +128,8 @@ class ChatService:
             content, calls = parse_tool_calls(c.text, call_id=f"call_{instance}_{next(self._ids)}", tool_names=names)
         else:
             content, calls = c.text, []
-        finish = "tool_calls" if calls else (c.finish_reason or "stop")
+        # OpenAI's words: our eos / stop / grammar are all its "stop"; length stays length
+        finish = "tool_calls" if calls else ("length" if c.finish_reason == "length" else "stop")
         batched = answer.batch_n > 1
         saved = self.recorder.record(instance, req, replay_of=replay_of, outcome=CallOutcome(
             content=content, tool_calls=calls, text=c.text, finish_reason=finish, completion=c,

@@ -99,7 +99,7 @@ def test_end_of_sequence_token_stops(tiny_gguf: Path, home: Path) -> None:
     target = ids[3]
     b.model.generation_config.eos_token_id = target  # make the 4th token an end-of-sequence
     c = b.generate(_req(2, max_tokens=10))
-    assert c.finish_reason == "stop"
+    assert c.finish_reason == "eos"  # the end of turn, told apart from a stop sequence (issue 27)
     assert c.extra["token_ids"] == ids[: ids.index(target) + 1]
     assert c.text == b.tokenizer.decode(ids[: ids.index(target)], skip_special_tokens=True)
 

@@ -112,6 +112,9 @@ def test_grammar_holds_the_answer_format(backend, grammar: str, pattern: str) ->
     for prompt in ("what is the value of the sum?", "the city is in the country."):
         c = backend.generate(GenerationRequest(prompt=prompt, system=SYSTEM, max_tokens=6, grammar=grammar))
         assert re.fullmatch(pattern, c.text), c.text
+        # a word grammar ends within the budget: the end came under the grammar (issue 27)
+        assert c.finish_reason == ("grammar" if grammar != "integer" else c.finish_reason)
+        assert c.finish_reason in ("grammar", "length")
 
 
 def test_stop_sequence_cuts_the_text(backend) -> None:

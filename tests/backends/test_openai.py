@@ -261,7 +261,7 @@ def test_server_timings_and_usage_are_used_and_labelled() -> None:
             c = b.generate(GenerationRequest(prompt="q", system="s", max_tokens=9, stop=["\n"], grammar="integer", seed=5))
             assert b.info().extra["server"] == "llama.cpp" and b.grammar_mode == "gbnf"
         body = srv.requests[0]
-    assert c.text == "42" and c.finish_reason == "stop"
+    assert c.text == "42" and c.finish_reason == "stop"  # OpenAI's "stop" with a stop sequence asked
     assert (c.prompt_tokens, c.completion_tokens, c.cached_tokens) == (42, 2, 12)
     assert (c.prefill_s, c.decode_s) == (0.12, 0.04)
     assert c.timing_source == "server timings" and c.tokens_source == "usage"

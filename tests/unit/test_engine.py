@@ -295,3 +295,82 @@ def test_a_backend_that_crashes_while_loading_is_one_backend_error():
 
     with pytest.raises(BackendError, match=r"backend scripted failed to load on node7: OSError: no such device"):
         load_backend(Crashes(parse_spec("scripted")), where="node7")
+
+# --- issue 27: why generation stopped, and a cut-off answer as its own outcome
+
+
+def test_a_wrong_answer_cut_by_the_token_budget_is_truncated_not_local(tmp_path):
+    from agentsim.backends.base import Completion
+
+    store, run, hops = _run(tmp_path, {"b": Completion(text="Adding one to it gives 1", finish_reason="length"),
+                                       "c": lambda r: r.expected})
+    b, c = hops["b"], hops["c"]
+    assert b.error_kind == "truncated" and b.stop_reason == "length" and b.root_cause == ["b"]
+    assert "token budget" in b.error_detail and b.parsed == 1
+    assert c.error_kind == "propagated" and c.root_cause == ["b"]
+    assert hops["a"].stop_reason is None  # the scripted backend does not say
+
+
+def test_an_unparsable_cut_answer_is_truncated_and_a_right_one_is_right(tmp_path):
+    from agentsim.backends.base import Completion
+
+    store, run, hops = _run(tmp_path, {"a": lambda r: Completion(text=str(r.expected), finish_reason="length"),
+                                       "b": Completion(text="Let me think about", finish_reason="length")})
+    assert hops["a"].error_kind == "none" and hops["a"].stop_reason == "length"
+    assert hops["b"].error_kind == "truncated" and hops["b"].parse_error
+    assert hops["c"].error_kind == "propagated"
+
+
+def test_stop_reasons_are_counted_in_the_summary(tmp_path):
+    from agentsim.analysis import summarize_run
+    from agentsim.backends.base import Completion
+
+    store, run, hops = _run(tmp_path, {"a": lambda r: Completion(text=str(r.expected), finish_reason="eos"),
+                                       "b": Completion(text="1", finish_reason="length")})
+    s = summarize_run(store, run)
+    assert s["error_kinds"]["truncated"] == 1
+    assert s["stop_reasons"] == {"None": 1, "eos": 1, "length": 1}
+    assert s["truncation_rate"] == pytest.approx(1 / 3)
+
+
+# --- inputs: the parents attribution uses, per instance, beside depends_on (context)
+
+INPUTS = """
+name: inputs
+vars:
+  x: {randint: [10, 20]}
+  uses: {expr: "['b']"}
+hops:
+  - id: a
+    prompt: "x is {{ x }}. Say x."
+    parse: integer
+    expect: x
+  - id: b
+    prompt: "Say {{ x }} plus one."
+    parse: integer
+    expect: x + 1
+  - id: c
+    depends_on: [a, b]
+    prompt: "Double {{ b }} (a said {{ a }})."
+    parse: integer
+    expect: b * 2 + a * 0
+    inputs: INPUTS_HERE
+"""
+
+
+@pytest.mark.parametrize("inputs", ["[b]", "uses"])
+def test_a_hop_is_judged_by_its_declared_inputs_only(tmp_path, inputs):
+    text = INPUTS.replace("INPUTS_HERE", inputs)
+    store, run, hops = _run(tmp_path, {"a": "99"}, text=text)
+    c = hops["c"]
+    # a is wrong but not an input of c: c is right with right inputs, not "recovered"
+    assert c.error_kind == "none" and c.parents_ok and c.inputs == ["b"] and c.parents == ["a", "b"]
+    store, run, hops = _run(tmp_path, {"a": "99", "c": "5"}, text=text)
+    assert hops["c"].error_kind == "local" and hops["c"].root_cause == ["c"]
+
+
+def test_inputs_outside_depends_on_are_refused(tmp_path):
+    from agentsim.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match="inputs 'x1' not in depends_on"):
+        load_scenario(write(tmp_path, INPUTS.replace("INPUTS_HERE", "[b, x1]")))

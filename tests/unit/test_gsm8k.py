@@ -338,3 +338,55 @@ def test_run_mode_whole_points_to_the_form_knob(capsys):
     assert err.value.code == 2
     msg = capsys.readouterr().err
     assert "--param form=whole" in msg and "Traceback" not in msg
+
+
+def test_attribution_uses_the_parsed_parents_only(tmp_path, monkeypatch):
+    """Issue 27: a hop whose parents were all right is judged local/none whatever an unrelated
+    earlier hop did; ``inputs`` (stored per hop) are the problem's parsed parents."""
+    res = _simulate(tmp_path, monkeypatch, "noisy,p=0.3", {"steps": "4", "form": "decomposed"}, "free", n=40)
+    hops = res.to_pandas().hops
+    store = res.store
+    (run,) = res.runs
+    deps = {i.index: i.vars["deps"] for i in store.instances(run.id)}
+    correct = {(r.instance_index, r.hop_id): r.correct for r in hops.itertuples()}
+    unrelated_wrong = 0
+    for r in hops.itertuples():
+        k = int(r.hop_id[1:]) - 1
+        assert list(r.inputs) == deps[r.instance_index][k]
+        assert r.parents_ok == all(correct[(r.instance_index, p)] for p in r.inputs)
+        others_wrong = any(not correct[(r.instance_index, p)] for p in r.parents if p not in r.inputs)
+        if others_wrong and r.parents_ok:
+            unrelated_wrong += 1
+            assert r.error_kind in ("none", "local")  # never recovered / propagated for it
+    assert unrelated_wrong > 0
+
+
+def test_the_table_reports_accuracy_with_and_without_cut_answers_and_the_truncation_rate(tmp_path, monkeypatch):
+    """benchmarks/gsm8k_table.py (issue 27): a rung whose answers reach the token budget shows it
+    per bucket, and the accuracy is given with and without the problems cut at any rung."""
+    from agentsim.backends.base import Completion
+    from benchmarks import gsm8k_table as gt
+    from tests.helpers import ScriptedBackend
+
+    def answer(req):
+        if int(req.instance_key.rsplit(":", 1)[1]) % 2:  # odd instances: cut mid-reasoning
+            return Completion(text="First, 12 + 7 is", finish_reason="length")
+        return Completion(text=f"so\n#### {req.expected}", finish_reason="eos")
+
+    monkeypatch.setenv("AGENTSIM_HOME", str(tmp_path / "home"))
+    ScriptedBackend.SCRIPT = {"answer": answer}
+    try:
+        db = str(tmp_path / "t.db")
+        agentsim.simulate("gsm8k", ["oracle", "scripted"], params={"steps": "1-2", "form": "whole"},
+                          instances=8, seed=0, mode="free", db=db)
+    finally:
+        ScriptedBackend.SCRIPT = {}
+    cut = gt.truncation_table(db, baseline="oracle")
+    assert "| 1-2 | 0% (0/8) | 50% (4/8) |" in cut
+    with_cut = gt.whole_table(db, baseline="oracle")
+    assert "| 1-2 | 8 | 100% (8/8) | 50% (4/8) |" in with_cut
+    without = gt.whole_table(db, baseline="oracle", without_truncated=True)
+    assert "| 1-2 | 4 | 100% (4/4) | 100% (4/4) |" in without
+    hops = agentsim.load_results(db).to_pandas().hops
+    scripted = hops[hops["backend"] == "scripted"]
+    assert set(scripted["error_kind"]) == {"none", "truncated"} and set(scripted["stop_reason"]) == {"eos", "length"}

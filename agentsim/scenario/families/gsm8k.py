@@ -215,7 +215,10 @@ def _decomposed(pool: list[Problem], n: int, label: str, problem: Any, note: str
         hop: dict[str, Any] = {
             "id": f"s{i + 1}",
             "description": f"step {i + 1} of {n}",
+            # the prompt shows every earlier step (context); attribution judges the hop by the
+            # steps its calculation reads, per problem (the parsed parents, instance var deps)
             "depends_on": [f"s{j + 1}" for j in range(i)],
+            "inputs": f"deps[{i}]",
             "expect": step_expectation(i, n_num[i], n_den[i]),
             "check": dict(_CHECK),
         }
