@@ -229,6 +229,7 @@ class Recorder:
                 for attr in ("prompt_tokens", "completion_tokens", "cached_tokens", "prefill_s", "decode_s",
                              "ttft_s", "peak_mem_bytes"):
                     setattr(trace, attr, getattr(c, attr))
+                trace.stop_reason = c.finish_reason  # agentsim's words (eos / stop / grammar / length)
             trace.wall_s = outcome.wall_s
             for attr in ("batch_n", "batch_share", "batch_wall_s", "batch_timing"):
                 setattr(trace, attr, getattr(outcome, attr))

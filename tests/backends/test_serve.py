@@ -56,6 +56,9 @@ def test_sync_call_is_a_recorded_hop_with_usage(served: Serving, store: Store) -
     assert req["stop"] == ["\n\n"]
     assert hop.parsed["message"]["content"] == r.choices[0].message.content
     assert hop.parsed["finish_reason"] == r.choices[0].finish_reason
+    # the hop keeps agentsim's own words: the budget is length, anything else a stop of some kind
+    assert (hop.stop_reason == "length") == (r.choices[0].finish_reason == "length")
+    assert hop.stop_reason in ("eos", "stop", "length")
     assert hop.prompt_tokens == r.usage.prompt_tokens and hop.completion_tokens == r.usage.completion_tokens
     assert hop.prefill_s is not None and hop.decode_s is not None and hop.wall_s > 0
     assert hop.energy_kind == "unavailable"
