@@ -30,7 +30,8 @@ Among all combinations (every literal one reading) the one kept is best in this 
 4. **a constant used again**: a number the step before read as a constant is read as that
    constant again (``20*2`` then ``40+20``: the 20 is the problem's, the 40 step 1's);
 5. **no step read twice in one calculation** when another reading exists (``90+90`` with two
-   steps resulting in 90 is both of them, ``2/2`` with one is not ``s4 / s4``);
+   steps resulting in 90 is both of them, ``2/2`` with one is not ``s4 / s4``), nor, outside a
+   sum, two steps of equal results (``2/2`` is not ``s1 / s4``: as degenerate);
 6. **fewest numbers of the problem read as results** (a number written in the problem is
    its constant unless something above says otherwise);
 7. fallbacks: an ambiguous literal is the result in the *latest* calculation that can use it,
@@ -339,6 +340,10 @@ def read_parents(question: str, steps: Sequence[StepSource]) -> ParentsResult:
             fixed_js = [r.step for r in fixed[k].values() if r.step is not None]
             all_js = js + fixed_js
             dup += len(all_js) - len(set(all_js))
+            if not sums[k]:
+                # x/x, x-x, x*x of two equal results: as degenerate as one result read twice
+                values = [results[j] for j in set(all_js)]
+                dup += len(values) - len(set(values))
         coverage = sum(used[:-1])
         # m copies of a value in one calculation, m earlier steps with that result: those steps
         pairs = 0
