@@ -57,6 +57,16 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
+def pct(v: float | None, digits: int = 1, sign: bool = True) -> str:
+    """``97.9%`` (``-`` for None): the one way a share is printed."""
+    return "-" if v is None else f"{100 * v:.{digits}f}" + ("%" if sign else "")
+
+
+def clip(text: str, n: int) -> str:
+    """``text`` cut to ``n`` characters with an ellipsis."""
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
 def esc(value: Any) -> str:
     """``value`` as text that rich prints literally (``[free]`` stays ``[free]``)."""
     from rich.markup import escape

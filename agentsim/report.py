@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from .analysis.verdict import VERDICT_SHORT
-from .console import ENERGY_SHORT, compact_table, energy_short, esc
+from .console import ENERGY_SHORT, compact_table, energy_short, esc, pct
 
 __all__ = ["comparison_table", "mixed_runs_warning", "run_label", "scenario_label", "demo_table", "combine"]
 
 
-def _pct(v: Any) -> str:
-    return "-" if v is None else f"{100 * v:.1f}%"
+_pct = pct
 
 
 def _num(v: Any, fmt: str = "{:.2f}") -> str:
@@ -132,6 +131,8 @@ def combine(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     """Pool several run summaries (e.g. one per scenario) into one row of figures."""
     hops = sum(s["hops_recorded"] for s in summaries)
     correct = sum(round((s["accuracy"] or 0) * s["hops_recorded"]) for s in summaries)
+    model_hops = sum(s.get("model_hops") or 0 for s in summaries)
+    model_correct = sum(round((s.get("model_hop_accuracy") or 0) * (s.get("model_hops") or 0)) for s in summaries)
     finished = sum(s["instances_finished"] for s in summaries)
     success = sum(round((s["task_success"] or 0) * s["instances_finished"]) for s in summaries)
     kinds: dict[str, int] = {}
@@ -153,6 +154,7 @@ def combine(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "hops": hops,
         "accuracy": correct / hops if hops else None,
+        "model_hop_accuracy": model_correct / model_hops if model_hops else None,
         "task_success": success / finished if finished else None,
         "instances": finished,
         "error_kinds": kinds,
@@ -206,7 +208,7 @@ def demo_table(
             t.add_row(
                 esc(prec) if mode == "free" else "",
                 esc(mode),
-                _pct(c["accuracy"]),
+                _pct(c["model_hop_accuracy"]),
                 _pct(c["task_success"]),
                 str(ek.get("local", 0)),
                 str(ek.get("propagated", 0)),
@@ -216,7 +218,7 @@ def demo_table(
                 "-" if e is None else f"{e:.1f} {energy_short(c['energy_kind'])}",
             )
     t.caption = (
-        "hop acc / task ok: correct hops / instances with every hop right. local: wrong on its own; "
+        "hop acc / task ok: correct model hops / instances with every hop right. local: wrong on its own; "
         "prop.: wrong because a parent was wrong. parse includes backend errors. "
         "* = FP4 emulated (no FP4 tensor cores here). J/task: energy per correct task "
         f"({ENERGY_SHORT['measured']} = measured, {ENERGY_SHORT['estimated']} = estimated)."

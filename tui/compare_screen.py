@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from agentsim.analysis.verdict import VERDICT_SHORT, VERDICT_STYLE
-from agentsim.console import energy_short
+from agentsim.console import energy_short, pct
 from agentsim.report import scenario_label
 
 if TYPE_CHECKING:
@@ -36,8 +36,7 @@ _VERDICT_SHORT = {v: (VERDICT_SHORT[v], VERDICT_STYLE[v]) for v in VERDICT_SHORT
 
 
 
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{100 * v:.1f}%"
+_pct = pct
 
 
 def _rel(v: float | None, is_base: bool) -> str:

@@ -13,7 +13,7 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import DataTable, Static
 
-from agentsim.console import params_text
+from agentsim.console import clip, params_text, pct
 from agentsim.store import scenario_label_of
 
 from .base import AgentsimScreen
@@ -26,11 +26,10 @@ _STATUS_STYLE = {"complete": "green", "running": "cyan", "failed": "red", "inter
 
 
 def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{100 * v:.0f}%"
+    return pct(v, 0)
 
 
-def _clip(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
+_clip = clip
 
 
 def clip_middle(text: str, n: int) -> str:

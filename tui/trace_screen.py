@@ -21,6 +21,7 @@ from textual.message import Message
 from textual.widgets import Collapsible, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
+from agentsim.console import clip
 from agentsim.store import HopRead, InstanceRead, RunRead, scenario_label_of
 
 from .base import AgentsimScreen
@@ -53,8 +54,7 @@ def _secs(v: float | None) -> str:
     return "-" if v is None else f"{v * 1000:.1f} ms" if v < 1 else f"{v:.2f} s"
 
 
-def _clip(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
+_clip = clip
 
 
 def _value(v: Any) -> str:

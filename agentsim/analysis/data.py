@@ -185,6 +185,21 @@ def table_from_hops(correct: np.ndarray, depths: list[int], *, wall_s: np.ndarra
                          depth_correct=dc, depth_n=dn, has_tokens=False)
 
 
+def rung_bits(rd: RunData) -> float:
+    """The bits of a run's precision (−inf when unknown): what "the top rung" is ranked by."""
+    import math
+
+    from agentsim.precision import bits
+
+    b = bits(rd.run.precision) if rd.run.precision else None
+    return b if b is not None else -math.inf
+
+
+def top_rung(members: list[RunData]) -> RunData:
+    """The top rung among runs: the most bits, ties by the lowest run id (one rule for trap and scale)."""
+    return sorted(members, key=lambda x: (-rung_bits(x), x.run.id))[0]
+
+
 def subset_table(t: InstanceTable, keys: list[Key]) -> InstanceTable:
     """The rows of ``t`` for ``keys`` (each must be in ``t.keys``), in that order."""
     import dataclasses

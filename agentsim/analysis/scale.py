@@ -37,11 +37,10 @@ from typing import Any
 import numpy as np
 
 from agentsim.errors import AgentsimError
-from agentsim.precision import bits
 from agentsim.store import Store, batch_size_of
 
 from .bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, percentile_ci, weights
-from .data import RunData, load_run
+from .data import RunData, load_run, top_rung
 from .paired import paired_tables
 
 __all__ = ["scale_analysis", "crossing", "scale_figure", "DEFAULT_TOLERANCE", "METRICS"]
@@ -79,9 +78,6 @@ def _family(model: str | None) -> str:
     return (cm.family if cm and cm.family else None) or (model or "?")
 
 
-def _bits(rd: RunData) -> float:
-    b = bits(rd.run.precision) if rd.run.precision else None
-    return b if b is not None else -math.inf
 
 
 def _columns(t: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -204,7 +200,7 @@ def scale_analysis(
     baselines: dict[str, set[str]] = {}
     for cell, per_model in by_cell.items():
         for model, members in per_model.items():
-            top = sorted(members, key=lambda x: (-_bits(x), -x.run.id))[0]
+            top = top_rung(members)
             sizes[model] = int(top.run.model_params or 0)
             baselines.setdefault(model, set()).add(str(top.run.precision))
             seen: set[str] = set()

@@ -29,7 +29,7 @@ def _sum_or_none(values: list[Any]) -> float | None:
 
 def summarize_run(store: Store, run: RunRead | int, *, hop_count: int | None = None) -> dict[str, Any]:
     """The figures of one run (what ``agentsim show --json`` prints)."""
-    from agentsim.store import effective_status
+    from .headline import run_status
 
     if isinstance(run, int):
         run = store.get_run(run)
@@ -41,9 +41,7 @@ def summarize_run(store: Store, run: RunRead | int, *, hop_count: int | None = N
     finished = [i for i in instances if i.finished]
     successes = sum(1 for i in finished if i.success)
     expected = run.n_instances * run.hops_per_instance
-    status = effective_status(run)
-    if status == "complete" and n_hops < expected:
-        status = "incomplete"
+    status = run_status(run, n_hops)
     sums = {f: _sum_or_none([r[f] for r in rows]) for f in _SUM_FIELDS}
     llm_rows = [r for r in rows if r["kind"] == "llm"]
     energy = energy_summary(rows, run)

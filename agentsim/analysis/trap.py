@@ -21,7 +21,7 @@ from agentsim.store import Store
 from agentsim.versions import dist_version
 
 from .bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, wilson, wilson_clustered
-from .data import RunData, instance_table, load_run
+from .data import RunData, instance_table, load_run, top_rung
 from .depth import relative_loss_by_depth, split_depths
 from .inference import ALPHA, POWER
 from .paired import compare_pair, single_figures
@@ -54,9 +54,6 @@ def group_key(rd: RunData) -> str:
                       sort_keys=True, default=str)
 
 
-def _bits(rd: RunData) -> float:
-    b = bits(rd.run.precision) if rd.run.precision else None
-    return b if b is not None else -math.inf
 
 
 def choose_baselines(runs: list[RunData], baseline: int | str | None, store: Store) -> dict[int, RunData | None]:
@@ -67,7 +64,7 @@ def choose_baselines(runs: list[RunData], baseline: int | str | None, store: Sto
     out: dict[int, RunData | None] = {}
     if baseline is None:
         for members in groups.values():
-            top = sorted(members, key=lambda x: (-_bits(x), x.run.id))[0]
+            top = top_rung(members)
             for rd in members:
                 out[rd.run.id] = top
         return out

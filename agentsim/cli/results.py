@@ -13,42 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agentsim.console import energy_text, esc, params_text
+from agentsim.console import energy_text, esc, params_text, pct
 from agentsim.errors import AgentsimError
 
 from .common import console, db_arg, fmt, fmt_ci, open_store, print_json
 
-
-def run_figures(store: Any, run_ids: Sequence[int]) -> dict[int, dict[str, float | None]]:
-    """Hop accuracy and task success of many runs in two grouped queries (for listings).
-
-    The same figures as :func:`agentsim.analysis.summarize_run`: correct / recorded hops, and
-    successful / finished instances.
-    """
-    from sqlalchemy import Integer, cast, func
-    from sqlmodel import select
-
-    from agentsim.store import HopTrace, InstanceRecord
-
-    ids = list(run_ids)
-    out: dict[int, dict[str, float | None]] = {i: {"accuracy": None, "task_success": None} for i in ids}
-    if not ids:
-        return out
-    with store.session() as s:
-        q = (select(HopTrace.run_id, func.count(), func.sum(cast(HopTrace.correct, Integer)))
-             .where(HopTrace.run_id.in_(ids)).group_by(HopTrace.run_id))  # type: ignore[attr-defined]
-        for rid, n, ok in s.exec(q).all():
-            out[int(rid)]["accuracy"] = (ok or 0) / n if n else None
-        q2 = (select(InstanceRecord.run_id, func.count(), func.sum(cast(InstanceRecord.success, Integer)))
-              .where(InstanceRecord.run_id.in_(ids), InstanceRecord.finished == True)  # type: ignore[attr-defined]  # noqa: E712
-              .group_by(InstanceRecord.run_id))
-        for rid, n, ok in s.exec(q2).all():
-            out[int(rid)]["task_success"] = (ok or 0) / n if n else None
-    return out
-
-
-def _pct(v: float | None, sign: bool = True) -> str:
-    return "-" if v is None else f"{100 * v:.1f}" + ("%" if sign else "")
+_pct = pct
 
 
 def _hops_cell(recorded: int, expected: int) -> str:
@@ -56,20 +26,22 @@ def _hops_cell(recorded: int, expected: int) -> str:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from agentsim.store import batch_size_of, effective_status, scenario_label_of
+    from agentsim.store import batch_size_of, scenario_label_of
 
     store = open_store(args, readonly=True)
     runs = store.list_runs(limit=args.limit)
     counts = store.hop_counts()
-    figs = run_figures(store, [r.id for r in runs])
+    from agentsim.analysis.headline import run_figures
+
+    figs = run_figures(store, runs)
     if args.json:
         print_json([
             {
                 "run_id": r.id, "scenario_label": scenario_label_of(r), "scenario": r.scenario,
                 "scenario_fingerprint": r.scenario_fingerprint, "params": r.params, "backend": r.backend,
                 "precision": r.precision, "precision_mode": r.precision_mode, "mode": r.mode,
-                "status": effective_status(r), "accuracy": figs[r.id]["accuracy"],
-                "task_success": figs[r.id]["task_success"], "instances": r.n_instances,
+                "status": figs[r.id].status, "hop_accuracy": figs[r.id].hop_accuracy,
+                "accuracy": figs[r.id].all_hop_accuracy, "task_success": figs[r.id].task_success, "instances": r.n_instances,
                 "hops_expected": r.n_instances * r.hops_per_instance, "hops_recorded": counts.get(r.id, 0),
                 "seed": r.seed, "batch_size": batch_size_of(r), "launch_id": r.launch_id,
                 "created_at": r.created_at.isoformat(), "machine": r.machine,
@@ -82,7 +54,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     t = compact_table(title=esc(f"runs in {store.db}"),
                       caption="scenario: the family with its non-default params, or the file's name "
                               "(#abc123: another scenario of that name). hops: recorded (of expected, "
-                              "when short). acc%: hop accuracy; ok%: task success (every hop right). "
+                              "when short). acc%: hop accuracy (model hops); ok%: task success (every hop right). "
                               "Details: agentsim show RUN_ID.")
     t.add_column("id", justify="right", no_wrap=True)
     t.add_column("scenario", overflow="fold", min_width=12)
@@ -96,9 +68,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
         b = batch_size_of(r)
         t.add_row(
             str(r.id), esc(scenario_label_of(r)),
-            esc(r.backend + (f" batch {b}" if b > 1 else "")), esc(r.mode), esc(effective_status(r)),
+            esc(r.backend + (f" batch {b}" if b > 1 else "")), esc(r.mode), esc(figs[r.id].status),
             _hops_cell(counts.get(r.id, 0), r.n_instances * r.hops_per_instance),
-            _pct(figs[r.id]["accuracy"], sign=False), _pct(figs[r.id]["task_success"], sign=False),
+            _pct(figs[r.id].hop_accuracy, sign=False), _pct(figs[r.id].task_success, sign=False),
             r.created_at.strftime("%m-%d %H:%M"),
         )
     console().print(t, soft_wrap=False)
@@ -148,7 +120,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         ("batch size", str(s["batch_size"])),
         ("instances", f"{s['instances_finished']}/{s['instances']} (seed {s['seed']})"),
         ("hops", f"{s['hops_recorded']}/{s['hops_expected']}"),
-        ("model-hop accuracy", fmt_ci(s["model_hop_accuracy"], s["model_hop_accuracy_ci95"])),
+        ("hop accuracy (model hops)", fmt_ci(s["model_hop_accuracy"], s["model_hop_accuracy_ci95"])),
+        ("all-hop accuracy", fmt_ci(s["accuracy"], s["accuracy_ci95"]) + " (tool hops included)"),
         ("task success", fmt_ci(s["task_success"], s["task_success_ci95"])),
         ("errors", ", ".join(f"{k} {v}" for k, v in s["error_kinds"].items() if v) or "none"),
         ("generation stopped", stop_text(s)),

@@ -116,7 +116,7 @@ def _print_run_lines(runs: Sequence[Any], store: Any) -> None:
     out = console()
     for run in runs:
         s = summarize_run(store, run)
-        acc = f"{s['accuracy']:.3f}" if s["accuracy"] is not None else "-"
+        acc = f"{s['model_hop_accuracy']:.3f}" if s["model_hop_accuracy"] is not None else "-"
         ts = f"{s['task_success']:.3f}" if s["task_success"] is not None else "-"
         out.print(esc(
             f"run {run.id}: {s['scenario_label']} [{run.mode}] {run.backend}"

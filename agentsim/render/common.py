@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentsim.analysis.verdict import VERDICT_STYLE
+from agentsim.console import pct
 
 __all__ = ["header_items", "verdict_items", "figure_columns", "figure_rows", "pct", "ci_text", "rel_ci",
            "pp_ci", "VERDICT_STYLE", "METHODS_NOTE"]
@@ -19,8 +20,6 @@ METHODS_NOTE = ("Intervals are two-sided 95 %. Single runs: Wilson over instance
                 "Methods and references: docs/statistics.md.")
 
 
-def pct(v: float | None, digits: int = 1) -> str:
-    return "-" if v is None else f"{100 * v:.{digits}f}%"
 
 
 def ci_text(ci: list[float] | None, scale: float = 100.0, fmt: str = "{:.1f}") -> str:

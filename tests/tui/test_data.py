@@ -5,21 +5,21 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from agentsim.analysis import summarize_run
 from agentsim.store import Store
 from agentsim.tui.data import counterpart_run, energy_text, instance_page, run_rows
 
 
-def test_run_rows_match_summarize_run(fixed_db):
+def test_run_rows_read_the_one_headline(fixed_db):
+    """The TUI's rows are :mod:`agentsim.analysis.headline`'s figures, not a copy of them."""
+    from agentsim.analysis.headline import run_figures
+
     store = Store(fixed_db, readonly=True)
     rows = run_rows(store)
     assert len(rows) == 8
+    figs = run_figures(store, [r.run for r in rows])
     for row in rows:
-        s = summarize_run(store, row.run.id)
-        assert row.hops_recorded == s["hops_recorded"]
-        assert row.accuracy == s["accuracy"]
-        assert row.task_success == s["task_success"]
-        assert row.status == s["status"]
+        assert (row.accuracy, row.task_success, row.status) == (
+            figs[row.run.id].hop_accuracy, figs[row.run.id].task_success, figs[row.run.id].status)
     assert any(r.accuracy is not None and r.accuracy < 1 for r in rows), "noisy runs must have errors"
 
 
