@@ -16,7 +16,9 @@ raises :class:`~agentsim.limits.LimitExceeded` (a ``ScenarioError``) naming the 
 from __future__ import annotations
 
 import functools
+import math
 import re
+import sys
 import threading
 import types
 from collections.abc import Callable
@@ -66,9 +68,21 @@ def _check_int_bits(bits: int, what: str) -> None:
     cap = _lim().int_bits
     if cap is not None and bits > cap:
         raise LimitExceeded(
-            f"{what} would be an integer of about {bits:,} bits; the limit is {cap:,} (limit int_bits)",
+            f"{what} would be an integer of about {bits:,} bits ({int(bits / _BITS_PER_DIGIT):,} digits); "
+            f"the limit is {cap:,} (limit int_bits)",
             limit="int_bits",
         )
+    # Python refuses to write an integer of more digits than this as text (a prompt, the store)
+    digits = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else 0
+    if digits and bits > digits * _BITS_PER_DIGIT:
+        raise LimitExceeded(
+            f"{what} would be an integer of about {int(bits / _BITS_PER_DIGIT):,} digits; an integer is "
+            f"written as text (in a prompt, in the store) only up to {digits:,} digits",
+            limit="int_bits", hint="compute a smaller number (e.g. its value modulo 10 ** k, or as a float)",
+        )
+
+
+_BITS_PER_DIGIT = math.log2(10)
 
 
 def _check_result(value: Any, what: str) -> Any:

@@ -56,7 +56,7 @@ class Limits:
     #: or expression builds
     render_bytes: int | None = 1_000_000
     #: bits of any integer a template or expression computes (``**``, ``*``)
-    int_bits: int | None = 65_536
+    int_bits: int | None = 14_000  # under Python's 4,300-digit limit for writing an int as text
     #: nesting of macro calls (recursion) in a template
     depth: int | None = 64
     #: loop iterations (``range`` items) one render or evaluation may ask for

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,21 @@ class _BoundedLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self.nesting -= 1
+
+
+def _construct_int(loader: _BoundedLoader, node: yaml.ScalarNode) -> Any:
+    """PyYAML's int, refused with the line when Python could not write it back as text."""
+    digits = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else 0
+    if digits and sum(c.isdigit() for c in str(node.value)) > digits:
+        raise ScenarioError(
+            f"an integer of {len(str(node.value)):,} characters; integers are read and written as text "
+            f"only up to {digits:,} digits", source=loader.source, line=node.start_mark.line + 1,
+            hint="quote it to keep it as a string, or write a smaller number",
+        )
+    return yaml.SafeLoader.construct_yaml_int(loader, node)
+
+
+_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def _expanded_size(root: yaml.Node) -> tuple[int, int]:

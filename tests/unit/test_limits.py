@@ -267,3 +267,44 @@ def test_a_value_that_repeats_one_big_string_is_refused_before_it_is_stored():
     value = {"k": ["ab", 12345, None, 2.5] * 3}
     exact = len(json.dumps(value))
     assert exact * 0.8 <= expr.json_size(value, 10**6) <= exact * 1.5  # an estimate of the JSON length
+
+
+# --------------------------------------------------------------------------------------------
+# integers Python cannot write as text (more than sys.get_int_max_str_digits() digits)
+
+BIG_VAR = 'name: big\nvars: {big: {expr: "10 ** 5000"}}\nhops:\n  - id: h\n    prompt: "what is {{ big }}?"\n    expect: "1"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field"),
+    [
+        (BIG_VAR, 2, "vars.big"),  # was: internal error (ValueError: Exceeds the limit (4300 digits) ...), exit 3
+        (hop_file("{{ 10 ** 5000 }}"), None, "prompt"),
+        ("name: s\nhops: [{id: h, prompt: hi, expect: " + "1" * 5000 + "}]\n", 2, None),
+    ],
+)
+def test_integers_too_long_to_write_are_a_scenario_error(text: str, line: int | None, field: str | None) -> None:
+    with pytest.raises(ScenarioError) as e:
+        load_scenario_text(text, source="big.yaml")
+    assert "digits" in str(e.value) and e.value.field == field
+    if line is not None:
+        assert e.value.line == line
+
+
+def test_trusted_files_still_cannot_build_integers_python_cannot_write(monkeypatch) -> None:
+    monkeypatch.setenv("AGENTSIM_TRUST", "1")
+    with pytest.raises(LimitExceeded, match="only up to 4,300 digits"):
+        expr.render("{{ 10 ** 5000 }}", {})
+
+
+def test_an_integer_too_long_to_write_exits_2_in_validate_and_run(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("AGENTSIM_LIMITS", "AGENTSIM_TRUST")}
+    (tmp_path / "big.yaml").write_text(BIG_VAR, encoding="utf-8")
+    for args in (["validate", "big.yaml"], ["run", "big.yaml", "-b", "oracle", "-n", "1", "--db", "r.db"]):
+        proc = subprocess.run([sys.executable, "-m", "agentsim.cli", *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120, env=env)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 2 and "internal error" not in out and "digits" in out, out
