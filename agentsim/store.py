@@ -323,6 +323,14 @@ def _memory_url(url: str) -> bool:
     return rest in ("", "/", "/:memory:") or "mode=memory" in rest
 
 
+def disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is the database telling that its disk (or its size limit) is full."""
+    if not isinstance(exc, OperationalError):
+        return False
+    msg = str(getattr(exc, "orig", None) or exc).lower()
+    return "database or disk is full" in msg or "no space left" in msg or "could not extend file" in msg
+
+
 class Store:
     """A results database. ``readonly=True`` opens SQLite read-only (for viewers)."""
 

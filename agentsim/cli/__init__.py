@@ -56,7 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         console(stderr=True).print("[yellow]interrupted[/yellow]: what was recorded is kept; "
-                                    "agentsim run --resume RUN_ID finishes a run")
+                                    "'agentsim runs --db DB' shows which runs are unfinished, and "
+                                    "'agentsim run --resume ID --db DB' finishes one")
         return 130
     except BrokenPipeError:
         return 0

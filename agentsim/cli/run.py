@@ -71,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise AgentsimError("--resume takes a run id only (the run remembers its scenario and backend)")
         meter = make_meter(args.energy)
         try:
-            with bar:
+            with bar, _stopped_runs_said(store, before=args.resume - 1, only=args.resume):
                 run = resume_run(store, args.resume, meter=meter, progress=on_progress)
         finally:
             meter.close()
@@ -90,12 +90,71 @@ def cmd_run(args: argparse.Namespace) -> int:
     for sc in launch.resolved_scenarios():
         for w in sc.warnings:
             err.print(f"[yellow]warning[/yellow] {esc(w)}")
-    with bar:
+    before = max((r.id for r in store.list_runs()), default=0)
+    with bar, _stopped_runs_said(store, before=before):
         result = run_launch(launch, store=store, progress=on_progress)
     _print_run_lines(result.runs, store)
     for spec, exc in result.failures:
         console(stderr=True).print(f"[red]error:[/red] backend {esc(spec)}: {esc(exc)}")
     return 1 if result.failures else 0
+
+
+class RunStopped(AgentsimError):
+    """A run stopped part-way (the disk filled up, or the user interrupted it): what was
+    committed is kept, and the message names each run and the command that finishes it."""
+
+    def __init__(self, message: str, *, hint: str | None = None, exit_code: int = 1) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code
+
+
+def resume_commands(store: Any, run_ids: Sequence[int]) -> str:
+    """``agentsim run --resume ID --db DB`` for each run, ``; ``-separated (paste-able)."""
+    import shlex
+
+    return "; ".join(f"agentsim run --resume {i} --db {shlex.quote(str(store.db))}" for i in run_ids)
+
+
+def _unfinished(store: Any, before: int, only: int | None) -> list[tuple[int, int]]:
+    """``(run id, hops committed)`` of the runs after ``before`` (or run ``only``) not complete."""
+    try:
+        counts = store.hop_counts()
+        runs = [r for r in store.list_runs() if r.id > before and (only is None or r.id == only)]
+        return [(r.id, counts.get(r.id, 0)) for r in sorted(runs, key=lambda r: r.id) if r.status != "complete"]
+    except Exception:  # noqa: BLE001 - reading may fail too; say what is known
+        return [(only, 0)] if only is not None else []
+
+
+class _stopped_runs_said:  # noqa: N801 - used as a context manager, like contextlib's
+    """Turn a full disk or Ctrl-C during a launch into a message naming the unfinished runs,
+    how much of each is committed, and the resume command (with the real ids and --db)."""
+
+    def __init__(self, store: Any, *, before: int, only: int | None = None) -> None:
+        self.store, self.before, self.only = store, before, only
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: Any, _tb: Any) -> bool:
+        from agentsim.store import disk_full
+
+        if kind is None:
+            return False
+        full = disk_full(exc)
+        if not full and not issubclass(kind, KeyboardInterrupt):
+            return False
+        runs = _unfinished(self.store, self.before, self.only)
+        kept = ", ".join(f"run {i}: {n} hops committed" for i, n in runs) or "no hop had been committed"
+        resume = resume_commands(self.store, [i for i, _ in runs])
+        then = f"finish with: {resume}" if resume else "rerun the command"
+        if full:
+            raise RunStopped(
+                f"the disk holding {self.store.db} is full (SQLite: database or disk is full). Nothing "
+                f"recorded is lost ({kept}; each hop is committed as it completes)",
+                hint=f"free some space, then {then} (the results equal an uninterrupted run's)",
+                exit_code=1,
+            ) from None
+        raise RunStopped(f"interrupted: what was recorded is kept ({kept})", hint=then, exit_code=130) from None
 
 
 def _stdout_is_a_pipe() -> bool:
