@@ -91,7 +91,7 @@ def run_demo(args: argparse.Namespace) -> int:
         + f"Browse it:   .venv/bin/agentsim tui --db {db}\n"
         f"Or:          .venv/bin/agentsim runs --db {db}; .venv/bin/agentsim show RUN_ID --db {db}"
     )
-    return 1 if failures else 0
+    return max((exc.exit_code for _, exc in failures), default=0)  # 2: user errors, as everywhere
 
 
 def _prepare_llama(console: Any, *, quick: bool) -> tuple[list[str], str]:

@@ -6,6 +6,7 @@ from typing import Any
 
 from .analysis.verdict import VERDICT_SHORT
 from .console import ENERGY_SHORT, compact_table, energy_short, esc, pct
+from .render.facts import source_text
 
 __all__ = ["comparison_table", "mixed_runs_warning", "run_label", "scenario_label", "demo_table", "combine"]
 
@@ -49,6 +50,26 @@ def mixed_runs_warning(rows: list[dict[str, Any]]) -> str | None:
     return text + "; each run is compared with a baseline that saw the same instances"
 
 
+def failing_baseline_note(rows: list[dict[str, Any]]) -> str | None:
+    """What to say when a baseline itself fails most tasks (task success under one half): a
+    precision can then lose little, so every comparison against it says little about
+    quantization (and reads "inconclusive"). None when no baseline fails most tasks."""
+    by_id = {r["run_id"]: r for r in rows}
+    failing = []
+    for b in dict.fromkeys(r.get("baseline_run_id") for r in rows):
+        br = by_id.get(b)
+        if br is None or br.get("task_success") is None or br["task_success"] >= 0.5:
+            continue
+        n = br.get("instances_finished") or br.get("instances") or 0
+        ok = round(br["task_success"] * n)
+        failing.append(f"run {b} ({run_label(br)} [{br['mode']}]) succeeds in {ok} of {n} tasks")
+    if not failing:
+        return None
+    return ("the baseline fails most tasks: " + "; ".join(failing) + ". With so few successes to lose, the "
+            "comparison says little about quantization (its verdicts read inconclusive); use a scenario the "
+            "baseline mostly solves (fewer hops, an easier family) or a stronger model")
+
+
 def comparison_table(rows: list[dict[str, Any]], title: str | None = None) -> Any:
     """Runs against their baselines, readable at 80 columns.
 
@@ -77,7 +98,7 @@ def comparison_table(rows: list[dict[str, Any]], title: str | None = None) -> An
                 title = head + "x = relative to " + ", ".join(named)
                 br = by_id.get(bases[0])
                 if len(bases) == 1 and br and br.get("source_precision"):
-                    title += f"; baseline = {br['precision']} dequantized from {br['source_precision']}"
+                    title += f"; baseline = {source_text(br)}"
     t = compact_table(
         title=esc(title),
         caption="x: ratio to the run's baseline. loc/prop: hops wrong on their own / because a parent "
@@ -187,7 +208,7 @@ def demo_table(
     pooled = ", ".join(sorted({scenario_label(s) for g in groups.values() for s in g}))
     title = f"pooled over {pooled}; x = relative to {label}"
     if first.get("source_precision"):
-        title += f" (baseline = {first['precision']} dequantized from {first['source_precision']})"
+        title += f" (baseline = {source_text(first)})"
     t = Table(title=esc(title), title_justify="left")
     for col in ("precision", "mode", "hop acc", "task ok", "local", "prop.", "parse", "tok/s", "s/hop", "J/task"):
         t.add_column(col, justify="left" if col in ("precision", "mode") else "right", no_wrap=True)

@@ -22,12 +22,12 @@ from textual.widgets import DataTable, Footer, Static
 
 from agentsim.analysis.verdict import VERDICT_SHORT, VERDICT_STYLE
 from agentsim.console import energy_short, pct
-from agentsim.report import scenario_label
+from agentsim.report import failing_baseline_note, scenario_label
 
 if TYPE_CHECKING:
     from .app import AgentsimApp
 
-__all__ = ["CompareScreen", "energy_cell", "series_label", "ci_cell", "verdict_cell", "chart_group"]
+__all__ = ["CompareScreen", "energy_cell", "precision_cell", "series_label", "ci_cell", "verdict_cell", "chart_group"]
 
 #: the most lines the accuracy chart draws (each one named in its legend)
 CHART_SERIES = 8
@@ -64,6 +64,15 @@ def energy_cell(summary: dict[str, Any], base: dict[str, Any] | None = None) -> 
         if ratio is not None:
             text.append(f" {ratio:.2f}x")
     return text
+
+
+def precision_cell(s: dict[str, Any], one_model: bool) -> str:
+    """What a row ran, precision first (never cut to the model's name): ``q4_0`` when every row
+    has one model, else ``model@q4_0``; a simulation's spec (``noisy,p=0.2``)."""
+    prec = s.get("precision")
+    if not prec:
+        return str(s["backend"])
+    return str(prec) if one_model or not s.get("model") else f"{s['model']}@{prec}"
 
 
 def series_label(s: dict[str, Any]) -> str:
@@ -131,8 +140,9 @@ class CompareScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#compare-table", DataTable)
-        for label, width in (("run", 3), ("backend", 11), ("mode", 6), ("hop acc", 11), ("x 95% CI", 9),
-                             ("task ok", 11), ("x 95% CI", 9), ("energy/task", 17), ("verdict", 12),
+        # the verdict right after what was run, so that 80 columns show both; the intervals last
+        for label, width in (("run", 3), ("precision", None), ("mode", 6), ("verdict", 12), ("hop acc", 11),
+                             ("task ok", 11), ("energy/task", 17), ("hop x CI", 9), ("task x CI", 9),
                              ("loc/prop", 8), ("s/hop", 12)):
             table.add_column(label, width=width)
         self.compare()
@@ -154,6 +164,7 @@ class CompareScreen(Screen[None]):
         cursor = table.cursor_row
         table.clear()
         by_id = {s["run_id"]: s for s in self.summaries}
+        one_model = len({s.get("model") for s in self.summaries}) <= 1
         for s in self.summaries:
             rel, ci = s["relative"], s.get("relative_ci95") or {}
             is_base = s["run_id"] == s["baseline_run_id"]
@@ -162,13 +173,13 @@ class CompareScreen(Screen[None]):
             spph = "-" if s["wall_s_per_hop"] is None else f"{s['wall_s_per_hop']:.3f}"
             table.add_row(
                 Text(str(s["run_id"]), style="bold" if is_base else ""),
-                s["backend"][:11], s["mode"],
-                _pct(s["model_hop_accuracy"]) + _rel(rel.get("model_hop_accuracy"), is_base),
-                ci_cell(ci.get("model_hop_accuracy"), is_base),
-                _pct(s["task_success"]) + _rel(rel.get("task_success"), is_base),
-                ci_cell(ci.get("task_success"), is_base),
-                energy_cell(s, base),
+                precision_cell(s, one_model), s["mode"],
                 verdict_cell(s),
+                _pct(s["model_hop_accuracy"]) + _rel(rel.get("model_hop_accuracy"), is_base),
+                _pct(s["task_success"]) + _rel(rel.get("task_success"), is_base),
+                energy_cell(s, base),
+                ci_cell(ci.get("model_hop_accuracy"), is_base),
+                ci_cell(ci.get("task_success"), is_base),
                 f"{ek['local']}/{ek['propagated']}" + (f" ✂{ek['truncated']}" if ek.get("truncated") else ""),
                 spph + _rel(rel.get("wall_s_per_hop"), is_base),
                 key=str(s["run_id"]),
@@ -182,7 +193,11 @@ class CompareScreen(Screen[None]):
              "unavailable": "unavail. = no meter on this machine", "mixed": "mixed = measured and estimated hops, not summed"}[k]
             for k in kinds if k in ("measured", "estimated", "unavailable", "mixed")
         )
-        self.query_one("#compare-energy-note", Static).update(Text(note, style="dim"))
+        shown = Text(note, style="dim")
+        failing = failing_baseline_note(self.summaries)
+        if failing:
+            shown = Text(failing + "\n", style="yellow") + shown
+        self.query_one("#compare-energy-note", Static).update(shown)
         self._show_current()
 
     def _title(self) -> Text:

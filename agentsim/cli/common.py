@@ -16,6 +16,13 @@ def open_store(args: argparse.Namespace, readonly: bool = False) -> Any:
     return Store(args.db, readonly=readonly)
 
 
+def failures_exit_code(failures: Any) -> int:
+    """The exit status of a launch whose backends ``failures`` (``(spec, AgentsimError)``) could
+    not run: 2 when they are user errors (an unknown or unfetched model, a missing rung), as
+    for every user error, else that error's own code; 0 when none failed."""
+    return max((int(getattr(exc, "exit_code", 1)) for _, exc in failures), default=0)
+
+
 def db_arg(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--db", default=None, help="database path or SQLAlchemy URL (default: $AGENTSIM_DB or ./agentsim.db)")
 

@@ -92,9 +92,9 @@ def add_cli(sub: Any) -> None:
     sp = sub.add_parser("report", help="verdicts and their evidence: terminal, or -o report.html / .md / .json",
                         description="Paired statistics and trap verdicts of runs against their baselines "
                                     "(docs/statistics.md), as a report (docs/report.md).")
-    sp.add_argument("run_ids", nargs="*", type=int, metavar="RUN_ID", help="runs to report on")
+    sp.add_argument("run_ids", nargs="*", type=int, metavar="RUN_ID", help="runs to report on (none: every run in the database)")
     sp.add_argument("--launch", default=None, metavar="ID", help="every run of one launch (a prefix of its id will do)")
-    sp.add_argument("--all", action="store_true", help="every run in the database")
+    sp.add_argument("--all", action="store_true", help="every run in the database (the default)")
     sp.add_argument("--baseline", type=str, default=None, metavar="RUN|PRECISION",
                     help="run id or precision (default: top rung of the same model, scenario, params and mode)")
     sp.add_argument("-o", "--output", default=None, metavar="FILE",

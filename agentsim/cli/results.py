@@ -270,7 +270,7 @@ def compare_ids(store: Any, run_ids: Sequence[int], baseline: int | str | None) 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from agentsim.analysis import compare_runs
-    from agentsim.report import comparison_table, mixed_runs_warning
+    from agentsim.report import comparison_table, failing_baseline_note, mixed_runs_warning
 
     store = open_store(args, readonly=True)
     ids, notes = compare_ids(store, args.run_ids, args.baseline)
@@ -281,6 +281,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         err.print(f"[yellow]note:[/yellow] {esc(n)}")
     if warning:
         err.print(f"[yellow]warning:[/yellow] {esc(warning)}")
+    failing = failing_baseline_note(rows)
+    if failing:
+        err.print(f"[yellow]warning:[/yellow] {esc(failing)}")
     if args.json:
         print_json(rows)
         return 0

@@ -10,7 +10,7 @@ from agentsim.console import esc, progress_printer
 from agentsim.errors import AgentsimError
 from agentsim.limits import add_trust_argument
 
-from .common import console, db_arg, open_store, run_mode
+from .common import console, db_arg, failures_exit_code, open_store, run_mode
 
 # validate
 
@@ -96,7 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _print_run_lines(result.runs, store)
     for spec, exc in result.failures:
         console(stderr=True).print(f"[red]error:[/red] backend {esc(spec)}: {esc(exc)}")
-    return 1 if result.failures else 0
+    return failures_exit_code(result.failures)
 
 
 class RunStopped(AgentsimError):

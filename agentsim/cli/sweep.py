@@ -34,7 +34,7 @@ from typing import Any
 
 from agentsim.errors import AgentsimError
 
-from .common import console, db_arg, open_store, run_mode
+from .common import console, db_arg, failures_exit_code, open_store, run_mode
 
 __all__ = ["SweepDef", "load_sweep", "bundled_sweeps", "sweep_launch", "cmd_scale", "add_cli"]
 
@@ -256,7 +256,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     ids = ",".join(str(r.id) for r in result.runs)
     if result.runs:
         out.print(f"launch {result.launch_id}: {len(result.runs)} runs. N*: agentsim scale {ids}", highlight=False)
-    return 1 if result.failures else 0
+    return failures_exit_code(result.failures)
 
 
 def _fmt_ratio(fig: dict[str, Any] | None) -> str:

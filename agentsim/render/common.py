@@ -81,6 +81,18 @@ def header_items(doc: dict[str, Any]) -> list[tuple[str, str]]:
     return items
 
 
+def failing_baseline_text(block: dict[str, Any] | None) -> str | None:
+    """A baseline that fails most tasks, said so (its comparisons then say little), or None."""
+    single = (block or {}).get("single") or {}
+    ts, n = single.get("task_success"), single.get("instances")
+    if isinstance(ts, dict):
+        ts = ts.get("value")
+    if block is None or ts is None or ts >= 0.5 or not n:
+        return None
+    return (f"the baseline (run {block['run_id']}) succeeds in {round(ts * n)} of {n} tasks: it fails most of "
+            "them, so this comparison says little about quantization")
+
+
 def verdict_items(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """One per run: its verdict, the line (with its evidence) and the details behind it."""
     by_id = {b["run_id"]: b for b in doc["runs"]}
@@ -101,6 +113,9 @@ def verdict_items(doc: dict[str, Any]) -> list[dict[str, Any]]:
             details.append(b["energy_note"])
         if vd.get("instances_needed"):
             details.append(f"about {vd['instances_needed']:,} instances would decide it (power 0.8 at the adjusted level)")
+        failing = failing_baseline_text(by_id.get(v.get("baseline_run_id")))
+        if failing and v["verdict"] != "baseline":
+            details.append(failing)
         details = [d for d in details if d.split(": ", 1)[-1] not in v["line"]]  # no repeats of the line
         out.append({"run_id": v["run_id"], "verdict": v["verdict"], "line": v["line"], "details": details,
                     "style": VERDICT_STYLE.get(v["verdict"], "")})

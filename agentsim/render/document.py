@@ -28,13 +28,14 @@ ERROR_KINDS = ("local", "propagated", "recovered", "parse", "truncated", "backen
 
 def select_run_ids(store: Any, run_ids: list[int] | None = None, *, launch: str | None = None,
                    all_runs: bool = False) -> list[int]:
-    """The runs a report covers: explicit ids, one launch's runs, or every run in the store."""
+    """The runs a report covers: explicit ids, one launch's runs, or every run in the store (also
+    when none of them is given)."""
     from agentsim.errors import AgentsimError
 
     chosen = [x for x in (bool(run_ids), launch is not None, all_runs) if x]
-    if len(chosen) != 1:
-        raise AgentsimError("give run ids, or --launch ID, or --all (exactly one of them)",
-                            hint="agentsim runs lists the runs and their launches")
+    if len(chosen) > 1:
+        raise AgentsimError("give run ids, or --launch ID, or --all (one of them; none reports every run)",
+                            hint="agentsim runs lists the runs; agentsim runs --json shows each one's launch_id")
     if run_ids:
         for rid in run_ids:
             store.get_run(int(rid))  # a StoreError naming the missing run
@@ -45,7 +46,7 @@ def select_run_ids(store: Any, run_ids: list[int] | None = None, *, launch: str 
         launches = {r.launch_id for r in runs if r.id in ids}
         if not ids:
             raise AgentsimError(f"no launch {launch!r} in {store.db}",
-                                hint="agentsim runs shows each run's launch id")
+                                hint="agentsim runs --json shows each run's launch_id")
         if len(launches) > 1:
             raise AgentsimError(f"launch prefix {launch!r} matches {len(launches)} launches",
                                 hint="give more of the launch id")

@@ -86,3 +86,33 @@ async def test_chart_draws_the_cursor_rows_group_with_a_legend(fixed_db):
         text = screen_text(app)
         assert "tiny-dag [oracle]" in text
         assert all(series_label(s) in text for s in chart_group(compare.summaries, compare.summaries[order.index(8)]))
+
+
+@run_async
+async def test_verdict_visible_at_80x24_and_a_failing_baseline_is_said(fixed_db):
+    """At 80 x 24 the verdict column is on screen (it was off to the right); with the noisy run
+    (which fails most tasks) as baseline, the screen says the comparison says little."""
+    app = make_test_app(fixed_db, start="runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        compare = await _open(pilot, app, (5, 1))
+        text = screen_text(app)
+        assert "verdict" in text and "acc. trap" in text, text
+        noisy = next(s for s in compare.summaries if s["run_id"] == 5)
+        assert noisy["task_success"] < 0.5
+        assert "fails most tasks" not in text
+        table = compare.query_one("#compare-table")
+        table.move_cursor(row=[s["run_id"] for s in compare.summaries].index(5))
+        await pilot.press("b")
+        await wait_for(pilot, lambda: all(s["baseline_run_id"] == 5 for s in compare.summaries))
+        await pilot.pause(0.2)
+        assert "fails most tasks" in _flat(screen_text(app))
+
+
+def test_the_precision_column_shows_the_precision():
+    """It was the backend spec cut to 11 characters: 'llama:qwen2' for every rung."""
+    from agentsim.tui.compare_screen import precision_cell
+
+    row = {"backend": "llama:qwen2.5-coder-0.5b@q4_0", "precision": "q4_0", "model": "qwen2.5-coder-0.5b"}
+    assert precision_cell(row, one_model=True) == "q4_0"
+    assert precision_cell(row, one_model=False) == "qwen2.5-coder-0.5b@q4_0"
+    assert precision_cell({"backend": "noisy,p=0.3", "precision": None}, one_model=True) == "noisy,p=0.3"
