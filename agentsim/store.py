@@ -341,7 +341,9 @@ class Store:
         if is_sqlite and "://" not in self.db:
             p = Path(self.db)
             if readonly and not p.exists():
-                raise StoreError(f"database {self.db} does not exist", hint="run a simulation first: agentsim run ...")
+                raise StoreError(f"database {self.db} does not exist (nothing was created)",
+                                 hint=f"check the path (the default, from $AGENTSIM_DB or else ./agentsim.db, is {default_db()}); "
+                                      "'agentsim run ... --db PATH' records runs into a new one")
             if not readonly and p.parent and not p.parent.exists():
                 raise StoreError(f"cannot create database {self.db}: folder {p.parent} does not exist")
         self.url = url

@@ -106,6 +106,24 @@ def _point(t: InstanceTable, name: str) -> float | None:
     raise KeyError(name)
 
 
+def _missing(t: InstanceTable, name: str) -> list[str]:
+    """What one run lacks for the cost figure ``name`` (why it is undefined), e.g. 'no correct task'."""
+    out = []
+    if name == "energy_per_correct_task_j" and t.energy_j is None:
+        out.append("no energy reading")
+    if name.endswith("_per_correct_task") or name == "energy_per_correct_task_j":
+        if float(t.success.sum()) == 0:
+            out.append("no correct task")
+    if name == "tokens_per_s":
+        if not t.has_tokens:
+            out.append("no token count")
+        elif float(t.decode_s.sum()) == 0:
+            out.append("no decode time")
+    if name in ("seconds_per_hop", "seconds_per_task", "seconds_per_correct_task") and float(t.wall_s.sum()) == 0:
+        out.append("no recorded time")
+    return out or ["a zero or missing figure"]
+
+
 def _reps(w: np.ndarray, t: InstanceTable, name: str) -> np.ndarray:
     ones = np.ones(t.m)
     if name == "model_hop_accuracy":
@@ -244,7 +262,9 @@ def compare_tables(ta: InstanceTable, tb: InstanceTable, *, identity: bool = Fal
         if name == "energy_per_correct_task_j" and ta.energy_kind != tb.energy_kind:
             reason = f"energy kinds differ ({ta.energy_kind} vs {tb.energy_kind}): not comparable"
         elif pa is None or pb is None or pb == 0:
-            reason = "undefined (no correct task, no energy reading or no token count on one side)"
+            lacking = [(side, t) for side, t, p in (("run", ta, pa), ("baseline", tb, pb)) if p is None or p == 0]
+            reason = "undefined (" + "; ".join(
+                f"the {side} has {', '.join(_missing(t, name))}" for side, t in lacking) + ")"
         if reason:
             block["ratios"][name] = {"value": None, "ci95": None, "reason": reason}
             continue

@@ -96,6 +96,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     run = store.get_run(args.run_id)
     s = summarize_run(store, run)
     s["batch_size"] = batch_size_of(run)
+    s["model_params"] = getattr(run, "model_params", None)
+    s["model_bytes"] = getattr(run, "model_bytes", None)
     if args.json:
         print_json(s)
         return 0
@@ -127,7 +129,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         ("generation stopped", stop_text(s)),
         ("accuracy by depth", "  ".join(f"d{d}: {v['accuracy']:.2f}" for d, v in s["accuracy_by_depth"].items())),
         ("per-hop reliability r", f"{rel['r']:.3f}" if rel["r"] is not None else f"- ({rel.get('reason') or 'no fit'})"),
-        ("tokens (prompt/completion)", f"{fmt(s['prompt_tokens'])} / {fmt(s['completion_tokens'])}"),
+        ("model", model_size_text(s)),
+        ("tokens (prompt/completion)", f"{count_text(s['prompt_tokens'])} / {count_text(s['completion_tokens'])}"),
         ("decode tokens/s", fmt(s["decode_tokens_per_s"], 1)),
         ("time (prefill/decode/wall s)", f"{fmt(s['prefill_s'])} / {fmt(s['decode_s'])} / {fmt(s['wall_s'])}"),
         ("energy", energy_text(s["energy"], run.energy_meter)),
@@ -158,6 +161,21 @@ def _sources_rows(store: Any, run: Any) -> list[tuple[str, str]]:
         elif info.get(col):
             rows.append((label, str(info[col])))
     return rows
+
+
+def count_text(v: Any) -> str:
+    """A count as a whole number (``2,912``): token sums arrive as floats."""
+    return "-" if v is None else f"{round(float(v)):,}"
+
+
+def model_size_text(s: dict[str, Any]) -> str:
+    """``qwen2.5-coder-0.5b: 494.0 M parameters, 1.0 GB file`` (what the store knows of it)."""
+    parts = []
+    if s.get("model_params"):
+        parts.append(f"{s['model_params'] / 1e6:,.1f} M parameters")
+    if s.get("model_bytes"):
+        parts.append(f"{s['model_bytes'] / 1e9:,.2f} GB file")
+    return f"{s.get('model') or '-'}" + (f": {', '.join(parts)}" if parts else "")
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,7 +337,8 @@ def add_cli(sub: Any) -> None:
     sp.add_argument("run_ids", type=int, nargs="*", metavar="RUN_ID")
     sp.add_argument("--launch", metavar="LAUNCH_ID", help="also every run of this launch")
     sp.add_argument("--format", choices=("csv", "json"), default=None,
-                    help="default: from the output's extension (.json: json, otherwise csv)")
+                    help="default: from the output's extension (.json or .jsonl: json; .csv, none or "
+                         "- for standard output: csv; any other extension is refused)")
     sp.add_argument("-o", "--output", required=True, help="file to write, or - for standard output")
     db_arg(sp)
     sp.set_defaults(func=cmd_export)

@@ -64,6 +64,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     note = apply_trust(args)
     if note:
         err.print(f"[yellow]note:[/yellow] {note}", markup=True, highlight=False)
+    if args.resume is not None:
+        open_store(args, readonly=True).close()  # a mistyped --db is an error, not a new empty file
     store = open_store(args)
     bar, on_progress = progress_printer(err)
     if args.resume is not None:
