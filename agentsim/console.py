@@ -53,6 +53,14 @@ def compact_table(*, title: str | None = None, caption: str | None = None, **kwa
                  title_justify="left", caption_justify="left", **kwargs)
 
 
+def name_column(table: Any, header: str, names: Any, **kwargs: Any) -> None:
+    """A column of names a user types back (scenario, model, backend, tool names): never cut or
+    wrapped at any width (``no_wrap`` and as wide as the longest), so the other columns (a
+    description) wrap instead."""
+    width = max([len(header), *(len(str(n)) for n in names)])
+    table.add_column(header, no_wrap=True, min_width=width, **kwargs)
+
+
 def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from agentsim.console import console, print_json
+from agentsim.console import console, name_column, print_json
 from agentsim.errors import AgentsimError, ModelError
 from agentsim.models import (
     CATALOG,
@@ -48,11 +48,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
     total = sum(it["disk_bytes"] for it in items)
     t = Table(title=f"models (cache: {models_dir()}, {_fmt_bytes(total)} on disk)")
-    for col in ("name", "params", "source", "licence", "fetched", "disk", "rungs"):
+    name_column(t, "name", [it["name"] for it in items])
+    for col in ("params", "source", "licence", "fetched", "disk", "rungs"):
         t.add_column(col)
     for it in items:
         rungs = ", ".join(f"{r['precision']} ({_fmt_bytes(r['bytes'])})" for r in it["rungs"]) or "-"
-        name = it["name"] + (" (default)" if it["default"] else "") + ("" if it["instruct"] is not False else " (base)")
+        # the name alone on its line (it is typed back); what it is goes on the next
+        name = it["name"] + ("\n(default)" if it["default"] else "") + ("" if it["instruct"] is not False else "\n(base)")
         licence = str(it["license"]).split(" (")[0]  # the full text is in --json
         t.add_row(name, _fmt_params(it["params"]), str(it["source_precision"]), licence,
                   "yes" if it["fetched"] else "no", _fmt_bytes(it["disk_bytes"]) if it["disk_bytes"] else "-", rungs)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agentsim.console import energy_text, esc, params_text, pct
+from agentsim.console import energy_text, esc, name_column, params_text, pct
 from agentsim.errors import AgentsimError
 
 from .common import console, db_arg, fmt, fmt_ci, open_store, print_json
@@ -54,11 +54,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
     t = compact_table(title=esc(f"runs in {store.db}"),
                       caption="scenario: the family with its non-default params, or the file's name "
                               "(#abc123: another scenario of that name). hops: recorded (of expected, "
-                              "when short). acc%: hop accuracy (model hops); ok%: task success (every hop right). "
+                              "when short). B: batch size. acc%: hop accuracy (model hops); ok%: task success (every hop right). "
                               "Details: agentsim show RUN_ID.")
     t.add_column("id", justify="right", no_wrap=True)
     t.add_column("scenario", overflow="fold", min_width=12)
-    t.add_column("backend", overflow="fold", min_width=8)
+    name_column(t, "backend", [r.backend for r in runs])
+    batched = any(batch_size_of(r) > 1 for r in runs)
+    if batched:
+        t.add_column("B", justify="right", no_wrap=True)
     for col in ("mode", "status"):
         t.add_column(col, no_wrap=True)
     for col in ("hops", "acc%", "ok%"):
@@ -67,8 +70,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for r in runs:
         b = batch_size_of(r)
         t.add_row(
-            str(r.id), esc(scenario_label_of(r)),
-            esc(r.backend + (f" batch {b}" if b > 1 else "")), esc(r.mode), esc(figs[r.id].status),
+            str(r.id), esc(scenario_label_of(r)), esc(r.backend), *([str(b)] if batched else []),
+            esc(r.mode), esc(figs[r.id].status),
             _hops_cell(counts.get(r.id, 0), r.n_instances * r.hops_per_instance),
             _pct(figs[r.id].hop_accuracy, sign=False), _pct(figs[r.id].task_success, sign=False),
             r.created_at.strftime("%m-%d %H:%M"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from agentsim.console import esc
+from agentsim.console import esc, name_column
 from agentsim.errors import AgentsimError
 
 from .common import console, print_json
@@ -21,7 +21,8 @@ def cmd_scenarios_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     t = Table(title="scenarios (families take --param KEY=VALUE; a..b sweeps)")
-    for col in ("name", "kind", "hops", "params", "description"):
+    name_column(t, "name", [it["name"] for it in items])
+    for col in ("kind", "hops", "params", "description"):
         t.add_column(col)
     for it in items:
         params = ", ".join(f"{k}={v}" for k, v in it["params"].items())

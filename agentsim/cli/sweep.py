@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentsim.console import name_column
 from agentsim.errors import AgentsimError
 
 from .common import console, db_arg, failures_exit_code, open_store, run_mode
@@ -208,7 +209,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         from rich.table import Table
 
         t = Table(title="bundled sweeps (agentsim sweep NAME)")
-        t.add_column("name")
+        name_column(t, "name", list(bundled_sweeps()))
         t.add_column("description")
         for name in bundled_sweeps():
             t.add_row(name, load_sweep(name).description)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from agentsim.console import compact_table, esc
+from agentsim.console import compact_table, esc, name_column
 
 from .common import console, print_json
 
@@ -19,7 +19,7 @@ def cmd_tools_list(args: argparse.Namespace) -> int:
         return 0
     t = compact_table(title="tools (a tool hop: kind: tool, tool: NAME, args: {ARGUMENT: expression})",
                       caption="x=v: optional, default v. Register your own with @agentsim.tool(\"name\").")
-    t.add_column("tool", no_wrap=True)
+    name_column(t, "tool", [d["name"] for d in tools])
     t.add_column("arguments", overflow="fold")
     t.add_column("what it does", overflow="fold")
     t.add_column("from", overflow="fold")

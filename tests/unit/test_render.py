@@ -201,7 +201,8 @@ def test_select_run_ids(sim):
     assert select_run_ids(store, launch=launch) == ids
     assert select_run_ids(store, launch=launch[:4]) == ids
     assert select_run_ids(store, all_runs=True) == ids
-    with pytest.raises(AgentsimError, match="exactly one"):
+    assert select_run_ids(store) == ids  # none given: every run (was: an error)
+    with pytest.raises(AgentsimError, match="one of them"):
         select_run_ids(store, ids, all_runs=True)
     with pytest.raises(AgentsimError, match="no launch"):
         select_run_ids(store, launch="zzzz")
