@@ -390,3 +390,21 @@ def test_the_table_reports_accuracy_with_and_without_cut_answers_and_the_truncat
     hops = agentsim.load_results(db).to_pandas().hops
     scripted = hops[hops["backend"] == "scripted"]
     assert set(scripted["error_kind"]) == {"none", "truncated"} and set(scripted["stop_reason"]) == {"eos", "length"}
+
+
+def test_an_unparsed_step_outside_the_inputs_leaves_the_expectation_defined():
+    """A hop whose calculation does not use step 1 gets its expectation right for the inputs it
+    received even when step 1's answer was text (the engine hands on the raw completion)."""
+    sc = build_generator("gsm8k", {"steps": "3", "form": "decomposed"})
+    problems = {p.index: p for p in g.load_problems()[0]}
+    checked = 0
+    for i in range(60):
+        inst = sc.instance(0, i)
+        p = problems[inst.vars["problem"]]
+        if 0 in p.steps[2].parents:
+            continue
+        ctx = inst.context(sc.spec.world) | {"s1": "I am not sure", "s2": 7}
+        got = type(sc).expected_given(sc.hop("s3"), ctx)
+        assert got == pytest.approx(float(p.steps[2].rational.evaluate([1, 7])), rel=1e-9)
+        checked += 1
+    assert checked > 5

@@ -83,11 +83,14 @@ def problem_pool(lo: int, hi: int | None, *, strict: bool = False) -> list[Probl
 
 
 def _poly_expression(var: str, i: int, n_terms: int) -> str:
-    """``sum_t var[i][t][0] * s1 ** var[i][t][1] * ...`` over ``n_terms`` terms."""
+    """``sum_t var[i][t][0] * s1 ** var[i][t][1] * ...`` over ``n_terms`` terms; a factor with
+    exponent 0 is 1 without reading its step, so a step the calculation does not use (not among
+    the hop's inputs) leaves the expectation defined even when its answer did not parse."""
     terms = []
     for t in range(n_terms):
         base = f"{var}[{i}][{t}]"
-        terms.append(base + "[0]" + "".join(f" * s{j + 1} ** {base}[{j + 1}]" for j in range(i)))
+        terms.append(base + "[0]" + "".join(
+            f" * (s{j + 1} ** {base}[{j + 1}] if {base}[{j + 1}] else 1)" for j in range(i)))
     return " + ".join(terms)
 
 
