@@ -82,6 +82,10 @@ class Results:
                 row["energy_kind"] = s["energy"]["kind"]
                 row["energy_source"] = s["energy"]["source"]
                 row["reliability_r"] = s["reliability"]["r"]
+                # flips against the reference run, fidelity (KLD, same top) and the noise floor
+                from agentsim.fidelity import flat_figures, run_figures
+
+                row.update(flat_figures(run_figures(self.store, by_id[rid])))
             row["batch_size"] = batch_size_of(by_id[rid])
             for name in param_names:
                 row[f"param_{name}"] = (by_id[rid].params or {}).get(name)

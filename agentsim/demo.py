@@ -71,8 +71,9 @@ def run_demo(args: argparse.Namespace) -> int:
         f"{instances} instances each, batch {batch}, into {db}"
     )
     bar, on_progress = progress_printer(console)
+    fid = bool(getattr(args, "fidelity", True))
     launch = Launch(scenarios=scenarios, backends=specs, modes="both", instances=instances, seed=0,
-                    batch_sizes=batch)
+                    batch_sizes=batch, fidelity=fid)
     with bar:
         result = run_launch(launch, store=store, progress=on_progress)
     runs, failures = result.runs, result.failures
@@ -82,6 +83,8 @@ def run_demo(args: argparse.Namespace) -> int:
         raise AgentsimError("no run finished; see the errors above")
     console.rule("[bold]results")
     console.print(demo_table(store, runs, baseline_label=baseline_label, labels=NOISY_LABELS))
+    if fid:
+        _fidelity(console, store, runs, result.fidelity)
     report_path = _verdicts(console, store, runs, Path(getattr(args, "report", None) or db.with_name(DEMO_REPORT)))
     elapsed = time.perf_counter() - t_start
     console.print(
@@ -92,6 +95,23 @@ def run_demo(args: argparse.Namespace) -> int:
         f"Or:          .venv/bin/agentsim runs --db {db}; .venv/bin/agentsim show RUN_ID --db {db}"
     )
     return max((exc.exit_code for _, exc in failures), default=0)  # 2: user errors, as everywhere
+
+
+def _fidelity(console: Any, store: Any, runs: list[Any], lines: list[str]) -> None:
+    """The fidelity pass's table: each rung's flips and KLD against the top rung (agentsim.fidelity)."""
+    from .analysis import compare_runs
+    from .report import fidelity_table
+
+    console.rule("[bold]fidelity (teacher-forced, against the top rung; docs/fidelity.md)")
+    t = fidelity_table(compare_runs(store, [r.id for r in runs]))
+    if t is not None:
+        console.print(t)
+    from .fidelity_tables import fidelity_passes
+
+    passes = [p for r in runs for p in fidelity_passes(store, r.id)]
+    seconds = sum(p.seconds or 0.0 for p in passes)
+    console.print(esc(f"fidelity pass: {len(passes)} passes in {seconds:.0f} s"
+                      + (f" ({lines[0]})" if not passes and lines else "")))
 
 
 def _prepare_llama(console: Any, *, quick: bool) -> tuple[list[str], str]:

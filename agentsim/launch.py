@@ -192,6 +192,9 @@ class Launch:
     strict_params: bool = True
     launch_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     _resolved: list[Scenario] | None = field(default=None, init=False, repr=False, compare=False)
+    #: after the runs, score every run that has a reference run (the top rung of its model,
+    #: scenario and mode) teacher-forced against it (agentsim.fidelity): KLD, same top token, delta-p
+    fidelity: bool = False
     #: where the runs execute: None or "in-process" (here, one after the other), or
     #: "ray[,address=...][,num_gpus=..][,num_cpus=..]" (runs spread over a pool of long-lived Ray workers; agentsim.distributed)
     executor: str | Any = None
@@ -258,6 +261,8 @@ class LaunchResult:
     launch_id: str
     runs: list[RunRead]
     failures: list[tuple[str, AgentsimError]]
+    #: with ``Launch.fidelity``: one line per run scored (or why it could not be)
+    fidelity: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------
@@ -292,7 +297,7 @@ def run_launch(
         runs_, failures_ = run_on_ray(launch.executor, store=store, backends=backends, plans=plans,
                                       energy=launch.energy, progress=progress, cancel=cancel,
                                       keep_going=keep_going, on_run_created=on_run_created)
-        return LaunchResult(launch.launch_id, runs_, failures_)
+        return _with_fidelity(launch, store, LaunchResult(launch.launch_id, runs_, failures_))
     own_meter = meter is None
     meter = make_meter(launch.energy) if meter is None else meter
     runs: list[RunRead] = []
@@ -311,7 +316,17 @@ def run_launch(
     finally:
         if own_meter:
             meter.close()
-    return LaunchResult(launch.launch_id, runs, failures)
+    return _with_fidelity(launch, store, LaunchResult(launch.launch_id, runs, failures))
+
+
+def _with_fidelity(launch: Launch, store: Store, result: LaunchResult) -> LaunchResult:
+    """``Launch.fidelity``: the teacher-forced pass over every finished run of the launch that
+    has a reference run (agentsim.fidelity); a failure is a line of the result, never raised."""
+    if launch.fidelity and result.runs:
+        from .fidelity import fidelity_for_runs
+
+        fidelity_for_runs(store, result.runs, progress=result.fidelity.append)
+    return result
 
 
 def execute(

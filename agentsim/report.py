@@ -8,7 +8,8 @@ from .analysis.verdict import VERDICT_SHORT
 from .console import ENERGY_SHORT, compact_table, energy_short, esc, pct
 from .render.facts import source_text
 
-__all__ = ["comparison_table", "mixed_runs_warning", "run_label", "scenario_label", "demo_table", "combine"]
+__all__ = ["comparison_table", "mixed_runs_warning", "run_label", "scenario_label", "demo_table", "combine",
+           "fidelity_table"]
 
 
 _pct = pct
@@ -251,3 +252,48 @@ def _x(a: Any, b: Any) -> str:
     if a is None or not b:
         return ""
     return f" {a / b:.2f}x"
+
+
+# --------------------------------------------------------------------------------------------
+# fidelity beside accuracy (agentsim.fidelity)
+
+
+def _kld(d: dict[str, Any] | None) -> str:
+    if not d or d.get("kld_mean") is None:
+        return "-"
+    ci = d.get("kld_ci95")
+    return f"{d['kld_mean']:.3g}" + (f"\n[{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "") + (" est." if d["kind"] == "topk" else "")
+
+
+def fidelity_table(rows: list[dict[str, Any]]) -> Any:
+    """Flips and fidelity against each run's baseline, beside its accuracy, and the noise floor
+    (the same rung at batch 1): None when no row has a baseline other than itself."""
+    shown = [r for r in rows if (r.get("fidelity") or {}).get("flips")]
+    if not shown:
+        return None
+    t = compact_table(
+        title="flips and fidelity against the baseline",
+        caption="flips: tasks / model hops right->wrong and wrong->right against the baseline run (same instances). "
+                "KLD: mean KL(baseline || run) over completion positions, teacher-forced on the baseline's own "
+                "tokens, [95% bootstrap over instances]; top: same top token. floor: the same rung at batch 1 "
+                "(hop flips, KLD): differences below it cannot be told from batching. Not a task-accuracy "
+                "measure (docs/statistics.md).",
+    )
+    for col in ("run", "backend", "hop acc", "task flips", "hop flips", "KLD", "top", "floor"):
+        t.add_column(col, justify="right" if col not in ("backend",) else "left", overflow="fold")
+    for r in shown:
+        fig = r["fidelity"]
+        f = fig["flips"]
+        d = fig.get("fidelity")
+        fl = (fig.get("floor") or [None])[0]
+        floor = "-"
+        if fl:
+            fd = fl.get("fidelity")
+            floor = (f"{fl['flips']['hop_flips']} hops" + (f", {fd['kld_mean']:.3g}" if fd and fd.get("kld_mean") is not None
+                                                           else ""))
+        t.add_row(str(r["run_id"]), esc(run_label(r) + f" [{r['mode']}]"),
+                  _pct(r.get("model_hop_accuracy", r["accuracy"])),
+                  f"-{f['task_right_to_wrong']} +{f['task_wrong_to_right']}",
+                  f"-{f['hop_right_to_wrong']} +{f['hop_wrong_to_right']}",
+                  _kld(d), _pct(d.get("same_top")) if d else "-", floor)
+    return t

@@ -212,6 +212,8 @@ class HopRead(HopBase):
     id: int
 
 
+from . import fidelity_tables as _fidelity_tables  # noqa: E402,F401 - its tables join SQLModel.metadata
+
 #: the hop table's columns (for fast inserts without ORM objects)
 _HOP_COLUMNS: tuple[str, ...] = tuple(c.name for c in HopTrace.__table__.columns if c.name != "id")  # type: ignore[attr-defined]
 

@@ -30,6 +30,7 @@ __all__ = [
     "Completion",
     "OptionSpec",
     "BATCH_TIMING",
+    "TokenScores",
     "parse_spec",
     "create_backend",
     "load_backend",
@@ -138,6 +139,24 @@ class BackendInfo:
 BATCH_TIMING = ("own", "attributed")
 
 
+@dataclass
+class TokenScores:
+    """A hop's completion scored teacher-forced: the distributions a backend gives at every
+    completion position, fed the prompt and the completion's own tokens (nothing sampled).
+
+    ``kind``: ``exact`` -- ``logprobs`` is a full-vocabulary float array ``[len(token_ids),
+    vocab]`` of log-probabilities up to a constant per row (raw logits: the reader normalises); ``topk`` -- ``logprobs`` is one ``{token: logprob}`` dict per
+    position holding only what the backend returned (the rest of the mass is a tail bucket);
+    ``unavailable`` -- nothing, and ``reason`` says why. ``token_ids`` are the completion's tokens
+    as this backend tokenizes them (the same text tokenizes alike on every rung of one model).
+    """
+
+    kind: str
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: Any = None
+    reason: str | None = None
+
+
 # --------------------------------------------------------------------------------------------
 # spec strings
 
@@ -238,6 +257,9 @@ class Backend(ABC):
     #: the pip extra that installs what it needs, and the import names it needs
     EXTRA: ClassVar[str | None] = None
     REQUIRES: ClassVar[tuple[str, ...]] = ()
+    #: what :meth:`score` gives (agentsim.fidelity): ``exact`` (full-vocabulary distributions),
+    #: ``topk`` (a server's top logprobs, an estimate) or ``none``
+    FIDELITY: ClassVar[str] = "none"
 
     def __init__(self, spec: BackendSpec) -> None:
         self.spec = spec
@@ -294,6 +316,17 @@ class Backend(ABC):
             c.batch_timing = c.batch_timing or "own"
             results.append(c)
         return results
+
+    def score(self, items: Sequence[tuple[GenerationRequest, str]], *, n_seq: int = 1) -> list[TokenScores]:
+        """Teacher-forced scores of ``(request, completion text)`` pairs (agentsim.fidelity).
+
+        ``n_seq``: how many sequences the backend lays out together, as its batch path does for a
+        run at that batch size (a backend without a batch path ignores it). This default scores
+        nothing: every item is ``unavailable`` with the reason.
+        """
+        why = (f"backend {self.NAME!r} gives no token distributions"
+               + (" (a simulation: there is no model)" if self.SIMULATED else ""))
+        return [TokenScores("unavailable", reason=why) for _ in items]
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""

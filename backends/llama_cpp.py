@@ -30,6 +30,7 @@ from agentsim.backends.base import (
     Completion,
     GenerationRequest,
     OptionSpec,
+    TokenScores,
 )
 from agentsim.errors import AgentsimError, BackendError, ModelError
 from agentsim.grammar import check_grammar, resolve_grammar
@@ -57,6 +58,7 @@ class LlamaBackend(Backend):
     }
     PRECISIONS: ClassVar[tuple[str, ...] | None] = LLAMA_PRECISIONS
     SUPPORTS_GRAMMAR: ClassVar[bool] = True
+    FIDELITY: ClassVar[str] = "exact"
 
     def __init__(self, spec: BackendSpec) -> None:
         super().__init__(spec)
@@ -67,6 +69,7 @@ class LlamaBackend(Backend):
         self._n_gpu_layers = 0
         self._gpu = False
         self._batcher: Any = None  # llama_batch.BatchDecoder, made on the first batch of > 1
+        self._scorer: Any = None  # llama_score.TeacherForcer, made on the first score()
 
     # ---------------------------------------------------------------------------------------
     # life cycle
@@ -177,6 +180,9 @@ class LlamaBackend(Backend):
         if self._batcher is not None:
             self._batcher.close()
             self._batcher = None
+        if self._scorer is not None:
+            self._scorer.close()
+            self._scorer = None
         if self._llm is not None:
             try:
                 self._llm.close()
@@ -346,6 +352,23 @@ class LlamaBackend(Backend):
                        "decode_steps": fig.decode_steps},
             )
         return slots
+
+    def score(self, items: Any, *, n_seq: int = 1) -> list[TokenScores]:
+        """Teacher-forced, full-vocabulary distributions at every completion position
+        (:mod:`agentsim.backends.llama_score`): the rendered prompt's tokens, then the completion
+        text's tokens, in one pass per hop; ``n_seq > 1`` lays groups out as the batch path does."""
+        if self._llm is None:
+            self.load()
+        from .llama_score import TeacherForcer
+
+        llm = self._llm
+        pairs = [(llm.tokenize(self.render(r).encode("utf-8"), add_bos=False, special=True),
+                  llm.tokenize(text.encode("utf-8"), add_bos=False, special=False) if text else [])
+                 for r, text in items]
+        if self._scorer is None:
+            self._scorer = TeacherForcer(llm)
+        arrays = self._scorer.score(pairs, n_seq=n_seq)
+        return [TokenScores("exact", list(c), a) for (_p, c), a in zip(pairs, arrays, strict=True)]
 
     # ---------------------------------------------------------------------------------------
     # what ran

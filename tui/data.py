@@ -31,6 +31,7 @@ __all__ = [
     "get_run",
     "instance_page",
     "instance_hops",
+    "instance_fidelity",
     "counterpart_run",
     "ERROR_STYLE",
     "ERROR_MARK",
@@ -155,6 +156,21 @@ def instance_page(store: Store, run_id: int, *, offset: int = 0, limit: int = 20
 def instance_hops(store: Store, run_id: int, index: int) -> list[HopRead]:
     """The recorded hops of one instance, in topological order."""
     return store.hops(run_id, index)
+
+
+def instance_fidelity(store: Store, run_id: int, index: int) -> dict[str, Any]:
+    """One instance's per-hop fidelity rows (agentsim.fidelity) by hop id, from the newest pass
+    of the run against another rung (a noise-floor pass against its own rung only where there is
+    no other); empty when none was computed."""
+    from agentsim.fidelity_tables import fidelity_passes, fidelity_rows
+
+    passes = fidelity_passes(store, run_id)
+    if not passes:
+        return {}
+    run = store.get_run(run_id)
+    others = [p for p in passes if store.get_run(p.reference_run_id).precision != run.precision]
+    ref = (others or passes)[-1].reference_run_id
+    return {r.hop_id: r for r in fidelity_rows(store, run_id, ref, index)}
 
 
 def counterpart_run(store: Store, run: RunRead) -> RunRead | None:

@@ -7,7 +7,7 @@ other mode (free/oracle)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -32,6 +32,7 @@ from .data import (
     counterpart_run,
     energy_text,
     get_run,
+    instance_fidelity,
     instance_hops,
     instance_page,
 )
@@ -61,7 +62,20 @@ def _value(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else repr(v)
 
 
-def hop_detail(h: HopRead, counterpart: RunRead | None = None) -> RenderableType:
+def fidelity_text(f: Any) -> Text:
+    """One hop's fidelity row (agentsim.fidelity): KLD, same-top share and where the reference's
+    and this rung's distributions parted along the completion."""
+    if f.status not in ("exact", "topk"):
+        return Text(f"{f.status}: {f.reason or '-'} (vs run {f.reference_run_id})", style="dim")
+    where = ("never parted" if f.parted_at is None
+             else f"parted at token {f.parted_at + 1} of {f.positions}")
+    est = " (top-k estimate)" if f.status == "topk" else ""
+    return Text(f"KLD {f.kld_mean:.3g}{est} (max {f.kld_max:.3g} at token {(f.kld_max_at or 0) + 1}) · same top "
+                f"{100 * (f.same_top or 0):.0f}% · {where} · vs run {f.reference_run_id}",
+                style="" if f.parted_at is None else "yellow")
+
+
+def hop_detail(h: HopRead, counterpart: RunRead | None = None, fidelity: Any = None) -> RenderableType:
     """Everything recorded for one hop, as text (no markup: completions are shown verbatim)."""
     style = ERROR_STYLE.get(h.error_kind, "")
     head = Text()
@@ -106,6 +120,8 @@ def hop_detail(h: HopRead, counterpart: RunRead | None = None) -> RenderableType
                                    "yellow" if h.energy_kind == "estimated" else "dim"))
     if h.peak_mem_bytes:
         figures.add_row("peak mem", f"{h.peak_mem_bytes / 2**20:.1f} MiB")
+    if fidelity is not None:
+        figures.add_row("fidelity", fidelity_text(fidelity))
     prompt = Text()
     prompt.append("prompt\n", style="bold underline")
     prompt.append((h.prompt or "(none)") + "\n")
@@ -150,6 +166,7 @@ class TraceScreen(AgentsimScreen):
         hops: list[HopRead]
         hop: str | None
         token: int = 0
+        fidelity: dict[str, Any] = field(default_factory=dict)
 
     def __init__(self) -> None:
         super().__init__()
@@ -159,6 +176,7 @@ class TraceScreen(AgentsimScreen):
         self.instance: InstanceRead | None = None
         self.instance_index: int | None = None
         self.hops: dict[str, HopRead] = {}
+        self.fidelity: dict[str, Any] = {}
         self.failed_only = False
         self._listing = False
         self._loading = False
@@ -326,7 +344,8 @@ class TraceScreen(AgentsimScreen):
             return
         page = instance_page(store, run_id, offset=index, limit=1)
         inst = page.items[0] if page.items and page.items[0].index == index else None
-        self.post_message(self.InstanceLoaded(run_id, inst, index, instance_hops(store, run_id, index), hop, token))
+        self.post_message(self.InstanceLoaded(run_id, inst, index, instance_hops(store, run_id, index), hop, token,
+                                              instance_fidelity(store, run_id, index)))
 
     @on(InstanceLoaded)
     def _instance_loaded(self, message: InstanceLoaded) -> None:
@@ -337,6 +356,7 @@ class TraceScreen(AgentsimScreen):
         self.instance = message.instance
         self.instance_index = message.index
         self.hops = {h.hop_id: h for h in message.hops}
+        self.fidelity = message.fidelity
         nodes = [GraphNode(h.hop_id, tuple(h.parents), h.depth, h.kind, h.error_kind) for h in message.hops]
         graph = self.query_one(HopGraph)
         keep = message.hop if message.hop in self.hops else None
@@ -379,7 +399,7 @@ class TraceScreen(AgentsimScreen):
         if hop_id is None or hop_id not in self.hops:
             body.update("no hops recorded for this instance yet")
             return
-        body.update(hop_detail(self.hops[hop_id], self.counterpart))
+        body.update(hop_detail(self.hops[hop_id], self.counterpart, self.fidelity.get(hop_id)))
 
     def _head(self) -> None:
         run = self.run

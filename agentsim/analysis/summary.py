@@ -184,6 +184,10 @@ def compare_runs(store: Store, run_ids: list[int], baseline: int | str | None = 
         s["paired"] = b.get("paired")
         s["depth"] = b.get("depth")
         s["verdict"] = b.get("verdict")
+        from agentsim.fidelity import run_figures
+
+        # flips against the baseline, beside accuracy; fidelity and noise floor where stored
+        s["fidelity"] = run_figures(store, rid, b["baseline_run_id"]) if b["baseline_run_id"] is not None else None
         out.append(s)
     return out
 

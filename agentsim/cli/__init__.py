@@ -19,7 +19,7 @@ from agentsim.errors import AgentsimError
 COMMANDS: list[str] = [
     "agentsim.cli.run", "agentsim.cli.results", "agentsim.cli.report", "agentsim.cli.scenarios", "agentsim.cli.demo",
     "agentsim.tui.cli", "agentsim.cli.models", "agentsim.cli.casting", "agentsim.cli.tools",
-    "agentsim.cli.sweep", "agentsim.cli.serve", "agentsim.cli.agent",
+    "agentsim.cli.sweep", "agentsim.cli.serve", "agentsim.cli.agent", "agentsim.cli.fidelity",
 ]
 
 

@@ -19,4 +19,7 @@ def add_cli(sub: Any) -> None:
     sp.add_argument("--quick", action="store_true", help="fewer instances, fewer precisions")
     sp.add_argument("--batch", type=int, default=None, metavar="B",
                     help="instances decoded together (default: the demo's own, see docs/batching.md)")
+    sp.add_argument("--no-fidelity", dest="fidelity", action="store_false",
+                    help="skip the teacher-forced fidelity pass (KLD of each rung against the top rung; "
+                         "docs/fidelity.md)")
     sp.set_defaults(func=cmd_demo)

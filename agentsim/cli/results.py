@@ -101,6 +101,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     s["batch_size"] = batch_size_of(run)
     s["model_params"] = getattr(run, "model_params", None)
     s["model_bytes"] = getattr(run, "model_bytes", None)
+    from agentsim.fidelity import run_figures
+
+    s["fidelity"] = run_figures(store, run)  # reference run, flips, fidelity, noise floor
     if args.json:
         print_json(s)
         return 0
@@ -140,6 +143,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         ("launch", s["launch_id"] or "-"),
         *_sources_rows(store, run),
     ]
+    from .fidelity import fidelity_lines
+
+    rows += fidelity_lines(s["fidelity"])
     for k, v in rows:
         t.add_row(k, esc(v))
     out.print(t, soft_wrap=False)
@@ -309,6 +315,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print_json(rows)
         return 0
     console().print(comparison_table(rows), soft_wrap=False)
+    from agentsim.report import fidelity_table
+
+    ft = fidelity_table(rows)
+    if ft is not None:
+        console().print(ft, soft_wrap=False)
     return 0
 
 

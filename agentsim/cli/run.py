@@ -87,7 +87,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     launch = Launch(scenarios=args.scenarios, backends=args.backend or [], params=args.param or None,
                     modes=args.mode, instances=args.instances, seed=args.seed, energy=args.energy,
-                    batch_sizes=args.batch, executor=args.executor)
+                    batch_sizes=args.batch, executor=args.executor, fidelity=args.fidelity)
     launch.check()
     for sc in launch.resolved_scenarios():
         for w in sc.warnings:
@@ -96,6 +96,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     with bar, _stopped_runs_said(store, before=before):
         result = run_launch(launch, store=store, progress=on_progress)
     _print_run_lines(result.runs, store)
+    for line in result.fidelity:
+        err.print(esc(line), highlight=False)
     for spec, exc in result.failures:
         console(stderr=True).print(f"[red]error:[/red] backend {esc(spec)}: {esc(exc)}")
     return failures_exit_code(result.failures)
@@ -239,6 +241,10 @@ def add_cli(sub: Any) -> None:
                     help="where the runs execute: in-process, or ray[,address=auto|ray://HOST:PORT]"
                          "[,num_gpus=N][,num_cpus=N] (the runs are spread over long-lived Ray workers, one per CPU/GPU slot; keep_s=S keeps them S seconds after the launch; docs/distributed.md)")
     sp.add_argument("--resume", type=int, metavar="RUN_ID", help="finish an interrupted run")
+    sp.add_argument("--fidelity", action="store_true",
+                    help="after the runs, score each run teacher-forced against its reference run (the top "
+                         "rung of its model, scenario and mode): KLD, same top token, delta-p per hop "
+                         "(docs/fidelity.md)")
     add_trust_argument(sp)
     db_arg(sp)
     sp.set_defaults(func=cmd_run)

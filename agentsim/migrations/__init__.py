@@ -30,7 +30,7 @@ __all__ = ["HEAD", "SCRIPT_DIR", "alembic_config", "current_revision", "needs_up
            "stamp", "downgrade", "add_columns", "drop_columns", "ADVISORY_LOCK_ID"]
 
 #: the newest revision in versions/ (tests check it against Alembic's own view of the scripts)
-HEAD = "0006_hop_stop_reason"
+HEAD = "0007_fidelity"
 SCRIPT_DIR = Path(__file__).resolve().parent
 #: the PostgreSQL advisory lock taken while migrating (any constant that agentsim alone uses)
 ADVISORY_LOCK_ID = 0x6167_656E_7473_696D & 0x7FFF_FFFF_FFFF_FFFF  # "agentsim"

@@ -131,6 +131,8 @@ def figure_columns() -> list[tuple[str, str]]:
         ("n", "instances finished"),
         ("hop acc", "model-hop accuracy, 95 % CI clustered by instance"),
         ("task ok", "task success (every hop right), Wilson 95 % CI"),
+        ("flips", "tasks right->wrong / wrong->right against the baseline (same instances); floor: the same rung at batch 1"),
+        ("KLD", "mean KL(baseline || run) per completion token, teacher-forced, 95 % bootstrap CI (docs/fidelity.md)"),
         ("Δ task", "task success minus the baseline's, paired 95 % CI"),
         ("Δ hop", "model-hop accuracy minus the baseline's, paired 95 % CI"),
         ("J/correct", "energy per correct task, ratio to the baseline (same energy kind only), paired 95 % CI"),
@@ -160,6 +162,7 @@ def figure_rows(doc: dict[str, Any]) -> list[dict[str, str]]:
             "n": str(s.get("instances", "-")),
             "hop acc": pct(acc.get("value")) + (" " + ci_text(acc.get("ci95")) if acc.get("ci95") else ""),
             "task ok": pct(ts.get("value")) + (" " + ci_text(ts.get("ci95")) if ts.get("ci95") else ""),
+            **fidelity_cells(doc, b),
             "Δ task": "base" if own else pp_ci(diffs.get("task_success")),
             "Δ hop": "base" if own else pp_ci(diffs.get("model_hop_accuracy")),
             "J/correct": (_figure_ci(energy) + f" J {ekind}" if own else rel_ci(ratios.get("energy_per_correct_task_j"))
@@ -171,6 +174,24 @@ def figure_rows(doc: dict[str, Any]) -> list[dict[str, str]]:
             "verdict": (b.get("verdict") or {}).get("verdict", "-"),
         })
     return rows
+
+
+def fidelity_cells(doc: dict[str, Any], b: dict[str, Any]) -> dict[str, str]:
+    """The flips and KLD cells of a run's row (agentsim.fidelity), with its noise floor."""
+    fig = (doc.get("fidelity") or {}).get(str(b["run_id"])) or {}
+    f, d = fig.get("flips"), fig.get("fidelity")
+    floor = (fig.get("floor") or [None])[0]
+    flips = "-" if not f else f"-{f['task_right_to_wrong']} +{f['task_wrong_to_right']}"
+    if f and floor:
+        flips += f" (floor {floor['flips']['task_flips']})"
+    kld = "-"
+    if d and d.get("kld_mean") is not None:
+        ci = d.get("kld_ci95")
+        kld = f"{d['kld_mean']:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "") + (" est." if d["kind"] == "topk" else "")
+        fd = (floor or {}).get("fidelity") or {}
+        if fd.get("kld_mean") is not None:
+            kld += f" (floor {fd['kld_mean']:.3g})"
+    return {"flips": flips, "KLD": kld}
 
 
 def scale_lines(doc: dict[str, Any]) -> list[str]:

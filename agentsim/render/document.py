@@ -125,10 +125,20 @@ def build_report(store: Any, run_ids: list[int], baseline: int | str | None = No
         "error_kinds": {str(b["run_id"]): _error_kinds(store, b["run_id"]) for b in blocks},
     }
     doc["scale"] = _scale(store, [b["run_id"] for b in blocks])
+    doc["fidelity"] = fidelity_block(store, blocks)
     from agentsim.analysis.recommend import recommend
 
     doc["recommendations"] = recommend(doc)
     return doc
+
+
+def fidelity_block(store: Any, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per run (by id, as a string): :func:`agentsim.fidelity.run_figures` against its baseline --
+    flips, the stored fidelity pass and the noise floor (docs/fidelity.md)."""
+    from agentsim.fidelity import run_figures
+
+    return {str(b["run_id"]): run_figures(store, b["run_id"], b.get("baseline_run_id"))
+            for b in blocks if b.get("baseline_run_id") is not None and not b.get("is_baseline")}
 
 
 def _scale(store: Any, run_ids: list[int]) -> dict[str, Any] | None:

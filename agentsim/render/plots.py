@@ -268,6 +268,44 @@ def scale_axis(doc: dict[str, Any]) -> str | None:
     return scale_figure(sc)
 
 
+def fidelity_kld(doc: dict[str, Any]) -> str | None:
+    """Fidelity beside accuracy: each run's mean KL(baseline || run) per completion token
+    (teacher-forced, log scale, 95 % bootstrap bars over instances; hollow: its noise floor, the
+    same rung at batch 1) next to its model-hop accuracy with its 95 % CI. KLD measures drift of
+    the token distributions, not task success (docs/statistics.md)."""
+    fid = doc.get("fidelity") or {}
+    blocks = [b for b in doc["runs"] if ((fid.get(str(b["run_id"])) or {}).get("fidelity") or {}).get("kld_mean")]
+    if not blocks:
+        return None
+    plt = _plt()
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(8.4, max(2.4, 0.3 * len(blocks) + 1.2)), sharey=True,
+                                  gridspec_kw={"width_ratios": [3, 2]})
+    ys = list(range(len(blocks)))
+    for colour, y, b in zip(_colours(len(blocks)), ys, blocks, strict=True):
+        f = fid[str(b["run_id"])]
+        d = f["fidelity"]
+        v = d["kld_mean"]
+        ci = d.get("kld_ci95") or [v, v]
+        ax.errorbar([v], [y], xerr=[[max(v - ci[0], 0)], [max(ci[1] - v, 0)]], fmt="o", color=colour, capsize=3)
+        fl = ((f.get("floor") or [{}])[0].get("fidelity") or {}).get("kld_mean")
+        if fl:
+            ax.plot([fl], [y], "o", mfc="none", color=colour)
+        acc = b["single"].get("model_hop_accuracy") or {}
+        if acc.get("value") is not None:
+            a = acc["value"]
+            aci = acc.get("ci95") or [a, a]
+            ax2.errorbar([a], [y], xerr=[[a - aci[0]], [aci[1] - a]], fmt="s", color=colour, capsize=3)
+    ax.set_xscale("log")
+    ax.set_yticks(ys)
+    ax.set_yticklabels([f"{_short(b)} [{b['mode']}]" for b in blocks], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("mean KLD vs baseline (nats/token, log)")
+    ax2.set_xlabel("model-hop accuracy")
+    ax2.set_xlim(0, 1)
+    fig.suptitle("Fidelity (KLD) beside accuracy")
+    return _svg(fig)
+
+
 #: (id, title, function): the plots of a report, in order
 PLOTS: list[tuple[str, str, Callable[[dict[str, Any]], str | None]]] = [
     ("accuracy-by-depth", "Model-hop accuracy by depth", accuracy_by_depth),
@@ -277,6 +315,7 @@ PLOTS: list[tuple[str, str, Callable[[dict[str, Any]], str | None]]] = [
     ("error-kinds", "Error kinds by run", error_kinds),
     ("root-causes", "Root causes by hop", root_causes),
     ("scale-axis", "The scale axis: ratios to the top rung by model size, and N*", scale_axis),
+    ("fidelity-kld", "Fidelity: KLD per rung beside accuracy", fidelity_kld),
 ]
 
 

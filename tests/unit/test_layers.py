@@ -22,9 +22,9 @@ LAYERS: list[tuple[str, ...]] = [
      "agentsim.gbnf", "agentsim.grammar", "agentsim.tools", "agentsim.console", "agentsim.quant"),
     # data sources, scenarios, models, the device and energy
     ("agentsim.datasets", "agentsim.scenario", "agentsim.hardware", "agentsim.models", "agentsim.measure"),
-    ("agentsim.store", "agentsim.migrations"),
+    ("agentsim.store", "agentsim.fidelity_tables", "agentsim.migrations"),
     ("agentsim.backends",),
-    ("agentsim.engine",),
+    ("agentsim.engine", "agentsim.fidelity"),
     ("agentsim.launch", "agentsim.distributed", "agentsim.casting", "agentsim.serve", "agentsim.agents"),
     ("agentsim.analysis", "agentsim.report", "agentsim.render"),
     ("agentsim.api", "agentsim.demo"),

@@ -129,7 +129,8 @@ def test_html_parses_is_self_contained_and_inlines_every_plot(doc, plots):
     assert p.stack == []
     assert p.svg_ids == [f"plot-{pl['id']}" for pl in plots]
     # every plot has data on a chain scenario in both modes, but the scale axis (one model size)
-    assert [p["id"] for p in plots] == [pid for pid, _t, _f in PLOTS if pid != "scale-axis"]
+    # (and the fidelity plot: simulation runs have no token distributions)
+    assert [p["id"] for p in plots] == [pid for pid, _t, _f in PLOTS if pid not in ("scale-axis", "fidelity-kld")]
     assert len(p.ids) == len(set(p.ids)), "ids inside the inlined SVGs must not collide"
     # nothing is fetched: every reference points inside the page
     assert all(ref.startswith("#") for _, ref in p.refs), [r for r in p.refs if not r[1].startswith("#")][:5]

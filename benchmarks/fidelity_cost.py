@@ -1,0 +1,98 @@
+"""What the fidelity pass costs against the runs it scores (docs/fidelity.md, "Cost").
+
+Runs the demo's scenarios (chain-linear, fanin-dag) on the default model at the top rung and at
+one lower rung, at the demo's batch size, in oracle mode, then the teacher-forced pass of every
+lower-rung run against its top-rung run (``agentsim.fidelity.fidelity_for_runs``, exactly what
+``run --fidelity`` and the demo do), and prints the wall time of each and the ratio
+
+    fidelity seconds / wall seconds of the runs it adds to (all runs of the launch)
+
+which the issue bounds at 0.5 (at most 50 % added). ``--tiny`` does the same on the tiny
+self-written GGUF of the tests (seconds; a smoke run, its ratio means little).
+
+    python benchmarks/fidelity_cost.py [--instances 12] [--rungs f16,q4_0] [--batch 8] [--tiny]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--instances", type=int, default=12)
+    p.add_argument("--rungs", default="f16,q4_0", help="top rung first, then the rungs scored against it")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--mode", default="oracle", choices=("free", "oracle"))
+    p.add_argument("--tiny", action="store_true", help="the tests' tiny GGUF instead of the default model")
+    args = p.parse_args(argv)
+    rungs = [r.strip() for r in args.rungs.split(",") if r.strip()]
+    if len(rungs) < 2 or args.instances < 1 or args.batch < 1:
+        p.error("--rungs needs a top rung and at least one more; --instances and --batch must be >= 1")
+    from agentsim.fidelity import fidelity_for_runs
+    from agentsim.launch import Launch, run_launch
+    from agentsim.measure import UnavailableMeter
+    from agentsim.store import Store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.tiny:
+            from tests.tiny_models import write_tiny_gguf
+
+            paths = {"f32": write_tiny_gguf(Path(tmp) / "tiny.gguf", seed=0, dtype="f32")}
+            # two files of one "model" would be two models: the tiny pass scores the same file at
+            # batch B against batch 1 (the noise floor's pairing), which costs the same
+            specs = [f"llama:{paths['f32']},n_threads=1"]
+            scenarios = ["chain-arith-d4"]
+        else:
+            from agentsim import models
+
+            models.fetch(models.DEFAULT_MODEL, log=lambda m: None)
+            models.prepare(models.DEFAULT_MODEL, rungs, log=lambda m: None)
+            specs = [f"llama:{models.DEFAULT_MODEL}@{r}" for r in rungs]
+            scenarios = ["chain-linear", "fanin-dag"]
+        store = Store(Path(tmp) / "bench.db")
+        t0 = time.perf_counter()
+        launches = [Launch(scenarios=scenarios, backends=specs, modes=args.mode, instances=args.instances,
+                           batch_sizes=args.batch, energy="off")]
+        if args.tiny:
+            launches.insert(0, Launch(scenarios=scenarios, backends=specs, modes=args.mode,
+                                      instances=args.instances, batch_sizes=1, energy="off"))
+        runs = []
+        for launch in launches:
+            res = run_launch(launch, store=store, meter=UnavailableMeter())
+            if res.failures:
+                print(f"a run failed: {res.failures[0][0]}: {res.failures[0][1]}")
+                return 1
+            runs += res.runs
+        t_runs = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        results = fidelity_for_runs(store, runs[-len(scenarios) * len(specs):] if args.tiny else runs)
+        t_fid = time.perf_counter() - t1
+        passes = [r for r in results if hasattr(r, "compared")]
+        hops = sum(r.compared for r in passes)
+        print(f"runs: {len(runs)} ({', '.join(rungs if not args.tiny else ['tiny f32'])}; {', '.join(scenarios)}; "
+              f"{args.instances} instances, batch {args.batch}, {args.mode}) in {t_runs:.1f} s")
+        print(f"fidelity: {len(passes)} passes, {hops} hops compared in {t_fid:.1f} s")
+        print(f"added: {100 * t_fid / t_runs:.0f} % of the runs' wall time (bound: 50 %)")
+        for r in passes:
+            from agentsim.fidelity import fidelity_summary
+
+            s = fidelity_summary(store, r.run_id, r.reference_run_id)
+            if s and s.kld_mean is not None:
+                print(f"  run {r.run_id} vs {r.reference_run_id}: KLD {s.kld_mean:.3g} "
+                      f"[{s.kld_ci95[0]:.3g}, {s.kld_ci95[1]:.3g}], same top {100 * s.same_top:.1f}%"
+                      if s.kld_ci95 else f"  run {r.run_id} vs {r.reference_run_id}: KLD {s.kld_mean:.3g}")
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

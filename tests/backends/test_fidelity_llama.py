@@ -1,0 +1,93 @@
+"""Fidelity (agentsim.fidelity) on the llama backend with the tiny self-written GGUFs: a rung
+against itself is 0, and one hop's KLD equals an independent computation from
+llama-cpp-python's own raw logits (``Llama(logits_all=True).eval``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agentsim import fidelity
+from agentsim.fidelity_tables import fidelity_rows
+from agentsim.launch import execute
+from agentsim.store import Store
+
+pytestmark = pytest.mark.llama
+
+
+@pytest.fixture
+def runs(tiny_gguf: Path, tiny_gguf_f16: Path, tmp_path: Path):
+    store = Store(tmp_path / "f.db")
+    specs = [f"llama:{tiny_gguf},n_threads=1", f"llama:{tiny_gguf_f16},n_threads=1"]
+    out, failures = execute(["chain-arith-d4"], specs, store=store, instances=2, modes="oracle")
+    again, failures2 = execute(["chain-arith-d4"], specs[:1], store=store, instances=2, modes="oracle")
+    assert not failures and not failures2
+    yield store, out + again
+    store.close()
+
+
+def _independent_kld(path: Path, path_ref: Path, system: str, prompt: str, completion: str) -> np.ndarray:
+    """KL(ref || rung) per completion position, from llama-cpp-python's public API only."""
+    import llama_cpp
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    def logprobs(p: Path) -> tuple[np.ndarray, list[int]]:
+        llm = llama_cpp.Llama(model_path=str(p), logits_all=True, n_threads=1, verbose=False)
+        tmpl = Jinja2ChatFormatter(template=llm.metadata["tokenizer.chat_template"], eos_token="", bos_token="")
+        text = tmpl(messages=[{"role": "system", "content": system}, {"role": "user", "content": prompt}]).prompt
+        pt = llm.tokenize(text.encode(), add_bos=False, special=True)
+        ct = llm.tokenize(completion.encode(), add_bos=False, special=False)
+        llm.eval(pt + ct[:-1])
+        raw = np.array(llm.scores[len(pt) - 1:len(pt) + len(ct) - 1], dtype=np.float64)
+        llm.close()
+        from scipy.special import log_softmax
+
+        return log_softmax(raw, axis=1), ct
+
+    lq, ct = logprobs(path)
+    lp, ct2 = logprobs(path_ref)
+    assert ct == ct2
+    return (np.exp(lp) * (lp - lq)).sum(axis=1)
+
+
+def test_a_rung_against_itself_is_zero(runs) -> None:
+    store, (ref, _f16, again) = runs
+    res = fidelity.compute_fidelity(store, again.id, ref.id)
+    assert res.compared == res.hops > 0
+    rows = fidelity_rows(store, again.id, ref.id)
+    assert {r.status for r in rows} == {"exact"}
+    assert all(r.kld_mean == 0.0 and r.same_top == 1.0 and r.parted_at is None and r.delta_p_rms == 0.0 for r in rows)
+    s = fidelity.fidelity_summary(store, again.id)
+    assert s is not None and s.kld_mean == 0.0 and s.same_top == 1.0 and s.compared == len(rows)
+
+
+def test_one_hop_equals_an_independent_computation(runs, tiny_gguf: Path, tiny_gguf_f16: Path) -> None:
+    store, (ref, f16, _again) = runs
+    fidelity.compute_fidelity(store, f16.id, ref.id)
+    rows = [r for r in fidelity_rows(store, f16.id, ref.id) if r.status == "exact"]
+    assert rows and any(r.kld_mean > 0 for r in rows)  # f16 rounding moves the distributions
+    row = max(rows, key=lambda r: r.positions or 0)
+    hop = next(h for h in store.hops(ref.id, row.instance_index) if h.hop_id == row.hop_id)
+    system = next(i.system_prompt for i in store.instances(ref.id) if i.index == row.instance_index)
+    kld = _independent_kld(tiny_gguf_f16, tiny_gguf, system, hop.prompt, hop.completion)
+    assert len(kld) == row.positions
+    assert row.kld_mean == pytest.approx(float(kld.mean()), rel=1e-4, abs=1e-9)
+    assert row.kld_max == pytest.approx(float(kld.max()), rel=1e-4, abs=1e-9)
+
+
+def test_batch_layout_against_batch_one(tiny_gguf: Path, tmp_path: Path) -> None:
+    """The noise-floor pairing: the same rung at batch 1 and at batch 4, each scored in its own
+    layout (batch 4: the shared prefix copied between streams); its figures are stored."""
+    store = Store(tmp_path / "b.db")
+    spec = f"llama:{tiny_gguf},n_threads=1"
+    (b1,), _ = execute(["chain-arith-d4"], [spec], store=store, instances=4, modes="oracle")
+    (b4,), _ = execute(["chain-arith-d4"], [spec], store=store, instances=4, modes="oracle", batch_sizes=4)
+    res = fidelity.compute_fidelity(store, b4.id, b1.id)
+    assert res.compared > 0
+    s = fidelity.fidelity_summary(store, b4.id)
+    assert s is not None and s.layout == {"rung_n_seq": 4, "reference_n_seq": 1}
+    assert s.kld_mean is not None and s.kld_mean < 1e-3
+    f = fidelity.flips(store, b4.id, b1.id)
+    assert f.tasks_paired == 4
