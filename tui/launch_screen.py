@@ -22,6 +22,7 @@ from agentsim.errors import AgentsimError
 from agentsim.store import scenario_label_of
 
 from .base import AgentsimScreen
+from .check_list import CheckList
 from .run_progress import RunProgressList
 
 __all__ = ["LaunchScreen", "LaunchRequest", "build_request"]
@@ -107,7 +108,7 @@ class LaunchScreen(AgentsimScreen):
         with Horizontal(id="launch-body"):
             with VerticalScroll(id="launch-form"):
                 yield Label("Scenarios (space: toggle)", classes="form-label")
-                yield SelectionList[str](id="launch-scenarios")
+                yield CheckList[str](id="launch-scenarios")
                 yield Input(placeholder="params: depth=2..4 width=2 (families)", id="launch-params", compact=True)
                 with Horizontal(classes="form-row"):
                     yield Label("instances", classes="form-inline")
@@ -117,7 +118,7 @@ class LaunchScreen(AgentsimScreen):
                     yield Label("batch", classes="form-inline")
                     yield Input("1", id="launch-batch", compact=True)
                 yield Label("Backends / precisions", classes="form-label gap")
-                yield SelectionList[str](id="launch-backends")
+                yield CheckList[str](id="launch-backends")
                 yield Input(placeholder="more specs: noisy,p=0.2,latency_ms=5 …", id="launch-specs", compact=True)
                 with RadioSet(id="launch-mode", compact=True):
                     yield RadioButton("free", value=True, id="mode-free")

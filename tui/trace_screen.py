@@ -7,6 +7,7 @@ other mode (free/oracle)."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,6 +132,14 @@ def hop_detail(h: HopRead, counterpart: RunRead | None = None, fidelity: Any = N
     if counterpart is not None:
         parts.append(Text(f"\no: same hop in {counterpart.mode} mode (run {counterpart.id})", style="dim"))
     return Group(*parts)
+
+
+def backend_text(backend: str, precision: str | None) -> str:
+    """The run's backend spec, with ``@precision`` added only where the spec does not say it
+    (a default rung): ``llama:m@q4_0`` once, not ``llama:m@q4_0 @q4_0``."""
+    if not precision or re.search(rf"@{re.escape(precision)}(,|$)", backend):
+        return backend
+    return f"{backend} @{precision}"
 
 
 class TraceScreen(AgentsimScreen):
@@ -407,9 +416,7 @@ class TraceScreen(AgentsimScreen):
             return
         t = Text()
         t.append(f"run {run.id}", style="bold")
-        t.append(f" {scenario_label_of(run)} [{run.mode}] {run.backend}")
-        if run.precision:
-            t.append(f" @{run.precision}")
+        t.append(f" {scenario_label_of(run)} [{run.mode}] {backend_text(run.backend, run.precision)}")
         if self.instance_index is not None:
             t.append(f" · instance {self.instance_index}")
             if self.instance is not None and self.instance.finished:

@@ -111,3 +111,22 @@ async def test_launch_form_errors_are_shown(tmp_path):
         text = screen_text(app)
         assert "unknown backend 'nosuchbackend'" in text
         assert not (tmp_path / "runs.db").exists() or Store(tmp_path / "runs.db", readonly=True).list_runs() == []
+
+
+@run_async
+async def test_unchecked_boxes_are_empty(tmp_path):
+    """Textual draws X in every box (checked or not, told apart by colour only); only a checked
+    box shows X here."""
+    from textual.widgets import SelectionList
+
+    app = make_test_app(tmp_path / "runs.db", start="launch")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await _wait_for(pilot, lambda: screen.query_one("#launch-scenarios", SelectionList).option_count > 1)
+        scenarios = screen.query_one("#launch-scenarios", SelectionList)
+        scenarios.deselect_all()
+        scenarios.select(TINY)
+        await pilot.pause(0.2)
+        lines = [line for line in screen_text(app).splitlines() if "▐" in line]
+        checked = [line for line in lines if "▐X▌" in line]
+        assert lines and len(checked) == 1 and "tiny-chain" in checked[0], "\n".join(lines)

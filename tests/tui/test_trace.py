@@ -140,3 +140,14 @@ def test_hop_detail_shows_brackets_verbatim():
     out = con.export_text()
     assert "Reply [bold]x[/bold] as [tag1]." in out
     assert "[tag1] [red]" in out
+
+
+def test_the_header_names_the_precision_once():
+    """Was: 'llama:qwen2.5-coder-0.5b@q4_0 @q4_0'."""
+    from agentsim.tui.trace_screen import backend_text
+
+    assert backend_text("llama:qwen2.5-coder-0.5b@q4_0", "q4_0") == "llama:qwen2.5-coder-0.5b@q4_0"
+    assert backend_text("llama:m@q4_0,n_threads=2", "q4_0") == "llama:m@q4_0,n_threads=2"
+    assert backend_text("llama", "q4_k_m") == "llama @q4_k_m"  # the default rung, not in the spec
+    assert backend_text("llama:m@q4_0_x", "q4_0") == "llama:m@q4_0_x @q4_0"
+    assert backend_text("oracle", None) == "oracle"
