@@ -160,6 +160,9 @@ def list_models() -> list[dict[str, Any]]:
             "fetched": bool(src) and (model_dir(name) / "source.gguf").is_file(),
             "source": ({"path": str(model_dir(name) / "source.gguf"), "sha256": src.get("sha256"), "bytes": src.get("bytes")}
                        if src else None),
+            # what a fetch must produce: the catalog pins it, fetched or not (None for user models)
+            "sha256": src.get("sha256") or (cm.sha256 if cm else None),
+            "bytes": src.get("bytes") or (cm.bytes if cm else None),
             "rungs": rungs,
             "params": cm.params if cm and cm.params else (src.get("params")),
             "family": cm.family if cm else None,

@@ -277,3 +277,22 @@ def test_engine_records_generation_failures_as_backend_errors(tiny_gguf: Path, t
     assert len(hops) == 3
     assert set(hops["error_kind"]) == {"backend"}
     assert hops["error_detail"].str.contains("exceeds n_ctx").all()
+
+
+def test_show_prints_whole_token_counts_and_the_model_size(tiny_gguf: Path, tmp_path: Path, capsys) -> None:
+    """Was: 'tokens (prompt/completion) 2912.000 / 52.000' and no model size in show --json."""
+    import json
+    import re
+
+    from agentsim.cli import main
+
+    db = str(tmp_path / "r.db")
+    assert main(["run", "chain-linear", "-b", f"llama:{tiny_gguf},n_threads=1", "-n", "1", "--db", db]) == 0
+    capsys.readouterr()
+    assert main(["show", "1", "--db", db]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if "tokens (prompt/completion)" in x)
+    assert re.search(r"\d+ / \d+", line) and ".0" not in line, line
+    assert main(["show", "1", "--db", db, "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["model_bytes"] == tiny_gguf.stat().st_size and s["model_params"] > 0

@@ -79,3 +79,20 @@ def test_compare_runs_baseline_against_itself_is_exact(dag_runs):
     # same group (model, scenario, params, mode, seed): the baseline shares the run's mode
     by_id = {s["run_id"]: s for s in rows}
     assert all(by_id[s["baseline_run_id"]]["mode"] == s["mode"] for s in rows)
+
+
+def test_an_undefined_cost_ratio_says_which_side_lacks_what(tmp_path):
+    """Was: 'undefined (no correct task, no energy reading or no token count on one side)'."""
+    from agentsim.analysis import evaluate
+    from agentsim.store import Store
+
+    res = agentsim.simulate(["chain-linear"], ["noisy,p=0.9,seed=2", "oracle"], instances=4, seed=1,
+                            db=tmp_path / "r.db")
+    store = Store(tmp_path / "r.db")
+    noisy, oracle = (r.id for r in res.runs)
+    doc = evaluate(store, [noisy, oracle], oracle)
+    block = next(b for b in doc["runs"] if b["run_id"] == noisy)
+    reason = block["paired"]["ratios"]["seconds_per_correct_task"]["reason"]
+    assert reason == "undefined (the run has no correct task)", reason
+    tokens = block["paired"]["ratios"]["tokens_per_s"]["reason"]
+    assert "the run has no token count" in tokens and "the baseline has no token count" in tokens

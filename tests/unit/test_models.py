@@ -277,9 +277,16 @@ def test_cli_list_json(home: Path, tiny: Path, capsys: pytest.CaptureFixture[str
     assert items["qwen2.5-coder-0.5b"]["default"] is True
     assert items["qwen2.5-coder-0.5b"]["source_precision"] == "q4_k_m"
     assert items["smollm2"]["license"] == "Apache-2.0"
+    # an unfetched catalog model still has the sha256 and size the catalog pins (was: none)
+    from agentsim.models.catalog import CATALOG
+
+    for name, cm in CATALOG.items():
+        assert items[name]["fetched"] is False
+        assert items[name]["sha256"] == cm.sha256 and items[name]["bytes"] == cm.bytes
     t = items["tiny"]
     assert t["default"] is False and t["source_precision"] == "f16"
     assert [r["precision"] for r in t["rungs"]] == ["f16", "q8_0"]
+    assert t["sha256"] == t["source"]["sha256"] and len(t["sha256"]) == 64
     for r in t["rungs"]:
         assert set(r) >= {"precision", "path", "sha256", "bytes"}
         assert Path(r["path"]).stat().st_size == r["bytes"]
