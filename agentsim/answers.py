@@ -51,7 +51,7 @@ class ParseSpec(BaseModel):
             except regex.error as exc:
                 raise ValueError(f"invalid regex pattern {self.pattern!r}: {exc}") from None
         if self.type == "json" and not self.field:
-            raise ValueError("parse type 'json' needs 'field' (a dotted path into the object)")
+            raise ValueError("parse type 'json' needs 'field' (a dotted path into the object, or '.' for all of it)")
         return self
 
 
@@ -143,6 +143,8 @@ def parse_answer(text: str, spec: ParseSpec) -> Any:
         obj = _first_json_object(text)
         if obj is None:
             return ParseFailure("no JSON object in the completion")
+        if spec.field == ".":  # the whole object (a recorded tool call: agentsim import trace)
+            return obj
         cur: Any = obj
         for part in spec.field.split("."):
             if isinstance(cur, dict) and part in cur:
@@ -313,6 +315,8 @@ def _grammar_candidates(value: Any) -> list[str]:
 
 def _candidates(value: Any, parse: ParseSpec) -> list[str]:
     plain = _number_text(value)
+    if parse.type == "json" and parse.field == ".":
+        return [json.dumps(value)]
     if parse.type == "json" and parse.field:
         obj: Any = value
         for part in reversed(parse.field.split(".")):

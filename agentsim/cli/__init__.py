@@ -20,6 +20,7 @@ COMMANDS: list[str] = [
     "agentsim.cli.run", "agentsim.cli.results", "agentsim.cli.report", "agentsim.cli.scenarios", "agentsim.cli.demo",
     "agentsim.tui.cli", "agentsim.cli.models", "agentsim.cli.casting", "agentsim.cli.tools",
     "agentsim.cli.sweep", "agentsim.cli.serve", "agentsim.cli.agent", "agentsim.cli.fidelity",
+    "agentsim.cli.importer",
 ]
 
 

@@ -10,11 +10,68 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from agentsim.answers import CheckSpec, ParseSpec, default_check
 from agentsim.tools import get_tool
 
-__all__ = ["HopSpec", "ScenarioSpec", "MAX_FILE_BYTES"]
+__all__ = ["HopSpec", "MessageSpec", "ScenarioSpec", "MAX_FILE_BYTES"]
 
 MAX_FILE_BYTES = 5_000_000
 _ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED = {"world", "vars", "hop", "loop", "range", "true", "false", "none", "True", "False", "None"}
+
+class MessageSpec(BaseModel):
+    """One message of an LLM hop's chat (``messages:``, written by ``agentsim import trace``): its
+    text as it was recorded, or (``from: HOP``) a parent's output: the parent's actual answer in
+    free mode, its expected one in oracle mode. Contents are literal text, never templates."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = None
+    from_hop: str | None = Field(default=None, alias="from")
+    tool_call_id: str | None = None
+    name: str | None = None
+    #: an assistant's recorded tool calls: ``[{name, arguments}]``
+    tool_calls: list[dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MessageSpec:
+        if self.content is not None and self.from_hop is not None:
+            raise ValueError("a message has either 'content' or 'from' (a parent hop's output), not both")
+        if self.tool_calls is not None and (self.role != "assistant" or self.from_hop is not None):
+            raise ValueError("'tool_calls' belong to an assistant message with recorded content")
+        for c in self.tool_calls or []:
+            if not isinstance(c, dict) or not isinstance(c.get("name"), str):
+                raise ValueError("each of 'tool_calls' needs a 'name' (and its 'arguments')")
+        return self
+
+    def render(self, ctx: dict[str, Any]) -> dict[str, Any]:
+        """The OpenAI message, a ``from`` parent's value taken from ``ctx``: a tool call the parent
+        made (``{name, arguments}``) becomes an assistant ``tool_calls`` message. Tool-call arguments
+        stay objects, as chat templates read them (Qwen, Hermes: ``arguments | tojson``)."""
+        import json
+
+        msg: dict[str, Any] = {"role": self.role}
+        if self.from_hop is None:
+            msg["content"] = self.content or ""
+            if self.tool_calls:
+                msg["tool_calls"] = [{"id": f"call_{k}", "type": "function",
+                                      "function": {"name": c["name"], "arguments": c.get("arguments", {})}}
+                                     for k, c in enumerate(self.tool_calls)]
+        else:
+            value = ctx.get(self.from_hop)
+            calls = value if isinstance(value, list) else [value]
+            if self.role == "assistant" and calls and all(
+                    isinstance(c, dict) and isinstance(c.get("name"), str) and "arguments" in c for c in calls):
+                msg["content"] = ""
+                msg["tool_calls"] = [{"id": f"call_{self.from_hop}_{k}", "type": "function",
+                                      "function": {"name": c["name"], "arguments": c["arguments"]}}
+                                     for k, c in enumerate(calls)]
+            else:
+                msg["content"] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if self.tool_call_id is not None:
+            msg["tool_call_id"] = self.tool_call_id
+        if self.name is not None:
+            msg["name"] = self.name
+        return msg
+
 
 class HopSpec(BaseModel):
     """One hop: an LLM call or a deterministic tool call."""
@@ -40,6 +97,10 @@ class HopSpec(BaseModel):
     #: its calculation reads). ``depends_on`` stays what the prompt may show (context); a wrong
     #: parent outside ``inputs`` neither makes this hop propagated nor recovered.
     inputs: str | list[str] | None = None
+    #: a whole recorded chat instead of ``prompt`` (see :class:`MessageSpec`), and the OpenAI tool
+    #: definitions it was sent with (rendered by the backend's chat template)
+    messages: list[MessageSpec] | None = None
+    tools: list[dict[str, Any]] | None = None
     #: True when ``check`` was not written in the file (it is the parse type's default)
     _check_defaulted: bool = PrivateAttr(default=False)
 
@@ -73,8 +134,11 @@ class HopSpec(BaseModel):
     @model_validator(mode="after")
     def _kind_fields(self) -> HopSpec:
         if self.kind == "llm":
-            if not self.prompt:
-                raise ValueError("an 'llm' hop needs a 'prompt' template")
+            if not self.prompt and not self.messages:
+                raise ValueError("an 'llm' hop needs a 'prompt' template (or the 'messages' of a recorded chat)")
+            for m in self.messages or []:
+                if m.from_hop is not None and m.from_hop not in self.depends_on:
+                    raise ValueError(f"message from {m.from_hop!r}: that hop is not in depends_on")
             if self.expect is None:
                 raise ValueError("an 'llm' hop needs 'expect': the expected answer (an expression)")
             if self.tool or self.args:

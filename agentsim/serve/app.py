@@ -55,6 +55,32 @@ def _chunks(served: Served, include_usage: bool) -> list[dict[str, Any]]:
     return out
 
 
+class Timed:
+    """ASGI middleware: the seconds each chat request spends in this server, from its first byte
+    read to its last byte handed to the socket (``benchmarks/serve_overhead.py`` reads them)."""
+
+    def __init__(self, app: Any, maxlen: int = 10_000) -> None:
+        import collections
+
+        self.app = app
+        self.seconds: collections.deque[float] = collections.deque(maxlen=maxlen)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http" or not str(scope.get("path", "")).endswith("/chat/completions"):
+            await self.app(scope, receive, send)
+            return
+        import time
+
+        t0 = time.perf_counter()
+
+        async def timed_send(message: Any) -> None:
+            await send(message)
+            if message.get("type") == "http.response.body" and not message.get("more_body"):
+                self.seconds.append(time.perf_counter() - t0)
+
+        await self.app(scope, receive, timed_send)
+
+
 def make_app(service: ChatService) -> Any:
     """The FastAPI application for one :class:`ChatService`."""
     app = FastAPI(title="agentsim serve", docs_url=None, redoc_url=None, openapi_url=None)
@@ -128,7 +154,9 @@ class Server:
 
         self.loopback = check_host(host, allow_remote)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._sock = socket.socket(family, socket.SOCK_STREAM)
+        # proto IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say they are TCP; without
+        # it Nagle and the client's delayed ACK add ~40 ms to every response (measured)
+        self._sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self._sock.bind((host, port))
@@ -137,7 +165,8 @@ class Server:
             raise AgentsimError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
                                 hint="choose another --port (0: any free port)") from None
         self.host, self.port = host, int(self._sock.getsockname()[1])
-        config = uvicorn.Config(make_app(service), log_level="warning", access_log=False, lifespan="off",
+        self.timed = Timed(make_app(service))
+        config = uvicorn.Config(self.timed, log_level="warning", access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=2)
         self._server = uvicorn.Server(config)
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

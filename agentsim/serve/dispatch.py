@@ -62,6 +62,8 @@ class Dispatcher:
         self.meter = meter
         self.max_batch = max(1, int(max_batch))
         self._batches = type(backend).generate_batch is not Backend.generate_batch
+        #: CPU seconds this thread spent inside backend calls (benchmarks/serve_overhead.py)
+        self.backend_cpu_s = 0.0
         self._queue: queue.Queue[tuple[GenerationRequest, Future[Answer]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="agentsim-serve-backend", daemon=True)
         self._thread.start()
@@ -97,6 +99,7 @@ class Dispatcher:
         n = len(requests)
         token = self.meter.begin()
         t0 = time.perf_counter()
+        c0 = time.thread_time()
         results: list[Any]
         try:
             if n > 1 and self._batches:
@@ -111,6 +114,7 @@ class Dispatcher:
         except Exception as exc:  # noqa: BLE001 - a failed batch fails each of its requests
             results = [exc] * n
         wall = time.perf_counter() - t0
+        self.backend_cpu_s += time.thread_time() - c0
         reading = self.meter.end(token)
         for (_, fut), result, share in zip(group, results, _share(results), strict=True):
             err = result if isinstance(result, BaseException) else None
