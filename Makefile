@@ -10,7 +10,7 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
 export FORCE_CMAKE ?= 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test test-fast test-slow bench lint clean browser
+.PHONY: install demo test test-fast test-slow bench lint clean browser agent-example
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ install: $(VENV)/.installed
 ## The main job: bundled scenarios x precisions, a comparison table, a database to browse.
 demo: install
 	$(VENV)/bin/agentsim demo
+
+## The bundled example agent (examples/agents/shop, pydantic-ai) at f16 and q4_0, replayed, reported.
+agent-example: install
+	AGENTSIM=$(VENV)/bin/agentsim PYTHON=$(PY) bash examples/agents/shop/run.sh
 
 ## A headless browser for the report test (tests/e2e/test_report_browser.py): Debian's chromium,
 ## installed with apt-get when missing and run as root (CI); otherwise skipped with a message.

@@ -22,7 +22,7 @@ _pct = pct
 
 
 def _hops_cell(recorded: int, expected: int) -> str:
-    return str(recorded) if recorded == expected else f"{recorded}/{expected}"
+    return str(recorded) if recorded == expected or not expected else f"{recorded}/{expected}"
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -120,14 +120,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     rel = s["reliability"]
     ref = run.scenario_ref or {}
     rows = [
-        ("scenario", f"{s['scenario']} (" + (f"family {ref.get('name')}" if ref.get("kind") == "generator" else "file")
+        ("scenario", f"{s['scenario']} (" + ({"generator": f"family {ref.get('name')}", "agent": "agent program"}
+                                             .get(str(ref.get("kind")), "file"))
          + f", fingerprint {run.scenario_fingerprint or '-'})"),
         ("params", params_text(s["params"]) or "none"),
         ("precision", f"{s['precision'] or '-'} ({s['precision_mode']}, {s['kernel'] or '-'})"
          + (f", from {s['source_precision']}" if s.get("source_precision") else "")),
         ("batch size", str(s["batch_size"])),
         ("instances", f"{s['instances_finished']}/{s['instances']} (seed {s['seed']})"),
-        ("hops", f"{s['hops_recorded']}/{s['hops_expected']}"),
+        ("hops", f"{s['hops_recorded']}/{s['hops_expected']}" if s["hops_expected"] else
+         f"{s['hops_recorded']} (an agent's calls: no fixed count)"),
         ("hop accuracy (model hops)", fmt_ci(s["model_hop_accuracy"], s["model_hop_accuracy_ci95"])),
         ("all-hop accuracy", fmt_ci(s["accuracy"], s["accuracy_ci95"]) + " (tool hops included)"),
         ("task success", fmt_ci(s["task_success"], s["task_success_ci95"])),

@@ -11,5 +11,6 @@ from catalog import answer  # noqa: E402
 
 
 def judge(output: str, instance: int, seed: int) -> bool:
-    numbers = re.findall(r"-?\d+(?:\.\d+)?", output.replace(",", "").replace("$", ""))
+    """The last number of the output (not a SKU's digit: "B2") equals the true answer."""
+    numbers = re.findall(r"(?<![A-Za-z\d.])-?\d+(?:\.\d+)?", output.replace(",", "").replace("$", ""))
     return bool(numbers) and abs(float(numbers[-1]) - answer(instance)) < 1e-6
