@@ -254,3 +254,17 @@ def test_real_default_model_tool_call_round_trip(store: Store, tmp_path_factory:
     assert set(hops) == {"c1", "c1.t0", "c2"}
     assert hops["c1.t0"].kind == "tool" and hops["c1.t0"].parents == ["c1"] and hops["c1.t0"].completion == "12.50"
     assert hops["c2"].parents == ["c1", "c1.t0"] and hops["c2"].depth == 3
+
+
+def test_json_schema_response_format_is_constrained(served: Serving, store: Store) -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    r = _client(served).chat.completions.create(
+        model="agentsim", messages=[{"role": "user", "content": "the number"}], max_tokens=32,
+        response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": schema}})
+    text = r.choices[0].message.content
+    if r.choices[0].finish_reason == "stop":
+        obj = json.loads(text)
+        assert set(obj) == {"n"} and isinstance(obj["n"], int)
+    else:
+        assert text.lstrip().startswith('{"n"') or text.lstrip().startswith("{")
+    assert json.loads(store.hops(served.run.id)[0].prompt)["response_format"]["type"] == "json_schema"

@@ -11,7 +11,7 @@ db=${DB:-agent-example.db}
 rm -f "$db" "$db-wal" "$db-shm"
 "$bin" models prepare -p f16 -p q4_0
 # runs 1 (f16, the reference) and 2 (q4_0): the agent itself, each instance judged by check.py
-"$bin" agent run --db "$db" -n "$n" -b llama:qwen2.5-coder-0.5b@f16 -b llama:qwen2.5-coder-0.5b@q4_0 \
+"$bin" agent run --db "$db" -n "$n" --name shop -b llama:qwen2.5-coder-0.5b@f16 -b llama:qwen2.5-coder-0.5b@q4_0 \
   --check "py:$here/check.py:judge" -- "$py" "$here/agent.py" || true
 # runs 3 and 4: run 1's calls re-sent verbatim to each rung (oracle mode: per-call error, inputs held)
 "$bin" agent replay 1 --db "$db" -b llama:qwen2.5-coder-0.5b@f16 -b llama:qwen2.5-coder-0.5b@q4_0 || true
