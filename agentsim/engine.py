@@ -352,16 +352,6 @@ class _CallFigures:
 # the executor
 
 
-def _chat_json(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> str:
-    """What a hop with a recorded chat stores as its prompt: the request, as serve records one."""
-    import json
-
-    body: dict[str, Any] = {"messages": messages}
-    if tools:
-        body["tools"] = tools
-    return json.dumps(jsonable(body), ensure_ascii=False)
-
-
 class RunExecutor:
     """Runs the instances of one run against one loaded backend, committing every hop.
 
@@ -652,11 +642,10 @@ class _RunInProgress:
     def _render(self, draft: _HopDraft, state: _InstanceState, ctx: dict[str, Any]) -> None:
         """An LLM hop's prompt and request; a template that fails finishes the hop."""
         spec, hop_id, run = draft.spec, draft.record.hop_id, self.run
-        messages: list[dict[str, Any]] | None = None
+        messages, recorded = None, None
         try:
-            if spec.messages:  # a recorded chat (agentsim import trace): literal text and parents' outputs
-                messages = [m.render(ctx) for m in spec.messages]
-                prompt = next((str(m.get("content") or "") for m in reversed(messages) if m["role"] == "user"), "")
+            if spec.messages:  # a recorded chat (agentsim import trace)
+                messages, prompt, recorded = spec.chat(ctx)
             else:
                 prompt = expr.render(spec.prompt or "", ctx)
         except LimitExceeded as exc:
@@ -669,7 +658,7 @@ class _RunInProgress:
         except Exception as exc:  # noqa: BLE001
             draft.fail(f"prompt template failed: {exc}")
             return
-        draft.record.prompt = prompt if messages is None else _chat_json(messages, spec.tools)
+        draft.record.prompt = prompt if recorded is None else recorded
         from agentsim.backends.base import GenerationRequest
 
         simulated = bool(getattr(self.backend, "SIMULATED", False))

@@ -104,6 +104,17 @@ class HopSpec(BaseModel):
     #: True when ``check`` was not written in the file (it is the parse type's default)
     _check_defaulted: bool = PrivateAttr(default=False)
 
+    def chat(self, ctx: dict[str, Any]) -> tuple[list[dict[str, Any]], str, str]:
+        """A recorded chat's messages for this instance (parents' outputs from ``ctx``), the last
+        user message's text (for backends that read only a prompt), and what the hop records as its
+        prompt: the request as JSON, as ``agentsim serve`` records one."""
+        import json
+
+        messages = [m.render(ctx) for m in self.messages or []]
+        last_user = next((str(m.get("content") or "") for m in reversed(messages) if m["role"] == "user"), "")
+        body: dict[str, Any] = {"messages": messages, **({"tools": self.tools} if self.tools else {})}
+        return messages, last_user, json.dumps(body, ensure_ascii=False, default=str)
+
     @field_validator("id")
     @classmethod
     def _valid_id(cls, v: str) -> str:
