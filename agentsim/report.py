@@ -46,8 +46,8 @@ def mixed_runs_warning(rows: list[dict[str, Any]]) -> str | None:
                and scenario_label(by_id[b]) != scenario_label(r)]
     text = f"the compared runs ran {len(labels)} different scenarios ({', '.join(labels)})"
     if crossed:
-        return (text + "; these are compared with a baseline of another scenario, so their instances differ and "
-                "the paired figures mean little: " + "; ".join(crossed))
+        return (text + "; a baseline of another scenario saw other instances, so no ratio or difference is "
+                "formed for these (not compared): " + "; ".join(crossed))
     return text + "; each run is compared with a baseline that saw the same instances"
 
 

@@ -190,7 +190,11 @@ def evaluate(store: Store, run_ids: list[int], baseline: int | str | None = None
         block["propagation"] = propagation(rd, resamples=resamples, seed=seed)
         base = bases.get(rd.run.id)
         ctx = None
-        if base is None:
+        refusal = _refusal(rd, base)
+        if refusal:
+            block.update(baseline_run_id=base.run.id, is_baseline=False, paired=None, depth=None, refused=refusal)
+            base = None
+        elif base is None:
             block.update(baseline_run_id=None, is_baseline=False, paired=None, depth=None)
         else:
             paired, ctx = compare_pair(rd, base, resamples=resamples, seed=seed)
@@ -206,7 +210,10 @@ def evaluate(store: Store, run_ids: list[int], baseline: int | str | None = None
     it = iter(decided)
     verdicts = []
     for (block, rd, _base, _), ev in zip(pending, evs, strict=True):
-        if ev is None:
+        if ev is None and block.get("refused"):
+            block["verdict"] = {"verdict": "not compared", "line": f"{_label(rd)}: not compared — {block['refused']}",
+                                "instances_needed": None}
+        elif ev is None:
             block["verdict"] = {"verdict": "inconclusive", "line": f"{_label(rd)}: no baseline at {baseline!r} "
                                 "among the runs that share its instances", "instances_needed": None}
         else:
@@ -229,6 +236,20 @@ def evaluate(store: Store, run_ids: list[int], baseline: int | str | None = None
         "verdicts": verdicts,
         "sweeps": _sweeps(runs),
     })
+
+
+def _refusal(rd: RunData, base: RunData | None) -> str | None:
+    """Why ``rd`` is not held against ``base`` (None when it may be): ratios and differences are
+    formed only between runs of one scenario fingerprint (the same instances)."""
+    if base is None or base.run.id == rd.run.id:
+        return None
+    a, b = rd.run, base.run
+    fa, fb = a.scenario_fingerprint or a.scenario, b.scenario_fingerprint or b.scenario
+    if fa != fb or (a.params or {}) != (b.params or {}):
+        return (f"its scenario ({a.scenario_label or a.scenario}) is not the baseline run {b.id}'s "
+                f"({b.scenario_label or b.scenario}): figures are compared only between runs of one scenario "
+                "fingerprint and params (the same instances)")
+    return None
 
 
 def _twin_key(rd: RunData) -> str:

@@ -50,14 +50,14 @@ ACCURACY_MARGIN = 0.05
 COST_MARGIN = 0.05
 PRIMARY = "task_success"
 VERDICTS = ("baseline", "accuracy trap", "accuracy loss", "efficiency trap", "accuracy trap and efficiency trap",
-            "accuracy loss and efficiency trap", "no trap", "inconclusive")
+            "accuracy loss and efficiency trap", "no trap", "inconclusive", "not compared")
 #: the vocabulary's short forms (tables) and colours (rich style names): one home for every view
 VERDICT_SHORT = {"accuracy trap": "acc trap", "accuracy loss": "acc loss", "efficiency trap": "eff trap",
                  "accuracy trap and efficiency trap": "acc+eff trap", "accuracy loss and efficiency trap": "loss+eff trap",
-                 "no trap": "no trap", "inconclusive": "inconcl.", "baseline": "base"}
+                 "no trap": "no trap", "inconclusive": "inconcl.", "baseline": "base", "not compared": "not comp."}
 VERDICT_STYLE = {"accuracy trap": "red", "accuracy loss": "red", "efficiency trap": "red",
                  "accuracy trap and efficiency trap": "red", "accuracy loss and efficiency trap": "red",
-                 "no trap": "green", "inconclusive": "yellow", "baseline": "dim"}
+                 "no trap": "green", "inconclusive": "yellow", "baseline": "dim", "not compared": "dim"}
 
 
 @dataclass(frozen=True)

@@ -45,3 +45,15 @@ def test_recommend_cli_json_and_bad_input(db, capsys):
     assert "max-loss" in captured.err + captured.out
     assert main(["recommend", "1", "2", "--db", str(db)]) == 0
     assert "chain-arith" in capsys.readouterr().out
+
+
+def test_a_baseline_of_another_scenario_is_refused(tmp_path):
+    from agentsim.store import Store
+
+    db = tmp_path / "x.db"
+    agentsim.simulate("chain-arith", ["noisy,p=0.0"], params={"depth": 3}, instances=6, seed=1, db=str(db))
+    agentsim.simulate("chain-arith", ["noisy,p=0.2"], params={"depth": 4}, instances=6, seed=1, db=str(db))
+    doc = evaluate(Store(db), [2], baseline=1, resamples=400)
+    (b,) = [x for x in doc["runs"] if x["run_id"] == 2]
+    assert b["verdict"]["verdict"] == "not compared" and b["paired"] is None
+    assert "one scenario fingerprint" in b["verdict"]["line"]
