@@ -8,7 +8,7 @@ The title names the runs' scenario label (or how many scenarios they span). The 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from rich.text import Text
@@ -113,6 +113,9 @@ class CompareScreen(Screen[None]):
     @dataclass
     class Compared(Message, bubble=False):
         summaries: list[dict[str, Any]]
+        #: what to deploy, per scenario (agentsim.analysis.recommend), and the multiplicity line
+        recommendations: list[dict[str, Any]] = field(default_factory=list)
+        multiplicity: str | None = None
 
     def __init__(self, run_ids: list[int], baseline: int | None = None) -> None:
         super().__init__()
@@ -134,6 +137,7 @@ class CompareScreen(Screen[None]):
             table: DataTable[Text | str] = DataTable(id="compare-table", cursor_type="row")
             yield table
             yield Static("", id="compare-verdict")
+            yield Static("", id="compare-recommend")
             yield Static("", id="compare-energy-note")
             yield PlotextPlot(id="compare-chart")
         yield Footer()
@@ -149,17 +153,25 @@ class CompareScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare")
     def compare(self) -> None:
-        from agentsim.analysis import compare_runs
+        from agentsim.analysis.summary import compare_and_recommend
 
         app = self.agentsim_app
         store = app.ctx.read_store()
         if store is None:
             return
-        self.post_message(self.Compared(compare_runs(store, self.run_ids, baseline=self.baseline)))
+        rows, recs, multiplicity = compare_and_recommend(store, self.run_ids, baseline=self.baseline)
+        self.post_message(self.Compared(rows, recs, multiplicity))
 
     @on(Compared)
     def _compared(self, message: Compared) -> None:
         self.summaries = message.summaries
+        rec = Text()
+        for r in message.recommendations:
+            rec.append("recommend: ", style="bold green" if r.get("shown") else "bold yellow")
+            rec.append(r["line"] + "\n")
+        if message.multiplicity:
+            rec.append(message.multiplicity, style="dim")
+        self.query_one("#compare-recommend", Static).update(rec)
         table = self.query_one("#compare-table", DataTable)
         cursor = table.cursor_row
         table.clear()

@@ -114,8 +114,12 @@ def recommend(doc: dict[str, Any], *, max_seconds_per_task: float | None = None,
         if not rec["shown"]:
             asks = [f"{p['what']}: ≈{p['instances_needed']:,} instances would decide {p['needed_for']}"
                     for p in pending if p.get("instances_needed")]
-            rec["what_would_decide"] = asks or (["more instances of the inconclusive runs"] if pending else
-                                                ["runs of lower precisions (or other batch sizes) of this scenario"])
+            if not asks and pending:
+                asks = ["more instances of the inconclusive runs"]
+            if not asks and excluded:
+                asks = ["the other rungs are established worse ("
+                        + ", ".join(f"{x['what']}: {x['reason']}" for x in excluded) + "); try other precisions or batch sizes"]
+            rec["what_would_decide"] = asks or ["runs of lower precisions (or other batch sizes) of this scenario"]
             rec["line"] += "; " + "; ".join(rec["what_would_decide"])
         out.append(rec)
     return out

@@ -164,10 +164,17 @@ def compare_runs(store: Store, run_ids: list[int], baseline: int | str | None = 
     ``decode_tokens_per_s``, ``energy_per_correct_task_j`` (same energy kind only)), ``paired``,
     ``depth`` and ``verdict`` (the blocks of ``evaluate()``).
     """
+    return compare_and_recommend(store, run_ids, baseline)[0]
+
+
+def compare_and_recommend(store: Store, run_ids: list[int], baseline: int | str | None = None
+                          ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
+    """:func:`compare_runs`' summaries, the recommendations (:mod:`.recommend`) and the multiplicity line."""
+    from .recommend import recommend
     from .trap import evaluate
 
     if not run_ids:
-        return []
+        return [], [], None
     ev = evaluate(store, run_ids, baseline)
     blocks = {b["run_id"]: b for b in ev["runs"]}
     names = {"accuracy": "all_hop_accuracy", "model_hop_accuracy": "model_hop_accuracy", "task_success": "task_success",
@@ -189,7 +196,7 @@ def compare_runs(store: Store, run_ids: list[int], baseline: int | str | None = 
         # flips against the baseline, beside accuracy; fidelity and noise floor where stored
         s["fidelity"] = run_figures(store, rid, b["baseline_run_id"]) if b["baseline_run_id"] is not None else None
         out.append(s)
-    return out
+    return out, recommend(ev), ev.get("multiplicity")
 
 
 def ratio_ci(p1: float | None, n1: int, p0: float | None, n0: int, z: float = 1.96) -> list[float] | None:

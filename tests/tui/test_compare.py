@@ -45,6 +45,8 @@ async def test_default_baseline_verdict_line_and_interval_columns(fixed_db):
         assert ci_cell(noisy["relative_ci95"]["model_hop_accuracy"], False) in text
         assert ci_cell(noisy["relative_ci95"]["task_success"], False) in text
         assert "acc trap" in text
+        # what to deploy, with the multiplicity line (agentsim.analysis.recommend)
+        assert "recommend:" in text and "Holm" in _flat(text)
         # the verdict line of the cursor row, with its evidence
         table = compare.query_one("#compare-table")
         table.move_cursor(row=[s["run_id"] for s in compare.summaries].index(5))
