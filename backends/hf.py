@@ -79,6 +79,7 @@ class HFBackend(Backend):
     REQUIRES: ClassVar[tuple[str, ...]] = ("torch", "transformers")
     PRECISIONS: ClassVar[tuple[str, ...]] = HF_PRECISIONS
     SUPPORTS_GRAMMAR: ClassVar[bool] = False
+    FIDELITY: ClassVar[str] = "exact"
     OPTIONS: ClassVar[dict[str, OptionSpec]] = {
         "dtype": OptionSpec(str, "bf16", "compute dtype of the quantized precisions: bf16, f16 or f32"),
         "native": OptionSpec(bool, False, "tensor-core kernels: mxfp4/nvfp4 (Blackwell, compute capability >= 10.0), "
@@ -457,6 +458,34 @@ class HFBackend(Backend):
                        "padded_to": width},
             ))
         return results
+
+    def score(self, items: Any, *, n_seq: int = 1) -> list[Any]:
+        """Teacher-forced, full-vocabulary logits at every completion position (agentsim.fidelity):
+        one forward pass over the templated prompt's ids and the completion text's ids. hf has
+        no batch layout of its own to imitate (``n_seq`` is ignored): each item is its own pass."""
+        import numpy as np
+        import torch
+
+        from .base import TokenScores
+
+        if self.model is None:
+            self.load()
+        out: list[Any] = []
+        dev = self.accelerator.kind
+        with torch.inference_mode():
+            for request, text in items:
+                ids, _templated = self._prompt_ids(request)
+                comp = list(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+                if not ids:
+                    out.append(TokenScores("unavailable", reason="the prompt tokenizes to nothing"))
+                    continue
+                if not comp:
+                    out.append(TokenScores("exact", [], np.zeros((0, 0), dtype=np.float32)))
+                    continue
+                x = torch.tensor([ids + comp[:-1]], device=dev)
+                logits = self.model(input_ids=x, use_cache=False).logits[0, len(ids) - 1:]
+                out.append(TokenScores("exact", comp, logits.float().cpu().numpy()))
+        return out
 
     def _decode(self, ids: list[int], eos: set[int]) -> str:
         return str(self.tokenizer.decode([i for i in ids if i not in eos], skip_special_tokens=True))
