@@ -260,6 +260,8 @@ class Backend(ABC):
     #: what :meth:`score` gives (agentsim.fidelity): ``exact`` (full-vocabulary distributions),
     #: ``topk`` (a server's top logprobs, an estimate) or ``none``
     FIDELITY: ClassVar[str] = "none"
+    #: why, when FIDELITY is "none" (shown as the reason of every hop left unscored)
+    FIDELITY_UNAVAILABLE: ClassVar[str] = "gives no token distributions"
 
     def __init__(self, spec: BackendSpec) -> None:
         self.spec = spec
@@ -324,7 +326,7 @@ class Backend(ABC):
         run at that batch size (a backend without a batch path ignores it). This default scores
         nothing: every item is ``unavailable`` with the reason.
         """
-        why = (f"backend {self.NAME!r} gives no token distributions"
+        why = (f"backend {self.NAME!r} {self.FIDELITY_UNAVAILABLE}"
                + (" (a simulation: there is no model)" if self.SIMULATED else ""))
         return [TokenScores("unavailable", reason=why) for _ in items]
 

@@ -98,6 +98,9 @@ class OpenAIBackend(Backend):
     }
     PRECISIONS: ClassVar[tuple[str, ...] | None] = None  # declared: any label
     SUPPORTS_GRAMMAR: ClassVar[bool] = True  # when the server accepts one (see grammar_mode)
+    FIDELITY_UNAVAILABLE: ClassVar[str] = (
+        "cannot be scored teacher-forced: the chat API returns logprobs of the tokens the server "
+        "samples, not of given ones (prompt logprobs are not requested by agentsim yet)")
 
     def __init__(self, spec: BackendSpec) -> None:
         super().__init__(spec)

@@ -231,7 +231,7 @@ def compute_fidelity(store: Store, run_id: int, reference_id: int | None = None,
         rung_b = ref_b if ref.backend == run.backend else backend(run.backend)
         kinds = {ref_b.FIDELITY, rung_b.FIDELITY}
         if "none" in kinds:
-            why = [f"{b.NAME} ({'a simulation' if b.SIMULATED else 'gives no token distributions'})"
+            why = [f"{b.NAME} ({'a simulation: there is no model' if b.SIMULATED else b.FIDELITY_UNAVAILABLE})"
                    for b in (ref_b, rung_b) if b.FIDELITY == "none"]
             note = "unavailable: " + ", ".join(dict.fromkeys(why))
             rows += [{"instance_index": i.instance_index, "hop_id": i.hop_id, "status": "unavailable",

@@ -38,6 +38,12 @@ def test_demo_without_llama_runs_the_noisy_ladder_and_writes_table_verdicts_and_
     assert {r[3] for r in runs} == {4} and {r[4] for r in runs} == {"complete"}
     assert "verdicts" in out and "Browse it" in out
     assert db.with_suffix(".html").stat().st_size > 10_000
+    # the fidelity pass is on: simulations have no distributions (stored unavailable, with the
+    # reason), and the flips against the top rung are shown beside accuracy
+    assert "flips and fidelity against the baseline" in out and "fidelity pass: 8 passes" in out
+    with sqlite3.connect(db) as c:
+        statuses = {r[0] for r in c.execute("select distinct status from hop_fidelity")}
+    assert statuses <= {"unavailable", "diverged"} and "unavailable" in statuses
 
 
 def test_demo_refuses_a_batch_below_one(tmp_path):
