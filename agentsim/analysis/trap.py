@@ -106,8 +106,17 @@ def _single(rd: RunData, resamples: int, seed: int) -> tuple[dict[str, Any], Any
         if f:
             by_depth[str(d)] = {"correct": int(t.depth_correct[:, j].sum()), "n": int(t.depth_n[:, j].sum()),
                                 "accuracy": f["value"], "ci95": f["ci95"]}
+    # task success through depth d: instances whose model hops up to depth d are all right
+    through: dict[str, Any] = {}
+    ok = np.ones(t.m, dtype=bool)
+    for j, d in enumerate(t.depths):
+        ok &= t.depth_correct[:, j] >= t.depth_n[:, j]
+        ci = wilson(float(ok.sum()), t.m)
+        if ci is not None:
+            through[str(d)] = {"value": float(ok.mean()), "ci95": list(ci), "n": t.m}
     single = {
         "instances": t.m,
+        "task_success_by_depth": through,
         "model_hops": int(t.mh_n.sum()),
         "hops": int(t.hops_n.sum()),
         "model_hop_accuracy": acc,

@@ -51,6 +51,23 @@ def _colours(n: int) -> list[Any]:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
+def rung_key(b: dict[str, Any]) -> str:
+    """What a colour stands for: the precision (a simulation backend: its spec)."""
+    return str(b.get("precision") or b["backend"])
+
+
+def colour_of(doc: dict[str, Any]) -> Callable[[dict[str, Any]], Any]:
+    """One colour per precision across every plot of a report: precisions in the catalogue's order
+    (agentsim.precision.PRECISIONS) first, then the other rungs in the order they appear."""
+    from agentsim.precision import PRECISIONS
+
+    keys = list(dict.fromkeys(rung_key(b) for b in doc["runs"]))
+    order = [p for p in PRECISIONS if p in keys] + [k for k in keys if k not in PRECISIONS]
+    palette = _colours(max(len(order), 1))
+    table = {k: palette[i] for i, k in enumerate(order)}
+    return lambda b: table[rung_key(b)]
+
+
 def _short(b: dict[str, Any]) -> str:
     """A series name: ``r3 q4_0`` (the run id keeps two runs of one precision apart)."""
     what = b.get("precision") or b["backend"]
@@ -92,15 +109,16 @@ def accuracy_by_depth(doc: dict[str, Any]) -> str | None:
     if not panels:
         return None
     fig, axes = _grid(len(panels))
+    colour = colour_of(doc)
     for ax, (name, blocks) in zip(axes, panels, strict=True):
-        for colour, b in zip(_colours(len(blocks)), blocks, strict=True):
+        for b in blocks:
             bd = b["single"]["accuracy_by_depth"]
             xs = sorted(int(d) for d in bd)
             ys = [bd[str(d)]["accuracy"] for d in xs]
-            ax.plot(xs, ys, marker="o", color=colour, label=_short(b), lw=1.6)
+            ax.plot(xs, ys, marker="o", color=colour(b), label=_short(b), lw=1.6)
             lo = [(bd[str(d)]["ci95"] or [bd[str(d)]["accuracy"]] * 2)[0] for d in xs]
             hi = [(bd[str(d)]["ci95"] or [bd[str(d)]["accuracy"]] * 2)[1] for d in xs]
-            ax.fill_between(xs, lo, hi, color=colour, alpha=0.15, lw=0)
+            ax.fill_between(xs, lo, hi, color=colour(b), alpha=0.15, lw=0)
         ax.set_title(_wrap(name))
         ax.set_xlabel("hop depth")
         ax.set_ylabel("model-hop accuracy")
@@ -112,35 +130,28 @@ def accuracy_by_depth(doc: dict[str, Any]) -> str | None:
 
 
 def task_success_by_depth(doc: dict[str, Any]) -> str | None:
-    """Task success against the scenario's depth (deepest hop), per backend; depth sweeps
-    give lines, single scenarios points; error bars are Wilson 95 % intervals."""
-    pts = [b for b in doc["runs"] if b["single"].get("task_success") and b["single"]["accuracy_by_depth"]]
-    if not pts:
+    """Task success through each depth (instances whose model hops up to that depth are all right),
+    one line per run with its Wilson 95 % band, one panel per scenario and mode."""
+    panels = _panels(doc, lambda b: bool(b["single"].get("task_success_by_depth")))
+    if not panels:
         return None
-    modes = list(dict.fromkeys(b["mode"] for b in pts))
-    fig, axes = _grid(len(modes))
-    for ax, mode in zip(axes, modes, strict=True):
-        series: dict[str, list[dict[str, Any]]] = {}
-        for b in pts:
-            if b["mode"] == mode:
-                series.setdefault(str(b.get("precision") or b["backend"]) + (f" ({b['model']})" if b.get("model") else ""),
-                                  []).append(b)
-        for colour, (name, blocks) in zip(_colours(len(series)), series.items(), strict=True):
-            blocks = sorted(blocks, key=lambda b: max(int(d) for d in b["single"]["accuracy_by_depth"]))
-            xs = [max(int(d) for d in b["single"]["accuracy_by_depth"]) for b in blocks]
-            ys = [b["single"]["task_success"]["value"] for b in blocks]
-            cis = [b["single"]["task_success"]["ci95"] or [y, y] for b, y in zip(blocks, ys, strict=True)]
-            # clamped at 0: an interval's end can sit a rounding error inside its point
-            err = [[max(0.0, y - c[0]) for y, c in zip(ys, cis, strict=True)],
-                   [max(0.0, c[1] - y) for y, c in zip(ys, cis, strict=True)]]
-            ax.errorbar(xs, ys, yerr=err, marker="o", color=colour, label=name, capsize=3, lw=1.4,
-                        ls="-" if len(set(xs)) > 1 else "none")
-        ax.set_title(f"{mode} mode")
-        ax.set_xticks(sorted({max(int(d) for d in b["single"]["accuracy_by_depth"]) for b in pts}))
-        ax.set_xlabel("scenario depth (deepest hop)")
+    fig, axes = _grid(len(panels))
+    colour = colour_of(doc)
+    for ax, (name, blocks) in zip(axes, panels, strict=True):
+        for b in blocks:
+            td = b["single"]["task_success_by_depth"]
+            xs = sorted(int(d) for d in td)
+            ys = [td[str(d)]["value"] for d in xs]
+            lo = [td[str(d)]["ci95"][0] for d in xs]
+            hi = [td[str(d)]["ci95"][1] for d in xs]
+            ax.plot(xs, ys, marker="o", color=colour(b), label=_short(b), lw=1.6)
+            ax.fill_between(xs, lo, hi, color=colour(b), alpha=0.15, lw=0)
+        ax.set_title(_wrap(name))
+        ax.set_xticks(sorted({int(d) for b in blocks for d in b["single"]["task_success_by_depth"]}))
+        ax.set_xlabel("depth (every model hop up to it right)")
         ax.set_ylabel("task success")
         ax.set_ylim(-0.02, 1.02)
-        ax.legend(fontsize=7, loc="lower left", title="precision (bar: 95 % CI)", title_fontsize=7)
+        ax.legend(fontsize=7, loc="lower left", title="run (band: 95 % CI)", title_fontsize=7)
     fig.suptitle("Task success by depth")
     return _svg(fig)
 
@@ -159,7 +170,7 @@ def cost_per_correct_task(doc: dict[str, Any]) -> str | None:
         kinds = sorted({(b["single"].get(key) or {}).get("kind", "time") for b in blocks if b["single"].get(key)})
         markers = dict(zip(kinds, "osD^v", strict=False))
         ys = list(range(len(blocks)))
-        for colour, y, b in zip(_colours(len(blocks)), ys, blocks, strict=True):
+        for colour, y, b in ((colour_of(doc)(b), y, b) for y, b in zip(ys, blocks, strict=True)):
             f = b["single"].get(key)
             if not f or f.get("value") is None:
                 continue
@@ -215,7 +226,7 @@ def root_causes(doc: dict[str, Any]) -> str | None:
                   key=lambda h: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", h)])[:24]
     fig, ax = plt.subplots(figsize=(max(4.8, 0.5 * len(hops) * max(1, len(blocks)) ** 0.5 + 2.5), 3.4))
     width = 0.8 / len(blocks)
-    for i, (colour, b) in enumerate(zip(_colours(len(blocks)), blocks, strict=True)):
+    for i, (colour, b) in enumerate((colour_of(doc)(b), b) for b in blocks):
         by = b["propagation"]["root_causes"]["by_hop"]
         ax.bar([j + i * width - 0.4 + width / 2 for j in range(len(hops))], [by.get(h, 0) for h in hops],
                width=width, color=colour, label=f"{_short(b)} ({_label(b)})")
@@ -237,7 +248,7 @@ def relative_loss_by_depth(doc: dict[str, Any]) -> str | None:
     fig, axes = _grid(len(panels))
     for ax, (name, blocks) in zip(axes, panels, strict=True):
         ax.axhline(0, color="#444", lw=0.8, label="no loss (baseline)")
-        for colour, b in zip(_colours(len(blocks)), blocks, strict=True):
+        for colour, b in ((colour_of(doc)(b), b) for b in blocks):
             bd = b["depth"]["by_depth"]
             xs = sorted(int(d) for d in bd if bd[d].get("relative_loss") is not None)
             if not xs:
@@ -281,7 +292,7 @@ def fidelity_kld(doc: dict[str, Any]) -> str | None:
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(8.4, max(2.4, 0.3 * len(blocks) + 1.2)), sharey=True,
                                   gridspec_kw={"width_ratios": [3, 2]})
     ys = list(range(len(blocks)))
-    for colour, y, b in zip(_colours(len(blocks)), ys, blocks, strict=True):
+    for colour, y, b in ((colour_of(doc)(b), y, b) for y, b in zip(ys, blocks, strict=True)):
         f = fid[str(b["run_id"])]
         d = f["fidelity"]
         v = d["kld_mean"]

@@ -252,12 +252,17 @@ def test_rung_notes_from_stored_facts():
     assert source_text(_block("f16", "q4_k_m")) == "f16 dequantized from q4_k_m"
 
 
-def test_error_bars_survive_an_interval_end_a_rounding_error_inside_its_point():
-    """matplotlib refuses negative error lengths: 1.0 with an interval ending at 0.9999999999."""
-    from agentsim.render.plots import task_success_by_depth
+def test_task_success_by_depth_is_lines_with_bands_one_colour_per_precision():
+    """A line per run over depths (not one stacked column of dots), and the same colour for a
+    precision in every plot of a report."""
+    from agentsim.render.plots import colour_of, task_success_by_depth
 
-    block = {"mode": "free", "precision": "f16", "backend": "llama", "model": "m",
-             "single": {"task_success": {"value": 1.0, "ci95": [0.88, 1.0 - 1e-12]},
-                        "accuracy_by_depth": {"1": {"accuracy": 1.0}}}}
-    svg = task_success_by_depth({"runs": [block]})
+    def block(rid, prec, vals):
+        return {"run_id": rid, "mode": "free", "precision": prec, "backend": "llama", "model": "m", "scenario": "s",
+                "single": {"task_success_by_depth": {str(d): {"value": v, "ci95": [max(0, v - 0.1), min(1, v + 0.1)]}
+                                                     for d, v in enumerate(vals, 1)}}}
+    doc = {"runs": [block(1, "f16", [1.0, 0.9, 0.8]), block(2, "q4_0", [0.9, 0.7, 0.5])]}
+    svg = task_success_by_depth(doc)
     assert svg and svg.lstrip().startswith("<?xml")
+    # the colour follows the precision, not the position: q4_0 alone keeps q4_0's colour
+    assert colour_of(doc)(doc["runs"][1]) == colour_of({"runs": doc["runs"][::-1]})(doc["runs"][1])
