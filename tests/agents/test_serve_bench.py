@@ -15,6 +15,7 @@ pytest.importorskip("openai")
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_serve_overhead_tiny_json() -> None:
     p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "serve_overhead.py"), "--tiny", "--calls", "5",

@@ -250,8 +250,17 @@ def test_real_default_model_tool_call_round_trip(store: Store, tmp_path_factory:
             __import__("agentsim.serve.chat", fromlist=["parse_request"]).parse_request(
                 {"model": "agentsim", "messages": msgs[:1], "tools": TOOLS})))
         assert "get_price" in prompt and "<tools>" in prompt  # Qwen's template lists the tools
+
+        async def async_call() -> str:
+            ac = openai.AsyncOpenAI(base_url=s.base_url, api_key="x", max_retries=0)
+            r = await ac.chat.completions.create(model="agentsim", messages=[
+                {"role": "user", "content": "Reply with the word yes."}], max_tokens=4)
+            await ac.close()
+            return r.choices[0].message.content or ""
+
+        assert asyncio.run(async_call()).strip()
     hops = {h.hop_id: h for h in store.hops(s.run.id)}
-    assert set(hops) == {"c1", "c1.t0", "c2"}
+    assert set(hops) == {"c1", "c1.t0", "c2", "c3"}
     assert hops["c1.t0"].kind == "tool" and hops["c1.t0"].parents == ["c1"] and hops["c1.t0"].completion == "12.50"
     assert hops["c2"].parents == ["c1", "c1.t0"] and hops["c2"].depth == 3
 
