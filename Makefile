@@ -10,7 +10,7 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
 export FORCE_CMAKE ?= 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test test-fast test-slow bench lint clean browser agent-example
+.PHONY: install demo test test-fast test-slow bench lint clean browser agent-example device-kit
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ test-slow: install
 
 bench: install
 	$(PY) benchmarks/run_all.py
+
+## The wheelhouse a bare GPU machine's CPython 3.12 installs from (benchmarks/device_check.py;
+## docs/gpu.md): the wheels agentsim needs there, and the lab models that are not package data.
+device-kit: install
+	$(PY) benchmarks/device_kit.py
 
 lint: install
 	$(VENV)/bin/ruff check agentsim backends tui tests benchmarks

@@ -19,6 +19,9 @@ __all__ = [
     "REALISATIONS",
     "LLAMA_RUNGS",
     "LLAMA_PRECISIONS",
+    "LLAMA_TRUE_SOURCE_RUNGS",
+    "LLAMA_ALL_RUNGS",
+    "ladder_rungs",
     "FP4",
     "FP8",
     "FP4_NATIVE_MIN_CAPABILITY",
@@ -45,10 +48,16 @@ __all__ = [
 #: how a precision is realised (stored on every run as ``precision_mode``)
 REALISATIONS: tuple[str, ...] = ("native", "emulated", "declared")
 
-#: llama.cpp's precision ladder, top (baseline) first
+#: llama.cpp's precision ladder from a quantized source, top (baseline) first: its F16 rung is the
+#: source dequantized, so a wider rung would hold no more information
 LLAMA_RUNGS: tuple[str, ...] = ("f16", "q8_0", "q4_k_m", "q4_0", "mxfp4", "nvfp4")
+#: the ladder from a true full-precision (F32) source, e.g. the lab models: every rung is made
+#: from the F32 weights themselves, the F32 rung is the source
+LLAMA_TRUE_SOURCE_RUNGS: tuple[str, ...] = ("f32", "f16", "bf16", "q8_0", "q4_k_m", "q4_0", "mxfp4", "nvfp4")
+#: every rung name a llama model may have, in ladder order
+LLAMA_ALL_RUNGS: tuple[str, ...] = LLAMA_TRUE_SOURCE_RUNGS
 #: what a llama backend spec may ask for: a rung, or the file exactly as shipped
-LLAMA_PRECISIONS: tuple[str, ...] = (*LLAMA_RUNGS, "source")
+LLAMA_PRECISIONS: tuple[str, ...] = (*LLAMA_ALL_RUNGS, "source")
 
 #: the 4-bit floating-point formats (E2M1 with block scales)
 FP4: tuple[str, ...] = ("mxfp4", "nvfp4")
@@ -82,8 +91,9 @@ TORCHAO_PRECISIONS: tuple[str, ...] = ("int8-wo", "int4-wo")
 LIBRARY_PRECISIONS: tuple[str, ...] = (*BNB_PRECISIONS, *TORCHAO_PRECISIONS)
 #: everything the hf backend offers, in the order help and the TUI list them
 HF_PRECISIONS: tuple[str, ...] = (*HF_DTYPES, *EMULATED_SCHEMES, *LIBRARY_PRECISIONS)
-#: the precisions whose ``native=true`` asks for tensor-core kernels (FP4: Blackwell; FP8: Ada/Hopper)
-NATIVE_OPTION_PRECISIONS: tuple[str, ...] = (*FP4, *FP8)
+#: the precisions whose ``native=true`` asks for tensor-core kernels (FP4: Blackwell; FP8: Ada/Hopper;
+#: int8: W8A8 through torch._int_mm on a CUDA GPU)
+NATIVE_OPTION_PRECISIONS: tuple[str, ...] = (*FP4, *FP8, "int8")
 
 
 @dataclass(frozen=True)
@@ -117,6 +127,12 @@ PRECISIONS: dict[str, Precision] = {
         Precision("source", 0, "the model file exactly as shipped"),
     )
 }
+
+
+def ladder_rungs(source_precision: str | None) -> tuple[str, ...]:
+    """The rungs a llama model's ladder has: all of :data:`LLAMA_TRUE_SOURCE_RUNGS` from an F32
+    source, :data:`LLAMA_RUNGS` from anything else (a 16-bit or quantized source)."""
+    return LLAMA_TRUE_SOURCE_RUNGS if (source_precision or "").lower() in ("f32", "all_f32") else LLAMA_RUNGS
 
 
 def describe(name: str) -> str:

@@ -14,9 +14,10 @@ where it lives and how a GGUF becomes (cached) torch weights is :mod:`agentsim.m
   and dequantized to the compute dtype ``dtype``: ``precision_mode`` emulated. This answers the
   accuracy question on any machine, not the speed one (the matmuls run in ``dtype``).
 * ``fp8`` (E4M3; ``format=e5m2`` for E5M2): emulated the same way, one scale per output channel.
-* ``native=true`` (FP4 and FP8 only) uses tensor cores through torchao: FP4 needs a Blackwell GPU
-  (compute capability >= 10.0), FP8 an Ada/Hopper one (>= 8.9); refused elsewhere, naming the
-  requirement.
+* ``native=true`` (FP4, FP8 and int8) uses tensor cores: FP4 through torchao on a Blackwell GPU
+  (compute capability >= 10.0); FP8 on an Ada/Hopper one (>= 8.9) through torchao, or without it
+  through ``torch._scaled_mm`` (:mod:`agentsim.backends.hf_kernels`); int8 (W8A8) through
+  ``torch._int_mm`` on a CUDA GPU; refused elsewhere, naming the requirement.
 * ``nf4``, ``fp4-bnb``, ``int8-bnb`` (bitsandbytes, ``double_quant=true`` for the 4-bit ones) and
   ``int8-wo``, ``int4-wo`` (torchao weight-only): real packed weights and the library's kernels,
   ``precision_mode`` native, with the kernel that runs told from the library and the device
@@ -121,7 +122,7 @@ class HFBackend(Backend):
             raise BackendError("hf: threads must be >= 0")
         if o["native"] and self.precision not in NATIVE_OPTION_PRECISIONS:
             raise BackendError(
-                f"hf: native=true applies to FP4 precisions only ({', '.join(FP4)}), and to fp8, not @{self.precision}",
+                f"hf: native=true applies to FP4 precisions only ({', '.join(FP4)}), and to fp8 and int8, not @{self.precision}",
                 hint=f"@{self.precision} already runs natively ({'torch' if self.precision in HF_DTYPES else 'its library'})"
                 if self.precision in HF_DTYPES + LIBRARY_PRECISIONS else None,
             )
@@ -132,11 +133,16 @@ class HFBackend(Backend):
         # hardware refusals happen here, before any model is loaded, so `agentsim run` stops up front
         self.accelerator: Accelerator = detect(o["device"])
         if o["native"] and o["device"] == "cpu":
-            units = "FP8" if self.precision in FP8 else "FP4"
+            units = "FP8" if self.precision in FP8 else ("int8" if self.precision == "int8" else "FP4")
             raise BackendError(f"hf: native=true runs on {units} tensor cores, not on device=cpu",
                                hint=f"hf:{spec.model or 'MODEL'}@{self.precision} (emulated) runs on the CPU")
         if o["native"] and self.precision in FP8:
             self.accelerator = require_native_fp8(self.precision, backend="hf", model=spec.model or "MODEL")
+        elif o["native"] and self.precision == "int8":
+            if self.accelerator.kind != "cuda":
+                raise HardwareError(f"hf: int8,native=true runs torch._int_mm on a CUDA GPU; this machine has "
+                                    f"{self.accelerator.describe()}",
+                                    hint=f"hf:{spec.model or 'MODEL'}@int8 (emulated) runs anywhere")
         elif o["native"]:
             self.accelerator = require_native_fp4(self.precision, backend="hf", model=spec.model or "MODEL")
         #: the agentsim.quant scheme of an emulated precision (fp8,format=e5m2 -> fp8_e5m2)
@@ -144,6 +150,10 @@ class HFBackend(Backend):
         #: the kernel a library precision (or native fp8) runs, told now: a missing library or a
         #: device without kernels stops the run before any model is loaded
         self.library_kernel: str | None = None
+        if o["native"] and self.precision == "int8":
+            from .hf_kernels import describe
+
+            self.library_kernel = describe("int8", self.accelerator.kind) + f" ({self.accelerator.describe()})"
         if self.precision in LIBRARY_PRECISIONS or (o["native"] and self.precision in FP8):
             from .hf_precisions import check_library
 
@@ -209,6 +219,10 @@ class HFBackend(Backend):
             from .hf_precisions import native_fp8
 
             n_quant = native_fp8(model)
+        elif self.options["native"] and self.precision == "int8":
+            from .hf_kernels import replace_linears
+
+            n_quant = replace_linears(model, "int8")
         elif self.options["native"]:
             n_quant = self._native_fp4(model)
         if self.precision in TORCHAO_PRECISIONS:

@@ -118,6 +118,10 @@ def check_library(precision: str, acc: Accelerator, *, compute: str, group: int 
     :class:`HardwareError` when it has no kernels for the device.
     """
     if native_fp8:
+        if not _has_torchao():
+            from .hf_kernels import describe
+
+            return describe("fp8", acc.kind) + f" ({acc.describe()}; torchao is not installed)"
         ao = import_torchao(precision)
         return (f"torchao {_version(ao, 'torchao')} Float8DynamicActivationFloat8WeightConfig(PerRow): "
                 f"E4M3 weights with one scale per output channel, dynamic per-token E4M3 activations, "
@@ -281,11 +285,22 @@ def torchao_quantize(model: Any, precision: str, acc: Accelerator, *, group: int
     return n[0]
 
 
+def _has_torchao() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torchao") is not None
+
+
 def native_fp8(model: Any) -> int:
-    """FP8 tensor-core matmuls through torchao (E4M3, per-row scales); how many linears.
+    """FP8 tensor-core matmuls through torchao (E4M3, per-row scales); how many linears. Without
+    torchao, agentsim's own ``torch._scaled_mm`` linears (:mod:`.hf_kernels`), same recipe.
 
     Reached only after :func:`agentsim.hardware.require_native_fp8` accepted the GPU (cc >= 8.9).
     """
+    if not _has_torchao():
+        from .hf_kernels import replace_linears
+
+        return replace_linears(model, "fp8")
     import_torchao("fp8")
     with quiet(warnings_too=True):
         from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, quantize_

@@ -1,4 +1,4 @@
-"""``agentsim models list|fetch|prepare|add|path|rm``: the model cache and the precision ladder."""
+"""``agentsim models list|fetch|prepare|train|add|path|rm``: the model cache and the precision ladder."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from agentsim.models import (
     remove,
     resolve,
 )
-from agentsim.precision import LLAMA_RUNGS
+from agentsim.precision import LLAMA_ALL_RUNGS
 
 __all__ = ["add_cli"]
 
@@ -112,6 +112,32 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
                                       log=out.print), out)
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    """Train a lab model here (deterministic; checked against the catalog's sha256), with progress."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from agentsim.models.lab_source import fetch_lab
+
+    out = console()
+    cm = CATALOG.get(args.name)
+    if cm is None or not cm.lab:
+        labs = [n for n, m in CATALOG.items() if m.lab]
+        raise ModelError(f"{args.name!r} is not a lab model (only lab models are trained here)",
+                         hint=f"lab models: {', '.join(labs)}")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=out, transient=False) as bar:
+        task = bar.add_task(f"training {cm.name}", total=None, loss="-")
+
+        def progress(step: int, steps: int, loss: float) -> None:
+            if step == 1 or step % 10 == 0 or step == steps:
+                bar.update(task, completed=step, total=steps, loss=f"{loss:.3f}")
+
+        fetch_lab(cm, train=True, log=out.print, progress=progress)
+    if args.prepare:
+        prepare(cm.name, None, log=out.print)
+    return 0
+
+
 def _cmd_rm(args: argparse.Namespace) -> int:
     out = console()
     freed = 0
@@ -157,11 +183,11 @@ def add_cli(subparsers: Any) -> None:
     s.add_argument("--force", action="store_true", help="download again even when verified")
     s.set_defaults(func=_cmd_fetch)
 
-    precision_help = f"rung(s) to build (repeatable; default all: {', '.join(LLAMA_RUNGS)})"
+    precision_help = f"rung(s) to build (repeatable; default all: {', '.join(LLAMA_ALL_RUNGS)})"
     s = sub.add_parser("prepare", help="build the precision ladder (fetches a catalog model first)")
     s.add_argument("names", nargs="*", metavar="NAME", help=f"model name (default {DEFAULT_MODEL})")
     s.add_argument("--all", action="store_true", help="every catalog model (fetched first) and every added one")
-    s.add_argument("--precision", "-p", action="append", choices=LLAMA_RUNGS, help=precision_help)
+    s.add_argument("--precision", "-p", action="append", choices=LLAMA_ALL_RUNGS, help=precision_help)
     s.add_argument("--force", action="store_true", help="rebuild rungs that are up to date")
     s.add_argument("--find-links", metavar="DIR", help="get the wheels from DIR instead of the index")
     s.set_defaults(func=_cmd_prepare)
@@ -172,8 +198,14 @@ def add_cli(subparsers: Any) -> None:
     s.add_argument("--license", default="unknown")
     s.add_argument("--link", action="store_true", help="hard-link instead of copying when possible")
     s.add_argument("--no-prepare", action="store_true", help="only add the source; build no rungs")
-    s.add_argument("--precision", "-p", action="append", choices=LLAMA_RUNGS, help=precision_help)
+    s.add_argument("--precision", "-p", action="append", choices=LLAMA_ALL_RUNGS, help=precision_help)
     s.set_defaults(func=_cmd_add)
+
+    labs = [n for n, m in CATALOG.items() if m.lab]
+    s = sub.add_parser("train", help="train a lab model here at F32 (deterministic; checked against its sha256)")
+    s.add_argument("name", metavar="NAME", help=f"a lab model: {', '.join(labs)}")
+    s.add_argument("--prepare", action="store_true", help="then build its precision ladder")
+    s.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("path", help="print the file for MODEL[@PRECISION] (checked)")
     s.add_argument("spec", metavar="MODEL[@PRECISION]")
@@ -181,6 +213,6 @@ def add_cli(subparsers: Any) -> None:
 
     s = sub.add_parser("rm", help="free disk: remove a model from the cache, or only some of its rungs")
     s.add_argument("names", nargs="+", metavar="NAME")
-    s.add_argument("--precision", "-p", action="append", choices=LLAMA_RUNGS,
+    s.add_argument("--precision", "-p", action="append", choices=LLAMA_ALL_RUNGS,
                    help="remove only this rung (repeatable); default: the whole model")
     s.set_defaults(func=_cmd_rm)

@@ -18,7 +18,7 @@ from typing import Any
 
 from agentsim.errors import ModelError
 from agentsim.paths import agentsim_home, models_dir
-from agentsim.precision import LLAMA_RUNGS
+from agentsim.precision import LLAMA_ALL_RUNGS
 
 from .catalog import CATALOG, DEFAULT_MODEL, NAME_RE
 
@@ -110,14 +110,14 @@ def remove(name: str, precisions: list[str] | tuple[str, ...] | None = None) -> 
     if "source" in wanted:
         raise ModelError("the source cannot be removed alone (every rung is made from it)",
                          hint=f"agentsim models rm {name} removes the whole model")
-    bad = [p for p in wanted if p not in LLAMA_RUNGS]
+    bad = [p for p in wanted if p not in LLAMA_ALL_RUNGS]
     if bad:
-        raise ModelError(f"unknown precision(s) {', '.join(bad)}", hint=f"ladder: {', '.join(LLAMA_RUNGS)}")
+        raise ModelError(f"unknown precision(s) {', '.join(bad)}", hint=f"ladder: {', '.join(LLAMA_ALL_RUNGS)}")
     manifest = read_manifest(name) or {}
     rungs = manifest.get("rungs") or {}
     present = [p for p in wanted if p in rungs or (d / f"{p}.gguf").exists()]
     if not present:
-        built = [r for r in LLAMA_RUNGS if r in rungs]
+        built = [r for r in LLAMA_ALL_RUNGS if r in rungs]
         raise ModelError(f"model {name!r} has no {', '.join(wanted)} rung to remove",
                          hint=f"built: {', '.join(built) or 'none'}")
     freed = 0
@@ -145,7 +145,7 @@ def list_models() -> list[dict[str, Any]]:
         m = read_manifest(name) or {}
         src = m.get("source") or {}
         rungs = []
-        for r in LLAMA_RUNGS:
+        for r in LLAMA_ALL_RUNGS:
             rec = (m.get("rungs") or {}).get(r)
             p = model_dir(name) / f"{r}.gguf"
             if rec and p.is_file():

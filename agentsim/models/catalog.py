@@ -42,6 +42,8 @@ class CatalogModel:
     family: str | None = None
     #: instruction-tuned (answers chat prompts); a base model only continues text
     instruct: bool = True
+    #: a lab model (agentsim.lab): no PyPI parts; shipped as package data or trained here
+    lab: bool = False
 
 
 CATALOG: dict[str, CatalogModel] = {
@@ -109,6 +111,28 @@ CATALOG: dict[str, CatalogModel] = {
             params=268_098_176,
             family="gemma3",
             instruct=False,
+        ),
+        *(
+            CatalogModel(
+                name=name,
+                description=(f"agentsim lab model {name}: a {params / 1e6:.1f}M-parameter Llama trained by agentsim at F32 "
+                             "on compact 3-digit chained arithmetic (lab-arith)"),
+                parts=(),
+                sha256=sha,
+                bytes=size,
+                license="Apache-2.0 (trained by agentsim; weights are agentsim's own)",
+                source_precision="f32",
+                upstream=f"agentsim.lab ({how}; 'agentsim models train {name}' reproduces it)",
+                notes="a true F32 source: every rung is made from the F32 weights; answers only lab-arith prompts",
+                params=params,
+                family="agentsim-lab",
+                lab=True,
+            )
+            for name, params, size, sha, how in (
+                ("lab-1m", 1_051_904, 0, "0" * 64, "shipped as package data"),
+                ("lab-4m", 4_329_728, 0, "0" * 64, "trained on first use"),
+                ("lab-16m", 17_048_064, 0, "0" * 64, "trained on first use"),
+            )
         ),
     )
 }

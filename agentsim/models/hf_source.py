@@ -25,7 +25,8 @@ from agentsim.paths import hf_cache_dir
 from agentsim.versions import dist_version
 
 from .gguf_header import check_gguf
-from .resolution import resolve
+from .catalog import DEFAULT_MODEL
+from .resolution import resolve, top_rung
 
 __all__ = ["ModelSource", "resolve_hf_model", "load_hf_model", "folder_sha256", "source_dtype", "hf_cache_dir"]
 
@@ -45,7 +46,7 @@ def resolve_hf_model(model: str | None) -> ModelSource:
     """A spec's MODEL: a folder (config.json + safetensors), a ``.gguf``, or a catalog name.
 
     A catalog name (None: the catalog's default model) resolves through
-    :func:`agentsim.models.resolve` to its ``f16`` rung.
+    :func:`agentsim.models.resolve` to its top rung (``f16``; ``f32`` for a true F32 source).
     """
     if model:
         p = Path(model).expanduser()
@@ -61,7 +62,7 @@ def resolve_hf_model(model: str | None) -> ModelSource:
             return ModelSource("gguf", p)
         if "/" in model or os.sep in model or model.endswith(".gguf"):
             raise ModelError(f"model {model!r} does not exist")
-    resolved = resolve(model, "f16")
+    resolved = resolve(model, top_rung((model or DEFAULT_MODEL).lower()))
     return ModelSource("gguf", resolved.path, resolved.sha256, resolved.source_precision, resolved.name)
 
 

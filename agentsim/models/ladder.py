@@ -9,6 +9,11 @@ Each rung records its sha256, size, source and recipe in ``manifest.json``.
 
 When the source is itself 4-bit, the F16 rung holds exactly the source's information and
 nothing more: ``source_precision`` is kept and shown everywhere for that reason.
+
+A true full-precision (F32) source (the lab models, :mod:`agentsim.lab`) gets the longer ladder
+:data:`~agentsim.precision.LLAMA_TRUE_SOURCE_RUNGS`: the F32 rung is the source itself (a hard
+link or copy, same sha256), and every other rung, F16 and BF16 included, is made by llama.cpp's
+quantizer from the F32 weights directly, so no rung is a second rounding.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any
 
 from agentsim.errors import AgentsimError, MissingDependencyError, ModelError
 from agentsim.hashing import cached_sha256, sha256_file
-from agentsim.precision import LLAMA_RUNGS
+from agentsim.precision import LLAMA_ALL_RUNGS, LLAMA_TRUE_SOURCE_RUNGS, ladder_rungs
 from agentsim.versions import dist_version
 
 from .cache import model_dir, read_manifest, write_manifest
@@ -114,6 +119,8 @@ def _dequantize_to_f16(src: Path, dst: Path) -> dict[str, Any]:
 def _recipe(rung: str) -> tuple[str, str | None]:
     """(llama ftype constant name, ggml type name overridden on block weights or None)."""
     return {
+        "f16": ("LLAMA_FTYPE_MOSTLY_F16", None),
+        "bf16": ("LLAMA_FTYPE_MOSTLY_BF16", None),
         "q8_0": ("LLAMA_FTYPE_MOSTLY_Q8_0", None),
         "q4_k_m": ("LLAMA_FTYPE_MOSTLY_Q4_K_M", None),
         "q4_0": ("LLAMA_FTYPE_MOSTLY_Q4_0", None),
@@ -163,6 +170,19 @@ def _quantize(src: Path, dst: Path, rung: str, nthread: int) -> dict[str, Any]:
 
 
 
+def _link_source(src: Path, dst: Path) -> dict[str, Any]:
+    """The F32 rung of an F32 source: the source file itself (hard link where possible)."""
+    import shutil
+
+    try:
+        os.link(src, dst)
+        how = "hard link"
+    except OSError:
+        shutil.copyfile(src, dst)
+        how = "copy"
+    return {"method": f"the F32 source itself ({how}; same bytes)", "made_from": "source (f32)"}
+
+
 def prepare(
     model: str = DEFAULT_MODEL,
     rungs: tuple[str, ...] | list[str] | None = None,
@@ -178,10 +198,9 @@ def prepare(
     source are kept unless ``force``. Every quantized rung is made from the F16 rung.
     """
     say = log or (lambda _m: None)
-    wanted = list(LLAMA_RUNGS if not rungs else rungs)
-    bad = [r for r in wanted if r not in LLAMA_RUNGS]
+    bad = [r for r in (rungs or ()) if r not in LLAMA_ALL_RUNGS]
     if bad:
-        raise ModelError(f"unknown precision(s) {', '.join(bad)}", hint=f"ladder: {', '.join(LLAMA_RUNGS)}")
+        raise ModelError(f"unknown precision(s) {', '.join(bad)}", hint=f"ladder: {', '.join(LLAMA_ALL_RUNGS)}")
     manifest = read_manifest(model)
     src_path = model_dir(model) / "source.gguf"
     if manifest is None or not src_path.is_file():
@@ -192,12 +211,21 @@ def prepare(
             raise ModelError(f"unknown model {model!r}",
                              hint=f"catalog: {', '.join(CATALOG)}; or 'agentsim models add PATH.gguf'")
     assert manifest is not None
+    ladder = ladder_rungs(manifest.get("source_precision"))
+    true_source = ladder == LLAMA_TRUE_SOURCE_RUNGS
+    wanted = list(ladder if not rungs else rungs)
+    beyond = [r for r in wanted if r not in ladder]
+    if beyond:
+        raise ModelError(
+            f"{model} has no {', '.join(beyond)} rung: its source is {manifest.get('source_precision')}, and a rung "
+            "wider than F16 made from it would hold no more information",
+            hint=f"its ladder: {', '.join(ladder)}")
     src_sha = manifest["source"]["sha256"]
-    if "f16" not in wanted:
+    if "f16" not in wanted and not true_source:
         f16 = manifest.get("rungs", {}).get("f16")
         if not f16 or f16.get("made_from_sha256") != src_sha or not (model_dir(model) / "f16.gguf").is_file():
             wanted.insert(0, "f16")  # every quantized rung is made from it
-    order = [r for r in LLAMA_RUNGS if r in wanted]
+    order = [r for r in ladder if r in wanted]
     nthread = nthread or os.cpu_count() or 1
     out: dict[str, dict[str, Any]] = {}
     for rung in order:
@@ -205,7 +233,7 @@ def prepare(
         rungs_rec = manifest.setdefault("rungs", {})
         dst = model_dir(model) / f"{rung}.gguf"
         old = rungs_rec.get(rung)
-        made_from = src_sha if rung == "f16" else rungs_rec.get("f16", {}).get("sha256")
+        made_from = src_sha if rung == "f16" or true_source else rungs_rec.get("f16", {}).get("sha256")
         if (not force and old and dst.is_file() and old.get("made_from_sha256") == made_from
                 and cached_sha256(dst, old) == old.get("sha256")):
             say(f"{model}@{rung}: up to date ({dst})")
@@ -215,7 +243,12 @@ def prepare(
         t0 = time.perf_counter()
         say(f"{model}@{rung}: building ...")
         try:
-            if rung == "f16":
+            if true_source and rung == "f32":
+                recipe = _link_source(src_path, tmp)
+            elif true_source:
+                recipe = _quantize(src_path, tmp, rung, nthread)
+                recipe["made_from"] = "source (f32)"
+            elif rung == "f16":
                 recipe = _dequantize_to_f16(src_path, tmp)
                 recipe["made_from"] = f"source ({manifest.get('source_precision')})"
             else:

@@ -15,13 +15,13 @@ from typing import Any
 
 from agentsim.errors import ModelError
 from agentsim.hashing import cached_sha256
-from agentsim.precision import LLAMA_PRECISIONS
+from agentsim.precision import LLAMA_PRECISIONS, ladder_rungs
 
 from .cache import model_dir, read_manifest
 from .catalog import CATALOG, DEFAULT_MODEL
 from .gguf_header import GGUFSummary, check_gguf
 
-__all__ = ["ResolvedModel", "resolve"]
+__all__ = ["ResolvedModel", "resolve", "top_rung"]
 
 
 @dataclass
@@ -56,7 +56,8 @@ def _prepare_hint(name: str, precision: str) -> str:
 def resolve(model: str | None, precision: str | None) -> ResolvedModel:
     """The file for ``model@precision``: a catalog/added model name, or a path to a ``.gguf``.
 
-    ``model`` None means the default model; ``precision`` None means ``f16`` for a named model
+    ``model`` None means the default model; ``precision`` None means the top rung (:func:`top_rung`:
+    ``f16``, or ``f32`` for a true F32 source) for a named model
     and ``source`` (the file as it is) for a path. The file is checked (header and extents)
     before it is returned; a missing rung names the exact command that builds it.
     """
@@ -64,10 +65,10 @@ def resolve(model: str | None, precision: str | None) -> ResolvedModel:
     if model and (model.endswith(".gguf") or os.sep in model or model.startswith(".")):
         return _resolve_path(Path(model).expanduser(), prec)
     name = (model or DEFAULT_MODEL).lower()
-    prec = prec or "f16"
+    manifest = read_manifest(name)
+    prec = prec or top_rung(name, manifest)
     if prec not in LLAMA_PRECISIONS:
         raise ModelError(f"unknown precision {prec!r}", hint=f"precisions: {', '.join(LLAMA_PRECISIONS)}")
-    manifest = read_manifest(name)
     if manifest is None or not (model_dir(name) / "source.gguf").is_file():
         if name not in CATALOG:
             raise ModelError(f"unknown model {name!r}",
@@ -99,6 +100,13 @@ def resolve(model: str | None, precision: str | None) -> ResolvedModel:
                          source_precision=manifest.get("source_precision"), license=manifest.get("license"),
                          tensor_types=summary.tensor_types(), recipe=recipe, context_length=_context_length(summary),
                          params=summary.n_params)
+
+
+def top_rung(name: str, manifest: dict[str, Any] | None = None) -> str:
+    """The top rung of a named model's ladder: ``f32`` for a true F32 source, else ``f16``."""
+    manifest = manifest if manifest is not None else read_manifest(name)
+    sp = (manifest or {}).get("source_precision") or (CATALOG[name].source_precision if name in CATALOG else None)
+    return ladder_rungs(sp)[0]
 
 
 def _resolve_path(path: Path, prec: str | None) -> ResolvedModel:

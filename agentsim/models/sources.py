@@ -70,6 +70,10 @@ def fetch(
     kept unless ``force``.
     """
     cm = catalog_model(model)
+    if cm.lab:
+        from .lab_source import fetch_lab
+
+        return fetch_lab(cm, force=force, log=log)
     say = log or (lambda _m: None)
     mdir = model_dir(cm.name)
     target = mdir / "source.gguf"

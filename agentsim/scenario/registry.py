@@ -56,6 +56,7 @@ BUILTIN_FAMILY_MODULES: tuple[str, ...] = (
     "agentsim.scenario.families.fan_in",
     "agentsim.scenario.families.workflow",
     "agentsim.scenario.families.gsm8k",
+    "agentsim.scenario.families.lab_arith",
 )
 
 

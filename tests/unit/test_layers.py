@@ -21,7 +21,8 @@ LAYERS: list[tuple[str, ...]] = [
      "agentsim.hashing", "agentsim.registry", "agentsim.expr", "agentsim.limits", "agentsim.answers",
      "agentsim.gbnf", "agentsim.grammar", "agentsim.tools", "agentsim.console", "agentsim.quant"),
     # data sources, scenarios, models, the device and energy
-    ("agentsim.datasets", "agentsim.scenario", "agentsim.hardware", "agentsim.models", "agentsim.measure"),
+    ("agentsim.datasets", "agentsim.scenario", "agentsim.hardware", "agentsim.models", "agentsim.measure",
+     "agentsim.lab"),
     ("agentsim.store", "agentsim.fidelity_tables", "agentsim.migrations"),
     ("agentsim.backends",),
     ("agentsim.engine", "agentsim.fidelity"),
