@@ -38,7 +38,7 @@ KIT_PACKAGES = (
     "regex",
 )
 #: what pip needs to build agentsim from the carried repository (its build-system.requires)
-BUILD_PACKAGES = ("setuptools", "wheel")
+BUILD_PACKAGES = ("setuptools", "wheel", "packaging")
 #: manylinux tags the device's glibc runs (manylinux2014 = glibc 2.17; 2.28 for newer wheels)
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64", "linux_x86_64")
 #: the lab models carried beside the wheels (lab-1m is package data already)

@@ -48,6 +48,7 @@ class LabConfig:
 LAB_MODELS: dict[str, LabConfig] = {
     c.name: c
     for c in (
+        LabConfig("lab-0.6m", hidden=256, layers=1, heads=4, ffn=256, steps=1200, batch=128, lr=3e-3),
         LabConfig("lab-1m", hidden=256, layers=2, heads=4, ffn=256, steps=1500, batch=128, lr=3e-3),
         LabConfig("lab-4m", hidden=256, layers=4, heads=4, ffn=1024, steps=600, batch=128, lr=2e-3),
         LabConfig("lab-16m", hidden=512, layers=4, heads=8, ffn=2048, steps=300, batch=128, lr=1.5e-3),

@@ -33,7 +33,7 @@ def _closure(names: tuple[str, ...]) -> set[str]:
     while todo:
         name = todo.pop()
         key = name.lower().replace("_", "-")
-        if key in seen:
+        if key in seen or key in NOT_ON_DEVICE:  # the device lacks these whatever needs them (typer: pydantic)
             continue
         try:
             dist = metadata.distribution(name)
