@@ -23,8 +23,8 @@ agentsim itself from this repository the same way. Then, in a child process on t
 It writes, under ``--out``: ``device_check.db`` (the runs), ``report.html`` and ``report.json``
 (``agentsim report``), ``device_check.json`` (every figure above, with the refusals and what was
 skipped for time) and ``device_check.log``. Without CUDA (or without NVML) it refuses up front, exit
-2, unless ``--device cpu``. ``--tiny``: fewer instances, batches 1 and 8, twins cut to 2 layers,
-a few hops: the CPU smoke test that proves the path (tests/e2e/test_device_check.py).
+2, unless ``--device cpu``. ``--tiny``: fewer instances, batches 1 and 8, twins cut to 1 layer,
+4 short hops: the CPU smoke test that proves the path (tests/e2e/test_device_check.py).
 """
 
 from __future__ import annotations
@@ -56,8 +56,9 @@ class Refused(Exception):
 
 def _say(log: Any, text: str) -> None:
     print(text, flush=True)
-    log.write(text + "\n")
-    log.flush()
+    if log is not sys.stdout:  # the child's stdout is the log file already
+        log.write(text + "\n")
+        log.flush()
 
 
 def check_device(device: str) -> str:
@@ -135,8 +136,8 @@ def _plan(tiny: bool, cuda: bool, cc: tuple[int, int] | None) -> dict[str, Any]:
     precisions = ["bf16"]
     if cuda and cc and cc >= (8, 9):
         precisions.append("fp8,native=true")
-    elif cuda:
-        precisions.append("fp8")  # emulated: no FP8 tensor cores below 8.9 (said in the JSON)
+    else:
+        precisions.append("fp8")  # emulated: no FP8 tensor cores below 8.9, or the CPU (said in the JSON)
     precisions += ["int8,native=true" if cuda else "int8", "nvfp4"]
     return {
         "lab_models": ["lab-1m"] if tiny else ["lab-1m", "lab-4m"],
@@ -145,8 +146,8 @@ def _plan(tiny: bool, cuda: bool, cc: tuple[int, int] | None) -> dict[str, Any]:
         "instances": 8 if tiny else 32,
         "depth": 2 if tiny else 4,
         "twins": ["qwen2.5-0.5b"] if tiny else ["qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-7b"],
-        "twin_layers": 2 if tiny else None,
-        "twin_hops": 6 if tiny else 64,
+        "twin_layers": 1 if tiny else None,
+        "twin_hops": 4 if tiny else 64,
     }
 
 

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 KIT_PACKAGES = (
     "pydantic", "pydantic-core", "annotated-types", "typing-inspection", "typing-extensions",
     "SQLAlchemy", "greenlet", "sqlmodel", "alembic", "Mako", "gguf", "tqdm", "platformdirs", "psutil",
-    "regex",
+    "regex", "accelerate",  # transformers' GGUF loader refuses to run without accelerate
 )
 #: what pip needs to build agentsim from the carried repository (its build-system.requires)
 BUILD_PACKAGES = ("setuptools", "wheel", "packaging")

@@ -62,7 +62,10 @@ def resolve_hf_model(model: str | None) -> ModelSource:
             return ModelSource("gguf", p)
         if "/" in model or os.sep in model or model.endswith(".gguf"):
             raise ModelError(f"model {model!r} does not exist")
-    resolved = resolve(model, top_rung((model or DEFAULT_MODEL).lower()))
+    name = (model or DEFAULT_MODEL).lower()
+    top = top_rung(name)
+    # a true F32 source is its own f32 rung (same bytes): no ladder needed (nor llama.cpp to build one)
+    resolved = resolve(model, "source" if top == "f32" else top)
     return ModelSource("gguf", resolved.path, resolved.sha256, resolved.source_precision, resolved.name)
 
 

@@ -37,7 +37,7 @@ def test_shipped_file_is_the_pinned_one():
     p = shipped_file("lab-1m")
     assert p is not None and p.stat().st_size == CATALOG["lab-1m"].bytes < 5_000_000
     assert models.sha256_file(p) == CATALOG["lab-1m"].sha256
-    assert shipped_file("lab-16m") is None  # over 5 MB: rebuilt on first use
+    assert shipped_file("lab-16m") is None  # over 5 MB: never package data
 
 
 def test_ladder_from_the_true_source(lab1m):

@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DEVICE_PACKAGES = ("torch", "transformers", "numpy", "networkx", "PyYAML", "Jinja2", "rich", "nvidia-ml-py", "scipy")
-NOT_ON_DEVICE = ("pydantic", "sqlalchemy", "sqlmodel", "alembic", "gguf", "agentsim")
+NOT_ON_DEVICE = ("pydantic", "sqlalchemy", "sqlmodel", "alembic", "gguf", "accelerate", "agentsim")
 
 pytestmark = [pytest.mark.hf, pytest.mark.timeout(900)]
 
