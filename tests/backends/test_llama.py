@@ -264,8 +264,10 @@ def test_engine_run_records_llama_figures(tiny_gguf: Path, tmp_path: Path) -> No
     assert hops["prefill_s"].notna().all() and hops["decode_s"].notna().all() and hops["ttft_s"].notna().all()
     # hops after the first share the system prompt (price list) through the KV cache
     assert (hops["cached_tokens"].iloc[1:] > 20).all()
-    # the grammar holds answers to integers: no parse errors
-    assert set(hops["error_kind"]) <= {"none", "local"}
+    # the grammar holds answers to integers: no parse errors (the random tiny model may run out
+    # of tokens inside an integer: that is its own outcome, truncated, not a parse error)
+    assert set(hops["error_kind"]) <= {"none", "local", "truncated"}
+    assert (hops.loc[hops["error_kind"] == "truncated", "stop_reason"] == "length").all()
 
 
 def test_engine_records_generation_failures_as_backend_errors(tiny_gguf: Path, tmp_path: Path) -> None:
