@@ -118,6 +118,16 @@ def test_a_string_parse_against_a_number_warns_with_the_fixes():
         assert load_scenario_text(TEMP_REGEX + f"    {fix}\n", source="t.yaml").warnings == []
 
 
+@pytest.mark.parametrize("expect", [str(10 ** 400), str(-(10 ** 400)), "{expr: '10 ** 400'}"])
+def test_a_huge_numeric_expect_under_an_integer_parse_validates(expect):
+    # float() of an integer past 1e308 overflows: a fuzzed file crashed validation with OverflowError
+    text = f"name: s\nhops:\n  - id: h\n    prompt: p\n    expect: {expect}\n    parse: integer\n    check: numeric\n"
+    try:
+        load_scenario_text(text, source="big.yaml")
+    except ScenarioError as exc:  # a clear scenario error is fine; an OverflowError is not
+        assert "big.yaml" in str(exc)
+
+
 # --- each limit ----------------------------------------------------------------------------
 
 
