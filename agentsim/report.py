@@ -258,11 +258,12 @@ def _x(a: Any, b: Any) -> str:
 # fidelity beside accuracy (agentsim.fidelity)
 
 
-def _kld(d: dict[str, Any] | None) -> str:
+def _kld(d: dict[str, Any] | None, reference: Any = None) -> str:
     if not d or d.get("kld_mean") is None:
         return "-"
     ci = d.get("kld_ci95")
-    return f"{d['kld_mean']:.3g}" + (f"\n[{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "") + (" est." if d["kind"] == "topk" else "")
+    return (f"{d['kld_mean']:.3g}" + (f"\n[{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "") + (" est." if d["kind"] == "topk" else "")
+            + (f"\nvs run {d['reference_run_id']}" if reference is not None and d.get("reference_run_id") != reference else ""))
 
 
 def fidelity_table(rows: list[dict[str, Any]]) -> Any:
@@ -295,5 +296,5 @@ def fidelity_table(rows: list[dict[str, Any]]) -> Any:
                   _pct(r.get("model_hop_accuracy", r["accuracy"])),
                   f"-{f['task_right_to_wrong']} +{f['task_wrong_to_right']}",
                   f"-{f['hop_right_to_wrong']} +{f['hop_wrong_to_right']}",
-                  _kld(d), _pct(d.get("same_top")) if d else "-", floor)
+                  _kld(d, fig.get("reference_run_id")), _pct(d.get("same_top")) if d else "-", floor)
     return t

@@ -25,7 +25,10 @@ def fidelity_lines(fig: dict[str, Any]) -> list[tuple[str, str]]:
                      f"wrong->right of {f['tasks_paired']}; hops {f['hop_right_to_wrong']} / {f['hop_wrong_to_right']} "
                      f"of {f['hops_paired']}"))
     if ref is not None:
-        rows.append(("fidelity vs reference", kld_text(fig.get("fidelity"))))
+        d = fig.get("fidelity")
+        other = d.get("reference_run_id") if d else None
+        label = "fidelity vs reference" if other in (None, ref) else f"fidelity vs run {other}"
+        rows.append((label, kld_text(d)))
     for fl in fig.get("floor") or []:
         ff = fl["flips"]
         rows.append((f"noise floor (vs run {fl['against_run_id']}, batch {fl['against_batch']})",

@@ -176,6 +176,11 @@ def run_figures(store: Store, run: RunRead | int, reference_id: int | None = Non
     if reference_id is not None and int(reference_id) != run.id:
         out["flips"] = flips(store, run.id, int(reference_id)).to_dict()
         fs = fidelity_summary(store, run.id, int(reference_id))
+        if fs is None and rung_passes:
+            # no pass against this reference (e.g. the verdicts' baseline is the top rung at
+            # another batch size): the newest pass against another rung, which names its own
+            # reference (``fidelity.reference_run_id``) -- renderers say "vs run N"
+            fs = fidelity_summary(store, run.id, rung_passes[-1].reference_run_id)
         out["fidelity"] = fs.to_dict() if fs else None
     floor_ids = [p.reference_run_id for p in passes if p.reference_run_id in runs
                  and same_rung(runs[p.reference_run_id], run)]

@@ -188,6 +188,8 @@ def fidelity_cells(doc: dict[str, Any], b: dict[str, Any]) -> dict[str, str]:
     if d and d.get("kld_mean") is not None:
         ci = d.get("kld_ci95")
         kld = f"{d['kld_mean']:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "") + (" est." if d["kind"] == "topk" else "")
+        if d.get("reference_run_id") != fig.get("reference_run_id"):
+            kld += f" vs r{d['reference_run_id']}"
         fd = (floor or {}).get("fidelity") or {}
         if fd.get("kld_mean") is not None:
             kld += f" (floor {fd['kld_mean']:.3g})"

@@ -93,10 +93,32 @@ def render_terminal(doc: dict[str, Any]) -> list[Any]:
         t.add_row(esc(who), *(esc(_two_lines(row[c])) for c in ("hop acc", "task ok", "Δ task", "J/correct")),
                   esc(row["verdict"]))
     out += [Text(""), t]
+    ft = _fidelity_table(doc)
+    if ft is not None:
+        out += [Text(""), ft]
     if scale_lines(doc):
         out.append(Text("\nthe scale axis (N*)", style="bold"))
         out += [Text(f"- {x}") for x in scale_lines(doc)]
     return out
+
+
+def _fidelity_table(doc: dict[str, Any]) -> Any:
+    """Flips and KLD beside each run's hop accuracy (docs/fidelity.md); None when no run has a
+    reference other than itself."""
+    rows = [(b, row) for b, row in zip(doc["runs"], figure_rows(doc), strict=True)
+            if row.get("flips", "-") != "-" or row.get("KLD", "-") != "-"]
+    if not rows:
+        return None
+    t = compact_table(title="fidelity beside accuracy (flips against the baseline; KLD teacher-forced)",
+                      caption="flips: tasks right->wrong / wrong->right; floor: the same rung at batch 1. KLD: mean "
+                              "KL(baseline || run) per completion token, 95 % bootstrap CI; supporting evidence, "
+                              "not a verdict (docs/fidelity.md).")
+    for c, w in (("run", 22), ("hop acc", 12), ("flips", 14), ("KLD", 28)):
+        t.add_column(c, overflow="fold", max_width=w)
+    for b, row in rows:
+        t.add_row(esc(f"r{b['run_id']} {row['what']} [{b['mode']}]"), esc(_two_lines(row["hop acc"])),
+                  esc(row["flips"]), esc(row["KLD"]))
+    return t
 
 
 def _two_lines(cell: str) -> str:

@@ -20,6 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.llama]
 RUNGS = ["f16", "q8_0", "q4_k_m", "q4_0", "mxfp4"]
 
 
+@pytest.mark.timeout(3600)
 def test_rungs_order_by_kld_on_the_demo_scenarios(user_model_cache: None, tmp_path: Path) -> None:
     from agentsim.errors import AgentsimError
 
