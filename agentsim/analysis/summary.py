@@ -100,7 +100,15 @@ def summarize_run(store: Store, run: RunRead | int, *, hop_count: int | None = N
         "created_at": run.created_at.isoformat() if run.created_at else None,
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
     }
-    out["reliability"] = fit_reliability(out["model_hop_accuracy_by_depth"], rows, instances, mode=run.mode)
+    # the cluster-bootstrap interval (as evaluate() reports): the profile-likelihood interval treats
+    # the hops of one instance as independent and covers only 75-87 % when they are correlated
+    from .data import instance_table, load_run
+    from .reliability import fit_run
+
+    t = instance_table(load_run(store, run))
+    rel = fit_run(t.depths, t.depth_correct, t.depth_n, mode=run.mode)
+    out["reliability"] = {k: rel[k] for k in ("r", "ci95", "half_life_hops", "half_life_ci95", "method", "reason")
+                          if k in rel}
     return out
 
 
