@@ -33,6 +33,7 @@ __all__ = [
     "TokenScores",
     "parse_spec",
     "create_backend",
+    "first_stop",
     "load_backend",
     "available_backends",
     "register_backend",
@@ -133,6 +134,13 @@ class BackendInfo:
             "model_bytes": self.model_bytes,
             "backend_info": {"device": self.device, **self.extra},
         }
+
+
+def first_stop(text: str, stops: Sequence[str]) -> int | None:
+    """Where ``text`` is cut for a request's stop strings: the index of the earliest one found
+    (empty strings never match), None when none occurs. Every backend cuts with this."""
+    hits = [i for i in (text.find(s) for s in stops if s) if i >= 0]
+    return min(hits) if hits else None
 
 
 #: how a completion of a batch call reports its timings (:attr:`Completion.batch_timing`)

@@ -59,7 +59,15 @@ from agentsim.precision import (
 )
 from agentsim.versions import dist_version
 
-from .base import Backend, BackendInfo, BackendSpec, Completion, GenerationRequest, OptionSpec
+from .base import (
+    Backend,
+    BackendInfo,
+    BackendSpec,
+    Completion,
+    GenerationRequest,
+    OptionSpec,
+    first_stop,
+)
 
 __all__ = ["HFBackend"]
 
@@ -356,7 +364,7 @@ class HFBackend(Backend):
                 if nxt in eos:
                     finish = "eos"
                     break
-                if request.stop and _first_stop(self._decode(out_ids, eos), request.stop) is not None:
+                if request.stop and first_stop(self._decode(out_ids, eos), request.stop) is not None:
                     finish = "stop"
                     break
                 x = torch.tensor([[nxt]], device=dev)
@@ -365,7 +373,7 @@ class HFBackend(Backend):
         decode_s = max(0.0, total - prefill_s)
         peak, source = _peak_memory(cuda, rss, "hop")
         text = self._decode(out_ids, eos)
-        cut = _first_stop(text, request.stop)
+        cut = first_stop(text, request.stop)
         if cut is not None:
             text = text[:cut]
         return Completion(
@@ -442,7 +450,7 @@ class HFBackend(Backend):
                     outs[s].append(int(nxt[s]))
                     if nxt[s] in eos:
                         finish[s], live[s] = "eos", False
-                    elif reqs[s].stop and _first_stop(self._decode(outs[s], eos), reqs[s].stop) is not None:
+                    elif reqs[s].stop and first_stop(self._decode(outs[s], eos), reqs[s].stop) is not None:
                         finish[s], live[s] = "stop", False
                     elif len(outs[s]) >= reqs[s].max_tokens:
                         live[s] = False
@@ -458,7 +466,7 @@ class HFBackend(Backend):
         results: list[Any] = []
         for s, r in enumerate(reqs):
             text = self._decode(outs[s], eos)
-            cut = _first_stop(text, r.stop)
+            cut = first_stop(text, r.stop)
             if cut is not None:
                 text = text[:cut]
             ids, templated = prompts[s]
@@ -615,8 +623,3 @@ def _model_size(src: Any) -> dict[str, int | None]:
         return {"model_params": None, "model_bytes": sum(f.stat().st_size for f in files) or None}
     except (OSError, AgentsimError):
         return {"model_params": None, "model_bytes": None}
-
-
-def _first_stop(text: str, stops: list[str]) -> int | None:
-    hits = [text.find(s) for s in stops if s and s in text]
-    return min(hits) if hits else None

@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentsim.backends.base import first_stop
+
 __all__ = ["BatchDecoder", "SequenceResult", "shared_prefix"]
 
 #: KV cells (per sequence) are allocated in multiples of this (a context is rebuilt only when it
@@ -260,8 +262,8 @@ class BatchDecoder:
         wanted = [x for x in stops[s] if x]
         if wanted:
             text = self.llm.detokenize(out[s]).decode("utf-8", errors="ignore")
-            cut = min((i for i in (text.find(x) for x in wanted) if i >= 0), default=-1)
-            if cut >= 0:
+            cut = first_stop(text, wanted)
+            if cut is not None:
                 texts[s], finish[s], live[s] = text[:cut], "stop", False
                 return
         if len(out[s]) >= max_tokens[s]:

@@ -31,6 +31,7 @@ from agentsim.backends.base import (
     GenerationRequest,
     OptionSpec,
     TokenScores,
+    first_stop,
 )
 from agentsim.errors import AgentsimError, BackendError, ModelError
 from agentsim.grammar import check_grammar, resolve_grammar
@@ -269,8 +270,8 @@ class LlamaBackend(Backend):
                 out_ids.append(tok)
                 if stops:
                     text = llm.detokenize(out_ids).decode("utf-8", errors="ignore")
-                    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
-                    if cut >= 0:
+                    cut = first_stop(text, stops)
+                    if cut is not None:
                         text = text[:cut]
                         finish = "stop"
                         break

@@ -53,6 +53,7 @@ from agentsim.backends.base import (
     Completion,
     GenerationRequest,
     OptionSpec,
+    first_stop,
 )
 from agentsim.errors import BackendError
 from agentsim.grammar import resolve_grammar
@@ -503,9 +504,8 @@ class OpenAIBackend(Backend):
                     finish: str | None, usage: Any, timings: Any, chunks: int | None) -> Completion:
         extra: dict[str, Any] = {"wall_s": wall, "server": self.server, "grammar": self._grammar_label(request)}
         raw = text
-        stops = [s for s in request.stop if s]
-        cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
-        if cut >= 0:  # servers strip stop strings; make sure
+        cut = first_stop(text, request.stop)
+        if cut is not None:  # servers strip stop strings; make sure
             text, finish = text[:cut], "stop"
         if request.grammar and self.grammar_mode == "json_schema" and json_schema_for(request.grammar) is not None:
             try:

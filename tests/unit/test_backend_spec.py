@@ -47,3 +47,11 @@ def test_missing_optional_dependency_names_the_extra(monkeypatch):
 def test_listing_imports_nothing():
     names = available_backends()
     assert {"oracle", "noisy", "llama", "hf"} <= set(names)
+
+
+def test_first_stop_is_the_one_rule_every_backend_cuts_with():
+    from agentsim.backends.base import first_stop
+
+    assert first_stop("a, b. c", [".", ","]) == 1
+    assert first_stop("abc", []) is None and first_stop("abc", [""]) is None
+    assert first_stop("abc", ["x", "c"]) == 2 and first_stop("", ["a"]) is None
