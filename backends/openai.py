@@ -34,11 +34,9 @@ stored (the spec holds only the variable's name).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import re
-import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -58,32 +56,20 @@ from agentsim.backends.base import (
 from agentsim.errors import BackendError
 from agentsim.grammar import resolve_grammar
 
+from .openai_client import TRANSIENT_STATUS, ServerClient, is_local, loads
+from .openai_stream import StreamReply, figures, read_stream, whole_reply
+
 __all__ = ["OpenAIBackend", "json_schema_for", "TRANSIENT_STATUS"]
 
-#: HTTP statuses worth retrying: the server is busy, restarting or overloaded
-TRANSIENT_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 _GRAMMAR_MODES = ("auto", "gbnf", "json_schema", "off")
 _LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
-_MAX_RETRY_AFTER_S = 30.0
 #: llama.cpp's own sampler defaults differ from greedy (llama-cpp-python's server applies
 #: repeat_penalty=1.1, top_k=40, min_p=0.05): pin them to what the ``llama`` backend uses.
 _LLAMA_GREEDY = {"top_k": 1, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0}
 
 
-class _Transient(Exception):
-    """A failure worth another attempt (the message is the user-facing reason)."""
-
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
-
-
 class OpenAIBackend(Backend):
     NAME: ClassVar[str] = "openai"
-    DESCRIPTION: ClassVar[str] = "any OpenAI-compatible server (vLLM, SGLang, TGI, Ollama, llama.cpp); precision declared"
-    EXTRA: ClassVar[str | None] = "openai"
-    REQUIRES: ClassVar[tuple[str, ...]] = ("httpx",)
     DESCRIPTION: ClassVar[str] = "any OpenAI-compatible server (vLLM, SGLang, TGI, Ollama, llama.cpp); precision declared"
     EXTRA: ClassVar[str | None] = "openai"
     REQUIRES: ClassVar[tuple[str, ...]] = ("httpx",)
@@ -139,8 +125,7 @@ class OpenAIBackend(Backend):
             raise BackendError(f"api_key_env={env!r} is not an environment variable name",
                                hint="pass the variable's NAME (e.g. api_key_env=OPENAI_API_KEY), never the key")
         self._key_env = env
-        self._key: str | None = None
-        self._client: Any = None
+        self._client: ServerClient | None = None
         self._lock = threading.Lock()
         self.model: str | None = spec.model
         self.server: str = "unknown"
@@ -149,7 +134,7 @@ class OpenAIBackend(Backend):
         self._stream_usage = True  # ask for stream_options.include_usage until a server refuses it
         self.notes: list[str] = []
         self._warned: set[str] = set()
-        self.local = _is_local(parts.hostname)
+        self.local = is_local(parts.hostname)
 
     # ---------------------------------------------------------------------------------------
     # life cycle
@@ -158,27 +143,20 @@ class OpenAIBackend(Backend):
         if self._client is not None:
             return
         try:
-            import httpx
+            import httpx  # noqa: F401 - the client needs it
         except ImportError:
             from agentsim.errors import MissingDependencyError
 
             raise MissingDependencyError("backend 'openai'", "openai", ["httpx"]) from None
+        key: str | None = None
         if self._key_env:
             key = os.environ.get(self._key_env, "")
             if not key:
                 raise BackendError(f"environment variable {self._key_env} (api_key_env) is not set or empty",
                                    hint=f"export {self._key_env}=... before running")
-            self._key = key
-        t = float(self.options["timeout_s"])
-        headers = {"Accept": "application/json"}
-        if self._key:
-            headers["Authorization"] = f"Bearer {self._key}"
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(t, connect=min(t, 10.0)),
-            headers=headers,
-            limits=httpx.Limits(max_connections=int(self.options["concurrency"]) + 1),
-            trust_env=False,  # never send a loopback server's traffic (or the key) through a proxy
-        )
+        o = self.options
+        self._client = ServerClient(self.base_url, key=key, timeout_s=float(o["timeout_s"]), retries=int(o["retries"]),
+                                    backoff_s=float(o["backoff_s"]), connections=int(o["concurrency"]) + 1)
         try:
             self._probe()
         except BaseException:
@@ -194,7 +172,8 @@ class OpenAIBackend(Backend):
 
     def _probe(self) -> None:
         """``GET /models`` once: the server answers, the model exists, which grammar it takes."""
-        listing = self._with_retries(lambda: self._get_json(f"{self.base_url}/models"), what="GET /models")
+        client = self._open()
+        listing = client.with_retries(lambda: client.get_json(f"{self.base_url}/models"), what="GET /models")
         data = listing.get("data") if isinstance(listing, dict) else None
         if not isinstance(data, list):
             raise BackendError(f"{self.base_url}/models did not return an OpenAI model list",
@@ -233,11 +212,7 @@ class OpenAIBackend(Backend):
         if owner in known:
             return known[owner]
         root = re.sub(r"/v1$", "", self.base_url)
-        try:
-            r = self._client.get(f"{root}/openapi.json", timeout=min(float(self.options["timeout_s"]), 5.0))
-            schema = r.json() if r.status_code == 200 else None
-        except Exception:  # noqa: BLE001 - identification is best effort
-            schema = None
+        schema = self._open().get_optional_json(f"{root}/openapi.json", min(float(self.options["timeout_s"]), 5.0))
         if isinstance(schema, dict):
             title = str(schema.get("info", {}).get("title", "")).lower()
             comps = schema.get("components", {}).get("schemas", {})
@@ -249,72 +224,10 @@ class OpenAIBackend(Backend):
                 return "vllm"
         return f"unknown (owned_by={self.owned_by})" if self.owned_by else "unknown"
 
-    # ---------------------------------------------------------------------------------------
-    # HTTP with bounded retries
-
-    def _scrub(self, text: str) -> str:
-        if self._key:
-            text = text.replace(self._key, "***")
-        return text
-
-    def _with_retries(self, attempt: Any, *, what: str) -> Any:
-        retries = int(self.options["retries"])
-        delay = float(self.options["backoff_s"])
-        last = ""
-        for i in range(retries + 1):
-            try:
-                return attempt()
-            except _Transient as exc:
-                last = exc.reason
-                if i == retries:
-                    break
-                wait = delay * (2**i)
-                if exc.retry_after is not None:
-                    wait = max(wait, min(exc.retry_after, _MAX_RETRY_AFTER_S))
-                time.sleep(wait)
-        raise BackendError(self._scrub(f"{what}: {last} (after {retries + 1} attempt{'s' if retries else ''})"),
-                           hint=f"is the server at {self.base_url} up and reachable?")
-
-    def _transport(self, exc: Exception) -> _Transient:
-        import httpx
-
-        if isinstance(exc, httpx.ConnectError):
-            return _Transient(f"cannot connect to {self.base_url} ({_short(exc) or 'connection refused'})")
-        if isinstance(exc, httpx.TimeoutException):
-            return _Transient(f"no answer from {self.base_url} within timeout_s={self.options['timeout_s']:g} "
-                              f"({type(exc).__name__})")
-        return _Transient(f"the connection to {self.base_url} broke ({type(exc).__name__}: {_short(exc)})")
-
-    def _status_error(self, status: int, body: str, headers: Any, what: str) -> Exception:
-        detail = _error_text(body)
-        msg = self._scrub(f"{what}: HTTP {status} from {self.base_url}" + (f": {detail}" if detail else ""))
-        if status in TRANSIENT_STATUS:
-            ra = headers.get("retry-after") if headers is not None else None
-            try:
-                after = float(ra) if ra is not None else None
-            except ValueError:
-                after = None
-            return _Transient(msg, after)
-        hint = None
-        if status in (401, 403):
-            hint = "check the key in the environment variable named by api_key_env"
-        elif status == 404:
-            hint = "is base_url the API root (usually ending in /v1) and the model id right?"
-        return BackendError(msg, hint=hint)
-
-    def _get_json(self, url: str) -> Any:
-        import httpx
-
-        try:
-            r = self._client.get(url)
-        except httpx.TransportError as exc:
-            raise self._transport(exc) from None
-        if r.status_code != 200:
-            raise self._status_error(r.status_code, r.text, r.headers, f"GET {urlsplit(url).path}")
-        try:
-            return r.json()
-        except ValueError:
-            raise BackendError(f"GET {urlsplit(url).path}: the server's reply is not JSON: {r.text[:200]!r}") from None
+    def _open(self) -> ServerClient:
+        if self._client is None:
+            raise BackendError("openai: the backend is not loaded")
+        return self._client
 
     # ---------------------------------------------------------------------------------------
     # generation
@@ -378,16 +291,17 @@ class OpenAIBackend(Backend):
     def generate(self, request: GenerationRequest) -> Completion:
         if self._client is None:
             self.load()
+        client = self._open()
         body = self.body(request)
         try:
-            return self._with_retries(lambda: self._stream(body, request), what="POST /chat/completions")
+            return client.with_retries(lambda: self._stream(body, request), what="POST /chat/completions")
         except BackendError as exc:
             if "stream_options" in body and self._stream_usage and "stream_options" in exc.message:
                 # an older server that refuses the field: drop it for the rest of the run
                 self._stream_usage = False
                 self._note_once("usage", "the server refused stream_options; token counts come from the stream")
                 body.pop("stream_options", None)
-                return self._with_retries(lambda: self._stream(body, request), what="POST /chat/completions")
+                return client.with_retries(lambda: self._stream(body, request), what="POST /chat/completions")
             raise
 
     def generate_batch(self, requests: Sequence[GenerationRequest], *,
@@ -428,82 +342,21 @@ class OpenAIBackend(Backend):
         return results
 
     def _stream(self, body: dict[str, Any], request: GenerationRequest) -> Completion:
-        import httpx
-
-        url = f"{self.base_url}/chat/completions"
-        timeout = float(self.options["timeout_s"])
+        """One attempt: the streamed request, read to its end."""
+        client = self._open()
         t0 = time.perf_counter()
-        ttft: float | None = None
-        pieces: list[str] = []
-        chunks = 0
-        finish: str | None = None
-        usage: dict[str, Any] | None = None
-        timings: dict[str, Any] | None = None
-        try:
-            with self._client.stream("POST", url, json=body) as r:
-                if r.status_code != 200:
-                    r.read()
-                    raise self._status_error(r.status_code, r.text, r.headers, "POST /chat/completions")
-                ctype = r.headers.get("content-type", "")
-                if "text/event-stream" not in ctype:  # a server that ignored stream=true
-                    r.read()
-                    obj = _loads(r.text, "the reply")
-                    return self._whole(obj, request, time.perf_counter() - t0)
-                for line in r.iter_lines():
-                    if time.perf_counter() - t0 > timeout:
-                        raise _Transient(f"the stream from {self.base_url} ran past timeout_s={timeout:g}")
-                    line = line.strip()
-                    if not line or line.startswith(":") or not line.startswith("data:"):
-                        continue  # SSE comments (pings), event names, blank separators
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        break
-                    obj = _loads(data, "a streamed event")
-                    if not isinstance(obj, dict):
-                        raise BackendError(f"a streamed event is not a JSON object: {data[:200]!r}")
-                    if obj.get("error"):
-                        raise BackendError(self._scrub(f"the server reported an error mid-stream: {_error_text(json.dumps(obj))}"))
-                    if isinstance(obj.get("usage"), dict):
-                        usage = obj["usage"]
-                    if isinstance(obj.get("timings"), dict):
-                        timings = obj["timings"]
-                    for choice in obj.get("choices") or []:
-                        delta = choice.get("delta") or {}
-                        text = delta.get("content")
-                        # One content chunk per generated token; an empty one still is a token
-                        # (llama-cpp-python holds text back while it may be a stop string), but the
-                        # opening chunk that carries the role (OpenAI, vLLM) comes before any token.
-                        if text is not None and (text or "role" not in delta):
-                            if ttft is None:
-                                ttft = time.perf_counter() - t0
-                            pieces.append(str(text))
-                            chunks += 1
-                        if choice.get("finish_reason"):
-                            finish = str(choice["finish_reason"])
-        except httpx.TransportError as exc:
-            raise self._transport(exc) from None
-        if finish is None:
-            # Every OpenAI stream ends its choice with a finish_reason; without one the server cut
-            # the request short (llama-cpp-python's server does so to a running request when
-            # another arrives, unless started with --interrupt_requests False).
-            raise _Transient(f"the stream from {self.base_url} ended before a finish_reason after {chunks} "
-                             "chunk(s): the server cut the request short")
-        wall = time.perf_counter() - t0
-        return self._completion("".join(pieces), request, wall, ttft, finish, usage, timings, chunks)
+        with client.post_stream(f"{self.base_url}/chat/completions", body, "POST /chat/completions") as r:
+            if "text/event-stream" not in r.headers.get("content-type", ""):  # a server that ignored stream=true
+                r.read()
+                reply = whole_reply(loads(r.text, "the reply"))
+            else:
+                reply = read_stream(r.iter_lines(), t0=t0, timeout_s=client.timeout_s, base_url=self.base_url,
+                                    scrub=client.scrub)
+        return self._completion(reply, request, time.perf_counter() - t0)
 
-    def _whole(self, obj: Any, request: GenerationRequest, wall: float) -> Completion:
-        try:
-            choice = obj["choices"][0]
-            text = choice["message"].get("content") or ""
-        except (KeyError, IndexError, TypeError, AttributeError):
-            raise BackendError(f"the reply has no choices[0].message.content: {json.dumps(obj)[:200]}") from None
-        return self._completion(text, request, wall, None, choice.get("finish_reason"), obj.get("usage"),
-                                obj.get("timings"), None)
-
-    def _completion(self, text: str, request: GenerationRequest, wall: float, ttft: float | None,
-                    finish: str | None, usage: Any, timings: Any, chunks: int | None) -> Completion:
+    def _completion(self, reply: StreamReply, request: GenerationRequest, wall: float) -> Completion:
         extra: dict[str, Any] = {"wall_s": wall, "server": self.server, "grammar": self._grammar_label(request)}
-        raw = text
+        text, finish = reply.text, reply.finish
         cut = first_stop(text, request.stop)
         if cut is not None:  # servers strip stop strings; make sure
             text, finish = text[:cut], "stop"
@@ -513,40 +366,15 @@ class OpenAIBackend(Backend):
             except ValueError:
                 value = None
             if isinstance(value, str):  # a JSON string answer: the text is the string itself
-                extra["raw_text"] = raw
+                extra["raw_text"] = reply.text
                 text = value
-        prompt_tokens = completion_tokens = cached = None
-        if isinstance(usage, dict):
-            prompt_tokens = _int(usage.get("prompt_tokens"))
-            completion_tokens = _int(usage.get("completion_tokens"))
-            details = usage.get("prompt_tokens_details")
-            if isinstance(details, dict):
-                cached = _int(details.get("cached_tokens"))
-            tokens_source = "usage"
-        elif chunks is not None:
-            completion_tokens = chunks
-            tokens_source = "stream_chunks (no usage from the server; one chunk per token assumed)"
-        else:
-            tokens_source = "unavailable"
-        prefill = decode = None
-        if isinstance(timings, dict) and timings.get("prompt_ms") is not None:
-            prefill = float(timings["prompt_ms"]) / 1000.0
-            decode = float(timings.get("predicted_ms") or 0.0) / 1000.0
-            timing_source = "server timings"
-            if cached is None and timings.get("cache_n") is not None:
-                cached = _int(timings.get("cache_n"))
-            if prompt_tokens is None and timings.get("prompt_n") is not None:
-                prompt_tokens = _int(timings.get("prompt_n"))
-            extra["server_timings"] = timings
-        elif ttft is not None:
-            prefill, decode = ttft, max(wall - ttft, 0.0)
-            timing_source = "client: ttft (includes network and queueing) and the rest of the stream"
-        else:
-            timing_source = "unavailable"
-        return Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                          cached_tokens=cached, prefill_s=prefill, decode_s=decode, ttft_s=ttft,
-                          finish_reason=_stop_reason(finish, request), timing_source=timing_source, tokens_source=tokens_source,
-                          extra=extra)
+        f = figures(reply, wall)
+        if f.server_timings is not None:
+            extra["server_timings"] = f.server_timings
+        return Completion(text=text, prompt_tokens=f.prompt_tokens, completion_tokens=f.completion_tokens,
+                          cached_tokens=f.cached_tokens, prefill_s=f.prefill_s, decode_s=f.decode_s,
+                          ttft_s=reply.ttft_s, finish_reason=_stop_reason(finish, request), timing_source=f.timing_source,
+                          tokens_source=f.tokens_source, extra=extra)
 
     # ---------------------------------------------------------------------------------------
     # what ran
@@ -627,56 +455,6 @@ def json_schema_for(grammar: str | None) -> dict[str, Any] | None:
         options = [o.strip() for o in g[len("choice:"):].split("|") if o.strip()]
         return {"type": "string", "enum": options} if options else None
     return None
-
-
-def _is_local(host: str) -> bool:
-    """True when ``host`` is this machine (loopback, or one of its own addresses)."""
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        pass
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        addrs = {ai[4][0] for ai in socket.getaddrinfo(host, None)}
-        if any(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addrs):
-            return True
-        return host.lower() in (socket.gethostname().lower(), socket.getfqdn().lower())
-    except (OSError, ValueError, UnicodeError):
-        return False
-
-
-def _loads(text: str, what: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        raise BackendError(f"{what} from the server is not valid JSON: {text[:200]!r}",
-                           hint="is base_url an OpenAI-compatible API?") from None
-
-
-def _error_text(body: str) -> str:
-    """The message of an OpenAI-style error body (or the body itself, shortened)."""
-    try:
-        obj = json.loads(body)
-    except ValueError:
-        return body.strip()[:300]
-    if isinstance(obj, dict):
-        err = obj.get("error", obj.get("detail", obj))
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])[:300]
-        return json.dumps(err)[:300]
-    return str(obj)[:300]
-
-
-def _short(exc: Exception) -> str:
-    return str(exc).strip()[:200]
-
-
-def _int(v: Any) -> int | None:
-    try:
-        return int(v) if v is not None else None
-    except (TypeError, ValueError):
-        return None
 
 
 def _stop_reason(finish: str | None, request: GenerationRequest) -> str | None:
