@@ -48,8 +48,58 @@ def scenario_from_dict(
     draw_vars: VarDrawer | None = None,
     ref: dict[str, Any] | None = None,
 ) -> Scenario:
-    """Validate a scenario given as plain data (what a YAML file or a generator produces)."""
+    """Validate a scenario given as plain data (what a YAML file or a generator produces).
+
+    Each stage lists every problem it finds (the schema's, then the graph's) in one
+    :class:`ScenarioError`; then the names templates use, then a dry run of one instance."""
     lines = lines or {}
+    spec = _validated_spec(data, source, lines)
+
+    def hop_line(i: int, fld: str | None = None) -> int | None:
+        return line_for(lines, ("hops", i, fld) if fld else ("hops", i))
+
+    graph, order, depth = _graph(spec, source, hop_line)
+    _check_spec_names(spec, set(graph.nodes), source, lines, hop_line, draw_vars=draw_vars, ref=ref)
+    stored = ref or {"kind": "spec", "spec": spec.model_dump(mode="json")}
+    cap = current().file_bytes
+    if cap is not None and ref is None:
+        size = len(json.dumps(stored, default=str))
+        if size > cap:
+            raise LimitExceeded(
+                f"the scenario's definition is {size:,} characters as stored (its YAML aliases "
+                f"expanded); the limit is {cap:,} (limit file_bytes)",
+                limit="file_bytes", source=source, line=lines.get(()),
+            )
+    scenario = Scenario(
+        spec=spec,
+        source=source,
+        ref=stored,
+        graph=graph,
+        order=order,
+        depth=depth,
+        draw_vars=draw_vars,
+        lines=dict(lines),
+    )
+    _dry_run(scenario, source, lines, hop_line)
+    _check_sampled_answers(scenario, hop_line)
+    return scenario
+
+
+def _raise_all(problems: list[ScenarioError]) -> None:
+    """One error carrying every problem: the first said in full, with how many more."""
+    if not problems:
+        return
+    first = problems[0]
+    if len(problems) == 1:
+        raise first
+    more = len(problems) - 1
+    msg = first.detail + f" (and {more} more problem{'s' if more > 1 else ''})"
+    raise ScenarioError(msg, source=first.source, line=first.line, hop=first.hop, field=first.field,
+                        hint=first.hint, problems=problems)
+
+
+def _validated_spec(data: Any, source: str, lines: dict[tuple[Any, ...], int]) -> ScenarioSpec:
+    """The scenario's schema: every problem, each with its line, hop and field."""
     if not isinstance(data, dict):
         raise ScenarioError(
             f"the top level must be a mapping with 'name' and 'hops', not a {type(data).__name__}",
@@ -71,95 +121,76 @@ def scenario_from_dict(
         return None
 
     try:
-        spec = ScenarioSpec.model_validate(data)
+        return ScenarioSpec.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():  # every problem, each with its line, hop and field
-            loc = tuple(err["loc"])
-            hop = hop_id_at(loc[1]) if len(loc) > 1 and loc[0] == "hops" else None
-            fld_parts = [str(x) for x in (loc[2:] if hop else loc)]
-            # pydantic puts the model-level validator failures at the hop itself
-            fld = ".".join(p for p in fld_parts if not p.startswith("function-")) or None
-            msg = err["msg"]
-            if msg.startswith("Value error, "):
-                msg = msg[len("Value error, ") :]
-            if err["type"] == "extra_forbidden":
-                msg = f"unknown field (allowed: {_allowed_fields(loc, hop)})"
-            elif err["type"] == "missing":
-                msg = "required field is missing"
-            problems.append(ScenarioError(msg, source=source, line=line_for(lines, loc), hop=hop, field=fld,
-                                          hint=yaml_trap_hint(err.get("type", ""), err.get("input"))))
-        first = problems[0]
-        more = len(problems) - 1
-        msg = first.detail + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
-        raise ScenarioError(msg, source=source, line=first.line, hop=first.hop, field=first.field,
-                            hint=first.hint, problems=problems) from None
+        errors = exc.errors()
+    problems = []
+    for err in errors:
+        loc = tuple(err["loc"])
+        hop = hop_id_at(loc[1]) if len(loc) > 1 and loc[0] == "hops" else None
+        fld_parts = [str(x) for x in (loc[2:] if hop else loc)]
+        # pydantic puts the model-level validator failures at the hop itself
+        fld = ".".join(p for p in fld_parts if not p.startswith("function-")) or None
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown field (allowed: {_allowed_fields(loc, hop)})"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        problems.append(ScenarioError(msg, source=source, line=line_for(lines, loc), hop=hop, field=fld,
+                                      hint=yaml_trap_hint(err.get("type", ""), err.get("input"))))
+    _raise_all(problems)
+    raise AssertionError("a ValidationError without errors")
 
-    def hop_line(i: int, fld: str | None = None) -> int | None:
-        return line_for(lines, ("hops", i, fld) if fld else ("hops", i))
 
-    # ids, dependencies and the graph
+def _graph(spec: ScenarioSpec, source: str, hop_line: Any) -> tuple[nx.DiGraph, list[str], dict[str, int]]:
+    """The hops' graph, its topological order and every hop's depth. Every problem is listed
+    (duplicate or shadowing ids, a hop depending on itself, on an unknown hop or on one twice,
+    and each cycle), as the schema's are."""
+    problems: list[ScenarioError] = []
+
+    def problem(msg: str, i: int, hop: str, fld: str) -> None:
+        problems.append(ScenarioError(msg, source=source, line=hop_line(i, fld), hop=hop, field=fld))
+
     graph = nx.DiGraph()
     for i, hop in enumerate(spec.hops):
         if hop.id in graph:
-            raise ScenarioError(
-                "duplicate hop id", source=source, line=hop_line(i, "id"), hop=hop.id, field="id"
-            )
+            problem("duplicate hop id", i, hop.id, "id")
+            continue
         if hop.id in spec.world or hop.id in spec.vars:
-            raise ScenarioError(
-                "hop id shadows a world or vars name of the same spelling",
-                source=source,
-                line=hop_line(i, "id"),
-                hop=hop.id,
-                field="id",
-            )
+            problem("hop id shadows a world or vars name of the same spelling", i, hop.id, "id")
         graph.add_node(hop.id, spec=hop, index=i)
     for i, hop in enumerate(spec.hops):
         seen: set[str] = set()
         for dep in hop.depends_on:
             if dep == hop.id:
-                raise ScenarioError(
-                    "a hop cannot depend on itself",
-                    source=source,
-                    line=hop_line(i, "depends_on"),
-                    hop=hop.id,
-                    field="depends_on",
-                )
-            if dep not in graph:
-                raise ScenarioError(
-                    f"depends on unknown hop {dep!r} (hops: {', '.join(graph.nodes)})",
-                    source=source,
-                    line=hop_line(i, "depends_on"),
-                    hop=hop.id,
-                    field="depends_on",
-                )
-            if dep in seen:
-                raise ScenarioError(
-                    f"lists {dep!r} twice",
-                    source=source,
-                    line=hop_line(i, "depends_on"),
-                    hop=hop.id,
-                    field="depends_on",
-                )
+                problem("a hop cannot depend on itself", i, hop.id, "depends_on")
+            elif dep in seen:
+                problem(f"lists {dep!r} twice", i, hop.id, "depends_on")
+            elif dep not in graph:
+                problem(f"depends on unknown hop {dep!r} (hops: {', '.join(graph.nodes)})", i, hop.id, "depends_on")
+            else:
+                graph.add_edge(dep, hop.id)
             seen.add(dep)
-            graph.add_edge(dep, hop.id)
-    if not nx.is_directed_acyclic_graph(graph):
-        cycle = nx.find_cycle(graph)
+    for component in sorted(nx.strongly_connected_components(graph), key=lambda c: min(graph.nodes[n]["index"] for n in c)):
+        if len(component) < 2:
+            continue
+        cycle = nx.find_cycle(graph.subgraph(component))
         path = " -> ".join([e[0] for e in cycle] + [cycle[0][0]])
         first = cycle[0][1]
-        raise ScenarioError(
-            f"dependency cycle: {path}",
-            source=source,
-            line=hop_line(graph.nodes[first]["index"], "depends_on"),
-            hop=first,
-            field="depends_on",
-        )
+        problem(f"dependency cycle: {path}", graph.nodes[first]["index"], first, "depends_on")
+    _raise_all(problems)
     order = list(nx.lexicographical_topological_sort(graph, key=lambda n: graph.nodes[n]["index"]))
     depth: dict[str, int] = {}
     for n in order:
         depth[n] = 1 + max((depth[p] for p in graph.predecessors(n)), default=0)
+    return graph, order, depth
 
-    # names used by templates and expressions
+
+def _check_spec_names(spec: ScenarioSpec, all_hops: set[str], source: str, lines: dict[tuple[Any, ...], int],
+                      hop_line: Any, *, draw_vars: VarDrawer | None, ref: dict[str, Any] | None) -> None:
+    """The names templates and expressions use are defined where they are used; grammars parse."""
     world_names = set(spec.world) | {"world"}
     var_names: set[str] = set()
     for name, vspec in spec.vars.items():
@@ -181,7 +212,6 @@ def scenario_from_dict(
             spec.system, base_names, set(), expression=False, source=source,
             line=line_for(lines, ("system",)), hop=None, fld="system",
         )
-    all_hops = set(graph.nodes)
     for i, hop in enumerate(spec.hops):
         parents = set(hop.depends_on)
         allowed = base_names | parents
@@ -212,28 +242,11 @@ def scenario_from_dict(
                 raise ScenarioError(f"invalid grammar: {exc}", source=source, line=hop_line(i, "grammar"),
                                     hop=hop.id, field="grammar") from None
 
-    stored = ref or {"kind": "spec", "spec": spec.model_dump(mode="json")}
-    cap = current().file_bytes
-    if cap is not None and ref is None:
-        size = len(json.dumps(stored, default=str))
-        if size > cap:
-            raise LimitExceeded(
-                f"the scenario's definition is {size:,} characters as stored (its YAML aliases "
-                f"expanded); the limit is {cap:,} (limit file_bytes)",
-                limit="file_bytes", source=source, line=lines.get(()),
-            )
-    scenario = Scenario(
-        spec=spec,
-        source=source,
-        ref=stored,
-        graph=graph,
-        order=order,
-        depth=depth,
-        draw_vars=draw_vars,
-        lines=dict(lines),
-    )
-    # a dry run: draw one instance and render every template with the expected inputs, so that
-    # runtime errors (a missing key in a table, a failing tool, a limit) show up at load time
+
+def _dry_run(scenario: Scenario, source: str, lines: dict[tuple[Any, ...], int], hop_line: Any) -> None:
+    """Draw one instance and render every template with the expected inputs, so that runtime
+    errors (a missing key in a table, a failing tool, a limit) show up at load time."""
+    spec = scenario.spec
     inst = scenario.instance(0, 0)
     base = inst.context(spec.world)
     try:
@@ -261,8 +274,6 @@ def scenario_from_dict(
                 scenario.warnings.append(ScenarioWarning(
                     message, source=source, line=hop_line(i, fld) or hop_line(i), hop=hop.id, field=fld, hint=hint,
                 ))
-    _check_sampled_answers(scenario, hop_line)
-    return scenario
 
 
 #: how many instances ``validate`` draws to hold their expected answers against hop grammars

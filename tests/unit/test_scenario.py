@@ -203,3 +203,44 @@ def test_a_non_finite_expected_answer_is_a_warning_not_a_crash(tmp_path):
             f"name: n\nhops:\n  - id: a\n    prompt: hi\n    parse: integer\n    check: numeric\n    expect: {value}\n",
             source="n.yaml")
         assert any("no answer can equal" in str(w) and w.hop == "a" for w in sc.warnings), value
+
+
+def test_graph_checks_list_every_problem_as_the_schema_checks_do(tmp_path):
+    text = """
+name: broken
+hops:
+  - id: a
+    prompt: "a"
+    expect: "1"
+    depends_on: [c]
+  - id: b
+    prompt: "b"
+    expect: "1"
+    depends_on: [ghost, a, a]
+  - id: c
+    prompt: "c"
+    expect: "1"
+    depends_on: [a]
+  - id: d
+    prompt: "d"
+    expect: "1"
+    depends_on: [d, nobody]
+"""
+    with pytest.raises(ScenarioError) as ei:
+        load_scenario(write(tmp_path, text))
+    found = [(p.hop, p.detail) for p in ei.value.problems]
+    assert ("b", "depends on unknown hop 'ghost' (hops: a, b, c, d)") in found
+    assert ("b", "lists 'a' twice") in found
+    assert ("d", "a hop cannot depend on itself") in found
+    assert ("d", "depends on unknown hop 'nobody' (hops: a, b, c, d)") in found
+    assert any(d.startswith("dependency cycle: ") and set(d.split(": ")[1].split(" -> ")) == {"a", "c"}
+               for _, d in found)
+    assert len(found) == 5 and "(and 4 more problems)" in str(ei.value)
+    assert all(p.line for p in ei.value.problems)  # each problem with its line in the file
+
+
+def test_one_graph_problem_is_said_alone():
+    with pytest.raises(ScenarioError) as ei:
+        load_scenario_text("name: x\nhops:\n  - {id: a, prompt: a, expect: '1', depends_on: [zz]}\n")
+    assert len(ei.value.problems) == 1 and "more problem" not in str(ei.value)
+    assert "unknown hop 'zz'" in str(ei.value)
