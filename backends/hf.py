@@ -31,6 +31,7 @@ that the time to the first token (prefill) and the decode time are measured exac
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from agentsim.errors import AgentsimError, BackendError, HardwareError
@@ -76,6 +77,20 @@ _GRAMMAR_NOTE = "not supported by hf: GenerationRequest.grammar is ignored (deco
 
 # --------------------------------------------------------------------------------------------
 # the backend
+
+
+@dataclass
+class _Decoded:
+    """What the decode loop produced for its prompts, in their order."""
+
+    outs: list[list[int]]
+    finish: list[str]
+    eos: set[int]
+    prefill_s: float
+    decode_s: float
+    peak: int | None
+    peak_source: str
+    width: int
 
 
 class HFBackend(Backend):
@@ -322,70 +337,23 @@ class HFBackend(Backend):
         return ids
 
     def generate(self, request: GenerationRequest) -> Completion:
-        import torch
-
-
         if self.model is None:
             self.load()
-        torch.manual_seed(request.seed)
         ids, templated = self._prompt_ids(request)
         if not ids:
             raise BackendError("hf: the prompt tokenizes to nothing")
-        dev = self.accelerator.kind
-        cuda = dev == "cuda"
-        rss = _start_peak_memory(cuda)
-        eos = self._eos_ids()
-        out_ids: list[int] = []
-        finish = "length"
-        prefill_s = 0.0
-
-        def sync() -> None:
-            if cuda:
-                torch.cuda.synchronize()
-
-        with torch.inference_mode():
-            x = torch.tensor([ids], device=dev)
-            sync()
-            t0 = time.perf_counter()
-            past = None
-            while len(out_ids) < request.max_tokens:
-                out = self.model(input_ids=x, past_key_values=past, use_cache=True)
-                past = out.past_key_values
-                logits = out.logits[0, -1]
-                nxt = int(torch.argmax(logits).item())  # .item() synchronises the device
-                if not out_ids:
-                    prefill_s = time.perf_counter() - t0  # time to the first token
-                if self.compute == "f16" and not bool(torch.isfinite(logits).all()):
-                    raise BackendError(
-                        "hf: f16 overflowed (non-finite logits): this model's activations exceed f16's range",
-                        hint="use @bf16 or @f32",
-                    )
-                out_ids.append(nxt)
-                if nxt in eos:
-                    finish = "eos"
-                    break
-                if request.stop and first_stop(self._decode(out_ids, eos), request.stop) is not None:
-                    finish = "stop"
-                    break
-                x = torch.tensor([[nxt]], device=dev)
-            sync()
-            total = time.perf_counter() - t0
-        decode_s = max(0.0, total - prefill_s)
-        peak, source = _peak_memory(cuda, rss, "hop")
-        text = self._decode(out_ids, eos)
-        cut = first_stop(text, request.stop)
-        if cut is not None:
-            text = text[:cut]
+        d = self._greedy([ids], [request], scope="hop")
+        out_ids = d.outs[0]
         return Completion(
-            text=text,
+            text=self._text(out_ids, d.eos, request.stop),
             prompt_tokens=len(ids),
             completion_tokens=len(out_ids),
-            prefill_s=prefill_s if out_ids else None,
-            ttft_s=prefill_s if out_ids else None,
-            decode_s=decode_s if out_ids else None,
-            peak_mem_bytes=peak,
-            finish_reason=finish,
-            extra={"token_ids": out_ids, "chat_template": templated, "peak_mem_source": source,
+            prefill_s=d.prefill_s if out_ids else None,
+            ttft_s=d.prefill_s if out_ids else None,
+            decode_s=d.decode_s if out_ids else None,
+            peak_mem_bytes=d.peak,
+            finish_reason=d.finish[0],
+            extra={"token_ids": out_ids, "chat_template": templated, "peak_mem_source": d.peak_source,
                    "grammar": _GRAMMAR_NOTE if request.grammar else None},
         )
 
@@ -394,56 +362,89 @@ class HFBackend(Backend):
         ids skip the padding), one forward pass per step for every live sequence, each stopping
         on its own end-of-sequence token, stop strings or budget. Greedy, as :meth:`generate`.
         prefill_s/decode_s are each hop's share (prompt tokens / generated tokens) of the batch's
-        times, which come in ``extra`` ("attributed"). A batch of one is :meth:`generate`."""
+        times ("attributed"). A prompt that tokenizes to nothing fails its own slot only. A batch
+        of one is :meth:`generate`."""
         reqs = list(requests)
         if len(reqs) <= 1:
             return super().generate_batch(reqs, return_exceptions=return_exceptions)
-        import torch
-
-
         if self.model is None:
             self.load()
-        prompts: list[tuple[list[int], bool]] = []
-        for r in reqs:
+        slots: list[Any] = [None] * len(reqs)
+        todo: list[tuple[int, list[int], bool]] = []
+        for i, r in enumerate(reqs):
             ids, templated = self._prompt_ids(r)
-            if not ids:
+            if ids:
+                todo.append((i, ids, templated))
+            elif not return_exceptions:
                 raise BackendError("hf: the prompt tokenizes to nothing")
-            prompts.append((ids, templated))
+            else:
+                slots[i] = BackendError("hf: the prompt tokenizes to nothing")
+        if len(todo) <= 1:  # what is left is a batch of one (or nothing)
+            for i, _, _ in todo:
+                slots[i] = super().generate_batch([reqs[i]], return_exceptions=True)[0]
+            return slots
+        live = [reqs[i] for i, _, _ in todo]
+        d = self._greedy([ids for _, ids, _ in todo], live, scope="batch")
+        p_total = sum(len(ids) for _, ids, _ in todo)
+        g_total = sum(len(o) for o in d.outs) or 1
+        for s, (i, ids, templated) in enumerate(todo):
+            r, out_ids = reqs[i], d.outs[s]
+            slots[i] = Completion(
+                text=self._text(out_ids, d.eos, r.stop), prompt_tokens=len(ids), completion_tokens=len(out_ids),
+                prefill_s=d.prefill_s * len(ids) / p_total, ttft_s=d.prefill_s,
+                decode_s=d.decode_s * len(out_ids) / g_total, peak_mem_bytes=d.peak, finish_reason=d.finish[s],
+                batch_timing="attributed", batch_prefill_s=d.prefill_s, batch_decode_s=d.decode_s,
+                extra={"token_ids": out_ids, "chat_template": templated, "peak_mem_source": d.peak_source,
+                       "grammar": _GRAMMAR_NOTE if r.grammar else None, "batch_sequences": len(todo),
+                       "padded_to": d.width},
+            )
+        return slots
+
+    def _greedy(self, prompts: list[list[int]], reqs: list[GenerationRequest], *, scope: str) -> _Decoded:
+        """The one decode loop: greedy tokens for every prompt together, one forward pass per step
+        for all live sequences, each ending on its own end-of-sequence token, stop strings or
+        budget. Several prompts are left-padded (attention mask and position ids skip the
+        padding); one goes as it is."""
+        import torch
+
         torch.manual_seed(reqs[0].seed)
         dev = self.accelerator.kind
         cuda = dev == "cuda"
         rss = _start_peak_memory(cuda)
         eos = self._eos_ids()
+        n, width = len(prompts), max(len(ids) for ids in prompts)
+        padded = n > 1
         pad = self.tokenizer.pad_token_id
         pad = int(pad) if pad is not None else (min(eos) if eos else 0)
-        n, width = len(reqs), max(len(ids) for ids, _ in prompts)
-        rows = [[pad] * (width - len(ids)) + ids for ids, _ in prompts]
-        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids, _ in prompts], device=dev)
         outs: list[list[int]] = [[] for _ in range(n)]
         finish = ["length"] * n
-        live = [True] * n
+        live = [r.max_tokens > 0 for r in reqs]
 
         def sync() -> None:
             if cuda:
                 torch.cuda.synchronize()
 
         with torch.inference_mode():
-            x = torch.tensor(rows, device=dev)
-            pos = (mask.cumsum(-1) - 1).clamp(min=0)
+            x = torch.tensor([[pad] * (width - len(ids)) + ids for ids in prompts], device=dev)
+            mask = pos = None
+            if padded:
+                mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompts], device=dev)
+                pos = (mask.cumsum(-1) - 1).clamp(min=0)
             sync()
             t0 = time.perf_counter()
-            prefill_s = 0.0
+            prefill_s: float | None = None
             past = None
             while any(live):
-                out = self.model(input_ids=x, attention_mask=mask, position_ids=pos, past_key_values=past, use_cache=True)
+                extra = {"attention_mask": mask, "position_ids": pos} if padded else {}
+                out = self.model(input_ids=x, past_key_values=past, use_cache=True, **extra)
                 past = out.past_key_values
                 logits = out.logits[:, -1]
                 nxt = torch.argmax(logits, dim=-1).tolist()  # synchronises the device
-                if not prefill_s:
-                    prefill_s = time.perf_counter() - t0
+                if prefill_s is None:
+                    prefill_s = time.perf_counter() - t0  # time to the first token
                 if self.compute == "f16" and not bool(torch.isfinite(logits).all()):
-                    raise BackendError("hf: f16 overflowed (non-finite logits): this model's activations exceed f16's range",
-                                       hint="use @bf16 or @f32")
+                    raise BackendError("hf: f16 overflowed (non-finite logits): this model's activations exceed "
+                                       "f16's range", hint="use @bf16 or @f32")
                 for s in range(n):
                     if not live[s]:
                         continue
@@ -455,31 +456,19 @@ class HFBackend(Backend):
                     elif len(outs[s]) >= reqs[s].max_tokens:
                         live[s] = False
                 x = torch.tensor([[t if live[s] else pad] for s, t in enumerate(nxt)], device=dev)
-                mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=dev)], dim=-1)
-                pos = pos[:, -1:] + 1
+                if padded:
+                    mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=dev)], dim=-1)
+                    pos = pos[:, -1:] + 1
             sync()
             total = time.perf_counter() - t0
-        decode_s = max(0.0, total - prefill_s)
-        peak, source = _peak_memory(cuda, rss, "batch")
-        p_total = sum(len(ids) for ids, _ in prompts)
-        g_total = sum(len(o) for o in outs) or 1
-        results: list[Any] = []
-        for s, r in enumerate(reqs):
-            text = self._decode(outs[s], eos)
-            cut = first_stop(text, r.stop)
-            if cut is not None:
-                text = text[:cut]
-            ids, templated = prompts[s]
-            results.append(Completion(
-                text=text, prompt_tokens=len(ids), completion_tokens=len(outs[s]),
-                prefill_s=prefill_s * len(ids) / p_total, ttft_s=prefill_s,
-                decode_s=decode_s * len(outs[s]) / g_total, peak_mem_bytes=peak, finish_reason=finish[s],
-                batch_timing="attributed", batch_prefill_s=prefill_s, batch_decode_s=decode_s,
-                extra={"token_ids": outs[s], "chat_template": templated, "peak_mem_source": source,
-                       "grammar": _GRAMMAR_NOTE if r.grammar else None, "batch_sequences": n,
-                       "padded_to": width},
-            ))
-        return results
+        prefill = prefill_s or 0.0
+        peak, source = _peak_memory(cuda, rss, scope)
+        return _Decoded(outs, finish, eos, prefill, max(0.0, total - prefill), peak, source, width)
+
+    def _text(self, ids: list[int], eos: set[int], stop: list[str]) -> str:
+        text = self._decode(ids, eos)
+        cut = first_stop(text, stop)
+        return text if cut is None else text[:cut]
 
     def score(self, items: Any, *, n_seq: int = 1) -> list[Any]:
         """Teacher-forced, full-vocabulary logits at every completion position (agentsim.fidelity):

@@ -57,3 +57,21 @@ def test_each_sequence_stops_on_its_own(backend) -> None:
     assert [c.text for c in together] == [c.text for c in alone]
     assert [c.finish_reason for c in together] == [c.finish_reason for c in alone]
     assert together[0].finish_reason == "stop" and together[1].finish_reason == "length"
+
+
+def test_a_prompt_that_tokenizes_to_nothing_fails_its_own_hop_only(backend, monkeypatch) -> None:
+    reqs = _reqs()
+    alone = [backend.generate(r) for r in reqs]
+    real = backend._prompt_ids
+    monkeypatch.setattr(backend, "_prompt_ids", lambda r: ([], False) if r is reqs[1] else real(r))
+    out = backend.generate_batch(reqs, return_exceptions=True)
+    assert isinstance(out[1], Exception) and "tokenizes to nothing" in str(out[1])
+    others = [out[i] for i in (0, 2, 3)]
+    assert [c.extra["token_ids"] for c in others] == [alone[i].extra["token_ids"] for i in (0, 2, 3)]
+    assert {c.extra["batch_sequences"] for c in others} == {3}
+    with pytest.raises(Exception, match="tokenizes to nothing"):
+        backend.generate_batch(reqs)
+    # a lone survivor is a batch of one: generate's own figures
+    lone = backend.generate_batch([reqs[0], reqs[1]], return_exceptions=True)
+    assert lone[0].batch_timing == "own" and lone[0].extra["token_ids"] == alone[0].extra["token_ids"]
+    assert isinstance(lone[1], Exception)
