@@ -295,141 +295,192 @@ def run_on_ray(
     """
     ray = require_ray()
     started = _init_ray(ray, executor)
-    hub = pool = None
+    launch: _RayLaunch | None = None
     clean = False
     try:
+        launch = _RayLaunch(ray, executor, store, progress=progress, keep_going=keep_going)
+        launch.queue(backends, plans, energy, on_run_created)
+        launch.start_workers()
+        launch.wait(cancel, poll_s)
+        out = launch.results()
+        clean = True
+        return out
+    finally:
+        if launch is not None:
+            launch.release(started=started, clean=clean)
+        if started:
+            ray.shutdown()
+
+
+class _RayLaunch:
+    """One launch on Ray, from the driver: its hub and worker pool, its runs queued by resource
+    shape, the failures reported back."""
+
+    def __init__(self, ray: Any, executor: ExecutorSpec, store: Store, *, progress: ProgressFn | None,
+                 keep_going: bool) -> None:
+        self.ray, self.executor, self.store = ray, executor, store
+        self.progress, self.keep_going = progress, keep_going
         server_db = not store.url.startswith("sqlite")
-        direct = executor.store == "direct" or (executor.store is None and server_db)
-        if direct and not server_db and executor.address:
+        self.direct = executor.store == "direct" or (executor.store is None and server_db)
+        if self.direct and not server_db and executor.address:
             raise AgentsimError("--executor ray,store=direct with a SQLite file: the workers of a "
                                 "cluster cannot share one SQLite file",
                                 hint="use store=driver (the default), or a PostgreSQL --db")
-        db = store.db if "://" in store.db else str(Path(store.db).resolve())
-        pool = _checkout(ray)
-        hub = pool.hub_for(ray, None if direct else db, executor.max_retries)
-        cluster_gpus = float(ray.cluster_resources().get("GPU", 0) or 0)
-        launch_key = f"{os.getpid()}-{time.time_ns()}"
+        self.db = store.db if "://" in store.db else str(Path(store.db).resolve())
+        self.pool = _checkout(ray)
+        self.hub: Any = None
+        try:
+            self.hub = self.pool.hub_for(ray, None if self.direct else self.db, executor.max_retries)
+        except BaseException:
+            self.release(started=True, clean=False)
+            raise
+        self.runs: list[RunRead] = []
+        self.failures: list[tuple[str, AgentsimError]] = []
+        self.queues: dict[str, list[dict[str, Any]]] = {}
+        self.shapes: dict[str, dict[str, float]] = {}
+        self.serving: dict[Any, tuple[str, str]] = {}  # serve ref -> (shape, worker key)
+        self.stopping = False
 
-        runs: list[RunRead] = []
-        queues: dict[str, list[dict[str, Any]]] = {}
-        shapes: dict[str, dict[str, float]] = {}
+    # setting up ---------------------------------------------------------------------------
+    def queue(self, backends: Sequence[Any], plans: Sequence[RunPlan], energy: str,
+              on_run_created: Callable[[RunRead], None] | None) -> None:
+        """Create every run row (in the in-process executor's order, so run ids match) and
+        queue it under its backend's resource shape."""
+        cluster_gpus = float(self.ray.cluster_resources().get("GPU", 0) or 0)
+        launch_key = f"{os.getpid()}-{time.time_ns()}"
         for backend in backends:
             spec = str(backend.spec)
-            resources = task_resources(backend, executor, cluster_gpus)
+            resources = task_resources(backend, self.executor, cluster_gpus)
             shape = shape_key(resources)
-            shapes[shape] = resources
+            self.shapes[shape] = resources
             expected = expected_model_sha256(backend)
             for plan in plans:
-                run = store.create_run(_placeholder_run(plan, spec))
-                runs.append(run)
+                run = self.store.create_run(_placeholder_run(plan, spec))
+                self.runs.append(run)
                 if on_run_created is not None:
                     on_run_created(run)
-                queues.setdefault(shape, []).append(
+                self.queues.setdefault(shape, []).append(
                     {"run_id": run.id, "spec": spec, "scenario_ref": plan.scenario.ref,
-                     "fingerprint": plan.scenario.fingerprint, "db": db, "direct": direct,
+                     "fingerprint": plan.scenario.fingerprint, "db": self.db, "direct": self.direct,
                      "launch": launch_key, "energy": energy, "expected_sha256": expected})
 
-        failures: list[tuple[str, AgentsimError]] = []
+    def start_workers(self) -> None:
+        """Fail the runs no node can hold; hand the rest to the hub; size the pool to the
+        cluster's slots per shape and start every worker's ``serve``."""
+        ray, pool = self.ray, self.pool
         nodes = _alive_nodes(ray)
-        sizes = pool_sizes({s: (shapes[s], len(q)) for s, q in queues.items()}, nodes)
+        sizes = pool_sizes({s: (self.shapes[s], len(q)) for s, q in self.queues.items()}, nodes)
         for shape in [s for s, n in sizes.items() if n == 0]:
-            for job in queues.pop(shape):
-                exc = _infeasible(job["spec"], shapes[shape], nodes)
-                _mark(store, job["run_id"], "failed", str(exc))
-                failures.append((job["spec"], exc))
-        for shape, jobs in queues.items():
-            ray.get(hub.add.remote(shape, jobs))
-
-        for shape in [s for s in pool.workers if s not in queues]:
+            for job in self.queues.pop(shape):
+                exc = _infeasible(job["spec"], self.shapes[shape], nodes)
+                _mark(self.store, job["run_id"], "failed", str(exc))
+                self.failures.append((job["spec"], exc))
+        for shape, jobs in self.queues.items():
+            ray.get(self.hub.add.remote(shape, jobs))
+        for shape in [s for s in pool.workers if s not in self.queues]:
             pool.kill(ray, shape)  # shapes this launch does not need give their resources back
         _alive(ray, pool)
-        serving: dict[Any, tuple[str, str]] = {}  # serve ref -> (shape, worker key)
-        for shape in queues:
-            pool.add(ray, shape, shapes[shape], sizes[shape])
+        for shape in self.queues:
+            pool.add(ray, shape, self.shapes[shape], sizes[shape])
             for _key, extra in pool.workers[shape][sizes[shape]:]:  # more than this launch can use
                 ray.kill(extra, no_restart=True)
             pool.workers[shape] = pool.workers[shape][: sizes[shape]]
             for key, actor in pool.workers[shape]:
-                serving[actor.serve.remote(hub)] = (shape, key)
-        stopping = False
+                self.serving[actor.serve.remote(self.hub)] = (shape, key)
 
-        def stop() -> None:
-            nonlocal stopping
-            if not stopping:
-                stopping = True
-                ray.get(hub.stop.remote())
+    # running ------------------------------------------------------------------------------
+    def stop(self) -> None:
+        if not self.stopping:
+            self.stopping = True
+            self.ray.get(self.hub.stop.remote())
 
-        def drain() -> None:
-            got, outcomes = ray.get(hub.poll.remote())
-            if progress is not None:
-                for p in got:
-                    if "hops_total" in p:
-                        progress(Progress(**p))
-            for out in outcomes:
-                if out.get("lost"):
-                    _mark(store, int(out["run_id"]), "interrupted", out["message"])
-                elif not out["ok"]:  # the worker marks it; this covers a store it could not open
-                    _mark(store, int(out["run_id"]), "interrupted" if out.get("cancelled") else "failed",
-                          out["message"])
-                if not out["ok"] and not out.get("cancelled"):
-                    failures.append((out["spec"], AgentsimError(out["message"], hint=out.get("hint"))))
-                    if not keep_going:
-                        stop()
+    def drain(self) -> None:
+        """Show the workers' progress; record the outcomes of the runs they finished."""
+        got, outcomes = self.ray.get(self.hub.poll.remote())
+        if self.progress is not None:
+            for p in got:
+                if "hops_total" in p:
+                    self.progress(Progress(**p))
+        for out in outcomes:
+            if out.get("lost"):
+                _mark(self.store, int(out["run_id"]), "interrupted", out["message"])
+            elif not out["ok"]:  # the worker marks it; this covers a store it could not open
+                _mark(self.store, int(out["run_id"]), "interrupted" if out.get("cancelled") else "failed",
+                      out["message"])
+            if not out["ok"] and not out.get("cancelled"):
+                self.failures.append((out["spec"], AgentsimError(out["message"], hint=out.get("hint"))))
+                if not self.keep_going:
+                    self.stop()
 
-        def lost(run_id: int, spec: str, message: str) -> None:
-            _mark(store, run_id, "interrupted", message)
-            failures.append((spec, AgentsimError(message, hint=f"resume it: agentsim run --resume {run_id}")))
+    def lost(self, run_id: int, spec: str, message: str) -> None:
+        _mark(self.store, run_id, "interrupted", message)
+        self.failures.append((spec, AgentsimError(message, hint=f"resume it: agentsim run --resume {run_id}")))
 
-        pending = list(serving)
+    def wait(self, cancel: CancelFn | None, poll_s: float) -> None:
+        """Until every worker's ``serve`` returned (or the launch is cancelled)."""
+        ray = self.ray
+        pending = list(self.serving)
         while pending:
             if cancel is not None and cancel():
-                stop()
-                ray.wait(pending, num_returns=len(pending), timeout=60)
-                drain()
-                _mark_left(ray, hub, store, "not started: the launch was cancelled")
-                for run in runs:
-                    _mark(store, run.id, "interrupted", "the launch was cancelled")
-                raise Cancelled("launch cancelled; resume its runs with agentsim run --resume RUN_ID")
+                self._cancel(pending)
             ready, pending = ray.wait(pending, num_returns=1, timeout=poll_s)
-            drain()
+            self.drain()
             for ref in ready:
-                shape, key = serving[ref]
-                try:
-                    ray.get(ref)
-                except Exception as exc:  # noqa: BLE001 - the worker is gone for good
-                    pool.workers[shape] = [w for w in pool.workers[shape] if w[0] != key]
-                    held = ray.get(hub.abandon.remote(key))
-                    if held is not None:
-                        lost(int(held["run_id"]), held["spec"],
-                             f"run {held['run_id']} on Ray: its worker is gone ({type(exc).__name__})")
-                if any(serving[r][0] == shape for r in pending):
-                    continue
-                if not stopping:  # the shape's last worker is done: what is still queued has nobody
-                    for job in ray.get(hub.left.remote(shape)):
-                        lost(int(job["run_id"]), job["spec"], f"run {job['run_id']}: no Ray worker left to run it")
-                if pending:
-                    pool.kill(ray, shape)  # give its resources to the shapes still running
-        drain()
-        _mark_left(ray, hub, store, "not started: the launch stopped at its first failure")
-        out = [store.get_run(r.id) for r in runs]
+                self._served(ref, pending)
+        self.drain()
+        _mark_left(ray, self.hub, self.store, "not started: the launch stopped at its first failure")
+
+    def _cancel(self, pending: list[Any]) -> None:
+        self.stop()
+        self.ray.wait(pending, num_returns=len(pending), timeout=60)
+        self.drain()
+        _mark_left(self.ray, self.hub, self.store, "not started: the launch was cancelled")
+        for run in self.runs:
+            _mark(self.store, run.id, "interrupted", "the launch was cancelled")
+        raise Cancelled("launch cancelled; resume its runs with agentsim run --resume RUN_ID")
+
+    def _served(self, ref: Any, pending: list[Any]) -> None:
+        """A worker's ``serve`` returned: a worker gone for good loses the run it held; the
+        shape's last worker leaves what is still queued with nobody."""
+        ray, pool = self.ray, self.pool
+        shape, key = self.serving[ref]
+        try:
+            ray.get(ref)
+        except Exception as exc:  # noqa: BLE001 - the worker is gone for good
+            pool.workers[shape] = [w for w in pool.workers[shape] if w[0] != key]
+            held = ray.get(self.hub.abandon.remote(key))
+            if held is not None:
+                self.lost(int(held["run_id"]), held["spec"],
+                          f"run {held['run_id']} on Ray: its worker is gone ({type(exc).__name__})")
+        if any(self.serving[r][0] == shape for r in pending):
+            return
+        if not self.stopping:
+            for job in ray.get(self.hub.left.remote(shape)):
+                self.lost(int(job["run_id"]), job["spec"], f"run {job['run_id']}: no Ray worker left to run it")
+        if pending:
+            pool.kill(ray, shape)  # give its resources to the shapes still running
+
+    # the end ------------------------------------------------------------------------------
+    def results(self) -> tuple[list[RunRead], list[tuple[str, AgentsimError]]]:
+        out = [self.store.get_run(r.id) for r in self.runs]
         seen: set[str] = set()
-        unique = [(s, e) for s, e in failures if not (s in seen or seen.add(s))]  # type: ignore[func-returns-value]
-        clean = True
+        unique = [(s, e) for s, e in self.failures if not (s in seen or seen.add(s))]  # type: ignore[func-returns-value]
         return out, unique
-    finally:
-        if pool is not None:
-            with _LOCK:
-                _ACTIVE[0] -= 1
-            if started or executor.keep_s <= 0 or not clean:
-                pool.kill(ray)  # a cancelled or broken launch leaves no worker behind
-            else:
-                try:
-                    ray.get(hub.close.remote(), timeout=30)
-                except Exception:  # noqa: BLE001 - kept without its store either way
-                    pass
-                _keep(ray, pool, executor.keep_s)
-        if started:
-            ray.shutdown()
+
+    def release(self, *, started: bool, clean: bool) -> None:
+        """Keep the pool warm for the driver's next launch, or stop it (a launch that started
+        Ray, ``keep_s=0``, or a cancelled or broken launch leaves no worker behind)."""
+        ray = self.ray
+        with _LOCK:
+            _ACTIVE[0] -= 1
+        if started or self.executor.keep_s <= 0 or not clean:
+            self.pool.kill(ray)
+            return
+        try:
+            ray.get(self.hub.close.remote(), timeout=30)
+        except Exception:  # noqa: BLE001 - kept without its store either way
+            pass
+        _keep(ray, self.pool, self.executor.keep_s)
 
 
 def _mark_left(ray: Any, hub: Any, store: Store, why: str) -> None:
