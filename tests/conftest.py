@@ -7,6 +7,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -64,15 +65,49 @@ def user_model_cache(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("AGENTSIM_HOME", _USER_AGENTSIM_HOME)
 
 
+@pytest.fixture(scope="module")
+def _module_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("agentsim-module-home")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_agentsim_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test gets its own empty ``$AGENTSIM_HOME`` (model cache) and ``$AGENTSIM_DB``:
-    no test reads or writes the user's models or database, and none sees another's. A test that
-    needs a prepared model sets ``AGENTSIM_HOME`` itself (see tests/backends/conftest.py)."""
-    home = tmp_path_factory.mktemp("agentsim-home")
-    monkeypatch.setenv("AGENTSIM_HOME", str(home))
-    monkeypatch.setenv("AGENTSIM_DB", str(home / "agentsim.db"))
+def home(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+         monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The one home of a test: its own empty ``$AGENTSIM_HOME`` (model cache) and ``$AGENTSIM_DB``,
+    so no test reads or writes the user's models or database, and none sees another's. A module
+    marked ``pytest.mark.shared_home`` shares one model cache between its tests (a model
+    converted once), each still with its own database. Returns the home's path."""
+    path = request.getfixturevalue("_module_home") if request.node.get_closest_marker("shared_home") \
+        else tmp_path_factory.mktemp("agentsim-home")
+    db_dir = tmp_path_factory.mktemp("agentsim-db") if request.node.get_closest_marker("shared_home") else path
+    monkeypatch.setenv("AGENTSIM_HOME", str(path))
+    monkeypatch.setenv("AGENTSIM_DB", str(db_dir / "agentsim.db"))
     monkeypatch.delenv("AGENTSIM_GENERATORS", raising=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The one tiny self-written GGUF (tests/tiny_models.py), as ``tiny-f32.gguf`` and
+    ``tiny-f16.gguf`` (seed 0, the same weights), written once per session."""
+    from tests.tiny_models import write_tiny_gguf
+
+    d = tmp_path_factory.mktemp("tiny_gguf")
+    write_tiny_gguf(d / "tiny-f32.gguf", seed=0, dtype="f32")
+    write_tiny_gguf(d / "tiny-f16.gguf", seed=0, dtype="f16")
+    return d
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tiny_gguf_dir: Path) -> Path:
+    """Path of the tiny F32 GGUF (seed 0)."""
+    return tiny_gguf_dir / "tiny-f32.gguf"
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf_f16(tiny_gguf_dir: Path) -> Path:
+    """Path of the tiny F16 GGUF (seed 0, the F32 one's weights rounded to F16)."""
+    return tiny_gguf_dir / "tiny-f16.gguf"
 
 
 @pytest.fixture

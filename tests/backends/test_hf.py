@@ -14,7 +14,7 @@ from agentsim.backends.base import GenerationRequest, create_backend
 from agentsim.errors import BackendError, HardwareError, ModelError
 from tests.helpers import loaded_backend
 
-pytestmark = pytest.mark.hf
+pytestmark = [pytest.mark.hf, pytest.mark.shared_home]  # one model cache per module: the GGUF is converted once
 
 PROMPTS = [
     ("what is the sum of the apples?", "you are a helpful assistant."),
@@ -319,13 +319,13 @@ def test_native_fp4_refusal_through_the_cli(tmp_path: Path) -> None:
         ("hf:no-such-catalog-model@f32", ModelError, "no-such-catalog-model"),
     ],
 )
-def test_user_errors_are_clear(spec: str, error: type, words: str, agentsim_home: Path) -> None:
+def test_user_errors_are_clear(spec: str, error: type, words: str, home: Path) -> None:
     with pytest.raises(error, match=words):
         b = create_backend(spec)
         b.load()
 
 
-def test_bad_model_files(tmp_path: Path, agentsim_home: Path) -> None:
+def test_bad_model_files(tmp_path: Path, home: Path) -> None:
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"not a gguf at all" * 10)
     with pytest.raises(ModelError, match="cannot load"):

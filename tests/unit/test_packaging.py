@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # requires-python is >= 3.10; tomllib is 3.11's (the dev extra installs tomli on 3.10)
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -31,3 +35,18 @@ def test_builtin_backends_are_declared_as_entry_points():
     assert set(declared) <= set(available_backends())
     for name in declared:
         assert BACKENDS.entry(name).origin == "entry point (agentsim.backends)"
+
+
+def test_tomllib_is_never_needed_on_the_oldest_python_we_support():
+    """requires-python says 3.10, whose standard library has no tomllib: every test and module
+    that reads TOML falls back to tomli, which the dev extra installs there."""
+    import re
+
+    assert PYPROJECT["project"]["requires-python"] == ">=3.10"
+    assert any(d.startswith("tomli") and "python_version < '3.11'" in d
+               for d in PYPROJECT["project"]["optional-dependencies"]["dev"])
+    for folder in ("agentsim", "backends", "tui", "tests", "benchmarks"):
+        for path in (ROOT / folder).rglob("*.py"):
+            text = path.read_text()
+            if re.search(r"^\s*import tomllib", text, re.M):
+                assert "import tomli as tomllib" in text, f"{path}: import tomllib without the 3.10 fallback"

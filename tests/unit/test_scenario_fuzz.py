@@ -310,7 +310,7 @@ def _grammar_files(n: int, seed: int) -> list[str]:
 
 
 @pytest.mark.llama
-def test_mutated_grammars_run_through_llama_without_a_crash(tmp_path, tiny):
+def test_mutated_grammars_run_through_llama_without_a_crash(tmp_path, tiny_gguf_f16):
     pytest.importorskip("llama_cpp")
     texts = _grammar_files(40, seed=24)
     good, bad = [], []
@@ -329,7 +329,7 @@ def test_mutated_grammars_run_through_llama_without_a_crash(tmp_path, tiny):
     assert grammar_refusals and all(e.hop and e.line for _, e in grammar_refusals)
     runs = [*good[:4], *(n for n, _ in grammar_refusals[:2])]
     for name in runs:
-        rc, out, took = _cli(["run", name, "-b", f"llama:{tiny},n_threads=1,n_ctx=512", "-n", "1",
+        rc, out, took = _cli(["run", name, "-b", f"llama:{tiny_gguf_f16},n_threads=1,n_ctx=512", "-n", "1",
                               "--db", str(tmp_path / "g.db")], tmp_path)
         assert "Traceback" not in out and "internal error" not in out, out
         if name in good:
