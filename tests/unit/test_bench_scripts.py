@@ -148,8 +148,7 @@ def _smoke(argv: list[str], tmp_path: Path, capsys) -> tuple[str, dict]:
     return text, data
 
 
-@pytest.mark.hf
-@pytest.mark.slow  # torch, transformers and three tiny-model loads: ~10 s
+@pytest.mark.hf  # torch, transformers and three tiny-model loads: ~10 s, in the default tier (its --tiny mode)
 def test_tiny_run_on_the_cpu_prints_every_row(tmp_path: Path, capsys) -> None:
     text, data = _smoke(["--device", "cpu"], tmp_path, capsys)
     assert data["energy_meter"]["kind"] in ("measured", "estimated")
