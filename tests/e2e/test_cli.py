@@ -1,7 +1,14 @@
-"""End-to-end: the installed ``agentsim`` command on the bundled scenarios."""
+"""End-to-end: the ``agentsim`` command on the bundled scenarios.
+
+Commands run in-process through :func:`agentsim.cli.main` (what the installed script calls), with
+their standard output and error captured and their exit status returned; only the tests of process
+behaviour (a pipe closed early) start a process. Data is checked on SQLite and PostgreSQL;
+layout (tables, widths) is the same on both and is checked on SQLite only."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -11,16 +18,34 @@ from pathlib import Path
 
 import pytest
 
+from agentsim.cli import main
+
 AGENTSIM = [sys.executable, "-m", "agentsim.cli"]
+#: a layout test: the text is the same on every database, so it runs on SQLite only
+layout = pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 
 
 def cli(*args, db=None, check=True, env=None):
-    cmd = AGENTSIM + [str(a) for a in args]
-    if db is not None:
-        cmd += ["--db", str(db)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    """``agentsim ARGS [--db DB]`` in this process, under ``env`` (default: this one's):
+    a CompletedProcess with its exit status and captured output."""
+    argv = [str(a) for a in args] + (["--db", str(db)] if db is not None else [])
+    out, err = io.StringIO(), io.StringIO()
+    saved = dict(os.environ)
+    try:
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(env)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = main(argv)
+            except SystemExit as exc:  # argparse: --help, a usage error
+                rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    proc = subprocess.CompletedProcess(["agentsim", *argv], rc, out.getvalue(), err.getvalue())
     if check and proc.returncode != 0:
-        raise AssertionError(f"{cmd} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(f"{proc.args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
@@ -87,6 +112,7 @@ def test_free_and_oracle_local_errors_agree_for_the_same_draws(populated):
         assert free["accuracy_by_depth"]["1"] == orac["accuracy_by_depth"]["1"]
 
 
+@layout
 def test_human_output_and_compare(populated):
     db, _ = populated
     out = cli("show", "5", db=db).stdout
@@ -287,6 +313,7 @@ def _wide_lines(text):
     return [ln for ln in text.splitlines() if len(ln) > 80]
 
 
+@layout
 def test_runs_and_compare_are_readable_at_80_columns(populated):
     db, _ = populated
     env80 = {**os.environ, "COLUMNS": "80"}
@@ -322,6 +349,7 @@ def test_runs_json_and_table_carry_accuracy_task_success_and_params(tmp_path):
 # compare: the baseline and mixed runs
 
 
+@layout
 def test_compare_includes_a_baseline_not_among_the_runs(populated):
     db, _ = populated
     proc = cli("compare", "5", "7", "--baseline", "3", "--json", db=db)
@@ -333,6 +361,7 @@ def test_compare_includes_a_baseline_not_among_the_runs(populated):
     assert "relative to run 3" in text
 
 
+@layout
 def test_compare_unknown_baseline_or_run_is_a_clear_error(populated):
     db, _ = populated
     for args, needle in ((["1", "2", "--baseline", "999"], "--baseline 999: no run 999"), (["1", "998"], "no run 998")):
@@ -342,6 +371,7 @@ def test_compare_unknown_baseline_or_run_is_a_clear_error(populated):
         no_traceback(proc)
 
 
+@layout
 def test_compare_warns_when_runs_differ_in_scenario_or_params(populated, tmp_path):
     db, _ = populated
     runs = {(r["scenario"], r["backend"], r["mode"]): r["run_id"] for r in json.loads(cli("runs", "--json", db=db).stdout)}
@@ -414,12 +444,10 @@ def test_scenarios_show_prints_brackets_literally(tmp_path):
     f = tmp_path / "br.yaml"
     f.write_text('name: "shop [v2]"\nsystem: "rules [strict]"\nhops:\n'
                  '  - id: a\n    prompt: "Say [ok] please"\n    expect: "\'[ok]\'"\n')
-    out = subprocess.run([*AGENTSIM, "scenarios", "show", str(f)], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
+    out = cli("scenarios", "show", f)
     for text in ("shop [v2]", "rules [strict]", "Say [ok] please", "'[ok]'"):
         assert text in out.stdout, (text, out.stdout)
-    listed = subprocess.run([*AGENTSIM, "scenarios", "list", "--dir", str(tmp_path)], capture_output=True,
-                            text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+    listed = cli("scenarios", "list", "--dir", tmp_path, env={**os.environ, "COLUMNS": "200"})
     assert "br" in listed.stdout and listed.returncode == 0
 
 
