@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import subprocess
 import textwrap
 from pathlib import Path
 from typing import Any, ClassVar
@@ -57,3 +61,31 @@ def loaded_backend(spec: str) -> Any:
     b = create_backend(spec)
     b.load()
     return b
+
+
+def run_cli(*args: Any, db: Any = None, check: bool = True, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+    """``agentsim ARGS [--db DB]`` in this process, through :func:`agentsim.cli.main` (what the
+    installed script calls), under ``env`` (default: this one's): a CompletedProcess with its exit
+    status and captured output. Tests of process behaviour (signals, pipes) start a process."""
+    from agentsim.cli import main
+
+    argv = [str(a) for a in args] + (["--db", str(db)] if db is not None else [])
+    out, err = io.StringIO(), io.StringIO()
+    saved = dict(os.environ)
+    try:
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(env)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = main(argv)
+            except SystemExit as exc:  # argparse: --help, a usage error
+                rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    proc = subprocess.CompletedProcess(["agentsim", *argv], rc, out.getvalue(), err.getvalue())
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{proc.args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc

@@ -7,8 +7,6 @@ layout (tables, widths) is the same on both and is checked on SQLite only."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import re
@@ -18,35 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from agentsim.cli import main
+from tests.helpers import run_cli as cli
 
 AGENTSIM = [sys.executable, "-m", "agentsim.cli"]
 #: a layout test: the text is the same on every database, so it runs on SQLite only
 layout = pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
-
-
-def cli(*args, db=None, check=True, env=None):
-    """``agentsim ARGS [--db DB]`` in this process, under ``env`` (default: this one's):
-    a CompletedProcess with its exit status and captured output."""
-    argv = [str(a) for a in args] + (["--db", str(db)] if db is not None else [])
-    out, err = io.StringIO(), io.StringIO()
-    saved = dict(os.environ)
-    try:
-        if env is not None:
-            os.environ.clear()
-            os.environ.update(env)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                rc = main(argv)
-            except SystemExit as exc:  # argparse: --help, a usage error
-                rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    proc = subprocess.CompletedProcess(["agentsim", *argv], rc, out.getvalue(), err.getvalue())
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{proc.args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 def no_traceback(proc):

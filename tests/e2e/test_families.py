@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 
@@ -18,6 +17,7 @@ from agentsim.analysis import summarize_run
 from agentsim.api import simulate
 from agentsim.scenario import resolve_scenario
 from agentsim.scenario.listing import scenario_shape
+from tests.helpers import run_cli
 
 FAMILIES = [
     "chain-arith", "var-track", "pointer-chase", "relation-compose", "fan-in", "agent-workflow",
@@ -26,9 +26,7 @@ FAMILIES = [
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "agentsim.cli", *args], capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    proc = run_cli(*args)
     assert "Traceback" not in proc.stderr
     return proc
 

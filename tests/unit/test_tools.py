@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from agentsim.tools import (
     tool_arguments,
     tool_signature,
 )
+from tests.helpers import run_cli
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -81,7 +80,7 @@ def test_a_scenario_with_a_wrong_tool_argument_fails_with_the_accepted_ones(tmp_
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "agentsim.cli", *args], capture_output=True, text=True, timeout=120)
+    return run_cli(*args, check=False)
 
 
 def test_tools_list_json_and_table():
