@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
     # data sources, scenarios, models, the device and energy
     ("agentsim.datasets", "agentsim.scenario", "agentsim.hardware", "agentsim.models", "agentsim.measure",
      "agentsim.lab"),
-    ("agentsim.store", "agentsim.fidelity_tables", "agentsim.migrations"),
+    ("agentsim.store", "agentsim.integrity", "agentsim.fidelity_tables", "agentsim.migrations"),
     ("agentsim.backends",),
     ("agentsim.engine", "agentsim.fidelity"),
     ("agentsim.launch", "agentsim.distributed", "agentsim.casting", "agentsim.serve", "agentsim.agents",
