@@ -26,11 +26,11 @@ from .bootstrap import (
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
     percentile_ci,
-    ratio_of_sums,
     weights,
     zero_discordance_bound,
 )
 from .data import InstanceTable, RunData, common_units, instance_table
+from .figures import FIGURES
 
 __all__ = [
     "mcnemar_exact", "clustered_mcnemar", "paired_tables", "compare_pair", "figure",
@@ -86,24 +86,12 @@ def _ratio(num: float, den: float) -> float | None:
 
 
 def _point(t: InstanceTable, name: str) -> float | None:
-    """One run's figure from its table (None when undefined)."""
-    if name == "model_hop_accuracy":
-        return _ratio(t.mh_correct.sum(), t.mh_n.sum())
-    if name == "task_success":
-        return _ratio(t.success.sum(), float(t.m))
-    if name == "all_hop_accuracy":
-        return _ratio(t.all_correct.sum(), t.hops_n.sum())
-    if name == "energy_per_correct_task_j":
-        return None if t.energy_j is None else _ratio(t.energy_j.sum(), t.success.sum())
-    if name == "seconds_per_correct_task":
-        return _ratio(t.wall_s.sum(), t.success.sum())
-    if name == "seconds_per_hop":
-        return _ratio(t.wall_s.sum(), t.hops_n.sum())
-    if name == "seconds_per_task":
-        return _ratio(t.wall_s.sum(), float(t.m))
-    if name == "tokens_per_s":
-        return _ratio(t.tokens.sum(), t.decode_s.sum()) if t.has_tokens else None
-    raise KeyError(name)
+    """One run's figure from its table (None when undefined): :data:`.figures.FIGURES`."""
+    return FIGURES[name].point(t)
+
+
+def _reps(w: np.ndarray, t: InstanceTable, name: str) -> np.ndarray:
+    return FIGURES[name].reps(w, t)
 
 
 def _missing(t: InstanceTable, name: str) -> list[str]:
@@ -122,28 +110,6 @@ def _missing(t: InstanceTable, name: str) -> list[str]:
     if name in ("seconds_per_hop", "seconds_per_task", "seconds_per_correct_task") and float(t.wall_s.sum()) == 0:
         out.append("no recorded time")
     return out or ["a zero or missing figure"]
-
-
-def _reps(w: np.ndarray, t: InstanceTable, name: str) -> np.ndarray:
-    ones = np.ones(t.m)
-    if name == "model_hop_accuracy":
-        return ratio_of_sums(w, t.mh_correct, t.mh_n)
-    if name == "task_success":
-        return ratio_of_sums(w, t.success, ones)
-    if name == "all_hop_accuracy":
-        return ratio_of_sums(w, t.all_correct, t.hops_n)
-    if name == "energy_per_correct_task_j":
-        assert t.energy_j is not None
-        return ratio_of_sums(w, t.energy_j, t.success)
-    if name == "seconds_per_correct_task":
-        return ratio_of_sums(w, t.wall_s, t.success)
-    if name == "seconds_per_hop":
-        return ratio_of_sums(w, t.wall_s, t.hops_n)
-    if name == "seconds_per_task":
-        return ratio_of_sums(w, t.wall_s, ones)
-    if name == "tokens_per_s":
-        return ratio_of_sums(w, t.tokens, t.decode_s)
-    raise KeyError(name)
 
 
 def single_figures(t: InstanceTable, *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> dict[str, Any]:

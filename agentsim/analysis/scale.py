@@ -41,6 +41,7 @@ from agentsim.store import Store, batch_size_of
 
 from .bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, percentile_ci, weights
 from .data import RunData, load_run, top_rung
+from .figures import FIGURES
 from .paired import paired_tables
 
 __all__ = ["scale_analysis", "crossing", "scale_figure", "DEFAULT_TOLERANCE", "METRICS"]
@@ -81,10 +82,13 @@ def _family(model: str | None) -> str:
 
 
 def _columns(t: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    ones = np.ones(t.m)
-    cols = {"seconds_per_correct_task": (t.wall_s, t.success), "task_success": (t.success, ones)}
-    if t.energy_j is not None:
-        cols["energy_per_correct_task"] = (t.energy_j, t.success)
+    # the scale axis's names for the figures of .figures (one definition each)
+    cols = {}
+    for name, fig in (("seconds_per_correct_task", "seconds_per_correct_task"), ("task_success", "task_success"),
+                      ("energy_per_correct_task", "energy_per_correct_task_j")):
+        c = FIGURES[fig].columns(t)
+        if c is not None:
+            cols[name] = c
     return cols
 
 
