@@ -102,6 +102,22 @@ def chart_group(summaries: list[dict[str, Any]], current: dict[str, Any] | None)
     return same[:CHART_SERIES]
 
 
+def fidelity_cells(s: dict[str, Any]) -> tuple[str, str]:
+    """Flips against the baseline (tasks right->wrong / wrong->right, with the noise floor) and
+    the mean KLD (agentsim.fidelity; docs/fidelity.md), beside the accuracy columns."""
+    fig = s.get("fidelity") or {}
+    f, d = fig.get("flips"), fig.get("fidelity")
+    if not f or s["run_id"] == s.get("baseline_run_id"):
+        return "-", "-"
+    floor = (fig.get("floor") or [None])[0]
+    flips = f"-{f['task_right_to_wrong']} +{f['task_wrong_to_right']}" + (
+        f" (floor {floor['flips']['task_flips']})" if floor else "")
+    kld = "-" if not d or d.get("kld_mean") is None else f"{d['kld_mean']:.3g}" + (
+        " est." if d.get("kind") == "topk" else "") + (
+        f" vs r{d['reference_run_id']}" if d.get("reference_run_id") != fig.get("reference_run_id") else "")
+    return flips, kld
+
+
 class CompareScreen(Screen[None]):
     BINDINGS = [
         Binding("b", "baseline", "Set baseline"),
@@ -147,7 +163,7 @@ class CompareScreen(Screen[None]):
         # the verdict right after what was run, so that 80 columns show both; the intervals last
         for label, width in (("run", 3), ("precision", None), ("mode", 6), ("verdict", 12), ("hop acc", 11),
                              ("task ok", 11), ("energy/task", 17), ("hop x CI", 9), ("task x CI", 9),
-                             ("loc/prop", 8), ("s/hop", 12)):
+                             ("loc/prop", 8), ("s/hop", 12), ("flips", 14), ("KLD", 18)):
             table.add_column(label, width=width)
         self.compare()
 
@@ -194,6 +210,7 @@ class CompareScreen(Screen[None]):
                 ci_cell(ci.get("task_success"), is_base),
                 f"{ek['local']}/{ek['propagated']}" + (f" ✂{ek['truncated']}" if ek.get("truncated") else ""),
                 spph + _rel(rel.get("wall_s_per_hop"), is_base),
+                *fidelity_cells(s),
                 key=str(s["run_id"]),
             )
         if self.summaries:
