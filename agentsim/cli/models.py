@@ -36,7 +36,9 @@ def _fmt_bytes(n: int | None) -> str:
 def _fmt_params(n: int | None) -> str:
     if not n:
         return "-"
-    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
+    if n >= 1e9:
+        return f"{n / 1e9:.2f}B"
+    return f"{n / 1e6:.1f}M" if n < 1e7 else f"{n / 1e6:.0f}M"  # the lab models: 0.6M, 1.1M, 4.3M
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
