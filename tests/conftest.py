@@ -7,6 +7,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,8 +67,13 @@ def user_model_cache(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def _module_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("agentsim-module-home")
+def module_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The model cache a ``shared_home`` module's tests share, set as ``$AGENTSIM_HOME`` for the
+    whole module (so a module-scoped fixture, e.g. a backend loaded once, sees it too)."""
+    path = tmp_path_factory.mktemp("agentsim-module-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AGENTSIM_HOME", str(path))
+        yield path
 
 
 @pytest.fixture(autouse=True)
@@ -77,7 +83,7 @@ def home(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     so no test reads or writes the user's models or database, and none sees another's. A module
     marked ``pytest.mark.shared_home`` shares one model cache between its tests (a model
     converted once), each still with its own database. Returns the home's path."""
-    path = request.getfixturevalue("_module_home") if request.node.get_closest_marker("shared_home") \
+    path = request.getfixturevalue("module_home") if request.node.get_closest_marker("shared_home") \
         else tmp_path_factory.mktemp("agentsim-home")
     db_dir = tmp_path_factory.mktemp("agentsim-db") if request.node.get_closest_marker("shared_home") else path
     monkeypatch.setenv("AGENTSIM_HOME", str(path))

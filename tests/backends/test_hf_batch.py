@@ -9,7 +9,7 @@ import pytest
 
 from agentsim.backends.base import GenerationRequest, create_backend
 
-pytestmark = [pytest.mark.hf, pytest.mark.slow]  # loads torch and transformers: ~20 s
+pytestmark = [pytest.mark.hf, pytest.mark.slow, pytest.mark.shared_home]  # loads torch and transformers: ~20 s
 
 PROMPTS = [
     ("what is the sum of the apples?", "you are a helpful assistant."),
@@ -20,14 +20,11 @@ PROMPTS = [
 
 
 @pytest.fixture(scope="module")
-def backend(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("AGENTSIM_HOME", str(tmp_path_factory.mktemp("hf_batch_home")))
+def backend(tiny_gguf: Path, module_home: Path):
     b = create_backend(f"hf:{tiny_gguf}@f32")
     b.load()
     yield b
     b.close()
-    mp.undo()
 
 
 def _reqs(**kw) -> list[GenerationRequest]:
