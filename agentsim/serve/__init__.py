@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from agentsim.errors import AgentsimError, BackendError
 from agentsim.store import RunRead, Store, utcnow
 
 __all__ = ["Serving"]
@@ -27,7 +26,7 @@ class Serving:
                  mode: str = "free", seed: int = 0, n_instances: int = 1, launch_id: str | None = None,
                  reference: Any = None, run: RunRead | None = None, max_batch: int = 8,
                  backend: Any = None, params: dict[str, Any] | None = None) -> None:
-        from agentsim.backends.base import create_backend
+        from agentsim.backends.base import create_backend, load_backend
         from agentsim.measure import UnavailableMeter
 
         from .app import Server, check_host
@@ -40,12 +39,7 @@ class Serving:
         self.backend = backend if backend is not None else create_backend(spec)
         self._own_backend = backend is None
         if self._own_backend:
-            try:
-                self.backend.load()
-            except AgentsimError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - a backend's own crash while loading
-                raise BackendError(f"backend {spec} failed to load: {type(exc).__name__}: {exc}") from None
+            load_backend(self.backend)
         self.meter = self.backend.meter_for(meter or UnavailableMeter())
         ref = dict(ref or {"kind": "agent", "name": name, "source": "serve"})
         self.run = run or new_agent_run(store, self.backend, self.meter, ref=ref, mode=mode, seed=seed,

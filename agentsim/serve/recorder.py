@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,8 +51,9 @@ def agent_fingerprint(ref: dict[str, Any]) -> str:
 def new_agent_run(store: Store, backend: Any, meter: Any, *, ref: dict[str, Any], mode: str = "free",
                   seed: int = 0, n_instances: int = 1, launch_id: str | None = None,
                   params: dict[str, Any] | None = None) -> RunRead:
-    """Create the stored run of an agent (or of a plain ``serve``) against one loaded backend."""
-    from agentsim.hardware import machine_info
+    """Create the stored run of an agent (or of a plain ``serve``) against one loaded backend
+    (its backend and node columns from :func:`agentsim.engine.run_fields_here`, as every run's)."""
+    from agentsim.engine import run_fields_here
 
     run = Run(
         scenario=f"agent:{ref.get('name') or 'agent'}",
@@ -62,17 +61,13 @@ def new_agent_run(store: Store, backend: Any, meter: Any, *, ref: dict[str, Any]
         scenario_fingerprint=agent_fingerprint(ref),
         params=dict(params or {}),
         backend=str(backend.spec),
-        **backend.info().run_fields(),
         mode=mode,
         seed=seed,
         n_instances=n_instances,
         hops_per_instance=0,  # an agent makes as many calls as it makes: no fixed count
         launch_id=launch_id,
         batch_size=1,
-        machine=machine_info(),
-        energy_meter=meter.describe(),
-        pid=os.getpid(),
-        host=socket.gethostname(),
+        **run_fields_here(backend, meter),
     )
     return store.create_run(run)
 
