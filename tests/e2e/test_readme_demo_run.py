@@ -1,13 +1,12 @@
 """Slow tier: the README's demo table and verdicts are what a fresh ``agentsim demo`` prints on
 the real model (the accuracy and error columns exactly: runs are deterministic; the timing and
-energy columns vary from machine to machine and are not compared), and each verdict the README
-quotes is one the demo gives. This is the model-based half of the excerpt check
+energy columns vary from machine to machine and are not compared; nor are the verdicts, which
+rest on them). This is the model-based half of the excerpt check
 (tests/readme_excerpts.py holds the model-free excerpts in the default tier)."""
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,6 @@ import pytest
 
 from .test_readme_demo import _table_and_reading
 
-README = Path(__file__).resolve().parents[2] / "README.md"
 DETERMINISTIC = ("acc", "task", "local", "prop", "parse")
 
 
@@ -50,9 +48,3 @@ def test_the_readme_demo_is_what_the_demo_prints(tmp_path: Path) -> None:
     assert set(fresh) == set(quoted)
     for key, row in quoted.items():
         assert {k: row[k] for k in DETERMINISTIC} == {k: fresh[key][k] for k in DETERMINISTIC}, key
-    # the verdicts the README quotes: each one's verdict, runs and first figures are in the output
-    out = " ".join(proc.stdout.split())
-    block = README.read_text(encoding="utf-8").split("───── verdicts", 1)[1].split("```", 1)[0]
-    for m in re.finditer(r"^(\S[^\n]*?) run (\d+) (\S+) \[(\w+)\] vs run (\d+)", block, flags=re.M):
-        verdict, run, what, mode, base = m.groups()
-        assert f"{verdict.strip()} run {run} {what} [{mode}] vs run {base}" in out, m.group(0)
