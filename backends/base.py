@@ -120,20 +120,16 @@ class BackendInfo:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def run_fields(self) -> dict[str, Any]:
-        """The columns of a stored run that this info fills (``Run(**info.run_fields(), ...)``)."""
-        return {
-            "backend_name": self.name,
-            "model": self.model,
-            "precision": self.precision,
-            "precision_mode": self.precision_mode,
-            "kernel": self.kernel,
-            "model_path": self.model_path,
-            "model_sha256": self.model_sha256,
-            "source_precision": self.source_precision,
-            "model_params": self.model_params,
-            "model_bytes": self.model_bytes,
-            "backend_info": {"device": self.device, **self.extra},
-        }
+        """The columns of a stored run that this info fills (``Run(**info.run_fields(), ...)``):
+        every field that is a run column by the same name (none copied by hand), ``name`` as
+        ``backend_name``, and ``device`` with ``extra`` as ``backend_info``."""
+        from dataclasses import fields
+
+        from agentsim.store import RunBase
+
+        columns = {f.name: getattr(self, f.name) for f in fields(self)
+                   if f.name in RunBase.model_fields and f.name not in ("backend_name", "backend_info")}
+        return {"backend_name": self.name, **columns, "backend_info": {"device": self.device, **self.extra}}
 
 
 def first_stop(text: str, stops: Sequence[str]) -> int | None:

@@ -55,3 +55,22 @@ def test_first_stop_is_the_one_rule_every_backend_cuts_with():
     assert first_stop("a, b. c", [".", ","]) == 1
     assert first_stop("abc", []) is None and first_stop("abc", [""]) is None
     assert first_stop("abc", ["x", "c"]) == 2 and first_stop("", ["a"]) is None
+
+
+def test_backend_info_fills_the_run_columns_of_its_own_names():
+    """BackendInfo's fields go to the run's columns of the same name, none copied by hand: only
+    name, device and extra are not columns (they are backend_name and backend_info)."""
+    import dataclasses
+
+    from agentsim.backends.base import BackendInfo
+    from agentsim.store import RunBase
+
+    names = {f.name for f in dataclasses.fields(BackendInfo)}
+    assert names - set(RunBase.model_fields) == {"name", "device", "extra"}
+    info = BackendInfo(name="x", model="m", precision="q4_0", precision_mode="native", kernel="k", model_path="/p",
+                       model_sha256="ab", source_precision="f16", model_params=7, model_bytes=9, device="cuda",
+                       extra={"n": 1})
+    fields = info.run_fields()
+    assert fields == {"backend_name": "x", "model": "m", "precision": "q4_0", "precision_mode": "native",
+                      "kernel": "k", "model_path": "/p", "model_sha256": "ab", "source_precision": "f16",
+                      "model_params": 7, "model_bytes": 9, "backend_info": {"device": "cuda", "n": 1}}
