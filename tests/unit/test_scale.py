@@ -227,3 +227,37 @@ def test_the_trap_report_carries_the_scale_axis(store: Store, tmp_path: Path) ->
     assert any("N* ≈" in str(getattr(r, "plain", "")) for r in render_terminal(doc))
     one_size = build_report(store, ids[:2], resamples=200)
     assert one_size["scale"] is None and 'id="scale"' not in render_html(one_size)
+
+
+def test_measured_and_estimated_energy_are_never_on_one_curve(store: Store) -> None:
+    """One size measured, the other estimated: no energy N*, the reason given; seconds still compared."""
+    rng = np.random.default_rng(1)
+    n = 30
+    for model, params, kind in (("qwen2.5-coder-0.5b", 10**8, "measured"), ("qwen2.5-coder-1.5b", 10**9, "estimated")):
+        base = list(rng.uniform(5, 15, n))
+        _run(store, model=model, params=params, precision="f16", success=[True] * n, energy=base, kind=kind)
+        _run(store, model=model, params=params, precision="q4_0", success=[True] * n, energy=[e * 1.2 for e in base],
+             kind=kind)
+    (cv,) = scale_analysis(store, resamples=200)["curves"]
+    ns = cv["n_star"]["energy_per_correct_task"]
+    assert ns["value"] is None and "left out" in ns["text"] and "measured" in ns["text"]
+    assert cv["n_star"]["seconds_per_correct_task"]["measured_range"] is not None
+    # each size on its own keeps its own-kind ratio
+    assert [p["energy_per_correct_task_ratio"]["value"] for p in cv["points"]] == [pytest.approx(1.2)] * 2
+
+
+def test_a_size_whose_cells_differ_in_energy_kind_has_no_energy_ratio(store: Store) -> None:
+    rng = np.random.default_rng(2)
+    n = 20
+    for model, params in (("qwen2.5-coder-0.5b", 10**8), ("qwen2.5-coder-1.5b", 10**9)):
+        for scen, kind in (("chain-arith-d1", "measured"), ("chain-linear", "estimated")):
+            base = list(rng.uniform(5, 15, n))
+            _run(store, model=model, params=params, precision="f16", success=[True] * n, energy=base, kind=kind,
+                 scenario=scen)
+            _run(store, model=model, params=params, precision="q4_0", success=[True] * n, energy=base, kind=kind,
+                 scenario=scen)
+    (cv,) = scale_analysis(store, resamples=200)["curves"]
+    for p in cv["points"]:
+        assert p["energy_kind"] == "mixed"
+        assert p["energy_per_correct_task_ratio"]["value"] is None
+        assert "never pooled" in p["energy_per_correct_task_ratio"]["reason"]
