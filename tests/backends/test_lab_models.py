@@ -59,8 +59,9 @@ def test_ladder_from_the_true_source(lab1m):
     assert models.resolve("lab-1m", None).precision == "f32"  # the top rung by default
 
 
-def test_a_16_bit_source_has_no_wider_rungs(tiny_gguf_f16, agentsim_home):
+def test_a_16_bit_source_has_no_wider_rungs(tiny_gguf_f16, tmp_path, monkeypatch):
     """An F16 (or quantized) source keeps the short ladder: an F32 rung would hold nothing more."""
+    monkeypatch.setenv("AGENTSIM_HOME", str(tmp_path / "home"))
     name = models.add(tiny_gguf_f16, name="tiny16")
     with pytest.raises(ModelError, match="has no f32, bf16 rung"):
         models.prepare(name, ["f32", "bf16"])
