@@ -43,6 +43,15 @@ def test_output_files(db, tmp_path, capsys):
     assert all(v["baseline_run_id"] == 2 for v in doc["verdicts"])
 
 
+def test_no_ids_reports_every_run(db, capsys):
+    # the obvious default: a report of everything in the database, the same as --all
+    assert main(["report", "--db", str(db)]) == 0
+    bare = capsys.readouterr().out
+    assert main(["report", "--all", "--db", str(db)]) == 0
+    assert bare == capsys.readouterr().out
+    assert "run 2 noisy,p=0.25,seed=1 [free] vs run 1" in " ".join(bare.split())
+
+
 def _launch(db) -> str:
     from agentsim.store import Store
 
@@ -50,8 +59,8 @@ def _launch(db) -> str:
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["report"], "exactly one"),
-    (["report", "1", "--all"], "exactly one"),
+    # no run ids is not an error: it reports every run (tests/e2e/test_report.py::test_no_ids_reports_every_run)
+    (["report", "1", "--all"], "one of them"),
     (["report", "99"], "no run 99"),
     (["report", "1", "-o", "r.txt"], "report format"),
     (["report", "1", "2", "--baseline", "q4_0"], "no compared run has precision"),

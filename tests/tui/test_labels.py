@@ -64,4 +64,5 @@ async def test_runs_list_and_compare_tell_them_apart(two_of_one_name):
         # the cursor row's verdict line starts with its scenario
         order = [s["run_id"] for s in compare.summaries]
         compare.query_one("#compare-table").move_cursor(row=order.index(1))
-        await wait_for(pilot, lambda: f"{FILE_LABEL}: baseline" in " ".join(screen_text(app).split()))
+        # (run 1 is its own baseline: "base: run 1 oracle [free]: the baseline")
+        await wait_for(pilot, lambda: f"{FILE_LABEL}: base: run 1 " in " ".join(screen_text(app).split()))
