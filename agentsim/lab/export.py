@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import LabConfig, lab_config
-from .model import ROPE_BASE, EPS, build, gguf_tensors
+from .model import EPS, ROPE_BASE, build, gguf_tensors
 from .tokenizer import BOS, CHAT_TEMPLATE, EOS, MERGES, PAD, VOCAB_SIZE, token_types, tokens
 
 __all__ = ["write_gguf", "load_gguf"]

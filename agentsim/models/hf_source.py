@@ -24,8 +24,8 @@ from agentsim.hashing import cached_sha256
 from agentsim.paths import hf_cache_dir
 from agentsim.versions import dist_version
 
-from .gguf_header import check_gguf
 from .catalog import DEFAULT_MODEL
+from .gguf_header import check_gguf
 from .resolution import resolve, top_rung
 
 __all__ = ["ModelSource", "resolve_hf_model", "load_hf_model", "folder_sha256", "source_dtype", "hf_cache_dir"]
