@@ -21,21 +21,48 @@ def summary_table(doc: dict[str, Any]) -> Any:
     adjusted p, cost ratio with its interval); the evidence lines follow further down."""
     from .common import pp_ci, rel_ci
 
-    t = compact_table(title="summary (each run against its baseline; task success is the primary figure)",
-                      caption=esc(doc.get("multiplicity") or ""))
-    for c, w in (("run", 22), ("mode", 6), ("verdict", 16), ("Δ task success", 22), ("adj. p", 7), ("cost ratio", 20)):
-        t.add_column(c, overflow="fold", max_width=w)
-    for b in doc["runs"]:
+    runs = doc["runs"]
+    by_id = {b["run_id"]: b for b in runs}
+    models = {b.get("model") for b in runs}
+    one_model = len(models) == 1 and None not in models
+    batches = {b.get("batch_size") or 1 for b in runs}
+    scenarios = {b.get("scenario_label") or b.get("scenario") for b in runs}
+
+    def what(b: dict[str, Any] | None) -> str:
+        # one model: its precision alone (the model is named in the title); else model@precision
+        if b is None:
+            return "?"
+        name = (b["precision"] if one_model and b.get("precision") else
+                f"{b['model']}@{b['precision']}" if b.get("model") and b.get("precision") else b["backend"])
+        return name + (f" B{b.get('batch_size') or 1}" if len(batches) > 1 else "")
+
+    compared = [b for b in runs if not (b.get("is_baseline") or (b.get("verdict") or {}).get("verdict") == "baseline")]
+    base_names = {what(by_id.get(b.get("baseline_run_id"))) for b in compared}
+    one_base = len(base_names) == 1
+
+    title = "summary (each run against its baseline; task success is the primary figure)"
+    if one_model or one_base:
+        title += "\n" + " · ".join(([f"model {next(iter(models))}"] if one_model else [])
+                                   + ([f"baseline {next(iter(base_names))}"] if one_base else []))
+    t = compact_table(title=esc(title), caption=esc(doc.get("multiplicity") or ""))
+    columns = [("run", 0)] + ([("scenario", 16)] if len(scenarios) > 1 else []) + [
+        ("mode", 6), ("verdict", 15), ("Δ task success", 23), ("adj. p", 6), ("cost ratio", 20)]
+    for c, w in columns:  # names and words never fold; the intervals do, at 80 columns
+        t.add_column(c, overflow="fold", max_width=None if c == "run" else w,
+                     no_wrap=c in ("run", "scenario", "mode", "verdict", "adj. p"))
+    for b in compared:
         v = b.get("verdict") or {}
-        if b.get("is_baseline") or v.get("verdict") == "baseline":
-            continue
         sm = v.get("summary") or {}
-        what = (f"{b['model']}@{b['precision']}" if b.get("model") and b.get("precision") else b["backend"])
         cost = sm.get("cost")
         cost_txt = "not assessed" if not cost else rel_ci(cost) + (" J" if cost["kind"] != "time" else " s")
         diff = {"value": sm.get("difference"), "ci95": sm.get("ci95")}
-        t.add_row(esc(f"r{b['run_id']} {what} vs r{b.get('baseline_run_id')}"), esc(b["mode"]), esc(v.get("verdict", "-")),
-                  esc(pp_ci(diff)), _p(sm.get("p_adjusted")), esc(cost_txt))
+        base_id = b.get("baseline_run_id")
+        base = "" if one_base else f" {what(by_id.get(base_id))}"
+        cells = [esc(f"r{b['run_id']} {what(b)} vs r{base_id}{base}")]
+        if len(scenarios) > 1:
+            cells.append(esc(b.get("scenario_label") or b.get("scenario") or "-"))
+        t.add_row(*cells, esc(b["mode"]), esc(v.get("verdict", "-")), esc(pp_ci(diff)), _p(sm.get("p_adjusted")),
+                  esc(cost_txt))
     return t
 
 

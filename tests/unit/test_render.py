@@ -266,3 +266,48 @@ def test_task_success_by_depth_is_lines_with_bands_one_colour_per_precision():
     assert svg and svg.lstrip().startswith("<?xml")
     # the colour follows the precision, not the position: q4_0 alone keeps q4_0's colour
     assert colour_of(doc)(doc["runs"][1]) == colour_of({"runs": doc["runs"][::-1]})(doc["runs"][1])
+
+
+def _summary_text(doc, width):
+    from rich.console import Console
+
+    from agentsim.render.terminal import summary_table
+
+    buf = io.StringIO()
+    Console(file=buf, width=width, highlight=False).print(summary_table(doc), soft_wrap=False)
+    return buf.getvalue()
+
+
+def test_summary_has_one_row_per_compared_run_and_no_baseline_row(doc):
+    text = _summary_text(doc, 118)
+    compared = [b for b in doc["runs"] if not b.get("is_baseline") and (b.get("verdict") or {}).get("verdict") != "baseline"]
+    assert compared and len(compared) < len(doc["runs"])
+    for b in compared:  # the run cell is whole on one line: r<id> <what> vs r<baseline id>
+        assert f"r{b['run_id']} {b['backend']} vs r{b['baseline_run_id']}" in text
+    starts = {line.split()[0] for line in text.splitlines() if line.strip()}
+    assert not any(f"r{b['run_id']}" in starts for b in doc["runs"] if b not in compared)
+
+
+def _fake_run(rid, prec, scenario, base, verdict="inconclusive"):
+    return {"run_id": rid, "model": "m-0.5b", "precision": prec, "backend": f"llama:m-0.5b@{prec}", "batch_size": 8,
+            "scenario_label": scenario, "mode": "free", "baseline_run_id": base, "is_baseline": rid == base,
+            "verdict": {"verdict": "baseline" if rid == base else verdict,
+                        "summary": {"difference": -0.25, "ci95": [-0.5, 0.0], "p_adjusted": 1.0,
+                                    "cost": {"value": 1.47, "ci95": [0.92, 3.68], "kind": "estimated"}}}}
+
+
+def test_summary_names_one_model_and_one_baseline_once_and_scenarios_in_their_own_column():
+    doc = {"runs": [_fake_run(1, "f16", "chain-linear", 1), _fake_run(2, "q4_0", "chain-linear", 1),
+                    _fake_run(3, "f16", "fanin-dag", 3), _fake_run(4, "q4_0", "fanin-dag", 3)],
+           "multiplicity": "p-values Holm-adjusted across the 2 comparisons"}
+    text = _summary_text(doc, 118)
+    assert "model m-0.5b · baseline f16" in text
+    assert "m-0.5b@" not in text  # the model is named once, in the title
+    rows = [line for line in text.splitlines() if line[:2] in ("r2", "r4")]
+    assert [r.split()[:5] for r in rows] == [["r2", "q4_0", "vs", "r1", "chain-linear"],
+                                              ["r4", "q4_0", "vs", "r3", "fanin-dag"]]
+    # two models: each run says which, and so does its baseline when baselines differ
+    doc["runs"][2]["model"] = doc["runs"][3]["model"] = "other"
+    doc["runs"][2]["precision"] = "q8_0"
+    text = _summary_text(doc, 160)
+    assert "r4 other@q4_0 vs r3 other@q8_0" in text and "r2 m-0.5b@q4_0 vs r1 m-0.5b@f16" in text
