@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from . import DatasetError
-from .gsm8k_parents import Reading, StepSource, read_parents, recover_calculation
+from .gsm8k_parents import Reading, StepSource, fold_arithmetic, read_parents, recover_calculation
 
 __all__ = [
     "DATA_FILE",
@@ -151,27 +151,7 @@ def safe_eval(source: str) -> Fraction:
     division by zero.
     """
     text = source.strip()
-    body = _parse_expression(text)
-
-    def ev(node: ast.expr) -> Fraction:
-        if isinstance(node, ast.Constant):
-            return _literal(node, text)
-        if isinstance(node, ast.UnaryOp):
-            v = ev(node.operand)
-            return -v if isinstance(node.op, ast.USub) else v
-        assert isinstance(node, ast.BinOp)
-        a, b = ev(node.left), ev(node.right)
-        if isinstance(node.op, ast.Add):
-            return a + b
-        if isinstance(node.op, ast.Sub):
-            return a - b
-        if isinstance(node.op, ast.Mult):
-            return a * b
-        if isinstance(node.op, ast.Div):
-            return a / b
-        return a % b
-
-    return ev(body)
+    return fold_arithmetic(_parse_expression(text), lambda node: _literal(node, text))
 
 
 # --------------------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ from __future__ import annotations
 import ast
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -410,6 +410,30 @@ def read_parents(question: str, steps: Sequence[StepSource]) -> ParentsResult:
     return ParentsResult(tuple(variables), tuple(uncertain), amb_step, amb_const, tuple(sorted(not_answer)))
 
 
+
+def fold_arithmetic(node: ast.expr, leaf: Callable[[ast.Constant], Fraction], *,
+                    zero_division: Fraction | None = None) -> Fraction:
+    """The exact value of a checked arithmetic tree (:func:`_parse_expression`), each number's
+    value given by ``leaf``; a division or modulo by zero raises ``ZeroDivisionError`` unless
+    ``zero_division`` gives its value instead."""
+    if isinstance(node, ast.Constant):
+        return leaf(node)
+    if isinstance(node, ast.UnaryOp):
+        v = fold_arithmetic(node.operand, leaf, zero_division=zero_division)
+        return -v if isinstance(node.op, ast.USub) else v
+    assert isinstance(node, ast.BinOp)
+    a = fold_arithmetic(node.left, leaf, zero_division=zero_division)
+    b = fold_arithmetic(node.right, leaf, zero_division=zero_division)
+    if isinstance(node.op, ast.Add):
+        return a + b
+    if isinstance(node.op, ast.Sub):
+        return a - b
+    if isinstance(node.op, ast.Mult):
+        return a * b
+    if not b and zero_division is not None:
+        return zero_division
+    return a / b if isinstance(node.op, ast.Div) else a % b
+
 def _canonical(step: StepSource, chosen: dict[int, Reading], fixed: dict[int, Reading]) -> tuple[object, ...]:
     """The step's calculation with every literal replaced by its reading, as a comparable key:
     the value of the calculation at a generic point (two readings that give the same function
@@ -418,26 +442,11 @@ def _canonical(step: StepSource, chosen: dict[int, Reading], fixed: dict[int, Re
     # evaluate at generic (prime-ish) values of the earlier steps: equal keys = the same function
     point = [Fraction(1000003 + 7919 * j, 97 + j) for j in range(64)]
 
-    def ev(node: ast.expr) -> Fraction:
-        if isinstance(node, ast.Constant):
-            r = readings.get(node.col_offset)
-            if r is not None and r.step is not None:
-                return point[r.step] * r.scale
-            return _literal_value(node, step.source)
-        if isinstance(node, ast.UnaryOp):
-            x = ev(node.operand)
-            return -x if isinstance(node.op, ast.USub) else x
-        assert isinstance(node, ast.BinOp)
-        a, b = ev(node.left), ev(node.right)
-        if isinstance(node.op, ast.Add):
-            return a + b
-        if isinstance(node.op, ast.Sub):
-            return a - b
-        if isinstance(node.op, ast.Mult):
-            return a * b
-        if isinstance(node.op, ast.Div):
-            return a / b if b else Fraction(0)
-        return a % b if b else Fraction(0)
+    def leaf(node: ast.Constant) -> Fraction:
+        r = readings.get(node.col_offset)
+        if r is not None and r.step is not None:
+            return point[r.step] * r.scale
+        return _literal_value(node, step.source)
 
     parents = tuple(sorted({r.step for r in readings.values() if r.step is not None}))
-    return parents, ev(step.body)
+    return parents, fold_arithmetic(step.body, leaf, zero_division=Fraction(0))
