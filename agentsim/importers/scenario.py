@@ -17,36 +17,18 @@ import re
 from pathlib import Path
 from typing import Any
 
-from agentsim.serve.chat import canonical
+from agentsim.serve.chat import canonical, canonical_tool_calls, parse_arguments
 
 from .trace import Call, Recording, ToolResult
 
 __all__ = ["scenario_from_recording", "write_scenario"]
 
 
-def _args(arguments: Any) -> Any:
-    if isinstance(arguments, str):
-        try:
-            return json.loads(arguments) if arguments.strip() else {}
-        except ValueError:
-            return arguments
-    return arguments
-
-
 def _answer_value(output: dict[str, Any]) -> tuple[Any, dict[str, Any], str]:
     """(expected value, parse type, check type) of a recorded answer."""
     calls = output.get("tool_calls") or []
     if calls:
-        values = []
-        for c in calls:
-            fn = c.get("function") or {}
-            args = fn.get("arguments")
-            if isinstance(args, str):
-                try:
-                    args = json.loads(args) if args.strip() else {}
-                except ValueError:
-                    pass
-            values.append({"name": fn.get("name"), "arguments": args})
+        values = canonical_tool_calls(calls)
         return (values[0] if len(values) == 1 else values), {"type": "json", "field": "."}, "exact"
     # the whole text (not only its first line), held with case, punctuation and spacing aside
     return str(output.get("content") or ""), {"type": "regex", "pattern": "(?s)(.+)"}, "normalized"
@@ -143,7 +125,7 @@ class _Builder:
                 spec["content"] = str(m.get("content") or "")
                 if m.get("tool_calls"):  # an assistant tool call that no recorded call made: as recorded
                     spec["tool_calls"] = [{"name": (c.get("function") or {}).get("name"),
-                                           "arguments": _args((c.get("function") or {}).get("arguments"))}
+                                           "arguments": parse_arguments((c.get("function") or {}).get("arguments"))}
                                           for c in m["tool_calls"]]
             if "from" in spec and spec["from"] not in deps:
                 deps.append(spec["from"])

@@ -256,23 +256,34 @@ def answer_message(content: str | None, tool_calls: list[dict[str, Any]]) -> dic
     return msg
 
 
+def parse_arguments(arguments: Any) -> Any:
+    """A tool call's arguments as JSON values (OpenAI sends them as a JSON string; an empty string
+    is no arguments); text that is not JSON stays as it is."""
+    if isinstance(arguments, str):
+        try:
+            return json.loads(arguments) if arguments.strip() else {}
+        except ValueError:
+            return arguments
+    return arguments
+
+
+def canonical_tool_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI ``tool_calls`` as ``{"name", "arguments"}`` with parsed arguments (ids dropped), the
+    form two calls are compared in."""
+    out = []
+    for c in calls:
+        fn = c.get("function") or {}
+        out.append({"name": fn.get("name"), "arguments": parse_arguments(fn.get("arguments"))})
+    return out
+
+
 def _canon_message(m: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"role": m.get("role"), "content": (m.get("content") or "").strip()}
     if m.get("name") and m.get("role") != "tool":
         out["name"] = m["name"]
     calls = m.get("tool_calls") or []
     if calls:
-        canon_calls = []
-        for c in calls:
-            fn = c.get("function") or {}
-            args = fn.get("arguments")
-            if isinstance(args, str):
-                try:
-                    args = json.loads(args) if args.strip() else {}
-                except ValueError:
-                    pass
-            canon_calls.append({"name": fn.get("name"), "arguments": args})
-        out["tool_calls"] = canon_calls
+        out["tool_calls"] = canonical_tool_calls(calls)
     return out
 
 
