@@ -169,18 +169,8 @@ def _pooled(pairs: list[_Pair], metric: str, side: str) -> float | None:
     return n / d if d > 0 else None
 
 
-def scale_analysis(
-    store: Store,
-    run_ids: list[int] | None = None,
-    *,
-    tolerance: float = DEFAULT_TOLERANCE,
-    resamples: int = DEFAULT_RESAMPLES,
-    seed: int = DEFAULT_SEED,
-) -> dict[str, Any]:
-    """N* and the ratio curves from stored runs (all runs when ``run_ids`` is None); JSON-ready."""
-    if not 0 <= tolerance < 1:
-        raise AgentsimError(f"tolerance {tolerance} must be in [0, 1)", hint="e.g. --tolerance 0.05 (5 % task-success loss)")
-    runs = [load_run(store, i) for i in run_ids] if run_ids is not None else [load_run(store, r) for r in store.list_runs()]
+def _usable(runs: list[RunData]) -> tuple[list[RunData], list[dict[str, Any]]]:
+    """The runs that carry a model size and finished instances, and why each other one is left out."""
     skipped: list[dict[str, Any]] = []
     usable: list[RunData] = []
     for rd in runs:
@@ -194,12 +184,20 @@ def scale_analysis(
             skipped.append({"run_id": r.id, "reason": "no finished instance"})
         else:
             usable.append(rd)
-    # cell -> model -> runs; each (cell, model) has a top rung
+    return usable, skipped
+
+
+_CurveKey = tuple[str, str, str, int]  # (model family, precision, mode, batch size)
+
+
+def _pairs_by_curve(usable: list[RunData]) -> tuple[dict[_CurveKey, dict[str, list[_Pair]]], dict[str, int],
+                                                     dict[str, set[str]]]:
+    """Each low rung paired with its model's top rung in the same workload cell, grouped by curve
+    and model; with each model's size and its baselines' precisions."""
     by_cell: dict[str, dict[str, list[RunData]]] = {}
     for rd in usable:
         by_cell.setdefault(_cell(rd), {}).setdefault(str(rd.run.model), []).append(rd)
-    # curve key -> model -> pairs
-    curves: dict[tuple[str, str, str, int], dict[str, list[_Pair]]] = {}
+    curves: dict[_CurveKey, dict[str, list[_Pair]]] = {}
     sizes: dict[str, int] = {}
     baselines: dict[str, set[str]] = {}
     for cell, per_model in by_cell.items():
@@ -223,72 +221,101 @@ def scale_analysis(
                 key = (_family(model), prec, str(rd.run.mode), batch_size_of(rd.run))
                 curves.setdefault(key, {}).setdefault(model, []).append(
                     _Pair(cell=cell, low=rd, top=top, keys=ta.keys, num=ca, den=cb, energy_kind=kind))
-    # one weight matrix per cell (shared by every size and rung of it); instances as paired
-    out_curves: list[dict[str, Any]] = []
-    for (family, prec, mode, batch), per_model in sorted(curves.items()):
-        cell_sets = [{p.cell for p in pairs} for pairs in per_model.values()]
-        common = set.intersection(*cell_sets)
-        dropped = sorted(set.union(*cell_sets) - common)
-        models = sorted(per_model, key=lambda m: sizes[m])
-        # every size must see the same instances of a cell: keep those all of its pairs finished
-        ws: dict[str, np.ndarray] = {}
-        kept: dict[str, list[_Pair]] = {m: [] for m in models}
-        for i, cell in enumerate(sorted(common)):
-            cell_pairs = [(m, p) for m in models for p in per_model[m] if p.cell == cell]
-            keys = sorted(set.intersection(*(set(p.keys) for _, p in cell_pairs)))
-            if not keys:
-                dropped.append(cell)
-                continue
-            for m, p in cell_pairs:
-                kept[m].append(_subset(p, keys))
-            ws[cell] = weights(len(keys), resamples, seed + i)
-        if any(not v for v in kept.values()):
+    return curves, sizes, baselines
+
+
+def _size_point(model: str, size: int, pairs: list[_Pair], ws: dict[str, np.ndarray],
+                reps_by_metric: dict[str, list[np.ndarray | None]],
+                point_by_metric: dict[str, list[float | None]]) -> dict[str, Any]:
+    """One size's point of a curve (its ratios with intervals); appends its resamples per metric."""
+    entry: dict[str, Any] = {
+        "model": model, "params": size, "baseline_precision": pairs[0].top.run.precision,
+        "run_ids": sorted(p.low.run.id for p in pairs), "baseline_run_ids": sorted(p.top.run.id for p in pairs),
+        "cells": len(pairs), "instances": int(sum(len(p.keys) for p in pairs)),
+        "energy_kind": pairs[0].energy_kind if len({p.energy_kind for p in pairs}) == 1 else "mixed",
+    }
+    for metric in METRICS:
+        if metric == "energy_per_correct_task" and (
+                entry["energy_kind"] not in ("measured", "estimated")):
+            # measured and estimated joules are never summed into one ratio
+            entry[f"{metric}_ratio"] = {"value": None, "ci95": None, "reason": (
+                "energy kinds differ between the cells or rungs of this size (measured and estimated "
+                "are never pooled)" if entry["energy_kind"] == "mixed" else "no energy reading")}
+            reps_by_metric[metric].append(None)
+            point_by_metric[metric].append(None)
             continue
-        points: list[dict[str, Any]] = []
-        reps_by_metric: dict[str, list[np.ndarray | None]] = {k: [] for k in METRICS}
-        point_by_metric: dict[str, list[float | None]] = {k: [] for k in METRICS}
-        for model in models:
-            pairs = kept[model]
-            entry: dict[str, Any] = {
-                "model": model, "params": sizes[model], "baseline_precision": pairs[0].top.run.precision,
-                "run_ids": sorted(p.low.run.id for p in pairs), "baseline_run_ids": sorted(p.top.run.id for p in pairs),
-                "cells": len(pairs), "instances": int(sum(len(p.keys) for p in pairs)),
-                "energy_kind": pairs[0].energy_kind if len({p.energy_kind for p in pairs}) == 1 else "mixed",
-            }
-            for metric in METRICS:
-                if metric == "energy_per_correct_task" and (
-                        entry["energy_kind"] not in ("measured", "estimated")):
-                    # measured and estimated joules are never summed into one ratio
-                    entry[f"{metric}_ratio"] = {"value": None, "ci95": None, "reason": (
-                        "energy kinds differ between the cells or rungs of this size (measured and estimated "
-                        "are never pooled)" if entry["energy_kind"] == "mixed" else "no energy reading")}
-                    reps_by_metric[metric].append(None)
-                    point_by_metric[metric].append(None)
-                    continue
-                point, reps = _ratio_reps(ws, pairs, metric)
-                entry[f"{metric}_ratio"] = _figure(point, reps, _pooled(pairs, metric, "low"), _pooled(pairs, metric, "top"))
-                reps_by_metric[metric].append(reps)
-                point_by_metric[metric].append(point)
-            points.append(entry)
-        xs = [float(sizes[m]) for m in models]
-        n_star: dict[str, Any] = {}
-        kinds = {p["energy_kind"] for p in points if p["energy_kind"] in ("measured", "estimated")}
-        for metric in METRICS:
-            threshold = 1.0 - tolerance if metric == "task_success" else 1.0
-            if metric == "energy_per_correct_task" and len(kinds) > 1:
-                n_star[metric] = {"threshold": threshold, "measured_range": None, "crossed": False, "value": None,
-                                  "ci95": None, "crossing_share": None,
-                                  "text": "left out: the sizes' energy kinds differ (" + " and ".join(sorted(kinds))
-                                          + "); measured and estimated joules are never on one curve"}
-                continue
-            n_star[metric] = _n_star(xs, point_by_metric[metric], reps_by_metric[metric], threshold, resamples,
-                                     bad_above=metric != "task_success")
-        out_curves.append({
-            "family": family, "precision": prec, "mode": mode, "batch_size": batch,
-            "baseline": "each model's top rung (most bits): " + ", ".join(f"{m}@{'/'.join(sorted(baselines[m]))}" for m in models),
-            "sizes": len(models), "cells": sorted(common), "cells_dropped": dropped,
-            "points": points, "n_star": n_star,
-        })
+        point, reps = _ratio_reps(ws, pairs, metric)
+        entry[f"{metric}_ratio"] = _figure(point, reps, _pooled(pairs, metric, "low"), _pooled(pairs, metric, "top"))
+        reps_by_metric[metric].append(reps)
+        point_by_metric[metric].append(point)
+    return entry
+
+
+def _curve(key: _CurveKey, per_model: dict[str, list[_Pair]], sizes: dict[str, int],
+           baselines: dict[str, set[str]], *, tolerance: float, resamples: int, seed: int) -> dict[str, Any] | None:
+    """One curve (a family's rung, mode and batch size over model sizes) with N*; None when a size
+    keeps no cell."""
+    family, prec, mode, batch = key
+    cell_sets = [{p.cell for p in pairs} for pairs in per_model.values()]
+    common = set.intersection(*cell_sets)
+    dropped = sorted(set.union(*cell_sets) - common)
+    models = sorted(per_model, key=lambda m: sizes[m])
+    # one weight matrix per cell (shared by every size and rung of it); instances as paired:
+    # every size must see the same instances of a cell, so keep those all of its pairs finished
+    ws: dict[str, np.ndarray] = {}
+    kept: dict[str, list[_Pair]] = {m: [] for m in models}
+    for i, cell in enumerate(sorted(common)):
+        cell_pairs = [(m, p) for m in models for p in per_model[m] if p.cell == cell]
+        keys = sorted(set.intersection(*(set(p.keys) for _, p in cell_pairs)))
+        if not keys:
+            dropped.append(cell)
+            continue
+        for m, p in cell_pairs:
+            kept[m].append(_subset(p, keys))
+        ws[cell] = weights(len(keys), resamples, seed + i)
+    if any(not v for v in kept.values()):
+        return None
+    reps_by_metric: dict[str, list[np.ndarray | None]] = {k: [] for k in METRICS}
+    point_by_metric: dict[str, list[float | None]] = {k: [] for k in METRICS}
+    points = [_size_point(m, sizes[m], kept[m], ws, reps_by_metric, point_by_metric) for m in models]
+    xs = [float(sizes[m]) for m in models]
+    n_star: dict[str, Any] = {}
+    kinds = {p["energy_kind"] for p in points if p["energy_kind"] in ("measured", "estimated")}
+    for metric in METRICS:
+        threshold = 1.0 - tolerance if metric == "task_success" else 1.0
+        if metric == "energy_per_correct_task" and len(kinds) > 1:
+            n_star[metric] = {"threshold": threshold, "measured_range": None, "crossed": False, "value": None,
+                              "ci95": None, "crossing_share": None,
+                              "text": "left out: the sizes' energy kinds differ (" + " and ".join(sorted(kinds))
+                                      + "); measured and estimated joules are never on one curve"}
+            continue
+        n_star[metric] = _n_star(xs, point_by_metric[metric], reps_by_metric[metric], threshold, resamples,
+                                 bad_above=metric != "task_success")
+    return {
+        "family": family, "precision": prec, "mode": mode, "batch_size": batch,
+        "baseline": "each model's top rung (most bits): " + ", ".join(f"{m}@{'/'.join(sorted(baselines[m]))}" for m in models),
+        "sizes": len(models), "cells": sorted(common), "cells_dropped": dropped,
+        "points": points, "n_star": n_star,
+    }
+
+
+def scale_analysis(
+    store: Store,
+    run_ids: list[int] | None = None,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> dict[str, Any]:
+    """N* and the ratio curves from stored runs (all runs when ``run_ids`` is None); JSON-ready."""
+    if not 0 <= tolerance < 1:
+        raise AgentsimError(f"tolerance {tolerance} must be in [0, 1)", hint="e.g. --tolerance 0.05 (5 % task-success loss)")
+    runs = [load_run(store, i) for i in run_ids] if run_ids is not None else [load_run(store, r) for r in store.list_runs()]
+    usable, skipped = _usable(runs)
+    curves, sizes, baselines = _pairs_by_curve(usable)
+    out_curves = [c for key, per_model in sorted(curves.items())
+                  if (c := _curve(key, per_model, sizes, baselines, tolerance=tolerance, resamples=resamples,
+                                  seed=seed)) is not None]
     return {
         "schema": SCHEMA_VERSION,
         "tolerance": tolerance,
