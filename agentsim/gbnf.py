@@ -239,43 +239,12 @@ class _Parser:
         while pos < self.n:
             c = self.s[pos]
             if c == '"':
-                p = pos + 1
-                chars: list[str] = []
-                while True:
-                    if p >= self.n:
-                        raise self.fail("unexpected end of the grammar inside a \"...\" literal", pos)
-                    if self.s[p] == '"':
-                        break
-                    v, p = self.char_nonzero(p)
-                    chars.append(chr(v))
-                pos = self.space(p + 1, nested)
-                last, n_prev = (Lit("".join(chars)) if chars else None), 1
+                last, pos = self.literal(pos, nested)
+                n_prev = 1
                 if last is not None:
                     items.append(last)
             elif c == "[":
-                p = pos + 1
-                negated = self.peek(p) == "^"
-                if negated:
-                    p += 1
-                ranges: list[tuple[int, int]] = []
-                while True:
-                    if p >= self.n:
-                        raise self.fail("unexpected end of the grammar inside a [...] class", pos)
-                    if self.s[p] == "]":
-                        break
-                    lo, p = self.char_nonzero(p)
-                    hi = lo
-                    if self.peek(p) == "-" and self.peek(p, 1) != "]":
-                        if p + 1 >= self.n:
-                            raise self.fail("unexpected end of the grammar inside a [...] class", pos)
-                        hi, p = self.char_nonzero(p + 1)
-                    ranges.append((lo, hi))
-                cls = Cls(tuple(ranges), negated)
-                if not ranges:
-                    raise self.fail("an empty class '[]' matches nothing", pos)
-                if cls.first() is None:
-                    raise self.fail("this class matches no character (a range written high-to-low?)", pos)
-                pos = self.space(p + 1, nested)
+                cls, pos = self.char_class(pos, nested)
                 last, n_prev = cls, 1
                 items.append(cls)
             elif c in "<!":
@@ -303,43 +272,7 @@ class _Parser:
                 pos = self.space(pos + 1, nested)
             elif c in "*+?{":
                 op = pos
-                if c == "{":
-                    pos = self.space(pos + 1, nested)
-                    if not (self.peek(pos).isascii() and self.peek(pos).isdigit()):
-                        raise self.fail("expecting a number after '{'", pos)
-                    end = self.integer(pos)
-                    lo_s = self.s[pos:end]
-                    pos = self.space(end, nested)
-                    hi_n: int | None
-                    if self.peek(pos) == "}":
-                        hi_n = None if len(lo_s) > 6 else int(lo_s)
-                        if hi_n is None:
-                            raise self.fail("number of repetitions exceeds 2000", op)
-                        pos = self.space(pos + 1, nested)
-                        lo_n = hi_n
-                    elif self.peek(pos) == ",":
-                        pos = self.space(pos + 1, nested)
-                        hi_n = None
-                        if self.peek(pos).isascii() and self.peek(pos).isdigit():
-                            end = self.integer(pos)
-                            hi_s = self.s[pos:end]
-                            hi_n = int(hi_s) if len(hi_s) <= 6 else MAX_REPETITION + 1
-                            pos = self.space(end, nested)
-                        if self.peek(pos) != "}":
-                            raise self.fail("expecting '}'", pos)
-                        pos = self.space(pos + 1, nested)
-                        lo_n = int(lo_s) if len(lo_s) <= 6 else MAX_REPETITION + 1
-                    else:
-                        raise self.fail("expecting ',' or '}' in a {m,n} repetition", pos)
-                    if lo_n > MAX_REPETITION:
-                        raise self.fail(f"number of repetitions exceeds {MAX_REPETITION}", op)
-                    if hi_n is not None and hi_n < lo_n:
-                        raise self.fail(f"{{{lo_n},{hi_n}}}: the maximum is below the minimum", op)
-                    if hi_n is not None and hi_n > MAX_REPETITION:
-                        hi_n = None  # llama.cpp reads a maximum over its threshold as no maximum
-                else:
-                    pos = self.space(pos + 1, nested)
-                    lo_n, hi_n = {"*": (0, None), "+": (1, None), "?": (0, 1)}[c]
+                lo_n, hi_n, pos = self.repetition(pos, nested)
                 if last is None or not items or items[-1] is not last:
                     raise self.fail(f"'{c}' needs an item before it to repeat", op)
                 total = hi_n if (hi_n is not None and hi_n > 0) else (lo_n if lo_n > 0 else 1)
@@ -355,6 +288,89 @@ class _Parser:
             else:
                 break
         return tuple(items), pos
+
+    def repetition(self, pos: int, nested: bool) -> tuple[int, int | None, int]:
+        """The bounds of a ``*``, ``+``, ``?`` or ``{m}``/``{m,}``/``{m,n}`` at ``pos`` (None: no
+        maximum), checked as llama.cpp checks them, and the position after it."""
+        op = pos
+        c = self.s[pos]
+        if c == "{":
+            pos = self.space(pos + 1, nested)
+            if not (self.peek(pos).isascii() and self.peek(pos).isdigit()):
+                raise self.fail("expecting a number after '{'", pos)
+            end = self.integer(pos)
+            lo_s = self.s[pos:end]
+            pos = self.space(end, nested)
+            hi_n: int | None
+            if self.peek(pos) == "}":
+                hi_n = None if len(lo_s) > 6 else int(lo_s)
+                if hi_n is None:
+                    raise self.fail("number of repetitions exceeds 2000", op)
+                pos = self.space(pos + 1, nested)
+                lo_n = hi_n
+            elif self.peek(pos) == ",":
+                pos = self.space(pos + 1, nested)
+                hi_n = None
+                if self.peek(pos).isascii() and self.peek(pos).isdigit():
+                    end = self.integer(pos)
+                    hi_s = self.s[pos:end]
+                    hi_n = int(hi_s) if len(hi_s) <= 6 else MAX_REPETITION + 1
+                    pos = self.space(end, nested)
+                if self.peek(pos) != "}":
+                    raise self.fail("expecting '}'", pos)
+                pos = self.space(pos + 1, nested)
+                lo_n = int(lo_s) if len(lo_s) <= 6 else MAX_REPETITION + 1
+            else:
+                raise self.fail("expecting ',' or '}' in a {m,n} repetition", pos)
+            if lo_n > MAX_REPETITION:
+                raise self.fail(f"number of repetitions exceeds {MAX_REPETITION}", op)
+            if hi_n is not None and hi_n < lo_n:
+                raise self.fail(f"{{{lo_n},{hi_n}}}: the maximum is below the minimum", op)
+            if hi_n is not None and hi_n > MAX_REPETITION:
+                hi_n = None  # llama.cpp reads a maximum over its threshold as no maximum
+        else:
+            pos = self.space(pos + 1, nested)
+            lo_n, hi_n = {"*": (0, None), "+": (1, None), "?": (0, 1)}[c]
+        return lo_n, hi_n, pos
+
+    def literal(self, pos: int, nested: bool) -> tuple[Lit | None, int]:
+        """A ``"..."`` literal at ``pos`` (None for ``""``, which matches nothing to repeat)."""
+        p = pos + 1
+        chars: list[str] = []
+        while True:
+            if p >= self.n:
+                raise self.fail("unexpected end of the grammar inside a \"...\" literal", pos)
+            if self.s[p] == '"':
+                break
+            v, p = self.char_nonzero(p)
+            chars.append(chr(v))
+        return (Lit("".join(chars)) if chars else None), self.space(p + 1, nested)
+
+    def char_class(self, pos: int, nested: bool) -> tuple[Cls, int]:
+        """A ``[...]`` or ``[^...]`` class at ``pos``; refused when it matches no character."""
+        p = pos + 1
+        negated = self.peek(p) == "^"
+        if negated:
+            p += 1
+        ranges: list[tuple[int, int]] = []
+        while True:
+            if p >= self.n:
+                raise self.fail("unexpected end of the grammar inside a [...] class", pos)
+            if self.s[p] == "]":
+                break
+            lo, p = self.char_nonzero(p)
+            hi = lo
+            if self.peek(p) == "-" and self.peek(p, 1) != "]":
+                if p + 1 >= self.n:
+                    raise self.fail("unexpected end of the grammar inside a [...] class", pos)
+                hi, p = self.char_nonzero(p + 1)
+            ranges.append((lo, hi))
+        cls = Cls(tuple(ranges), negated)
+        if not ranges:
+            raise self.fail("an empty class '[]' matches nothing", pos)
+        if cls.first() is None:
+            raise self.fail("this class matches no character (a range written high-to-low?)", pos)
+        return cls, self.space(p + 1, nested)
 
 
 def _generated(item: object) -> int:
