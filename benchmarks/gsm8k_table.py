@@ -26,15 +26,16 @@ MODEL = "llama:qwen2.5-coder-0.5b"
 
 
 def run(db: str, *, rungs: list[str], per_bucket: int, decomposed: int, steps: int, seed: int,
-        threads: int, batch: int = 1, step_modes: tuple[str, ...] = ("decomposed", "worked")) -> dict[str, float]:
+        threads: int, batch: int = 1, step_modes: tuple[str, ...] = ("decomposed", "worked"),
+        buckets: tuple[str, ...] = BUCKETS, model: str = MODEL) -> dict[str, float]:
     """Execute the runs; returns the wall time of each group in seconds."""
     import agentsim
 
     walls: dict[str, float] = {}
-    backends = [f"{MODEL}@{r},n_threads={threads}" for r in rungs]
+    backends = [f"{model}@{r},n_threads={threads}" for r in rungs]
     if per_bucket:
         t0 = time.perf_counter()
-        agentsim.simulate("gsm8k", backends, params={"steps": list(BUCKETS), "form": "whole"},
+        agentsim.simulate("gsm8k", backends, params={"steps": list(buckets), "form": "whole"},
                           instances=per_bucket, seed=seed, mode="free", db=db, batch=batch)
         walls["whole"] = time.perf_counter() - t0
     if decomposed:
@@ -189,12 +190,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=1, help="instances decoded together (agentsim run --batch)")
+    ap.add_argument("--buckets", default=",".join(BUCKETS), help="the whole-form step buckets to run")
+    ap.add_argument("--model", default=MODEL, help="backend and model, without the rung")
     ap.add_argument("--table-only", action="store_true")
     a = ap.parse_args(argv)
+    unknown = set(a.buckets.split(",")) - set(BUCKETS)
+    if unknown:
+        ap.error(f"unknown bucket {sorted(unknown)[0]!r}: choose from {', '.join(BUCKETS)}")
     if not a.table_only:
         walls = run(a.db, rungs=a.rungs.split(","), per_bucket=a.per_bucket, decomposed=a.decomposed,
                     steps=a.steps, seed=a.seed, threads=a.threads, batch=a.batch,
-                    step_modes=tuple(a.step_modes.split(",")))
+                    step_modes=tuple(a.step_modes.split(",")), buckets=tuple(a.buckets.split(",")),
+                    model=a.model)
         print("wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in walls.items()))
     print(whole_table(a.db))
     print()
