@@ -277,12 +277,28 @@ _BUILTIN_NAMES = frozenset(ENV.globals)
 
 @functools.lru_cache(maxsize=4096)
 def _compile_template(source: str) -> Any:
-    return ENV.from_string(source)
+    template = ENV.from_string(source)
+    _refuse_overflowing_literals(ENV.parse(source))
+    return template
+
+
+def _refuse_overflowing_literals(tree: Any) -> None:
+    """A number literal beyond a float's range (``1.5e400``) parses to ``inf``, which Jinja then
+    writes into Python source as the name ``inf``: refuse it here as the syntax error it is."""
+    for const in tree.find_all(nodes.Const):
+        if isinstance(const.value, float) and not math.isfinite(const.value):
+            raise TemplateSyntaxError(
+                "a number literal is beyond a 64-bit float's range (about 1.8e308); "
+                "write a smaller number, or an int",
+                const.lineno or 1,
+            )
 
 
 @functools.lru_cache(maxsize=4096)
 def _compile_expression(source: str) -> Any:
-    return ENV.compile_expression(source, undefined_to_none=False)
+    compiled = ENV.compile_expression(source, undefined_to_none=False)
+    _refuse_overflowing_literals(ENV.parse("{{ (" + source + ") }}"))
+    return compiled
 
 
 def compile_template(source: str) -> Any:
