@@ -57,7 +57,7 @@ import ast
 import itertools
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 __all__ = ["StepSource", "Reading", "ParentsResult", "read_parents", "question_numbers", "recover_calculation"]
@@ -245,170 +245,216 @@ class _Slot:
 _MAX_COMBINATIONS = 50_000
 
 
-def read_parents(question: str, steps: Sequence[StepSource]) -> ParentsResult:
-    """Every literal of every step read as a constant or an earlier step's result."""
-    qnums = question_numbers(question)
-    results = [s.result for s in steps]
-    n = len(steps)
-    fixed: list[dict[int, Reading]] = [{} for _ in steps]
-    slots: list[_Slot] = []
-    constants: list[tuple[int, Fraction]] = []  # (step, value) of literals read as constants
-    qsig_cache: dict[Fraction, set[str]] = {}
-    # a result's words: its sub-question's and those just after it (``<<20/10=2>>2 pounds``)
-    step_sigs = [(set(_words(s.question)) - _STOP) | _window(s.after, 0, 0, 5) for s in steps]
-    # steps whose sentence writes their result as a percentage ("40% of his total bill")
-    percents = [any(_value(m.group(1)) == st.result for m in _PERCENT_RE.finditer(st.before + " " + st.after))
-                for st in steps]
-    for k, st in enumerate(steps):
+@dataclass
+class _Problem:
+    """What every literal's reading looks at: the problem's numbers and each step's words."""
+
+    question: str
+    steps: Sequence[StepSource]
+    qnums: set[Fraction]
+    results: list[Fraction]
+    #: a result's words: its sub-question's and those just after it (``<<20/10=2>>2 pounds``)
+    step_sigs: list[set[str]]
+    #: steps whose sentence writes their result as a percentage ("40% of his total bill")
+    percents: list[bool]
+    qsig_cache: dict[Fraction, set[str]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, question: str, steps: Sequence[StepSource]) -> _Problem:
+        return cls(
+            question=question, steps=steps, qnums=question_numbers(question),
+            results=[s.result for s in steps],
+            step_sigs=[(set(_words(s.question)) - _STOP) | _window(s.after, 0, 0, 5) for s in steps],
+            percents=[any(_value(m.group(1)) == st.result for m in _PERCENT_RE.finditer(st.before + " " + st.after))
+                      for st in steps],
+        )
+
+    def question_signature(self, value: Fraction) -> set[str]:
+        if value not in self.qsig_cache:
+            self.qsig_cache[value] = _signature(self.question, value)
+        return self.qsig_cache[value]
+
+
+@dataclass
+class _Literals:
+    """Every literal of every step: those with one reading, those with several (the slots)."""
+
+    fixed: list[dict[int, Reading]]  # per step: literal offset -> its only reading (a result)
+    slots: list[_Slot]
+    constants: list[tuple[int, Fraction]]  # (step, value) of literals that can only be constants
+
+
+def _collect_literals(pb: _Problem) -> _Literals:
+    """Each literal's candidate readings: a constant only, one earlier result only, or a slot."""
+    out = _Literals(fixed=[{} for _ in pb.steps], slots=[], constants=[])
+    for k, st in enumerate(pb.steps):
         sentence = st.before + " " + st.after
         in_sentence = {v for v, _s, _e in _mentions(sentence)}
         word_values = {v for w in _WORD_RE.findall(st.before.lower()) for v in _NUMBER_WORDS.get(w, ())}
         # a fraction the problem writes (``8*1/4`` with "1/4" in the problem): both numbers constants
         in_fraction = {m.start(g) for m in _FRACTION_RE.finditer(st.source)
-                       if f"{m.group(1)}/{m.group(2)}" in question.replace(" ", "") for g in (1, 2)}
+                       if f"{m.group(1)}/{m.group(2)}" in pb.question.replace(" ", "") for g in (1, 2)}
         for node in _literals(st.body):
             v = _literal_value(node, st.source)
-            if node.col_offset in in_fraction:
-                constants.append((k, v))
+            cands = [] if node.col_offset in in_fraction else _result_candidates(pb, k, v)
+            if not cands:
+                out.constants.append((k, v))
                 continue
-            cands = [Reading(j) for j in range(k - 1, -1, -1) if results[j] == v]
-            if v < 1 and v * 100 not in qnums and v not in qnums:
-                cands += [Reading(j, Fraction(1, 100)) for j in range(k - 1, -1, -1)
-                          if results[j] == v * 100 and percents[j]]
             # a unit constant only where the sentence names its unit next to it ("12 months")
             unit_named = bool(_signature(sentence, v) & _UNIT_CONSTANTS.get(v, frozenset()))
             # 100 in a calculation of a percentage ("100-60=40% of the groceries") is the whole
             unit_named |= v == 100 and bool(re.match(r"\s*\$?[\d.,]+\s*(?:%|percent)", st.after))
-            constant_ok = v in qnums or unit_named or v in word_values
-            if not cands:
-                constants.append((k, v))
-                continue
+            constant_ok = v in pb.qnums or unit_named or v in word_values
             if constant_ok:
                 cands.append(Reading(None))
             if len(cands) == 1:
-                fixed[k][node.col_offset] = cands[0]
+                out.fixed[k][node.col_offset] = cands[0]
                 continue
             # text evidence: the words around this number in the step's sentence
             around = _signature(sentence, v) if v in in_sentence or v in word_values else set()
-            if v not in qsig_cache:
-                qsig_cache[v] = _signature(question, v)
-            sigs = {c: (qsig_cache[v] if c.step is None else step_sigs[c.step]) for c in cands}
-            hits: dict[Reading, int] = {}
-            for c in cands:
-                # only the words that tell this candidate from the others count
-                others = set().union(*(sg for o, sg in sigs.items() if o != c))
-                h = len(around & (sigs[c] - others))
-                if c.step is None:
-                    h += _EVIDENCE_STRONG * (bool(around & _UNIT_CONSTANTS.get(v, frozenset())) + (v in word_values))
-                hits[c] = h
-            best = max(hits.values())
-            evidence = {c: int(h == best and h >= _EVIDENCE_MIN and sum(1 for x in hits.values() if x == best) == 1)
-                        for c, h in hits.items()}
-            # literals of the same value with the same step candidates: all readings tie on evidence
-            slots.append(_Slot(k, node.col_offset, v, cands, constant_ok, evidence))
+            evidence = _evidence(pb, v, cands, around, v in word_values)
+            out.slots.append(_Slot(k, node.col_offset, v, cands, constant_ok, evidence))
+    return out
 
-    # sums: calculations that only add (where equal results used together are a pair, not x/x)
-    sums = [all(isinstance(n.op, ast.Add) for n in ast.walk(st.body) if isinstance(n, ast.BinOp)) for st in steps]
 
-    def score(choice: Sequence[Reading]) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        used = [False] * n
-        for k in range(n):
-            for r in fixed[k].values():
-                if r.step is not None:
-                    used[r.step] = True
-        per_step: dict[int, list[int]] = {}
-        dup = amb_step = late = near = 0
-        # a number the step before used as a constant is that constant again (``20*2`` then ``40+20``)
-        const_seen = {(k, v) for k, v in constants}
-        for slot, r in zip(slots, choice, strict=True):
-            if r.step is None:
-                const_seen.add((slot.step, slot.value))
-        reused = sum(1 for slot, r in zip(slots, choice, strict=True) if r.step is None
-                     and (slot.step - 1, slot.value) in const_seen)
-        evidenced: set[tuple[int, Fraction, bool]] = set()  # a sentence's word explains one literal
-        for slot, r in zip(slots, choice, strict=True):
-            if slot.evidence[r]:
-                evidenced.add((slot.step, slot.value, r.step is None))
+def _result_candidates(pb: _Problem, k: int, v: Fraction) -> list[Reading]:
+    """The earlier steps whose result a literal ``v`` of step ``k`` can be, latest first."""
+    cands = [Reading(j) for j in range(k - 1, -1, -1) if pb.results[j] == v]
+    if v < 1 and v * 100 not in pb.qnums and v not in pb.qnums:
+        cands += [Reading(j, Fraction(1, 100)) for j in range(k - 1, -1, -1)
+                  if pb.results[j] == v * 100 and pb.percents[j]]
+    return cands
+
+
+def _evidence(pb: _Problem, v: Fraction, cands: list[Reading], around: set[str],
+              is_word: bool) -> dict[Reading, int]:
+    """1 for the one candidate the words around the literal point to (if they point to one)."""
+    sigs = {c: (pb.question_signature(v) if c.step is None else pb.step_sigs[c.step]) for c in cands}
+    hits: dict[Reading, int] = {}
+    for c in cands:
+        # only the words that tell this candidate from the others count
+        others = set().union(*(sg for o, sg in sigs.items() if o != c))
+        h = len(around & (sigs[c] - others))
+        if c.step is None:
+            h += _EVIDENCE_STRONG * (bool(around & _UNIT_CONSTANTS.get(v, frozenset())) + is_word)
+        hits[c] = h
+    best = max(hits.values())
+    unique = sum(1 for x in hits.values() if x == best) == 1
+    return {c: int(h == best and h >= _EVIDENCE_MIN and unique) for c, h in hits.items()}
+
+
+def _score(lits: _Literals, sums: list[bool], results: list[Fraction],
+           choice: Sequence[Reading]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """How well one combination of readings fits: rules 1-6 of the module's docstring, then the
+    fallbacks (the latest calculations, the nearest steps)."""
+    n = len(results)
+    used = [False] * n
+    for readings in lits.fixed:
+        for r in readings.values():
             if r.step is not None:
                 used[r.step] = True
-                per_step.setdefault(slot.step, []).append(r.step)
-                near -= slot.step - r.step
-                if slot.ambiguous:
-                    amb_step += 1
-                    late += slot.step
-        for k, js in per_step.items():
-            fixed_js = [r.step for r in fixed[k].values() if r.step is not None]
-            all_js = js + fixed_js
-            dup += len(all_js) - len(set(all_js))
-            if not sums[k]:
-                # x/x, x-x, x*x of two equal results: as degenerate as one result read twice
-                values = [results[j] for j in set(all_js)]
-                dup += len(values) - len(set(values))
-        coverage = sum(used[:-1])
-        # m copies of a value in one calculation, m earlier steps with that result: those steps
-        pairs = 0
-        for k, js in per_step.items():
-            if not sums[k]:
-                continue
-            for j in set(js):
-                same = [i for i in range(k) if results[i] == results[j]]
-                if len(same) > 1 and sorted(i for i in js if results[i] == results[j]) == same:
-                    pairs += 1
-        return (coverage, pairs, len(evidenced), reused, -dup, -amb_step), (late, near)
+    per_step: dict[int, list[int]] = {}
+    amb_step = late = near = 0
+    # a number the step before used as a constant is that constant again (``20*2`` then ``40+20``)
+    const_seen = set(lits.constants) | {(s.step, s.value) for s, r in zip(lits.slots, choice, strict=True)
+                                        if r.step is None}
+    reused = sum(1 for slot, r in zip(lits.slots, choice, strict=True) if r.step is None
+                 and (slot.step - 1, slot.value) in const_seen)
+    evidenced: set[tuple[int, Fraction, bool]] = set()  # a sentence's word explains one literal
+    for slot, r in zip(lits.slots, choice, strict=True):
+        if slot.evidence[r]:
+            evidenced.add((slot.step, slot.value, r.step is None))
+        if r.step is not None:
+            used[r.step] = True
+            per_step.setdefault(slot.step, []).append(r.step)
+            near -= slot.step - r.step
+            if slot.ambiguous:
+                amb_step += 1
+                late += slot.step
+    dup = pairs = 0
+    for k, js in per_step.items():
+        all_js = js + [r.step for r in lits.fixed[k].values() if r.step is not None]
+        dup += len(all_js) - len(set(all_js))
+        if not sums[k]:
+            # x/x, x-x, x*x of two equal results: as degenerate as one result read twice
+            values = [results[j] for j in set(all_js)]
+            dup += len(values) - len(set(values))
+            continue
+        # m copies of a value in one sum, m earlier steps with that result: those steps
+        for j in set(js):
+            same = [i for i in range(k) if results[i] == results[j]]
+            if len(same) > 1 and sorted(i for i in js if results[i] == results[j]) == same:
+                pairs += 1
+    coverage = sum(used[:-1])
+    return (coverage, pairs, len(evidenced), reused, -dup, -amb_step), (late, near)
 
+
+def _choose(pb: _Problem, lits: _Literals, uncertain: list[bool]) -> tuple[Reading, ...]:
+    """The best combination of the slots' readings; flags (in ``uncertain``) each step whose
+    calculation differs between combinations that only the fallbacks told apart."""
+    slots = lits.slots
+    if not slots:
+        return ()
     n_comb = 1
     for s in slots:
         n_comb *= len(s.candidates)
-    # a bare annotation (no calculation) of a number that is neither the problem's nor an earlier
-    # result hides its calculation
-    uncertain = [s.bare and s.result not in qnums and s.result not in results[:k] for k, s in enumerate(steps)]
-    if not slots:
-        choice_best: tuple[Reading, ...] = ()
-        tied: list[tuple[Reading, ...]] = [()]
-    elif n_comb > _MAX_COMBINATIONS:
+    if n_comb > _MAX_COMBINATIONS:
         # too many to enumerate (never on the bundled split): each literal's first candidate (the
         # latest step), and every step with a choice flagged
-        choice_best = tuple(s.candidates[0] for s in slots)
-        tied = [choice_best]
         for s in slots:
             uncertain[s.step] = True
-    else:
-        scored = [(score(c), c) for c in itertools.product(*(s.candidates for s in slots))]
-        top = max(sc for sc, _c in scored)
-        choice_best = next(c for sc, c in scored if sc == top)
-        tied = [c for sc, c in scored if sc[0] == top[0]]
-
-    variables = [dict(f) for f in fixed]
-    for slot, r in zip(slots, choice_best, strict=True):
-        variables[slot.step][slot.offset] = r
+        return tuple(s.candidates[0] for s in slots)
+    # sums: calculations that only add (where equal results used together are a pair, not x/x)
+    sums = [all(isinstance(n.op, ast.Add) for n in ast.walk(st.body) if isinstance(n, ast.BinOp)) for st in pb.steps]
+    scored = [(_score(lits, sums, pb.results, c), c) for c in itertools.product(*(s.candidates for s in slots))]
+    top = max(sc for sc, _c in scored)
+    best = next(c for sc, c in scored if sc == top)
+    tied = [c for sc, c in scored if sc[0] == top[0]]
     if len(tied) > 1:
         for k in {s.step for s in slots}:
             idx = [i for i, s in enumerate(slots) if s.step == k]
-            forms = {_canonical(steps[k], {slots[i].offset: c[i] for i in idx}, fixed[k]) for c in tied}
+            forms = {_canonical(pb.steps[k], {slots[i].offset: c[i] for i in idx}, lits.fixed[k]) for c in tied}
             if len(forms) > 1:
                 uncertain[k] = True
-    amb_step = sum(1 for s, r in zip(slots, choice_best, strict=True) if s.ambiguous and r.step is not None)
-    amb_const = sum(1 for s, r in zip(slots, choice_best, strict=True) if s.ambiguous and r.step is None)
+    return best
 
-    # a constant nothing explains (not in the problem, not a unit) that an earlier step's calculation
-    # holds while that step's result is already known (a result of an earlier step, or a number of
-    # the problem): that step checks the number it states by an inverse calculation ("He sold 11
-    # lego sets because 11 x 15 = 165"), so its annotation is not its sub-question's answer
-    not_answer: set[int] = set()
-    for slot, r in zip(slots, choice_best, strict=True):
-        if r.step is None:
-            constants.append((slot.step, slot.value))
+
+def _not_answer(pb: _Problem, constants: list[tuple[int, Fraction]]) -> set[int]:
+    """Steps whose annotation is not their sub-question's answer: a constant nothing explains (not
+    in the problem, not a unit) that an earlier step's calculation holds while that step's result
+    is already known (a result of an earlier step, or a number of the problem): that step checks
+    the number it states by an inverse calculation ("He sold 11 lego sets because 11 x 15 = 165")."""
+    out: set[int] = set()
     for k, v in constants:
-        if v in qnums or v in _UNIT_CONSTANTS or v <= 1:
+        if v in pb.qnums or v in _UNIT_CONSTANTS or v <= 1:
             continue
         for j in range(k - 1, -1, -1):
-            in_calc = any(_literal_value(node, steps[j].source) == v for node in _literals(steps[j].body))
-            known = results[j] in qnums or results[j] in results[:j]
-            if in_calc and known and results[j] != v:
-                not_answer.add(j)
+            step = pb.steps[j]
+            in_calc = any(_literal_value(node, step.source) == v for node in _literals(step.body))
+            known = pb.results[j] in pb.qnums or pb.results[j] in pb.results[:j]
+            if in_calc and known and pb.results[j] != v:
+                out.add(j)
                 break
-    return ParentsResult(tuple(variables), tuple(uncertain), amb_step, amb_const, tuple(sorted(not_answer)))
+    return out
 
+
+def read_parents(question: str, steps: Sequence[StepSource]) -> ParentsResult:
+    """Every literal of every step read as a constant or an earlier step's result."""
+    pb = _Problem.of(question, steps)
+    lits = _collect_literals(pb)
+    # a bare annotation (no calculation) of a number that is neither the problem's nor an earlier
+    # result hides its calculation
+    uncertain = [s.bare and s.result not in pb.qnums and s.result not in pb.results[:k] for k, s in enumerate(steps)]
+    choice = _choose(pb, lits, uncertain)
+    variables = [dict(f) for f in lits.fixed]
+    for slot, r in zip(lits.slots, choice, strict=True):
+        variables[slot.step][slot.offset] = r
+    chosen = list(zip(lits.slots, choice, strict=True))
+    amb_step = sum(1 for s, r in chosen if s.ambiguous and r.step is not None)
+    amb_const = sum(1 for s, r in chosen if s.ambiguous and r.step is None)
+    constants = lits.constants + [(s.step, s.value) for s, r in chosen if r.step is None]
+    not_answer = _not_answer(pb, constants)
+    return ParentsResult(tuple(variables), tuple(uncertain), amb_step, amb_const, tuple(sorted(not_answer)))
 
 
 def fold_arithmetic(node: ast.expr, leaf: Callable[[ast.Constant], Fraction], *,
