@@ -31,6 +31,7 @@ from .bootstrap import (
 )
 from .data import InstanceTable, RunData, common_units, instance_table
 from .figures import FIGURES
+from .intervals import ratio_ci_delta, tango_ci, tango_ci_clustered
 
 __all__ = [
     "mcnemar_exact", "clustered_mcnemar", "paired_tables", "compare_pair", "figure",
@@ -174,6 +175,42 @@ def compare_pair(a: RunData, b: RunData, *, resamples: int = DEFAULT_RESAMPLES,
     return {**info, **block}, ctx
 
 
+def _score_interval(fig: dict[str, Any], name: str, ta: InstanceTable, tb: InstanceTable) -> dict[str, Any]:
+    """The interval a verdict shows for an accuracy difference (docs/statistics.md, "Intervals"):
+    Tango's score interval for task success, its clustered form for hop accuracies. The bootstrap
+    SE stays beside it."""
+    if name == "task_success":
+        b, c = fig["discordant"]["run_only"], fig["discordant"]["baseline_only"]
+        ci = tango_ci(b, c, ta.m)
+        method = "Tango score interval (paired instances; Tango 1998)"
+    else:
+        ca, cb, n = (ta.mh_correct, tb.mh_correct, ta.mh_n) if name == "model_hop_accuracy" \
+            else (ta.all_correct, tb.all_correct, ta.hops_n)
+        cl = tango_ci_clustered(ca, cb, n)
+        ci = None if cl is None else cl["ci"]
+        method = "Tango score interval, hops clustered in instances (design effect)"
+    if ci is not None:
+        fig["ci95"] = [float(ci[0]), float(ci[1])]
+        fig["method"] = method
+        fig.pop("extended_to_point", None)
+    return fig
+
+
+def _delta_ratio(fig: dict[str, Any], ta: InstanceTable, tb: InstanceTable, name: str) -> None:
+    """A cost ratio's interval: log ratio ± t·(linearised SE, clustered by instance) (``intervals``);
+    the percentile interval stays where the ratio has no spread. ``se_log`` (the tests') stays the bootstrap's."""
+    if fig["ci95"] is None:
+        return
+    ca, cb = FIGURES[name].columns(ta), FIGURES[name].columns(tb)
+    if ca is None or cb is None:
+        return
+    dl = ratio_ci_delta(ca[0], ca[1], cb[0], cb[1])
+    if dl["ci"] is not None:
+        fig["ci95"] = [min(dl["ci"][0], fig["value"]), max(dl["ci"][1], fig["value"])]
+        fig["method"] = "delta method on the log ratio, clustered by instance (t, m - 1 df)"
+        fig.pop("extended_to_point", None)
+
+
 def compare_tables(ta: InstanceTable, tb: InstanceTable, *, identity: bool = False,
                    resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
                    simulated: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -211,9 +248,10 @@ def compare_tables(ta: InstanceTable, tb: InstanceTable, *, identity: bool = Fal
             right_b = cb - np.minimum(ca, cb)
             test = {"p_value": clustered_mcnemar(right_a, right_b),
                     "test": "clustered McNemar (Durkalski 2003), hops within instances"}
-        block["differences"][name] = figure(
+        block["differences"][name] = _score_interval(figure(
             d, ra - rb, method="paired bootstrap over instances (percentile)",
-            guard=(max(-1.0, d - u), min(1.0, d + u)), run=pa, baseline=pb, unpaired_ci95=unpaired, **test)
+            guard=(max(-1.0, d - u), min(1.0, d + u)), run=pa, baseline=pb, unpaired_ci95=unpaired, **test),
+            name, ta, tb)
         if pb > 0:
             with np.errstate(divide="ignore", invalid="ignore"):
                 rr = np.where(rb > 0, ra / np.where(rb > 0, rb, 1.0), np.nan)
@@ -237,6 +275,7 @@ def compare_tables(ta: InstanceTable, tb: InstanceTable, *, identity: bool = Fal
         with np.errstate(divide="ignore", invalid="ignore"):
             rr = _reps(w, ta, name) / _reps(w, tb, name)
         fig = figure(pa / pb, rr, method="paired bootstrap over instances (percentile)", run=pa, baseline=pb)  # type: ignore[operator]
+        _delta_ratio(fig, ta, tb, name)
         if fig["ci95"] is not None and fig["se"]:
             fin = rr[np.isfinite(rr) & (rr > 0)]
             fig["se_log"] = float(np.std(np.log(fin), ddof=1)) if fin.size > 1 else None

@@ -53,14 +53,18 @@ def test_identity_is_exact_and_equal_runs_are_not_certain():
     other, _ = compare_tables(table_from_hops(np.ones((150, 3)), [1, 2, 3]), perfect)
     d = other["differences"]["task_success"]
     u = zero_discordance_bound(150)
+    # Tango's interval at no discordance is ±(Wilson upper bound for 0 of m): Newcombe's method 10 there
     assert d["value"] == 0.0 and d["ci95"][0] == pytest.approx(-u) and d["ci95"][1] == pytest.approx(u)
+    assert d["method"].startswith("Tango")
     assert 0.02 < u < 0.03  # ≈ 3.84 / 153.84
     r = other["ratios"]["task_success"]
     assert r["ci95"][0] < 1.0 == r["value"] <= r["ci95"][1]
     assert "zero-discordance" in r["method"]
-    # partial agreement: still paired bootstrap
+    # partial agreement: the same interval for task success; the ratio is still the paired bootstrap
     c = chain(rng, 150, 3, 0.1)
-    assert compare_tables(table_from_hops(c, [1, 2, 3]), perfect)[0]["differences"]["task_success"]["method"].startswith("paired")
+    part = compare_tables(table_from_hops(c, [1, 2, 3]), perfect)[0]
+    assert part["differences"]["task_success"]["method"].startswith("Tango")
+    assert part["ratios"]["task_success"]["method"].startswith("paired")
 
 
 def test_every_ratio_contains_its_point_even_at_zero():
