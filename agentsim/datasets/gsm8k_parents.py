@@ -14,8 +14,10 @@ Candidates for a literal ``v`` in step ``k``:
 - a constant, when ``v`` is written in the problem (digits, a number word such as *two*,
   *twice*, *half*, *dozen*, a percentage as its fraction, a fraction ``a/b`` as its value), is a
   unit constant whose unit the step's sentence names next to it (12 months, 60 minutes, 100
-  cents, ...) or is spelled as a word in the step's own sentence. A literal equal to no earlier result is a constant, and one equal to an earlier
-  result but to no constant is a result.
+  cents, ...) or is spelled as a word in the step's own sentence; a value a calculation writes
+  twice that would otherwise be one step's result read twice, making the calculation a constant
+  (``3/3``, ``s1/s1``: $3.00 for 3 scoops). A literal equal to no earlier result is a constant,
+  and one equal to an earlier result but to no constant is a result.
 
 Among all combinations (every literal one reading) the one kept is best in this order:
 
@@ -26,7 +28,11 @@ Among all combinations (every literal one reading) the one kept is best in this 
 3. **text evidence**: the words around the number in the step's sentence (``he needs 2 pounds``,
    ``200 hours * $50/hour``, ``20 candles``) shared with the words around that number in the
    problem (a constant) or with the sub-question and the words after the result of the candidate
-   step (``<<20/10=2>>2 pounds of beeswax``);
+   step (``<<20/10=2>>2 pounds of beeswax``); a name the step speaks of that one candidate is
+   about while every other is about someone else (``Alani had written 40+20``: Alani's 40, not
+   Braylen's; names every sub-question holds do not count); an amount of money in the
+   calculation (``$150 + $3``) where the only other candidates are the problem's numbers that are
+   not money (a 3-month installment); the 100 dividing a percentage (``100*(40/100)``);
 4. **a constant used again**: a number the step before read as a constant is read as that
    constant again (``20*2`` then ``40+20``: the 20 is the problem's, the 40 step 1's);
 5. **no step read twice in one calculation** when another reading exists (``90+90`` with two
@@ -34,8 +40,10 @@ Among all combinations (every literal one reading) the one kept is best in this 
    sum, two steps of equal results (``2/2`` is not ``s1 / s4``: as degenerate);
 6. **fewest numbers of the problem read as results** (a number written in the problem is
    its constant unless something above says otherwise);
-7. fallbacks: an ambiguous literal is the result in the *latest* calculation that can use it,
-   and a literal is the *latest* step with its value.
+7. fallbacks: the reading one word of text evidence points to (too little to decide alone:
+   ``can be made at 50 quarts`` shares *made* with the wrong step), then an ambiguous literal is
+   the result in the *latest* calculation that can use it, and a literal is the *latest* step
+   with its value.
 
 A step whose parents or calculation differ between combinations that tie on 1-6 (the choice was
 made by the fallbacks only) is flagged ``parents_uncertain``, and so is a step whose annotation
@@ -257,6 +265,10 @@ class _Problem:
     step_sigs: list[set[str]]
     #: steps whose sentence writes their result as a percentage ("40% of his total bill")
     percents: list[bool]
+    #: the problem's names (capitalised words inside a sentence: Alani, Braylen, Monday), stemmed
+    names: set[str]
+    #: steps whose sentence writes their result as money (``$<<30*3=90>>90``)
+    money: list[bool]
     qsig_cache: dict[Fraction, set[str]] = field(default_factory=dict)
 
     @classmethod
@@ -267,7 +279,17 @@ class _Problem:
             step_sigs=[(set(_words(s.question)) - _STOP) | _window(s.after, 0, 0, 5) for s in steps],
             percents=[any(_value(m.group(1)) == st.result for m in _PERCENT_RE.finditer(st.before + " " + st.after))
                       for st in steps],
+            names=_names(question, steps),
+            money=[st.before.rstrip().endswith("$") or _as_money(st.before, st.result) for st in steps],
         )
+
+    def candidate_names(self, c: Reading, value: Fraction) -> set[str]:
+        """The names a candidate is about: those of its sub-question, or near the number in the problem."""
+        words = self.question_signature(value) if c.step is None else set(_words(self.steps[c.step].question))
+        return words & self.names
+
+    def candidate_money(self, c: Reading, value: Fraction) -> bool:
+        return _as_money(self.question, value) if c.step is None else self.money[c.step]
 
     def question_signature(self, value: Fraction) -> set[str]:
         if value not in self.qsig_cache:
@@ -294,6 +316,8 @@ def _collect_literals(pb: _Problem) -> _Literals:
         # a fraction the problem writes (``8*1/4`` with "1/4" in the problem): both numbers constants
         in_fraction = {m.start(g) for m in _FRACTION_RE.finditer(st.source)
                        if f"{m.group(1)}/{m.group(2)}" in pb.question.replace(" ", "") for g in (1, 2)}
+        twice = _repeated_results(pb, k)
+        per_hundred = _percent_divisors(pb, k)
         for node in _literals(st.body):
             v = _literal_value(node, st.source)
             cands = [] if node.col_offset in in_fraction else _result_candidates(pb, k, v)
@@ -304,7 +328,7 @@ def _collect_literals(pb: _Problem) -> _Literals:
             unit_named = bool(_signature(sentence, v) & _UNIT_CONSTANTS.get(v, frozenset()))
             # 100 in a calculation of a percentage ("100-60=40% of the groceries") is the whole
             unit_named |= v == 100 and bool(re.match(r"\s*\$?[\d.,]+\s*(?:%|percent)", st.after))
-            constant_ok = v in pb.qnums or unit_named or v in word_values
+            constant_ok = v in pb.qnums or unit_named or v in word_values or v in twice
             if constant_ok:
                 cands.append(Reading(None))
             if len(cands) == 1:
@@ -312,9 +336,71 @@ def _collect_literals(pb: _Problem) -> _Literals:
                 continue
             # text evidence: the words around this number in the step's sentence
             around = _signature(sentence, v) if v in in_sentence or v in word_values else set()
-            evidence = _evidence(pb, v, cands, around, v in word_values)
+            about = _Mention(around, v in word_values, set(_words(f"{st.question} {sentence}")) & pb.names,
+                             _as_money(_calculation_text(st.before), v), node.col_offset in per_hundred)
+            evidence = _evidence(pb, v, cands, about)
             out.slots.append(_Slot(k, node.col_offset, v, cands, constant_ok, evidence))
     return out
+
+
+def _repeated_results(pb: _Problem, k: int) -> set[Fraction]:
+    """Values step ``k``'s calculation writes more than once that only one earlier step has as its
+    result, where reading every copy as that step makes the calculation a constant (``3/3``: $3.00
+    for 3 scoops would be ``s1/s1``, always 1): each copy may then be a constant too (rule 5 keeps
+    one of them the step's). ``15*1 + 15*2`` (the same 15 sheep twice) is not such a case."""
+    st = pb.steps[k]
+    values = [_literal_value(node, st.source) for node in _literals(st.body)]
+    out: set[Fraction] = set()
+    for v in {v for v in values if values.count(v) > 1 and pb.results[:k].count(v) == 1}:
+        def at(x: Fraction, v: Fraction = v) -> Fraction:
+            return fold_arithmetic(st.body, lambda n: x if _literal_value(n, st.source) == v
+                                   else _literal_value(n, st.source), zero_division=Fraction(0))
+        if at(Fraction(1000003, 97)) == at(Fraction(7919, 13)):
+            out.add(v)
+    return out
+
+
+def _percent_divisors(pb: _Problem, k: int) -> set[int]:
+    """Offsets of the literals 100 that divide a percentage (``40/100``, 40 a step's percentage or
+    the problem's): the hundred of *per cent*, not an earlier result of 100."""
+    st = pb.steps[k]
+    percentages = {v for m in _PERCENT_RE.finditer(pb.question) if (v := _value(m.group(1))) is not None}
+    percentages |= {r for r, pc in zip(pb.results[:k], pb.percents, strict=False) if pc}
+    out: set[int] = set()
+    for n in ast.walk(st.body):
+        if not (isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div) and isinstance(n.right, ast.Constant)):
+            continue
+        left = n.left  # the number just before the "/100" (``100*40/100``: the 40)
+        while isinstance(left, ast.BinOp):
+            left = left.right
+        if (isinstance(left, ast.Constant) and _literal_value(n.right, st.source) == 100
+                and _literal_value(left, st.source) in percentages):
+            out.add(n.right.col_offset)
+    return out
+
+
+def _names(question: str, steps: Sequence[StepSource]) -> set[str]:
+    """The names that tell steps apart: the capitalised words the problem and its solution write
+    inside a sentence (people, places, days), less those every sub-question names (the one the
+    whole problem is about: Jason, in each of his chores)."""
+    text = " ".join([question, *(f"{st.question} {st.before} {st.after}" for st in steps)])
+    out = set()
+    for m in re.finditer(r"(?<=[a-z,;:] )[A-Z][a-z]+", text.replace("’", "'")):
+        w = _stem(m.group().lower())
+        if w not in _STOP and w not in _NUMBER_WORDS:
+            out.add(w)
+    return out - set.intersection(*(set(_words(st.question)) for st in steps)) if steps else out
+
+
+def _as_money(text: str, value: Fraction) -> bool:
+    """``text`` writes ``value`` as an amount of money (``$3``, ``$ 3.00``)."""
+    return any(v == value and text[:s].rstrip().endswith("$") for v, s, _e in _mentions(text))
+
+
+def _calculation_text(before: str) -> str:
+    """The calculation a sentence writes just before its annotation (``costs $150 + $3 = ``: ``$150 + $3``)."""
+    m = re.search(r"[\d.,$()\s+\-*/x×]+$", re.sub(r"[\s=$]+$", "", before))
+    return m.group() if m else ""
 
 
 def _result_candidates(pb: _Problem, k: int, v: Fraction) -> list[Reading]:
@@ -326,21 +412,49 @@ def _result_candidates(pb: _Problem, k: int, v: Fraction) -> list[Reading]:
     return cands
 
 
-def _evidence(pb: _Problem, v: Fraction, cands: list[Reading], around: set[str],
-              is_word: bool) -> dict[Reading, int]:
-    """1 for the one candidate the words around the literal point to (if they point to one)."""
+@dataclass(frozen=True)
+class _Mention:
+    """How a step writes one literal: the words around it, whether it is a number word there, the
+    names its sub-question and sentence speak of, and whether it is written as money."""
+
+    around: set[str]
+    is_word: bool
+    names: set[str]
+    money: bool
+    per_hundred: bool  # a 100 dividing a percentage
+
+
+def _evidence(pb: _Problem, v: Fraction, cands: list[Reading], about: _Mention) -> dict[Reading, int]:
+    """For each candidate: 2 if it is the one the words around the literal point to, 1 if only one
+    word does (a name does not count alone: the step's own subject is often another's), else 0."""
+    if about.per_hundred:  # the words around a value cannot tell its copies apart; this can
+        return {c: 2 * (c.step is None) for c in cands}
     sigs = {c: (pb.question_signature(v) if c.step is None else pb.step_sigs[c.step]) for c in cands}
+    names = {c: pb.candidate_names(c, v) for c in cands}
+    money = {c: pb.candidate_money(c, v) for c in cands}
     hits: dict[Reading, int] = {}
+    plain: dict[Reading, bool] = {}  # a word that is not a name tells this candidate from the others
     for c in cands:
         # only the words that tell this candidate from the others count
         others = set().union(*(sg for o, sg in sigs.items() if o != c))
-        h = len(around & (sigs[c] - others))
+        words = about.around & (sigs[c] - others)
+        h = len(words)
+        plain[c] = bool(words - pb.names)
         if c.step is None:
-            h += _EVIDENCE_STRONG * (bool(around & _UNIT_CONSTANTS.get(v, frozenset())) + is_word)
+            h += _EVIDENCE_STRONG * (bool(about.around & _UNIT_CONSTANTS.get(v, frozenset())) + about.is_word)
+        # a name the step speaks of that this candidate is about while every other is about someone
+        # the step does not speak of ("Alani ... 40+20": Alani's 40, not Braylen's); "$150 + $3" is
+        # an amount of money (step 1's $3 interest), not the problem's 3 months
+        contrast = all(names[o] and not names[o] & about.names for o in cands if o != c)
+        h += _EVIDENCE_STRONG * bool(about.names & names[c] and contrast)
+        h += _EVIDENCE_STRONG * (about.money and money[c]
+                                 and all(o.step is None and not money[o] for o in cands if o != c))
         hits[c] = h
     best = max(hits.values())
     unique = sum(1 for x in hits.values() if x == best) == 1
-    return {c: int(h == best and h >= _EVIDENCE_MIN and unique) for c, h in hits.items()}
+    # 2: evidence; 1: one word only (weak: it decides only what rules 1-6 leave tied)
+    return {c: (2 if h >= _EVIDENCE_MIN else int(plain[c])) if h == best and h and unique else 0
+            for c, h in hits.items()}
 
 
 def _score(lits: _Literals, sums: list[bool], results: list[Fraction],
@@ -360,10 +474,11 @@ def _score(lits: _Literals, sums: list[bool], results: list[Fraction],
                                         if r.step is None}
     reused = sum(1 for slot, r in zip(lits.slots, choice, strict=True) if r.step is None
                  and (slot.step - 1, slot.value) in const_seen)
-    evidenced: set[tuple[int, Fraction, bool]] = set()  # a sentence's word explains one literal
+    evidenced: set[tuple[int, Fraction, bool]] = set()  # a sentence's words explain one literal
+    weak: set[tuple[int, Fraction, bool]] = set()  # ... its one word does
     for slot, r in zip(lits.slots, choice, strict=True):
         if slot.evidence[r]:
-            evidenced.add((slot.step, slot.value, r.step is None))
+            (evidenced if slot.evidence[r] == 2 else weak).add((slot.step, slot.value, r.step is None))
         if r.step is not None:
             used[r.step] = True
             per_step.setdefault(slot.step, []).append(r.step)
@@ -386,7 +501,7 @@ def _score(lits: _Literals, sums: list[bool], results: list[Fraction],
             if len(same) > 1 and sorted(i for i in js if results[i] == results[j]) == same:
                 pairs += 1
     coverage = sum(used[:-1])
-    return (coverage, pairs, len(evidenced), reused, -dup, -amb_step), (late, near)
+    return (coverage, pairs, len(evidenced), reused, -dup, -amb_step), (len(weak), late, near)
 
 
 def _choose(pb: _Problem, lits: _Literals, uncertain: list[bool]) -> tuple[Reading, ...]:
