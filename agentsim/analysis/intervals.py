@@ -31,7 +31,7 @@ from scipy import optimize, stats
 
 from .inference import _restricted_p01
 
-__all__ = ["tango_ci", "tango_z", "tango_ci_clustered", "ratio_ci_delta"]
+__all__ = ["tango_ci", "tango_z", "tango_ci_clustered", "ratio_ci_delta", "reliability_ci"]
 
 _EPS = 1e-12
 
@@ -149,3 +149,35 @@ def tango_ci_clustered(correct_a: np.ndarray, correct_b: np.ndarray, n: np.ndarr
     s = n_eff / total
     ci = tango_ci(b * s, c * s, n_eff, level)  # type: ignore[arg-type]
     return {"ci": None if ci is None else [ci[0], ci[1]], "n_eff": n_eff, "design_effect": total / n_eff}
+
+
+def reliability_ci(depth_correct: np.ndarray, depth_n: np.ndarray, depths: list[int] | np.ndarray, r: float,
+                   level: float = 0.95) -> list[float] | None:
+    """Interval of the per-hop reliability r (accuracy(d) = r^d) with hops clustered in instances.
+
+    The MLE maximises a likelihood that treats the hops as independent binomials, which they are not
+    (in free mode a wrong hop makes its children wrong): the profile interval of that likelihood
+    covers 75-87 %, a cluster-bootstrap percentile interval 90 % at 30 instances. This is the
+    robust (sandwich, Godambe) variance of the MLE over instances, Σ_i U_i² / H², U_i instance i's
+    score and H the total Hessian (Liang & Zeger 1986; White 1982), as a t interval on the
+    log(−log r) scale (which keeps it inside (0, 1)). None where r̂ is 0 or 1, with fewer than two
+    instances or a zero score spread (the caller keeps the profile interval).
+    """
+    dc = np.asarray(depth_correct, dtype=float)
+    dn = np.asarray(depth_n, dtype=float)
+    d = np.asarray(depths, dtype=float)
+    m = dc.shape[0]
+    if m < 2 or not 0 < r < 1:
+        return None
+    f = dn - dc
+    rd = r ** d
+    score = (dc * d / r - f * d * r ** (d - 1) / (1 - rd)).sum(axis=1)
+    hess = float((-(dc * d / r ** 2) - f * (d * (d - 1) * r ** (d - 2) * (1 - rd) + d * d * r ** (2 * d - 2))
+                  / (1 - rd) ** 2).sum())
+    spread = float(np.sum((score - score.mean()) ** 2)) * m / (m - 1)
+    if hess >= 0 or spread <= 0:
+        return None
+    se = math.sqrt(spread) / -hess
+    theta, se_theta = math.log(-math.log(r)), se / (r * -math.log(r))
+    half = float(stats.t.ppf(0.5 + level / 2, m - 1)) * se_theta
+    return [math.exp(-math.exp(theta + half)), math.exp(-math.exp(theta - half))]

@@ -100,7 +100,7 @@ def summarize_run(store: Store, run: RunRead | int, *, hop_count: int | None = N
         "created_at": run.created_at.isoformat() if run.created_at else None,
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
     }
-    # the cluster-bootstrap interval (as evaluate() reports): the profile-likelihood interval treats
+    # the interval clustered by instance (as evaluate() reports): the profile-likelihood interval treats
     # the hops of one instance as independent and covers only 75-87 % when they are correlated
     from .data import instance_table, load_run
     from .reliability import fit_run

@@ -194,8 +194,7 @@ def evaluate(store: Store, run_ids: list[int], baseline: int | str | None = None
     for rd in runs:
         single, t = _single(rd, resamples, seed)
         block: dict[str, Any] = {**_meta(rd), "label": _label(rd), "single": single}
-        block["reliability"] = fit_run(t.depths, t.depth_correct, t.depth_n, mode=rd.run.mode,
-                                       resamples=resamples, seed=seed)
+        block["reliability"] = fit_run(t.depths, t.depth_correct, t.depth_n, mode=rd.run.mode)
         block["propagation"] = propagation(rd, resamples=resamples, seed=seed)
         base = bases.get(rd.run.id)
         ctx = None
