@@ -12,12 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
 
 from .errors import AgentsimError
 from .store import RunRead, Store, batch_size_of, scenario_label_of
 
-__all__ = ["simulate", "Results", "Frames", "load_results"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["simulate", "LaunchKeywords", "Results", "Frames", "load_results"]
 
 
 class Frames(NamedTuple):
@@ -114,45 +117,61 @@ class Results:
             raise AgentsimError(f"backend {spec} failed: {exc}")
 
 
+class LaunchKeywords(TypedDict, total=False):
+    """The keywords of :func:`simulate` that say what to run; each is a :class:`~agentsim.launch.Launch`
+    field (``mode`` is ``modes``, ``batch`` is ``batch_sizes``), whose defaults apply."""
+
+    instances: int
+    seed: int
+    mode: str | Sequence[str]
+    params: dict[str, Any] | None
+    energy: str
+    batch: int | str | Sequence[int]
+    executor: str | None
+
+
+#: simulate's keywords named otherwise in Launch
+_LAUNCH_FIELD = {"mode": "modes", "batch": "batch_sizes"}
+
+
 def simulate(
     scenarios: str | Path | Sequence[Any],
     backends: str | Sequence[str],
     *,
-    instances: int = 10,
-    seed: int = 0,
-    mode: str = "free",
     db: str | Path | Store | None = None,
-    params: dict[str, Any] | None = None,
-    energy: str = "auto",
     progress: Any = None,
     raise_on_failure: bool = True,
-    batch: int | str | Sequence[int] = 1,
-    executor: str | None = None,
+    **launch: Unpack[LaunchKeywords],
 ) -> Results:
     """Run scenarios against backends and store every hop.
 
     ``scenarios``: scenario file paths, bundled names, family names or :class:`Scenario` objects.
     ``backends``: spec strings (``"noisy,p=0.2"``, ``"llama:qwen2.5-coder-0.5b@q4_k_m"``).
-    ``mode``: ``"free"``, ``"oracle"`` or ``"both"``. ``params``: generator parameters
-    (values may be lists to sweep: ``{"depth": [1, 2, 3]}``). ``batch``: instances advanced
-    together, their ready hops sent to the backend as one call; a list (or ``"1,4,16"``) sweeps.
     ``db``: a path or SQLAlchemy URL (default ``$AGENTSIM_DB`` or ``./agentsim.db``).
+    ``progress``: called after every hop with a :class:`~agentsim.engine.Progress`.
+    What to run (:class:`LaunchKeywords`, defaults in brackets): ``instances`` (10), ``seed`` (0),
+    ``mode``: ``"free"`` (default), ``"oracle"`` or ``"both"``. ``params``: generator parameters
+    (values may be lists to sweep: ``{"depth": [1, 2, 3]}``). ``energy`` (``"auto"``).
+    ``batch`` (1): instances advanced together, their ready hops sent to the backend as one call;
+    a list (or ``"1,4,16"``) sweeps.
     ``executor``: ``None``/``"in-process"``, or ``"ray[,address=auto][,num_gpus=N]..."`` (the runs
     are spread over long-lived Ray workers, one per CPU/GPU slot; docs/distributed.md).
     """
-    from .launch import Launch, run_launch
+    from .launch import Launch, RunControl, run_launch
     from .scenario import Scenario
 
+    unknown = sorted(set(launch) - set(LaunchKeywords.__annotations__))
+    if unknown:
+        raise TypeError(f"simulate() got an unexpected keyword argument {unknown[0]!r}")
     if isinstance(scenarios, (str, Path, Scenario)):
         scenarios = [scenarios]
     if isinstance(backends, str):
         backends = [backends]
-    launch = Launch(scenarios=list(scenarios), backends=list(backends), params=params, modes=mode,
-                    instances=instances, seed=seed, energy=energy, batch_sizes=batch, executor=executor)
+    fields = {_LAUNCH_FIELD.get(k, k): v for k, v in launch.items()}
+    request = Launch(scenarios=list(scenarios), backends=list(backends), **fields)
     store = db if isinstance(db, Store) else Store(db)
-    result = run_launch(launch, store=store, progress=progress)
-    runs, failures = result.runs, result.failures
-    results = Results(store=store, runs=runs, failures=failures)
+    result = run_launch(request, store=store, control=RunControl(progress=progress))
+    results = Results(store=store, runs=result.runs, failures=result.failures)
     if raise_on_failure:
         results.raise_for_failures()
     return results

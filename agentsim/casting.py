@@ -36,7 +36,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,8 @@ __all__ = [
     "shapes_from_gguf",
     "model_shapes",
     "profile_casting",
+    "CastingConfig",
+    "ShapesOrigin",
     "parse_batches",
     "amortised_batch",
     "CASTING_PRECISIONS",
@@ -247,23 +249,52 @@ def _timer(device: str, clock: str = "wall") -> Callable[[Callable[[], Any], int
     return median_time
 
 
+@dataclass(frozen=True)
+class CastingConfig:
+    """How the profiler times: the compute dtype and device, the median of ``repeats`` runs after
+    ``warmup`` ones, the amortisation ``threshold``, the quantization ``block`` (None: the
+    scheme's), torch's ``threads`` (None: as they are), the ``clock`` (``wall``, or ``cpu``: this
+    thread's CPU time, CPU only, one thread) and the random weights' ``seed``."""
+
+    dtype: str = "bf16"
+    device: str = "auto"
+    repeats: int = 5
+    warmup: int = 1
+    threshold: float = 0.5
+    block: int | None = None
+    threads: int | None = None
+    clock: str = "wall"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.dtype not in TORCH_DTYPES:
+            raise AgentsimError(f"casting: dtype {self.dtype!r} is not one of {', '.join(TORCH_DTYPES)}")
+        if self.repeats < 1:
+            raise AgentsimError("casting: --repeats must be >= 1")
+        if not 0 < self.threshold < 1:
+            raise AgentsimError("casting: --threshold must be within (0, 1)")
+        if self.clock not in ("wall", "cpu"):
+            raise AgentsimError(f"casting: clock {self.clock!r} is not wall or cpu")
+        if self.clock == "cpu" and self.threads not in (None, 1):
+            raise AgentsimError("casting: --clock cpu needs --threads 1 (it counts the calling thread's CPU time)")
+
+
+@dataclass(frozen=True)
+class ShapesOrigin:
+    """Where the profiled shapes came from, as the report states it: the model asked for, the
+    file they were read from, and the model's number of decoder blocks."""
+
+    model: str = ""
+    shapes_from: str = ""
+    layers: int = 1
+
+
 def profile_casting(
     shapes: Sequence[LinearShape],
     precision: str,
     batches: Sequence[int],
-    *,
-    dtype: str = "bf16",
-    device: str = "auto",
-    repeats: int = 5,
-    warmup: int = 1,
-    threshold: float = 0.5,
-    block: int | None = None,
-    threads: int | None = None,
-    clock: str = "wall",
-    seed: int = 0,
-    model: str = "",
-    shapes_from: str = "",
-    layers: int = 1,
+    config: CastingConfig = CastingConfig(),
+    origin: ShapesOrigin = ShapesOrigin(),
 ) -> CastingReport:
     """Time dequantize vs matmul for ``shapes`` at every batch size (see the module docstring)."""
     import torch
@@ -277,42 +308,30 @@ def profile_casting(
             hint=f"precisions: {', '.join(CASTING_PRECISIONS)} (f32/bf16/f16 weights are used as they are)",
         )
     scheme = EMULATED_FORM.get(precision, precision)
-    if dtype not in TORCH_DTYPES:
-        raise AgentsimError(f"casting: dtype {dtype!r} is not one of {', '.join(TORCH_DTYPES)}")
-    if repeats < 1:
-        raise AgentsimError("casting: --repeats must be >= 1")
-    if not 0 < threshold < 1:
-        raise AgentsimError("casting: --threshold must be within (0, 1)")
     if not shapes:
         raise AgentsimError("casting: no layer shapes to profile")
     batches = sorted(set(batches))
     if not batches or batches[0] < 1:
         raise AgentsimError("casting: batch sizes must be >= 1")
     try:
-        quant.block_size(scheme, block)
+        quant.block_size(scheme, config.block)
     except ValueError as exc:
         raise AgentsimError(f"casting: {exc}") from None
-    acc = detect(device)
-    dev = acc.kind
+    acc = detect(config.device)
     kernel = None
     if precision in EMULATED_FORM:
         from .backends.hf_precisions import check_library
 
-        kernel = check_library(precision, acc, compute=dtype, group=0)
-    if clock not in ("wall", "cpu"):
-        raise AgentsimError(f"casting: clock {clock!r} is not wall or cpu")
-    if clock == "cpu":
-        if dev != "cpu":
+        kernel = check_library(precision, acc, compute=config.dtype, group=0)
+    if config.clock == "cpu":
+        if acc.kind != "cpu":
             raise AgentsimError("casting: --clock cpu is for the CPU only (a GPU's work is not this thread's CPU time)")
-        if threads not in (None, 1):
-            raise AgentsimError("casting: --clock cpu needs --threads 1 (it counts the calling thread's CPU time)")
-        threads = 1
+        config = replace(config, threads=1)
     before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
+    if config.threads:
+        torch.set_num_threads(config.threads)
     try:
-        report = _profile(shapes, scheme, batches, acc, dtype, repeats, warmup, threshold, block, clock,
-                          seed, model, shapes_from, layers, real=precision if kernel else None)
+        report = _profile(shapes, scheme, batches, acc, config, origin, real=precision if kernel else None)
     finally:
         torch.set_num_threads(before)
     if kernel:
@@ -322,54 +341,15 @@ def profile_casting(
     return report
 
 
-def _profile(shapes: Sequence[LinearShape], precision: str, batches: list[int], acc: Any, dtype: str,
-             repeats: int, warmup: int, threshold: float, block: int | None, clock: str, seed: int,
-             model: str, shapes_from: str, layers: int, real: str | None = None) -> CastingReport:
+def _profile(shapes: Sequence[LinearShape], precision: str, batches: list[int], acc: Any, config: CastingConfig,
+             origin: ShapesOrigin, real: str | None = None) -> CastingReport:
     import torch
 
-    from . import quant
-
     dev = acc.kind
-    tdtype = getattr(torch, TORCH_DTYPES[dtype])
-    timer = _timer(dev, clock)
-    gen = torch.Generator().manual_seed(seed)
-
-    per_shape: list[dict[str, Any]] = []
-    for s in shapes:
-        w = torch.randn(s.out_features, s.in_features, generator=gen) * s.in_features**-0.5
-        q = quant.quantize(w.to(dev), precision, block)
-        dense = quant.dequantize(q, tdtype)
-        row: dict[str, Any] = {"name": s.name, "out_features": s.out_features, "in_features": s.in_features,
-                               "count": s.count, "storage_bytes": q.nbytes(), "dequant_s": {}, "matmul_s": {}}
-        for b in batches:
-            x = torch.randn(b, s.in_features, generator=gen).to(dev, tdtype)
-            # dequantization is the same work whatever the batch; it is timed per batch all the
-            # same, interleaved with the matmul, so both see the same machine state
-            row["dequant_s"][b] = timer(lambda q=q: quant.dequantize(q, tdtype), repeats, warmup)
-            row["matmul_s"][b] = timer(lambda x=x, d=dense: torch.nn.functional.linear(x, d), repeats, warmup)
-        if real:
-            lin = _real_linear(w, real, acc, tdtype)
-            row["kernel_s"] = {}
-            with torch.inference_mode():
-                for b in batches:
-                    x = torch.randn(b, s.in_features, generator=gen).to(dev, tdtype)
-                    row["kernel_s"][b] = timer(lambda x=x, lin=lin: lin(x), repeats, warmup)
-        per_shape.append(row)
-        del w, q, dense
-
-    rows = []
-    for b in batches:
-        d = sum(r["dequant_s"][b] * r["count"] for r in per_shape)
-        m = sum(r["matmul_s"][b] * r["count"] for r in per_shape)
-        total = d + m
-        row = BatchRow(batch=b, dequant_s=d, matmul_s=m, total_s=d + m,
-                       ratio=d / total if total > 0 else 0.0, slowdown=total / m if m > 0 else float("inf"))
-        if real:
-            k = sum(r["kernel_s"][b] * r["count"] for r in per_shape)
-            row.kernel_s = k
-            row.kernel_vs_dense = k / m if m > 0 else float("inf")
-            row.kernel_vs_emulated = k / total if total > 0 else float("inf")
-        rows.append(row)
+    bench = _Bench(acc, config, getattr(torch, TORCH_DTYPES[config.dtype]), _timer(dev, config.clock),
+                   torch.Generator().manual_seed(config.seed))
+    per_shape = [_time_shape(s, precision, batches, bench, real) for s in shapes]
+    rows = [_batch_row(b, per_shape, real) for b in batches]
     notes = [
         "torch path: the whole weight is dequantized, then a dense matmul; fused kernels (llama.cpp, "
         "Marlin-style GPU kernels) dequantize inside the matmul and do not pay this cost in this form",
@@ -377,12 +357,80 @@ def _profile(shapes: Sequence[LinearShape], precision: str, batches: list[int], 
     ]
     if dev == "cpu":
         notes.append(f"measured on the CPU ({acc.name}): a CPU figure, not a GPU one")
+    from . import quant
+
     return CastingReport(
-        model=model, shapes_from=shapes_from, precision=precision, block=quant.block_size(precision, block),
-        dtype=dtype, device=acc.describe(), threads=torch.get_num_threads() if dev == "cpu" else None,
-        clock="thread CPU time" if clock == "cpu" else "wall clock", repeats=repeats, threshold=threshold, layers=layers, shapes=list(shapes), rows=rows,
-        per_shape=per_shape, amortised_batch=amortised_batch(rows, threshold), notes=notes,
+        model=origin.model, shapes_from=origin.shapes_from, precision=precision,
+        block=quant.block_size(precision, config.block), dtype=config.dtype, device=acc.describe(),
+        threads=torch.get_num_threads() if dev == "cpu" else None,
+        clock="thread CPU time" if config.clock == "cpu" else "wall clock", repeats=config.repeats,
+        threshold=config.threshold, layers=origin.layers, shapes=list(shapes), rows=rows,
+        per_shape=per_shape, amortised_batch=amortised_batch(rows, config.threshold), notes=notes,
     )
+
+
+@dataclass
+class _Bench:
+    """What every shape of one profile is timed with."""
+
+    acc: Any  # the device (agentsim.hardware)
+    config: CastingConfig
+    tdtype: Any  # the torch compute dtype
+    timer: Callable[[Callable[[], Any], int, int], float]
+    gen: Any  # the torch.Generator of the random weights and inputs
+
+    def time(self, fn: Callable[[], Any]) -> float:
+        return self.timer(fn, self.config.repeats, self.config.warmup)
+
+    def inputs(self, batch: int, features: int) -> Any:
+        import torch
+
+        return torch.randn(batch, features, generator=self.gen).to(self.acc.kind, self.tdtype)
+
+
+def _time_shape(s: LinearShape, precision: str, batches: list[int], bench: _Bench,
+                real: str | None) -> dict[str, Any]:
+    """One layer shape: a random weight quantized once, then dequantize and matmul (and the real
+    kernel, for ``real``) timed at every batch size."""
+    import torch
+
+    from . import quant
+
+    tdtype = bench.tdtype
+    w = torch.randn(s.out_features, s.in_features, generator=bench.gen) * s.in_features**-0.5
+    q = quant.quantize(w.to(bench.acc.kind), precision, bench.config.block)
+    dense = quant.dequantize(q, tdtype)
+    row: dict[str, Any] = {"name": s.name, "out_features": s.out_features, "in_features": s.in_features,
+                           "count": s.count, "storage_bytes": q.nbytes(), "dequant_s": {}, "matmul_s": {}}
+    for b in batches:
+        x = bench.inputs(b, s.in_features)
+        # dequantization is the same work whatever the batch; it is timed per batch all the
+        # same, interleaved with the matmul, so both see the same machine state
+        row["dequant_s"][b] = bench.time(lambda q=q: quant.dequantize(q, tdtype))
+        row["matmul_s"][b] = bench.time(lambda x=x, d=dense: torch.nn.functional.linear(x, d))
+    if real:
+        lin = _real_linear(w, real, bench.acc, tdtype)
+        row["kernel_s"] = {}
+        with torch.inference_mode():
+            for b in batches:
+                x = bench.inputs(b, s.in_features)
+                row["kernel_s"][b] = bench.time(lambda x=x, lin=lin: lin(x))
+    return row
+
+
+def _batch_row(b: int, per_shape: list[dict[str, Any]], real: str | None) -> BatchRow:
+    """One batch size's per-block figures: each shape's times weighted by its count."""
+    d = sum(r["dequant_s"][b] * r["count"] for r in per_shape)
+    m = sum(r["matmul_s"][b] * r["count"] for r in per_shape)
+    total = d + m
+    row = BatchRow(batch=b, dequant_s=d, matmul_s=m, total_s=total,
+                   ratio=d / total if total > 0 else 0.0, slowdown=total / m if m > 0 else float("inf"))
+    if real:
+        k = sum(r["kernel_s"][b] * r["count"] for r in per_shape)
+        row.kernel_s = k
+        row.kernel_vs_dense = k / m if m > 0 else float("inf")
+        row.kernel_vs_emulated = k / total if total > 0 else float("inf")
+    return row
 
 
 def _real_linear(w: Any, precision: str, acc: Any, tdtype: Any) -> Any:

@@ -40,7 +40,7 @@ def _console() -> Any:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from .launch import Launch, run_launch
+    from .launch import Launch, RunControl, run_launch
     from .report import demo_table
     from .scenario import resolve_scenario
     from .store import Store
@@ -75,7 +75,7 @@ def run_demo(args: argparse.Namespace) -> int:
     launch = Launch(scenarios=scenarios, backends=specs, modes="both", instances=instances, seed=0,
                     batch_sizes=batch, fidelity=fid)
     with bar:
-        result = run_launch(launch, store=store, progress=on_progress)
+        result = run_launch(launch, store=store, control=RunControl(progress=on_progress))
     runs, failures = result.runs, result.failures
     for spec, exc in failures:
         console.print(f"[red]backend {esc(spec)} failed:[/red] {esc(exc)}")

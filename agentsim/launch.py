@@ -21,7 +21,7 @@ import re
 import socket
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from .store import RunRead, Store, effective_status
 __all__ = [
     "Launch",
     "LaunchResult",
+    "RunControl",
     "parse_params",
     "params_points",
     "expand_backend_specs",
@@ -254,6 +255,23 @@ def _takes_params(ref: str | Path) -> bool:
     return sc.ref.get("kind") == "generator"
 
 
+@dataclass(frozen=True)
+class RunControl:
+    """How the runs of a launch are metered, watched and stopped (what runs is the :class:`Launch`).
+
+    ``meter``: the energy meter (None: the launch's own, ``make_meter(launch.energy)``);
+    ``progress``: called after every hop; ``cancel``: asked between hops, True stops the launch
+    (:class:`Cancelled`); ``on_run_created``: called with each run row before its first hop;
+    ``keep_going``: after a backend fails, the next backends still run.
+    """
+
+    meter: EnergyMeter | None = None
+    progress: ProgressFn | None = None
+    cancel: CancelFn | None = None
+    on_run_created: Callable[[RunRead], None] | None = None
+    keep_going: bool = True
+
+
 @dataclass
 class LaunchResult:
     """What a launch produced: its runs, and the backends that failed (spec, error)."""
@@ -269,21 +287,13 @@ class LaunchResult:
 # running
 
 
-def run_launch(
-    launch: Launch,
-    *,
-    store: Store,
-    meter: EnergyMeter | None = None,
-    progress: ProgressFn | None = None,
-    cancel: CancelFn | None = None,
-    keep_going: bool = True,
-    on_run_created: Callable[[RunRead], None] | None = None,
-) -> LaunchResult:
+def run_launch(launch: Launch, *, store: Store, control: RunControl = RunControl()) -> LaunchResult:
     """Run every plan of ``launch`` against every backend; each backend is loaded once.
 
     Every spec is validated before anything runs. A backend that fails to load (or fails during
-    its runs) is reported in ``failures`` and, with ``keep_going``, the other backends still run.
-    ``meter``: an energy meter (default: ``make_meter(launch.energy)``, closed at the end).
+    its runs) is reported in ``failures`` and, with ``control.keep_going``, the other backends
+    still run. ``control.meter``: an energy meter (default: ``make_meter(launch.energy)``, closed
+    at the end).
     """
     launch.check()
     from agentsim.backends.base import create_backend
@@ -295,23 +305,21 @@ def run_launch(
         from .distributed.ray_executor import run_on_ray
 
         runs_, failures_ = run_on_ray(launch.executor, store=store, backends=backends, plans=plans,
-                                      energy=launch.energy, progress=progress, cancel=cancel,
-                                      keep_going=keep_going, on_run_created=on_run_created)
+                                      energy=launch.energy, control=control)
         return _with_fidelity(launch, store, LaunchResult(launch.launch_id, runs_, failures_))
-    own_meter = meter is None
-    meter = make_meter(launch.energy) if meter is None else meter
+    own_meter = control.meter is None
+    meter = make_meter(launch.energy) if control.meter is None else control.meter
     runs: list[RunRead] = []
     failures: list[tuple[str, AgentsimError]] = []
     try:
         for backend in backends:
             try:
-                runs.extend(_run_backend(store, backend, plans, meter=meter, progress=progress,
-                                         cancel=cancel, on_run_created=on_run_created))
+                runs.extend(_run_backend(store, backend, plans, meter, control))
             except Cancelled:
                 raise
             except AgentsimError as exc:
                 failures.append((str(backend.spec), exc))
-                if not keep_going:
+                if not control.keep_going:
                     break
     finally:
         if own_meter:
@@ -337,31 +345,21 @@ def execute(
     instances: int = 10,
     seed: int = 0,
     modes: str | Sequence[str] = ("free",),
-    meter: EnergyMeter | None = None,
-    progress: ProgressFn | None = None,
-    cancel: CancelFn | None = None,
-    keep_going: bool = True,
-    on_run_created: Callable[[RunRead], None] | None = None,
     batch_sizes: int | str | Sequence[int] = (1,),
+    control: RunControl = RunControl(),
 ) -> tuple[list[RunRead], list[tuple[str, AgentsimError]]]:
-    """:func:`run_launch` for scenarios without a parameter sweep. Returns (runs, failures)."""
+    """:func:`run_launch` for scenarios without a parameter sweep, with no energy meter unless
+    ``control`` gives one. Returns (runs, failures)."""
     launch = Launch(scenarios=list(scenarios), backends=list(backend_specs), modes=modes,
                     instances=instances, seed=seed, batch_sizes=batch_sizes)
-    result = run_launch(launch, store=store, meter=meter or UnavailableMeter(), progress=progress,
-                        cancel=cancel, keep_going=keep_going, on_run_created=on_run_created)
+    if control.meter is None:
+        control = replace(control, meter=UnavailableMeter())
+    result = run_launch(launch, store=store, control=control)
     return result.runs, result.failures
 
 
-def _run_backend(
-    store: Store,
-    backend: Any,
-    plans: Sequence[RunPlan],
-    *,
-    meter: EnergyMeter,
-    progress: ProgressFn | None,
-    cancel: CancelFn | None,
-    on_run_created: Callable[[RunRead], None] | None,
-) -> list[RunRead]:
+def _run_backend(store: Store, backend: Any, plans: Sequence[RunPlan], meter: EnergyMeter,
+                 control: RunControl) -> list[RunRead]:
     """Every plan against one backend (loaded once). A backend that cannot load raises
     :class:`BackendError` before any of its runs is created."""
     from agentsim.backends.base import load_backend
@@ -374,9 +372,9 @@ def _run_backend(
     try:
         for plan in plans:
             run = _new_run(store, plan, backend, meter, machine)
-            if on_run_created is not None:
-                on_run_created(run)
-            results.append(RunExecutor(store, backend, meter, progress, cancel).run(run, plan.scenario))
+            if control.on_run_created is not None:
+                control.on_run_created(run)
+            results.append(RunExecutor(store, backend, meter, control.progress, control.cancel).run(run, plan.scenario))
     finally:
         backend.close()
     return results

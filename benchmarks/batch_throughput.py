@@ -124,7 +124,7 @@ def figures(store: Any, run: Any, ref: dict | None) -> dict[str, Any]:
 
 def bench_rung(spec: str, scenarios: list[Any], batches: list[int], instances: int, db: Path) -> dict[str, Any]:
     from agentsim.backends.base import create_backend
-    from agentsim.launch import execute
+    from agentsim.launch import RunControl, execute
     from agentsim.measure import make_meter
     from agentsim.store import Store
 
@@ -139,7 +139,7 @@ def bench_rung(spec: str, scenarios: list[Any], batches: list[int], instances: i
     try:
         for label, scs in scenarios:
             runs, failures = execute(scs, [spec], store=store, instances=instances, seed=0, modes=("free",),
-                                     meter=meter, batch_sizes=tuple(batches))
+                                     control=RunControl(meter=meter), batch_sizes=tuple(batches))
             if failures:
                 raise SystemExit(f"{spec}: {failures[0][1]}")
             rows: dict[int, list[dict[str, Any]]] = {}

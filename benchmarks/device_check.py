@@ -155,7 +155,7 @@ def _lab_accuracy(plan: dict[str, Any], device: str, store: Any, meter: Any, log
                   deadline: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     from agentsim import models
     from agentsim.errors import AgentsimError
-    from agentsim.launch import execute
+    from agentsim.launch import RunControl, execute
     from agentsim.scenario.resolve import resolve_scenario
 
     scenario = resolve_scenario("lab-arith", {"depth": plan["depth"]})
@@ -182,7 +182,8 @@ def _lab_accuracy(plan: dict[str, Any], device: str, store: Any, meter: Any, log
             spec = f"hf:{name}@{prec},device={device}"
             t0 = time.perf_counter()
             runs, failures = execute([scenario], [spec], store=store, instances=plan["instances"], seed=0,
-                                     modes=("free",), meter=meter, batch_sizes=tuple(plan["batches"]))
+                                     modes=("free",),
+                                             control=RunControl(meter=meter), batch_sizes=tuple(plan["batches"]))
             for _, exc in failures:
                 skipped.append({"what": spec, "why": exc.message})
                 _say(log, f"refused {spec}: {exc.message}")

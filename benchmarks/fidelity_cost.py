@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(rungs) < 2 or args.instances < 1 or args.batch < 1:
         p.error("--rungs needs a top rung and at least one more; --instances and --batch must be >= 1")
     from agentsim.fidelity import fidelity_for_runs
-    from agentsim.launch import Launch, run_launch
+    from agentsim.launch import Launch, RunControl, run_launch
     from agentsim.measure import UnavailableMeter
     from agentsim.store import Store
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                                       instances=args.instances, batch_sizes=1, energy="off"))
         runs = []
         for launch in launches:
-            res = run_launch(launch, store=store, meter=UnavailableMeter())
+            res = run_launch(launch, store=store, control=RunControl(meter=UnavailableMeter()))
             if res.failures:
                 print(f"a run failed: {res.failures[0][0]}: {res.failures[0][1]}")
                 return 1

@@ -102,12 +102,12 @@ def warm_up(spec: str, scenario: Any, store: Any) -> float:
     """The process's one-off costs (torch's first calls, the CUDA context, cuBLAS) paid before the
     first measured run, which would otherwise be the baseline's B = 1: two instances of one
     scenario at B = 1 and 2 (one more model load), in a store of their own."""
-    from agentsim.launch import execute
+    from agentsim.launch import RunControl, execute
     from agentsim.measure import make_meter
 
     t0 = time.perf_counter()
     _, failures = execute([scenario], [spec], store=store, instances=2, seed=1, modes=("free",),
-                          meter=make_meter("off"), batch_sizes=(1, 2))
+                          control=RunControl(meter=make_meter("off")), batch_sizes=(1, 2))
     if failures:
         raise failures[0][1]
     return time.perf_counter() - t0
@@ -155,14 +155,14 @@ def merge(b: int, per: list[dict[str, Any]]) -> dict[str, Any]:
 def bench(specs: list[str], sets: list[tuple[str, list[Any]]], batches: list[int], instances: int,
           store: Any, meter: Any) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """One ``execute`` per precision (one load, every scenario and batch size), grouped into sets."""
-    from agentsim.launch import execute
+    from agentsim.launch import RunControl, execute
 
     scenarios = [sc for _, scs in sets for sc in scs]
     results, refused = [], []
     for spec in specs:
         t0 = time.perf_counter()
         runs, failures = execute(scenarios, [spec], store=store, instances=instances, seed=0, modes=("free",),
-                                 meter=meter, batch_sizes=tuple(batches))
+                                 control=RunControl(meter=meter), batch_sizes=tuple(batches))
         refused += [(s, str(e)) for s, e in failures]
         runs = [store.get_run(r.id) for r in runs if r.status == "complete"]
         if not runs:

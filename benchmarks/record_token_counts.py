@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--instances", type=int, default=6)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "data" / "demo_token_counts.json")
     args = ap.parse_args(argv)
-    from agentsim.launch import execute
+    from agentsim.launch import RunControl, execute
     from agentsim.measure import make_meter
     from agentsim.store import Store
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "rec.db")
         runs, failures = execute(["chain-linear", "fanin-dag"], [args.spec], store=store, instances=args.instances,
-                                 seed=0, modes=("free",), meter=make_meter("off"))
+                                 seed=0, modes=("free",), control=RunControl(meter=make_meter("off")))
         if failures:
             raise SystemExit(f"record: {failures[0][1].message}")
         hops = []

@@ -232,7 +232,7 @@ class LaunchScreen(AgentsimScreen):
     def launch(self, request: LaunchRequest) -> None:
         """Run the request: the same :func:`agentsim.launch.run_launch` as ``agentsim run``."""
         from agentsim.engine import Cancelled
-        from agentsim.launch import Launch, run_launch
+        from agentsim.launch import Launch, RunControl, run_launch
 
         worker = get_current_worker()
         created: list[int] = []
@@ -253,9 +253,9 @@ class LaunchScreen(AgentsimScreen):
                             batch_sizes=request.batch_sizes)
             store = self.ctx.write_store()
             meter = self.ctx.meter_factory()
-            result = run_launch(launch, store=store, meter=meter,
-                                progress=lambda p: self.post_message(self.RunProgressed(p)),
-                                cancel=cancelled, on_run_created=on_created)
+            result = run_launch(launch, store=store, control=RunControl(
+                meter=meter, progress=lambda p: self.post_message(self.RunProgressed(p)),
+                cancel=cancelled, on_run_created=on_created))
             store.close()
             self.post_message(self.LaunchFinished(created, [f"{s}: {e}" for s, e in result.failures]))
         except Cancelled:

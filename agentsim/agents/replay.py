@@ -51,7 +51,7 @@ def replay(store: Store, run_id: int, backends: Sequence[str], *, check: str | N
     """Replay run ``run_id``'s calls at every rung in ``backends``; returns (runs, failures)."""
     from agentsim.backends.base import create_backend
     from agentsim.measure import make_meter
-    from agentsim.serve import Serving
+    from agentsim.serve import AgentRunSpec, Serving
     from agentsim.serve.chat import TEXT_CHECKS, parse_request
     from agentsim.serve.recorder import Reference
 
@@ -74,9 +74,10 @@ def replay(store: Store, run_id: int, backends: Sequence[str], *, check: str | N
     try:
         for spec in specs:
             try:
-                serving = Serving(spec, store=store, ref=dict(source.scenario_ref or {}), meter=meter, mode="oracle",
-                                  seed=source.seed, n_instances=source.n_instances, launch_id=launch_id,
-                                  reference=reference, params=dict(source.params or {}))
+                run = AgentRunSpec(ref=dict(source.scenario_ref or {}), mode="oracle", seed=source.seed,
+                                   n_instances=source.n_instances, launch_id=launch_id,
+                                   params=dict(source.params or {}))
+                serving = Serving(spec, store=store, run=run, meter=meter, reference=reference)
             except AgentsimError as exc:
                 failures.append((spec, exc))
                 if not keep_going:

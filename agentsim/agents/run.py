@@ -258,7 +258,7 @@ def run_agent(job: AgentJob, backends: Sequence[str], *, store: Store, energy: s
     """Run ``job`` at every rung in ``backends`` (most bits first); returns the runs made."""
     from agentsim.backends.base import create_backend
     from agentsim.measure import make_meter
-    from agentsim.serve import Serving
+    from agentsim.serve import AgentRunSpec, Serving
     from agentsim.serve.recorder import Reference
 
     if not backends:
@@ -276,8 +276,8 @@ def run_agent(job: AgentJob, backends: Sequence[str], *, store: Store, energy: s
         for spec in specs:
             try:
                 params = {"reference_run": reference.run_id} if reference is not None else {}
-                serving = Serving(spec, store=store, ref=job.ref(), meter=meter, seed=job.seed,
-                                  n_instances=job.instances, launch_id=launch_id, reference=reference)
+                run = AgentRunSpec(ref=job.ref(), seed=job.seed, n_instances=job.instances, launch_id=launch_id)
+                serving = Serving(spec, store=store, run=run, meter=meter, reference=reference)
                 # the reference is named in the run's backend_info, not its params: params take part
                 # in pairing (agentsim.analysis.trap.group_key), and every rung of one job pairs
                 store.update_run(serving.run.id, backend_info={**serving.run.backend_info, "agent": params})

@@ -18,12 +18,10 @@ def _cmd_casting(args: argparse.Namespace) -> int:
     batches = casting.parse_batches(args.batch)
     precisions = [p.strip().lower() for chunk in args.precision for p in chunk.split(",") if p.strip()]
     shapes, layers, source = casting.model_shapes(args.model)
-    reports = [
-        casting.profile_casting(shapes, p, batches, dtype=args.dtype, device=args.device, repeats=args.repeats,
-                                threshold=args.threshold, threads=args.threads or None, clock=args.clock,
-                                model=args.model or "", shapes_from=source, layers=layers)
-        for p in precisions
-    ]
+    config = casting.CastingConfig(dtype=args.dtype, device=args.device, repeats=args.repeats,
+                                   threshold=args.threshold, threads=args.threads or None, clock=args.clock)
+    origin = casting.ShapesOrigin(model=args.model or "", shapes_from=source, layers=layers)
+    reports = [casting.profile_casting(shapes, p, batches, config, origin) for p in precisions]
     if args.json:
         print_json([r.as_dict() for r in reports])
         return 0

@@ -55,7 +55,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 # run
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from agentsim.launch import Launch, resume_run, run_launch
+    from agentsim.launch import Launch, RunControl, resume_run, run_launch
     from agentsim.measure import make_meter
 
     err = console(stderr=True)
@@ -94,7 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             err.print(f"[yellow]warning[/yellow] {esc(w)}")
     before = max((r.id for r in store.list_runs()), default=0)
     with bar, _stopped_runs_said(store, before=before):
-        result = run_launch(launch, store=store, progress=on_progress)
+        result = run_launch(launch, store=store, control=RunControl(progress=on_progress))
     _print_run_lines(result.runs, store)
     for line in result.fidelity:
         err.print(esc(line), highlight=False)

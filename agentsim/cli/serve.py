@@ -11,14 +11,16 @@ from .common import console, db_arg, open_store
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from agentsim.measure import make_meter
-    from agentsim.serve import Serving
+    from agentsim.serve import AgentRunSpec, ServeOptions, Serving
+    from agentsim.serve.recorder import serve_ref
 
     err = console(stderr=True)
     meter = make_meter(args.energy)
     store = open_store(args)
     try:
-        serving = Serving(args.backend, store=store, name=args.name, meter=meter, host=args.host, port=args.port,
-                          allow_remote=args.allow_remote, seed=args.seed)
+        serving = Serving(args.backend, store=store, run=AgentRunSpec(ref=serve_ref(args.name), seed=args.seed),
+                          options=ServeOptions(host=args.host, port=args.port, allow_remote=args.allow_remote),
+                          meter=meter)
         with serving:
             where = "" if serving.server.loopback else \
                 " [yellow](not loopback: any machine that reaches this port can use it)[/yellow]"

@@ -241,14 +241,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         for m, precs in missing.items():
             prepare(m, precs, log=out.print)
     from agentsim.console import esc, progress_printer
-    from agentsim.launch import run_launch
+    from agentsim.launch import RunControl, run_launch
     from agentsim.store import scenario_label_of
 
     store = open_store(args)
     err = console(stderr=True)
     bar, on_progress = progress_printer(err)
     with bar:
-        result = run_launch(launch, store=store, progress=on_progress)
+        result = run_launch(launch, store=store, control=RunControl(progress=on_progress))
     for run in result.runs:
         out.print(esc(f"run {run.id}: {scenario_label_of(run)} [{run.mode}] {run.backend} — {run.status}"),
                   highlight=False)

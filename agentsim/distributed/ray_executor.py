@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentsim.engine import CancelFn, Cancelled, Progress, ProgressFn, RunPlan
 from agentsim.errors import AgentsimError
@@ -51,6 +51,9 @@ from agentsim.store import Run, RunRead, Store
 from . import ExecutorSpec
 from .node import expected_model_sha256, task_resources
 from .worker import Hub, HubStore, RunWorker, require_ray
+
+if TYPE_CHECKING:
+    from agentsim.launch import RunControl
 
 __all__ = ["run_on_ray", "require_ray", "HubStore", "release_pool", "shape_key", "pool_sizes"]
 
@@ -280,16 +283,13 @@ def run_on_ray(
     store: Store,
     backends: Sequence[Any],
     plans: Sequence[RunPlan],
-    energy: str = "auto",
-    progress: ProgressFn | None = None,
-    cancel: CancelFn | None = None,
-    keep_going: bool = True,
-    on_run_created: Callable[[RunRead], None] | None = None,
+    energy: str,
+    control: RunControl,
     poll_s: float = 0.2,
 ) -> tuple[list[RunRead], list[tuple[str, AgentsimError]]]:
     """Every plan against every (created, unloaded) backend, on a pool of Ray workers.
 
-    Returns (runs in launch order, failures as (backend spec, error)). ``cancel`` is polled on
+    Returns (runs in launch order, failures as (backend spec, error)). ``control.cancel`` is polled on
     the driver; when it answers True the workers stop at their next hop (their runs read
     interrupted and resume with ``agentsim run --resume``) and :class:`Cancelled` is raised.
     """
@@ -298,10 +298,10 @@ def run_on_ray(
     launch: _RayLaunch | None = None
     clean = False
     try:
-        launch = _RayLaunch(ray, executor, store, progress=progress, keep_going=keep_going)
-        launch.queue(backends, plans, energy, on_run_created)
+        launch = _RayLaunch(ray, executor, store, progress=control.progress, keep_going=control.keep_going)
+        launch.queue(backends, plans, energy, control.on_run_created)
         launch.start_workers()
-        launch.wait(cancel, poll_s)
+        launch.wait(control.cancel, poll_s)
         out = launch.results()
         clean = True
         return out

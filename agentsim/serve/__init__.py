@@ -11,21 +11,39 @@ finishes the run (status, run-level energy) and releases the backend.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from agentsim.store import RunRead, Store, utcnow
 
-__all__ = ["Serving"]
+from .recorder import AgentRunSpec
+
+__all__ = ["Serving", "ServeOptions", "AgentRunSpec"]
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Where and how requests are served: the address (loopback only unless ``allow_remote``;
+    port 0: any free port) and how many concurrent requests one backend call may batch."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    allow_remote: bool = False
+    max_batch: int = 8
 
 
 class Serving:
-    """A backend served over HTTP for one run (module docstring)."""
+    """A backend served over HTTP for one run (module docstring).
 
-    def __init__(self, spec: str | Any, *, store: Store, name: str = "serve", ref: dict[str, Any] | None = None,
-                 meter: Any = None, host: str = "127.0.0.1", port: int = 0, allow_remote: bool = False,
-                 mode: str = "free", seed: int = 0, n_instances: int = 1, launch_id: str | None = None,
-                 reference: Any = None, run: RunRead | None = None, max_batch: int = 8,
-                 backend: Any = None, params: dict[str, Any] | None = None) -> None:
+    ``run``: the run to record into, a stored one (resumed) or what a new one says it ran
+    (default: a plain serve run, :func:`~agentsim.serve.recorder.serve_ref`). ``backend``: an
+    already loaded backend (left open at the end); else ``spec`` is created and loaded here.
+    ``reference``: the reference run's calls the recorded calls are judged against.
+    """
+
+    def __init__(self, spec: str | Any, *, store: Store, run: AgentRunSpec | RunRead | None = None,
+                 options: ServeOptions = ServeOptions(), meter: Any = None, reference: Any = None,
+                 backend: Any = None) -> None:
         from agentsim.backends.base import create_backend, load_backend
         from agentsim.measure import UnavailableMeter
 
@@ -34,20 +52,20 @@ class Serving:
         from .recorder import Recorder, new_agent_run
         from .service import ChatService
 
-        check_host(host, allow_remote)  # before any model is loaded
+        check_host(options.host, options.allow_remote)  # before any model is loaded
         self.store = store
         self.backend = backend if backend is not None else create_backend(spec)
         self._own_backend = backend is None
         if self._own_backend:
             load_backend(self.backend)
         self.meter = self.backend.meter_for(meter or UnavailableMeter())
-        ref = dict(ref or {"kind": "agent", "name": name, "source": "serve"})
-        self.run = run or new_agent_run(store, self.backend, self.meter, ref=ref, mode=mode, seed=seed,
-                                        n_instances=n_instances, launch_id=launch_id, params=params)
+        if not isinstance(run, RunRead):
+            run = new_agent_run(store, self.backend, self.meter, run or AgentRunSpec())
+        self.run = run
         self.recorder = Recorder(store, self.run, reference)
-        self.dispatcher = Dispatcher(self.backend, self.meter, max_batch=max_batch)
+        self.dispatcher = Dispatcher(self.backend, self.meter, max_batch=options.max_batch)
         self.service = ChatService(self.backend, self.dispatcher, self.recorder)
-        self.server = Server(self.service, host=host, port=port, allow_remote=allow_remote)
+        self.server = Server(self.service, host=options.host, port=options.port, allow_remote=options.allow_remote)
         self._token: Any = None
         self._t0 = 0.0
         self._closed = False

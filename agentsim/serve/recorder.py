@@ -37,7 +37,8 @@ from agentsim.values import jsonable
 
 from .chat import ChatRequest, answer_message, canonical, same_answer
 
-__all__ = ["Recorder", "CallOutcome", "Reference", "agent_fingerprint", "new_agent_run", "RecordedCall",
+__all__ = ["Recorder", "CallOutcome", "Reference", "agent_fingerprint", "AgentRunSpec", "serve_ref", "new_agent_run",
+           "RecordedCall",
            "recorded_calls"]
 
 
@@ -48,24 +49,42 @@ def agent_fingerprint(ref: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def new_agent_run(store: Store, backend: Any, meter: Any, *, ref: dict[str, Any], mode: str = "free",
-                  seed: int = 0, n_instances: int = 1, launch_id: str | None = None,
-                  params: dict[str, Any] | None = None) -> RunRead:
+@dataclass(frozen=True)
+class AgentRunSpec:
+    """What the stored run of an agent (or of a plain ``serve``) says it ran: the agent's
+    ``scenario_ref`` (``kind: agent``, its name, command and check), the mode, seed and number of
+    instances, the launch it belongs to and its parameters."""
+
+    ref: dict[str, Any] = field(default_factory=lambda: serve_ref())
+    mode: str = "free"
+    seed: int = 0
+    n_instances: int = 1
+    launch_id: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def serve_ref(name: str = "serve") -> dict[str, Any]:
+    """The scenario reference of a plain ``agentsim serve`` run named ``name``."""
+    return {"kind": "agent", "name": name, "source": "serve"}
+
+
+def new_agent_run(store: Store, backend: Any, meter: Any, spec: AgentRunSpec) -> RunRead:
     """Create the stored run of an agent (or of a plain ``serve``) against one loaded backend
     (its backend and node columns from :func:`agentsim.engine.run_fields_here`, as every run's)."""
     from agentsim.engine import run_fields_here
 
+    ref = dict(spec.ref)
     run = Run(
         scenario=f"agent:{ref.get('name') or 'agent'}",
         scenario_ref=ref,
         scenario_fingerprint=agent_fingerprint(ref),
-        params=dict(params or {}),
+        params=dict(spec.params),
         backend=str(backend.spec),
-        mode=mode,
-        seed=seed,
-        n_instances=n_instances,
+        mode=spec.mode,
+        seed=spec.seed,
+        n_instances=spec.n_instances,
         hops_per_instance=0,  # an agent makes as many calls as it makes: no fixed count
-        launch_id=launch_id,
+        launch_id=spec.launch_id,
         batch_size=1,
         **run_fields_here(backend, meter),
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agentsim import fidelity, models
-from agentsim.launch import Launch, run_launch
+from agentsim.launch import Launch, RunControl, run_launch
 from agentsim.measure import UnavailableMeter
 from agentsim.store import Store
 
@@ -35,7 +35,7 @@ def test_rungs_order_by_kld_on_the_demo_scenarios(user_model_cache: None, tmp_pa
     store = Store(tmp_path / "f.db")
     launch = Launch(scenarios=["chain-linear", "fanin-dag"], backends=[f"llama:{models.DEFAULT_MODEL}@{r}" for r in RUNGS],
                     modes="oracle", instances=12, batch_sizes=8, energy="off", fidelity=True)
-    res = run_launch(launch, store=store, meter=UnavailableMeter())
+    res = run_launch(launch, store=store, control=RunControl(meter=UnavailableMeter()))
     assert not res.failures
     for scenario in ("chain-linear", "fanin-dag"):
         by = {r.precision: fidelity.fidelity_summary(store, r.id) for r in res.runs if r.scenario == scenario

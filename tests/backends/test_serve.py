@@ -16,7 +16,7 @@ openai = pytest.importorskip("openai")
 pytest.importorskip("fastapi")
 
 from agentsim.errors import AgentsimError  # noqa: E402
-from agentsim.serve import Serving  # noqa: E402
+from agentsim.serve import ServeOptions, Serving  # noqa: E402
 from agentsim.store import Store  # noqa: E402
 
 TOOLS = [{"type": "function", "function": {
@@ -189,7 +189,7 @@ def test_instance_routes_record_instances(served: Serving, store: Store) -> None
 
 def test_non_loopback_bind_is_refused_unless_asked(tiny_gguf: Path, store: Store) -> None:
     with pytest.raises(AgentsimError, match="allow-remote"):
-        Serving(f"llama:{tiny_gguf}", store=store, host="0.0.0.0")
+        Serving(f"llama:{tiny_gguf}", store=store, options=ServeOptions(host="0.0.0.0"))
     assert store.list_runs() == []  # refused before anything was loaded or created
 
 

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from agentsim.launch import Launch, run_launch
+from agentsim.launch import Launch, RunControl, run_launch
 from agentsim.store import Store
 
 ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'agentsim[ray]'")
@@ -66,7 +66,7 @@ def test_a_sweep_on_ray_stores_the_rows_in_process_stores(cluster, tmp_path, db_
     run_launch(launch(backend, None), store=ref)
     st = Store(_db(db_kind, tmp_path, "onray"))
     seen = []
-    result = run_launch(launch(backend, "ray"), store=st, progress=seen.append)
+    result = run_launch(launch(backend, "ray"), store=st, control=RunControl(progress=seen.append))
     assert not result.failures and len(result.runs) == 8
     assert rows(st) == rows(ref)
     # every run records the node it ran on, and ran in a worker, not in this process
@@ -178,8 +178,8 @@ def test_a_cancelled_launch_leaves_interrupted_runs_that_resume(cluster, tmp_pat
     st = Store(tmp_path / "cancel.db")
     seen: list = []
     with pytest.raises(Cancelled):
-        run_launch(launch(backend, "ray"), store=st, progress=seen.append,
-                   cancel=lambda: sum(p.hops_done for p in seen[-2:]) >= 6)
+        run_launch(launch(backend, "ray"), store=st, control=RunControl(
+                progress=seen.append, cancel=lambda: sum(p.hops_done for p in seen[-2:]) >= 6))
     runs = st.list_runs()
     assert len(runs) == 8 and {r.status for r in runs} <= {"complete", "interrupted"}
     assert any(r.status == "interrupted" for r in runs)

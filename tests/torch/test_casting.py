@@ -11,6 +11,7 @@ import pytest
 
 from agentsim.casting import (
     BatchRow,
+    CastingConfig,
     LinearShape,
     amortised_batch,
     model_shapes,
@@ -96,7 +97,7 @@ def _check_consistent(report, batches):
 @pytest.mark.parametrize("precision", ["int8", "int4", "mxfp4", "nvfp4", "fp8"])
 def test_profile_is_internally_consistent(precision):
     batches = [1, 2, 8]
-    rep = profile_casting(TINY, precision, batches, dtype="f32", device="cpu", repeats=2, threads=1)
+    rep = profile_casting(TINY, precision, batches, CastingConfig(dtype="f32", device="cpu", repeats=2, threads=1))
     _check_consistent(rep, batches)
     assert rep.precision == precision and rep.device.startswith("CPU") and rep.clock == "wall clock"
     assert [s["name"] for s in rep.per_shape] == ["q_proj", "down_proj", "up_proj"]
@@ -105,8 +106,8 @@ def test_profile_is_internally_consistent(precision):
 
 
 def test_more_batches_give_more_rows():
-    few = profile_casting(TINY[:1], "int4", [1, 4], dtype="f32", device="cpu", repeats=1, clock="cpu")
-    many = profile_casting(TINY[:1], "int4", [4, 1, 2, 16, 2], dtype="f32", device="cpu", repeats=1, clock="cpu")
+    few = profile_casting(TINY[:1], "int4", [1, 4], CastingConfig(dtype="f32", device="cpu", repeats=1, clock="cpu"))
+    many = profile_casting(TINY[:1], "int4", [4, 1, 2, 16, 2], CastingConfig(dtype="f32", device="cpu", repeats=1, clock="cpu"))
     assert len(few.rows) == 2 and len(many.rows) == 4
     _check_consistent(many, [1, 2, 4, 16])
     assert many.clock == "thread CPU time" and many.threads == 1
@@ -116,7 +117,7 @@ def test_profile_restores_torch_threads():
     import torch
 
     before = torch.get_num_threads()
-    profile_casting(TINY[:1], "int8", [1], device="cpu", repeats=1, clock="cpu")
+    profile_casting(TINY[:1], "int8", [1], CastingConfig(device="cpu", repeats=1, clock="cpu"))
     assert torch.get_num_threads() == before
 
 
@@ -145,7 +146,7 @@ def test_amortised_batch_definition():
 def test_bad_arguments(kwargs, words):
     precision = kwargs.pop("precision")
     with pytest.raises(AgentsimError, match=words):
-        profile_casting(TINY, precision, [1], **kwargs)
+        profile_casting(TINY, precision, [1], CastingConfig(**kwargs))
 
 
 def test_parse_batches():
@@ -183,6 +184,6 @@ def test_cli_table_and_errors(tiny_gguf_file: Path, capsys: pytest.CaptureFixtur
 
 @pytest.mark.gpu
 def test_profile_on_cuda():
-    rep = profile_casting(TINY, "nvfp4", [1, 16, 64], dtype="bf16", device="cuda", repeats=3)
+    rep = profile_casting(TINY, "nvfp4", [1, 16, 64], CastingConfig(dtype="bf16", device="cuda", repeats=3))
     _check_consistent(rep, [1, 16, 64])
     assert "compute capability" in rep.device

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from agentsim.casting import CASTING_PRECISIONS, EMULATED_FORM, LinearShape, profile_casting
+from agentsim.casting import (
+    CASTING_PRECISIONS,
+    EMULATED_FORM,
+    CastingConfig,
+    LinearShape,
+    profile_casting,
+)
 from agentsim.errors import AgentsimError, MissingDependencyError
 
 pytest.importorskip("torch")
@@ -29,7 +35,7 @@ def test_precisions_offered():
 @pytest.mark.parametrize("precision", ["int8-wo", "int4-wo"])
 def test_real_kernel_beside_its_emulated_form(precision: str) -> None:
     batches = [1, 4]
-    rep = profile_casting(TINY, precision, batches, dtype="bf16", device="cpu", repeats=2, threads=1)
+    rep = profile_casting(TINY, precision, batches, CastingConfig(dtype="bf16", device="cpu", repeats=2, threads=1))
     assert rep.precision == precision and rep.emulated_as == EMULATED_FORM[precision] and rep.block == 32
     assert rep.kernel and rep.kernel.startswith("torchao ")
     assert any(n.startswith("kernel: torchao") for n in rep.notes)
@@ -42,19 +48,19 @@ def test_real_kernel_beside_its_emulated_form(precision: str) -> None:
 
 
 def test_emulated_precisions_have_no_kernel_columns():
-    rep = profile_casting(TINY[:1], "int4", [1], dtype="f32", device="cpu", repeats=1, clock="cpu")
+    rep = profile_casting(TINY[:1], "int4", [1], CastingConfig(dtype="f32", device="cpu", repeats=1, clock="cpu"))
     assert rep.kernel is None and rep.emulated_as is None and rep.rows[0].kernel_s is None
 
 
 def test_real_kernel_needs_whole_groups():
     with pytest.raises(AgentsimError, match="unquantized"):
-        profile_casting([LinearShape("odd", 64, 40)], "int4-wo", [1], device="cpu", repeats=1)
+        profile_casting([LinearShape("odd", 64, 40)], "int4-wo", [1], CastingConfig(device="cpu", repeats=1))
 
 
 def test_missing_torchao_names_the_extra(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setitem(sys.modules, "torchao", None)
     with pytest.raises(MissingDependencyError, match=r"agentsim\[quant\]"):
-        profile_casting(TINY[:1], "int8-wo", [1], device="cpu", repeats=1)
+        profile_casting(TINY[:1], "int8-wo", [1], CastingConfig(device="cpu", repeats=1))
 
 
 def test_cli_json_and_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]):

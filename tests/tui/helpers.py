@@ -70,7 +70,7 @@ def build_fixed_db(path: Path, *, instances: int = 12) -> Path:
     timestamps are set to :data:`FIXED_NOW` (``created_at`` is filled by the store's own clock) and
     the per-hop peak memory (the test process's real RSS) to 64 MiB.
     """
-    from agentsim.launch import execute
+    from agentsim.launch import RunControl, execute
     from agentsim.scenario import load_scenario
     from agentsim.store import Store
 
@@ -79,7 +79,7 @@ def build_fixed_db(path: Path, *, instances: int = 12) -> Path:
     with fixed_perf_counter():
         meter = fixed_meter()
         execute(scenarios, ["oracle", "noisy,p=0.3"], store=store, instances=instances, seed=3,
-                modes=("free", "oracle"), meter=meter)
+                modes=("free", "oracle"), control=RunControl(meter=meter))
     store.close()
     con = sqlite3.connect(path)
     stamp = FIXED_NOW.replace(tzinfo=None).isoformat(sep=" ")

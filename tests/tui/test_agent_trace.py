@@ -6,7 +6,7 @@ from __future__ import annotations
 from agentsim.backends.base import Completion, create_backend
 from agentsim.measure import UnavailableMeter
 from agentsim.serve.chat import parse_request
-from agentsim.serve.recorder import CallOutcome, Recorder, new_agent_run
+from agentsim.serve.recorder import AgentRunSpec, CallOutcome, Recorder, new_agent_run
 from agentsim.store import Store
 
 from .helpers import make_test_app, run_async, screen_text
@@ -15,8 +15,8 @@ from .helpers import wait_for as _wait_for
 
 def _agent_db(db) -> int:
     store = Store(db)
-    run = new_agent_run(store, create_backend("noisy"), UnavailableMeter(),
-                        ref={"kind": "agent", "name": "shop", "command": ["python", "agent.py"], "check": "exit"})
+    run = new_agent_run(store, create_backend("noisy"), UnavailableMeter(), AgentRunSpec(
+        ref={"kind": "agent", "name": "shop", "command": ["python", "agent.py"], "check": "exit"}))
     rec = Recorder(store, run)
     rec.open_instance(0, 0)
     call = {"id": "call_1", "type": "function", "function": {"name": "get_price", "arguments": '{"sku": "A1"}'}}

@@ -28,7 +28,7 @@ def _write_runs(db: str, backends: list[str], *, instances: int = 6, fixed_clock
     (``fixed_clock``: engine timings from a counter; not while an app runs in this process)."""
     import contextlib
 
-    from agentsim.launch import execute
+    from agentsim.launch import RunControl, execute
     from agentsim.scenario import load_scenario
     from agentsim.store import Store
 
@@ -36,7 +36,7 @@ def _write_runs(db: str, backends: list[str], *, instances: int = 6, fixed_clock
     scenarios = [load_scenario(SCENARIO_DIR / "tiny-chain.yaml"), load_scenario(SCENARIO_DIR / "tiny-dag.yaml")]
     with fixed_perf_counter() if fixed_clock else contextlib.nullcontext():
         execute(scenarios, backends, store=store, instances=instances, seed=3, modes=("free", "oracle"),
-                meter=fixed_meter())
+                control=RunControl(meter=fixed_meter()))
     store.close()
 
 

@@ -16,7 +16,7 @@ from agentsim.backends.base import (
     register_backend,
 )
 from agentsim.errors import AgentsimError
-from agentsim.launch import Launch, execute, parse_batch_sizes, resume_run, run_launch
+from agentsim.launch import Launch, RunControl, execute, parse_batch_sizes, resume_run, run_launch
 from agentsim.measure import EnergyMeter, EnergyReading
 from agentsim.scenario import load_scenario
 from agentsim.store import Store
@@ -200,7 +200,8 @@ def test_energy_is_read_once_per_call_and_shared_by_tokens(tmp_path):
     store = Store(tmp_path / "r.db")
     sc = load_scenario(write(tmp_path, CHAIN))
     meter = TenJoules()
-    runs, _ = execute([sc], ["counting"], store=store, instances=4, seed=0, batch_sizes=4, meter=meter)
+    runs, _ = execute([sc], ["counting"], store=store, instances=4, seed=0, batch_sizes=4,
+                      control=RunControl(meter=meter))
     hops = store.hops(runs[0].id)
     assert meter.reads == 3 + 1  # three batch calls and the run-level reading
     for hop_id in "abc":
@@ -268,7 +269,7 @@ def test_a_run_without_a_batch_size_runs_at_batch_1(tmp_path):
 
     with pytest.raises(Cancelled):
         execute([sc], ["counting"], store=store, instances=2, seed=0, batch_sizes=4,
-                cancel=lambda: bool(CountingBackend.CALLS))
+                control=RunControl(cancel=lambda: bool(CountingBackend.CALLS)))
     run = store.update_run(store.list_runs()[0].id, batch_size=None, status="interrupted")
     CountingBackend.CALLS.clear()
     resume_run(store, run.id)
@@ -290,7 +291,7 @@ def test_cancel_mid_run_then_resume_at_batch_4(tmp_path):
 
     spec = "noisy,p=0.3,seed=1"
     with pytest.raises(Cancelled):
-        execute([sc], [spec], store=store, instances=10, seed=3, cancel=cancel, batch_sizes=4)
+        execute([sc], [spec], store=store, instances=10, seed=3, control=RunControl(cancel=cancel), batch_sizes=4)
     run = store.list_runs()[0]
     assert run.batch_size == 4 and 0 < len(store.hops(run.id)) < 30
     resumed = resume_run(store, run.id)

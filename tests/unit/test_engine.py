@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from agentsim.errors import AgentsimError
-from agentsim.launch import execute, resume_run
+from agentsim.launch import RunControl, execute, resume_run
 from agentsim.scenario import load_scenario
 from agentsim.store import Store
 from tests.helpers import ScriptedBackend, write
@@ -197,7 +197,7 @@ def test_cancel_then_resume_records_each_hop_once(tmp_path):
         return calls["n"] > 7
 
     with pytest.raises(Cancelled):
-        execute([sc], ["scripted"], store=store, instances=4, seed=3, cancel=cancel)
+        execute([sc], ["scripted"], store=store, instances=4, seed=3, control=RunControl(cancel=cancel))
     run = store.list_runs()[0]
     assert run.status == "interrupted"
     assert len(store.hops(run.id)) == 7
@@ -223,7 +223,7 @@ def test_resume_of_a_renamed_generator_file_draws_the_same_instances(tmp_path):
         return calls["n"] > 4
 
     with pytest.raises(Cancelled):
-        execute([sc], ["scripted"], store=store, instances=3, seed=2, cancel=cancel)
+        execute([sc], ["scripted"], store=store, instances=3, seed=2, control=RunControl(cancel=cancel))
     run = store.list_runs()[0]
     done = resume_run(store, run.id)
     assert done.status == "complete"

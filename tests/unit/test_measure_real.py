@@ -229,7 +229,7 @@ def test_real_nvml_measures_a_gpu():
 
 def test_a_resumed_run_does_not_compare_hops_with_a_partial_run_counter(tmp_path):
     from agentsim.engine import Cancelled
-    from agentsim.launch import execute, resume_run
+    from agentsim.launch import RunControl, execute, resume_run
     from agentsim.scenario import resolve_scenario
 
     store = Store(tmp_path / "resume.db")
@@ -242,7 +242,7 @@ def test_a_resumed_run_does_not_compare_hops_with_a_partial_run_counter(tmp_path
     meter = make_meter("estimate")
     with pytest.raises(Cancelled):
         execute([resolve_scenario("chain-linear")], ["noisy,latency_ms=1"], store=store, instances=3,
-                meter=meter, cancel=cancel_after_4)
+                control=RunControl(meter=meter, cancel=cancel_after_4))
     run = store.list_runs()[0]
     assert run.run_energy_hops == 4
     run = resume_run(store, run.id, meter=meter)

@@ -125,7 +125,7 @@ def test_rm_errors(home: Path, tiny_gguf_f16: Path, capsys: pytest.CaptureFixtur
 
 def test_a_model_set_runs_once_per_model_and_precision_and_stores_sizes(home: Path, tmp_path: Path) -> None:
     pytest.importorskip("llama_cpp")
-    from agentsim.launch import Launch, run_launch
+    from agentsim.launch import Launch, RunControl, run_launch
     from agentsim.measure import UnavailableMeter
     from agentsim.store import Store
 
@@ -137,7 +137,7 @@ def test_a_model_set_runs_once_per_model_and_precision_and_stores_sizes(home: Pa
     store = Store(tmp_path / "runs.db")
     launch = Launch(scenarios=["chain-arith"], backends=["llama:{tiny-a,tiny-b}@{f16,q8_0},n_ctx=256"],
                     params={"depth": 1}, instances=2)
-    result = run_launch(launch, store=store, meter=UnavailableMeter())
+    result = run_launch(launch, store=store, control=RunControl(meter=UnavailableMeter()))
     assert not result.failures
     got = sorted((r.model, r.precision) for r in result.runs)
     assert got == [("tiny-a", "f16"), ("tiny-a", "q8_0"), ("tiny-b", "f16"), ("tiny-b", "q8_0")]
