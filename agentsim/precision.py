@@ -13,9 +13,11 @@ This module is a leaf: it imports nothing of agentsim's.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 __all__ = [
+    "rung_bits",
     "REALISATIONS",
     "LLAMA_RUNGS",
     "LLAMA_PRECISIONS",
@@ -145,6 +147,14 @@ def bits(name: str) -> float | None:
     """Nominal bits per weight (None for unknown names and ``source``)."""
     p = PRECISIONS.get(name)
     return p.bits if p and p.bits else None
+
+
+def rung_bits(name: str | None) -> float:
+    """A precision's place in the top-rung order: its bits, ``-inf`` for a name without nominal
+    bits (unknown, ``source``, None): the one rule that the reference run (the top rung: most
+    bits, ties by the lowest run id) of the verdicts and of the fidelity pass is chosen by."""
+    b = bits(name) if name else None
+    return b if b is not None else -math.inf
 
 
 def precision_lines(names: tuple[str, ...] | list[str]) -> list[str]:

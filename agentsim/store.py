@@ -224,8 +224,9 @@ class HopRecord:
     columns as plain typed fields (a SQLModel object costs milliseconds per hop; this costs
     microseconds, and the store inserts it with SQLAlchemy Core). ``id`` is set once stored.
 
-    Its fields are :class:`HopBase`'s, with the same defaults (``tests/unit/test_store.py`` holds
-    the two to each other: a column added to one and not the other fails there)."""
+    Its fields are :class:`HopBase`'s, in the same order, with the same types and defaults
+    (``tests/unit/test_store.py`` holds the two to each other: a column added to, retyped or
+    re-defaulted in one and not the other fails there)."""
 
     run_id: int
     instance_index: int

@@ -25,13 +25,6 @@ _STATUS_STYLE = {"complete": "green", "running": "cyan", "failed": "red", "inter
                  "incomplete": "yellow"}
 
 
-def _pct(v: float | None) -> str:
-    return pct(v, 0)
-
-
-_clip = clip
-
-
 def clip_middle(text: str, n: int) -> str:
     """``text`` in ``n`` characters, cut in the middle: a scenario label keeps both its family
     and its end, where the parameters and any ``#abc123`` that tell it apart are."""
@@ -116,8 +109,8 @@ class RunsScreen(AgentsimScreen):
             status = Text(row.status, style=_STATUS_STYLE.get(row.status, ""))
             table.add_row(
                 Text("●", style="bold yellow") if r.id in self.marked else " ",
-                str(r.id), clip_middle(scenario_label_of(r), 16), _clip(r.backend, 12), r.mode, status,
-                _pct(row.accuracy), _pct(row.task_success),
+                str(r.id), clip_middle(scenario_label_of(r), 16), clip(r.backend, 12), r.mode, status,
+                pct(row.accuracy, 0), pct(row.task_success, 0),
                 f"{row.hops_recorded}/{row.hops_expected}", r.precision or "-",
                 r.created_at.strftime("%m-%d %H:%M"),
                 key=str(r.id),

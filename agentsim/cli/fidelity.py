@@ -56,6 +56,7 @@ def kld_text(d: dict[str, Any] | None) -> str:
 def cmd_fidelity(args: argparse.Namespace) -> int:
     from agentsim import fidelity
     from agentsim.errors import AgentsimError
+    from agentsim.store import batch_size_of
 
     store = open_store(args, readonly=args.show)
     out = console()
@@ -81,7 +82,7 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
         fig = fidelity.run_figures(store, run, args.reference)
         results.append({"run_id": run.id, **fig})
         if not args.json:
-            out.print(f"[bold]run {run.id}[/bold] " + esc(f"{run.backend} [{run.mode}] batch {run.batch_size or 1}"))
+            out.print(f"[bold]run {run.id}[/bold] " + esc(f"{run.backend} [{run.mode}] batch {batch_size_of(run)}"))
             for k, v in fidelity_lines(fig):
                 out.print(f"  {esc(k)}: {esc(v)}", highlight=False)
     if args.json:

@@ -393,7 +393,11 @@ def format_number(value: Any) -> str:
 
 
 def parse_problem(row: dict[str, str], index: int) -> Problem:
-    """One jsonl row as a :class:`Problem`; raises :class:`SkipProblem` saying why not."""
+    """One jsonl row as a :class:`Problem`; raises :class:`SkipProblem` saying why not.
+
+    In steps: the final ``#### N`` line, each step's sentence and annotation (:func:`_read_step`),
+    the parents of every step (:func:`~agentsim.datasets.gsm8k_parents.read_parents`), then each
+    step as integer terms over its parents (:func:`_make_step`)."""
     question = row["question"].strip()
     lines = [ln for ln in row["answer"].strip().split("\n") if ln.strip()]
     final = _FINAL_RE.match(lines[-1]) if lines else None
@@ -403,90 +407,94 @@ def parse_problem(row: dict[str, str], index: int) -> Problem:
         answer = _number(final.group(1))
     except ArithmeticSyntaxError as exc:
         raise SkipProblem("malformed", str(exc)) from None
-    parsed: list[tuple[str, str, StepSource]] = []  # sub-question, sentence, what the reader needs
-    recovered_steps: list[int] = []
-    for k, line in enumerate(lines[:-1]):
-        sub, sep, text = line.partition(" ** ")
-        if not sep:
-            raise SkipProblem("malformed", f"step {k + 1} has no ' ** ' sub-question: {line[:60]!r}")
-        found = list(_ANNOTATION_RE.finditer(text))
-        if not found:
-            raise SkipProblem("no-annotation", f"step {k + 1}: {text[:80]!r}")
-        if len(found) > 1:
-            raise SkipProblem("several-annotations", f"step {k + 1}: {', '.join(m.group(1) for m in found)}")
-        annotation = found[0].group(1)
-        expression, eq, result_text = annotation.rpartition("=")
-        if not eq:
-            raise SkipProblem("unparsable", f"step {k + 1}: <<{annotation}>> has no '='")
-        try:
-            value = safe_eval(expression)
-            result = _number(result_text)
-        except ArithmeticSyntaxError as exc:
-            raise SkipProblem("unparsable", f"step {k + 1}: <<{annotation}>>: {exc}") from None
-        except ZeroDivisionError:
-            raise SkipProblem("unparsable", f"step {k + 1}: <<{annotation}>> divides by zero") from None
-        if value != result:
-            raise SkipProblem(
-                "not-reproduced", f"step {k + 1}: {expression.strip()} = {float(value):g}, annotated {result_text}"
-            )
-        source = expression.strip()
-        before, after = text[: found[0].start()], text[found[0].end():]
-        bare = False
-        if _BARE_RE.match(source):
-            # no calculation in the annotation (<<15=15>>): the one written before it, if it gives
-            # the result (``7.5 / .5 = <<15=15>>``); else the step's parents cannot be known
-            recovered = recover_calculation(before)
-            try:
-                ok = recovered is not None and safe_eval(recovered) == result
-            except (ArithmeticSyntaxError, ZeroDivisionError):
-                ok = False
-            if ok:
-                assert recovered is not None
-                source = recovered
-                recovered_steps.append(k)
-            else:
-                bare = True
-        parsed.append((sub.strip(), text, StepSource(
-            question=sub.strip(), before=before, after=after, source=source,
-            body=_parse_expression(source), result=result, bare=bare)))
-    results = [st.result for *_, st in parsed]
+    parsed = [_read_step(k, line) for k, line in enumerate(lines[:-1])]
+    results = [st.result for _text, st, _rec in parsed]
     if results[-1] != answer:
         raise SkipProblem("final-mismatch", f"last step {float(results[-1]):g}, answer {final.group(1)}")
 
-    reading = read_parents(question, [st for *_, st in parsed])
+    reading = read_parents(question, [st for _text, st, _rec in parsed])
     if reading.not_answer:
         j = reading.not_answer[0]
         raise SkipProblem(
             "annotation-not-answer",
-            f"step {j + 1} ({parsed[j][0]!r}): a later calculation uses a number its sentence states, not its "
-            f"annotated result {format_number(_plain(results[j]))}",
+            f"step {j + 1} ({parsed[j][1].question!r}): a later calculation uses a number its sentence states, "
+            f"not its annotated result {format_number(_plain(results[j]))}",
         )
-    variables = reading.variables
-
-    steps: list[Step] = []
-    for k, (sub, text, st) in enumerate(parsed):
-        source, body, result = st.source, st.body, st.result
-        try:
-            num, den = _rational(body, source, variables[k], k)
-        except _NotRational:
-            raise SkipProblem("not-rational", f"step {k + 1}: {source}") from None
-        except ZeroDivisionError:
-            raise SkipProblem("unparsable", f"step {k + 1}: {source} divides by zero") from None
-        rational = _integer_terms(num, den)
-        assert rational.evaluate(results[:k]) == result, (index, k, source)
-        steps.append(Step(
-            index=k,
-            question=sub,
-            text=_ANNOTATION_RE.sub("", text).strip(),
-            expression=source,
-            result=_plain(result),
-            parents=tuple(sorted({r.step for r in variables[k].values() if r.step is not None})),
-            rational=rational,
-            parents_uncertain=reading.uncertain[k],
-            recovered=k in recovered_steps,
-        ))
-    return Problem(index=index, question=question, steps=tuple(steps), answer=_plain(answer),
+    steps = tuple(_make_step(k, text, st, recovered, reading, results, index)
+                  for k, (text, st, recovered) in enumerate(parsed))
+    return Problem(index=index, question=question, steps=steps, answer=_plain(answer),
                    ambiguous=(reading.ambiguous_as_step, reading.ambiguous_as_constant))
+
+
+def _read_step(k: int, line: str) -> tuple[str, StepSource, bool]:
+    """Step ``k``'s line: (its sentence, what the parent reader needs, whether its calculation was
+    recovered from the sentence because the annotation held none)."""
+    sub, sep, text = line.partition(" ** ")
+    if not sep:
+        raise SkipProblem("malformed", f"step {k + 1} has no ' ** ' sub-question: {line[:60]!r}")
+    found = list(_ANNOTATION_RE.finditer(text))
+    if not found:
+        raise SkipProblem("no-annotation", f"step {k + 1}: {text[:80]!r}")
+    if len(found) > 1:
+        raise SkipProblem("several-annotations", f"step {k + 1}: {', '.join(m.group(1) for m in found)}")
+    annotation = found[0].group(1)
+    expression, eq, result_text = annotation.rpartition("=")
+    if not eq:
+        raise SkipProblem("unparsable", f"step {k + 1}: <<{annotation}>> has no '='")
+    try:
+        value = safe_eval(expression)
+        result = _number(result_text)
+    except ArithmeticSyntaxError as exc:
+        raise SkipProblem("unparsable", f"step {k + 1}: <<{annotation}>>: {exc}") from None
+    except ZeroDivisionError:
+        raise SkipProblem("unparsable", f"step {k + 1}: <<{annotation}>> divides by zero") from None
+    if value != result:
+        raise SkipProblem(
+            "not-reproduced", f"step {k + 1}: {expression.strip()} = {float(value):g}, annotated {result_text}"
+        )
+    source = expression.strip()
+    before, after = text[: found[0].start()], text[found[0].end():]
+    bare = recovered = False
+    if _BARE_RE.match(source):
+        # no calculation in the annotation (<<15=15>>): the one written before it, if it gives
+        # the result (``7.5 / .5 = <<15=15>>``); else the step's parents cannot be known
+        calculation = recover_calculation(before)
+        try:
+            recovered = calculation is not None and safe_eval(calculation) == result
+        except (ArithmeticSyntaxError, ZeroDivisionError):
+            recovered = False
+        if recovered:
+            assert calculation is not None
+            source = calculation
+        else:
+            bare = True
+    return text, StepSource(question=sub.strip(), before=before, after=after, source=source,
+                            body=_parse_expression(source), result=result, bare=bare), recovered
+
+
+def _make_step(k: int, text: str, st: StepSource, recovered: bool, reading: Reading, results: list[Fraction],
+               index: int) -> Step:
+    """Step ``k`` as a :class:`Step`: its calculation as integer terms over its parents' results."""
+    variables = reading.variables[k]
+    try:
+        num, den = _rational(st.body, st.source, variables, k)
+    except _NotRational:
+        raise SkipProblem("not-rational", f"step {k + 1}: {st.source}") from None
+    except ZeroDivisionError:
+        raise SkipProblem("unparsable", f"step {k + 1}: {st.source} divides by zero") from None
+    rational = _integer_terms(num, den)
+    assert rational.evaluate(results[:k]) == st.result, (index, k, st.source)
+    return Step(
+        index=k,
+        question=st.question,
+        text=_ANNOTATION_RE.sub("", text).strip(),
+        expression=st.source,
+        result=_plain(st.result),
+        parents=tuple(sorted({r.step for r in variables.values() if r.step is not None})),
+        rational=rational,
+        parents_uncertain=reading.uncertain[k],
+        recovered=recovered,
+    )
 
 
 @functools.lru_cache(maxsize=1)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from agentsim.fidelity_tables import fidelity_passes, fidelity_rows
-from agentsim.store import RunRead, Store
+from agentsim.store import RunRead, Store, batch_size_of
 
 from .passes import default_reference, floor_partner, same_rung
 
@@ -190,8 +190,8 @@ def run_figures(store: Store, run: RunRead | int, reference_id: int | None = Non
     for fid in dict.fromkeys(floor_ids):
         fs = fidelity_summary(store, run.id, fid)
         other = runs[fid]
-        out["floor"].append({"against_run_id": fid, "against_batch": int(other.batch_size or 1),
-                             "against_backend": other.backend, "batch": int(run.batch_size or 1),
+        out["floor"].append({"against_run_id": fid, "against_batch": batch_size_of(other),
+                             "against_backend": other.backend, "batch": batch_size_of(run),
                              "flips": flips(store, run.id, fid).to_dict(),
                              "fidelity": fs.to_dict() if fs else None})
     return out

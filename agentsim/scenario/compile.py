@@ -321,14 +321,21 @@ def answer_warnings(hop: HopSpec, expected: Any) -> list[tuple[str, str, str]]:
     """
     if expected is None or hop.check is None:
         return []
-    parse, check = hop.parse.type, hop.check.type
-    out: list[tuple[str, str, str]] = []
-    is_num = isinstance(expected, (int, float)) and not isinstance(expected, bool)
     shown = repr(expected) if len(repr(expected)) <= 40 else repr(expected)[:37] + "..."
     if isinstance(expected, float) and not math.isfinite(expected):
         # nan equals nothing (not even itself) and no answer reads back as inf
         return [(f"expect evaluates to {shown}, which no answer can equal", "expect",
                  "make expect a finite value")]
+    return _check_warnings(hop, expected, shown) + _format_warnings(hop, expected, shown)
+
+
+def _check_warnings(hop: HopSpec, expected: Any, shown: str) -> list[tuple[str, str, str]]:
+    """What the hop's parse type and check say about ``expected``: a string compared exactly with
+    a number, text that normalising changes, a value outside the choices, ..."""
+    assert hop.check is not None
+    parse, check = hop.parse.type, hop.check.type
+    out: list[tuple[str, str, str]] = []
+    is_num = isinstance(expected, (int, float)) and not isinstance(expected, bool)
     if check == "exact":
         if parse in _STRING_PARSES and is_num:
             out.append((
@@ -384,6 +391,14 @@ def answer_warnings(hop: HopSpec, expected: Any) -> list[tuple[str, str, str]]:
                 "parse",
                 "use 'parse: number' for decimal answers",
             ))
+    return out
+
+
+def _format_warnings(hop: HopSpec, expected: Any, shown: str) -> list[tuple[str, str, str]]:
+    """Whether ``expected`` can be written as an answer at all: through the parse (what the
+    oracle writes), and, for a hop with a grammar, through the grammar too."""
+    parse = hop.parse.type
+    out: list[tuple[str, str, str]] = []
     try:
         format_answer(expected, hop.parse)
     except AnswerFormatError as exc:

@@ -97,20 +97,30 @@ def test_an_in_memory_database_is_migrated_in_its_own_connection():
     assert len(store.hops(runs[0].id)) == 2 * runs[0].hops_per_instance
 
 
-def test_hop_record_has_the_hop_table_columns_with_their_defaults():
-    """The engine's typed hop record and the hop table declare the same columns and defaults."""
+def test_hop_record_has_the_hop_table_columns_with_their_types_and_defaults():
+    """The engine's typed hop record and the hop table declare the same columns, types and
+    defaults: a column added to, retyped or re-defaulted in one of them and not the other fails
+    here. (HopRecord is written out rather than generated from HopBase so that type checkers
+    and readers see its fields; this test is what keeps the two one declaration.)"""
     import dataclasses
+    import typing
 
-    from agentsim.store import HopBase, HopRecord
+    from agentsim.store import HopBase, HopRead, HopRecord, HopTrace
 
     rec = HopRecord(run_id=1, instance_index=0, hop_id="h")
-    fields = {f.name for f in dataclasses.fields(HopRecord)} - {"id"}
-    assert fields == set(HopBase.model_fields)
+    fields = [f.name for f in dataclasses.fields(HopRecord) if f.name != "id"]
+    assert fields == list(HopBase.model_fields)  # same names, same order
+    hints = typing.get_type_hints(HopRecord)
     for name, info in HopBase.model_fields.items():
+        assert hints[name] == info.annotation, (name, hints[name], info.annotation)
         if name in ("run_id", "instance_index", "hop_id", "created_at"):
             continue
         default = info.default_factory() if info.default_factory is not None else info.default  # type: ignore[call-arg]
         assert getattr(rec, name) == default, name
+    # the table and the read model are HopBase's columns plus the id, nothing of their own
+    table = {c.name for c in HopTrace.__table__.columns}  # type: ignore[attr-defined]
+    assert table == set(HopBase.model_fields) | {"id"} == set(HopRead.model_fields)
+    assert hints["id"] == (int | None)
 
 
 def test_record_hop_takes_and_returns_a_hop_record_and_never_duplicates(tmp_path):
