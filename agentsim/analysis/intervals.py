@@ -24,6 +24,7 @@ intervals are therefore:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,8 @@ from scipy import optimize, stats
 
 from .inference import _restricted_p01
 
-__all__ = ["tango_ci", "tango_z", "tango_ci_clustered", "ratio_ci_delta", "reliability_ci"]
+__all__ = ["tango_ci", "tango_z", "tango_ci_clustered", "delta_t_ci", "ratio_ci_delta", "interaction_ci_delta",
+           "reliability_ci"]
 
 _EPS = 1e-12
 
@@ -82,29 +84,83 @@ def _linearised_se(w: np.ndarray, x: np.ndarray, grad: np.ndarray) -> np.ndarray
     return np.sqrt(np.maximum(var, 0.0))
 
 
+def delta_t_ci(x: np.ndarray, g: Callable[[np.ndarray], Any], grad: Callable[[np.ndarray], Any],
+               level: float = 0.95) -> dict[str, Any]:
+    """θ = g(Σ_i x_i) ± t_(m−1) · SE, SE the delta-method SE with the sandwich variance over the rows
+    (instances) of ``x`` (m, k); ``g``/``grad`` take the k sums. ``{"point", "ci", "se"}``; ``ci``
+    None with fewer than two rows, an undefined point or a zero SE."""
+    x = np.asarray(x, dtype=float)
+    m = x.shape[0]
+    out: dict[str, Any] = {"point": None, "ci": None, "se": None}
+    if m < 2:
+        return out
+    s = x.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        point = float(g(s))
+        se = float(_linearised_se(np.ones((1, m)), x, np.asarray(grad(s), dtype=float)[None, :])[0])
+    if not math.isfinite(point):
+        return out
+    out.update(point=point, se=se if math.isfinite(se) else None)
+    if not (math.isfinite(se) and se > 0):
+        return out
+    half = float(stats.t.ppf(0.5 + level / 2, m - 1)) * se
+    out["ci"] = [point - half, point + half]
+    return out
+
+
 def ratio_ci_delta(num_a: np.ndarray, den_a: np.ndarray, num_b: np.ndarray, den_b: np.ndarray,
                    level: float = 0.95) -> dict[str, Any]:
     """R = (Σnum_a / Σden_a) / (Σnum_b / Σden_b) over paired instances: log R ± t_(m−1) · SE.
 
     SE is the linearised (delta-method) standard error of log R with the cluster-robust sandwich
     variance over instances (each instance's four sums move together: the pairing and the
-    clustering of its hops are both in it). ``{"point", "ci", "se_log", "method"}``; ``ci`` None
-    when a sum is not positive or the SE is 0 (no spread), where the caller keeps the bootstrap.
+    clustering of its hops are both in it). ``{"point", "ci", "se_log"}``; ``ci`` None when a sum
+    is not positive or the SE is 0 (no spread), where the caller keeps the bootstrap.
     """
     x = np.column_stack([num_a, den_a, num_b, den_b]).astype(float)
-    m = x.shape[0]
-    s = x.sum(axis=0)
     out: dict[str, Any] = {"point": None, "ci": None, "se_log": None}
-    if m < 2 or np.any(s <= 0):
+    if np.any(x.sum(axis=0) <= 0):
         return out
-    point = float(_log_ratio(s))
-    se = float(_linearised_se(np.ones((1, m)), x, _log_ratio_grad(s)[None, :])[0])
-    out.update(point=math.exp(point), se_log=se)
-    if not se > 0:
+    r = delta_t_ci(x, _log_ratio, _log_ratio_grad, level)
+    if r["point"] is None:
         return out
-    half = float(stats.t.ppf(0.5 + level / 2, m - 1)) * se
-    out["ci"] = [math.exp(point - half), math.exp(point + half)]
+    out.update(point=math.exp(r["point"]), se_log=r["se"])
+    if r["ci"] is not None:
+        out["ci"] = [math.exp(r["ci"][0]), math.exp(r["ci"][1])]
     return out
+
+
+def _rl_ratio(s: np.ndarray) -> Any:
+    """(c_a / n_a) / (c_b / n_b) from sums (c_a, n_a, c_b, n_b): 1 − relative loss."""
+    return (s[0] / s[1]) / (s[2] / s[3])
+
+
+def _rl_ratio_grad(s: np.ndarray) -> np.ndarray:
+    r = _rl_ratio(s)
+    return r * np.array([1 / s[0], -1 / s[1], -1 / s[2], 1 / s[3]])
+
+
+def interaction_ci_delta(*buckets: np.ndarray, level: float = 0.95) -> dict[str, Any]:
+    """Δ = RL(deep) − RL(shallow) = R_shallow − R_deep, R = (c_run / n_run) / (c_base / n_base) per bucket,
+    or with four buckets (free shallow, free deep, oracle shallow, oracle deep) Δ_free − Δ_oracle.
+
+    Each bucket: (m, 4) per-instance columns (c_run, n_run, c_base, n_base) of its model hops, rows
+    the same instances. Delta method, sandwich over instances, t_(m−1) (:func:`delta_t_ci`).
+    """
+    x = np.column_stack([np.asarray(b, dtype=float) for b in buckets])
+    k = len(buckets)
+    sums = x.sum(axis=0)
+    if k not in (2, 4) or np.any(sums.reshape(k, 4)[:, 1:] <= 0):
+        return {"point": None, "ci": None, "se": None}
+    sign = np.array([1.0, -1.0, -1.0, 1.0][:k])
+
+    def g(s: np.ndarray) -> float:
+        return float(sum(sg * _rl_ratio(s[4 * j:4 * j + 4]) for j, sg in enumerate(sign)))
+
+    def grad(s: np.ndarray) -> np.ndarray:
+        return np.concatenate([sg * _rl_ratio_grad(s[4 * j:4 * j + 4]) for j, sg in enumerate(sign)])
+
+    return delta_t_ci(x, g, grad, level)
 
 
 def _log_ratio(s: np.ndarray) -> np.ndarray:
