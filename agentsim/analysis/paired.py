@@ -17,6 +17,7 @@ samples when the runs are correlated (they are: a hard instance is hard at every
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -32,9 +33,10 @@ from .bootstrap import (
 from .data import InstanceTable, RunData, common_units, instance_table
 from .figures import FIGURES
 from .intervals import ratio_ci_delta, tango_ci, tango_ci_clustered
+from .results import ABSENT, Discordant, PairedComparison, PairedEstimate, Pairing
 
 __all__ = [
-    "mcnemar_exact", "clustered_mcnemar", "paired_tables", "compare_pair", "figure",
+    "mcnemar_exact", "clustered_mcnemar", "paired_tables", "compare_pair", "compare_tables", "figure", "estimate",
     "ACCURACY_FIGURES", "COST_FIGURES",
 ]
 
@@ -66,20 +68,23 @@ def clustered_mcnemar(b_k: np.ndarray, c_k: np.ndarray) -> float:
     return float(stats.chi2.sf(x2, 1))
 
 
-def figure(point: float | None, reps: np.ndarray, *, method: str, guard: tuple[float, float] | None = None,
-           **extra: Any) -> dict[str, Any]:
+def estimate(point: float | None, reps: np.ndarray, *, method: str, guard: tuple[float, float] | None = None,
+             **extra: Any) -> PairedEstimate:
     """A figure with its bootstrap interval; ``guard`` replaces a no-spread interval."""
     ci = percentile_ci(reps, point)
-    out: dict[str, Any] = {"value": point, "ci95": ci["ci"], "se": ci["se"], "method": method}
-    if ci["undefined"]:
-        out["undefined_resamples"] = ci["undefined"]
-    if ci["extended_to_point"]:
-        out["extended_to_point"] = True
+    ci95, how = ci["ci"], method
     if ci["ci"] is not None and not ci["spread"] and guard is not None:
-        out["ci95"] = [min(guard[0], point), max(guard[1], point)]  # type: ignore[type-var]
-        out["method"] = "zero-discordance bound (no instance differs; Wilson upper bound for 0 of n)"
-    out.update(extra)
-    return out
+        ci95 = [min(guard[0], point), max(guard[1], point)]  # type: ignore[type-var]
+        how = "zero-discordance bound (no instance differs; Wilson upper bound for 0 of n)"
+    return PairedEstimate(value=point, ci95=ci95, se=ci["se"], method=how,
+                          undefined_resamples=ci["undefined"] or ABSENT,
+                          extended_to_point=ci["extended_to_point"] or ABSENT, **extra)
+
+
+def figure(point: float | None, reps: np.ndarray, *, method: str, guard: tuple[float, float] | None = None,
+           **extra: Any) -> dict[str, Any]:
+    """:func:`estimate` as JSON with any further keys (the depth and propagation blocks)."""
+    return {**estimate(point, reps, method=method, guard=guard).to_json(), **extra}
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -113,75 +118,75 @@ def _missing(t: InstanceTable, name: str) -> list[str]:
     return out or ["a zero or missing figure"]
 
 
-def single_figures(t: InstanceTable, *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> dict[str, Any]:
+def single_figures(t: InstanceTable, *, resamples: int = DEFAULT_RESAMPLES,
+                   seed: int = DEFAULT_SEED) -> dict[str, PairedEstimate | None]:
     """One run's cost figures with cluster-bootstrap intervals (accuracy uses Wilson, see summary)."""
     w = weights(t.m, resamples, seed)
-    out: dict[str, Any] = {}
+    out: dict[str, PairedEstimate | None] = {}
     for name in COST_FIGURES:
         p = _point(t, name)
-        if p is None:
-            out[name] = None
-            continue
-        out[name] = figure(p, _reps(w, t, name), method="cluster bootstrap over instances (percentile)")
-        if name == "energy_per_correct_task_j":
-            out[name]["kind"] = t.energy_kind
+        kind = t.energy_kind if name == "energy_per_correct_task_j" else ABSENT
+        out[name] = None if p is None else estimate(
+            p, _reps(w, t, name), method="cluster bootstrap over instances (percentile)", kind=kind)
     return out
 
 
-def paired_tables(a: RunData, b: RunData) -> tuple[InstanceTable, InstanceTable, dict[str, Any]]:
+def paired_tables(a: RunData, b: RunData) -> tuple[InstanceTable, InstanceTable, Pairing]:
     """Aligned per-instance tables of two runs (only instances and hops both have)."""
     keys, hop_ids = common_units(a, b)
     pairs = set(a.hops) & set(b.hops)
     depths = sorted({int(r["depth"]) for (k, h), r in a.hops.items() if (k, h) in pairs and r["kind"] != "tool"})
     ta = instance_table(a, keys, hop_pairs=pairs, depths=depths)
     tb = instance_table(b, keys, hop_pairs=pairs, depths=depths)
-    info = {
-        "paired": bool(keys),
-        "instances_paired": len(keys),
-        "hops_paired": int(ta.hops_n.sum()),
-        "model_hops_paired": int(ta.mh_n.sum()),
-        "instances_only_in_run": len(set(a.by_key) - set(keys)),
-        "instances_only_in_baseline": len(set(b.by_key) - set(keys)),
-        "hop_ids_differ": hop_ids is not None,
-    }
+    info = Pairing(
+        paired=bool(keys),
+        instances_paired=len(keys),
+        hops_paired=int(ta.hops_n.sum()),
+        model_hops_paired=int(ta.mh_n.sum()),
+        instances_only_in_run=len(set(a.by_key) - set(keys)),
+        instances_only_in_baseline=len(set(b.by_key) - set(keys)),
+        hop_ids_differ=hop_ids is not None,
+    )
     return ta, tb, info
 
 
-def _identity(t: InstanceTable) -> dict[str, Any]:
-    out: dict[str, Any] = {"identity": True, "differences": {}, "ratios": {}}
+def _identity(t: InstanceTable) -> PairedComparison:
+    how = "identity (the baseline itself)"
+    diffs: dict[str, PairedEstimate | None] = {}
+    ratios: dict[str, PairedEstimate | None] = {}
     for name in ACCURACY_FIGURES:
         p = _point(t, name)
-        out["differences"][name] = {"value": 0.0, "ci95": [0.0, 0.0], "p_value": 1.0, "method": "identity (the baseline itself)",
-                                    "run": p, "baseline": p}
+        diffs[name] = PairedEstimate(value=0.0, ci95=[0.0, 0.0], p_value=1.0, method=how, run=p, baseline=p)
     for name in (*ACCURACY_FIGURES, *COST_FIGURES):
         p = _point(t, name)
-        out["ratios"][name] = None if not p else {"value": 1.0, "ci95": [1.0, 1.0], "method": "identity (the baseline itself)",
-                                                   "run": p, "baseline": p}
-        if name == "energy_per_correct_task_j" and out["ratios"][name] is not None:
-            out["ratios"][name]["kind"] = t.energy_kind
-    return out
+        kind = t.energy_kind if name == "energy_per_correct_task_j" else ABSENT
+        ratios[name] = None if not p else PairedEstimate(value=1.0, ci95=[1.0, 1.0], method=how, run=p, baseline=p,
+                                                         kind=kind)
+    return PairedComparison(identity=True, differences=diffs, ratios=ratios)
 
 
 def compare_pair(a: RunData, b: RunData, *, resamples: int = DEFAULT_RESAMPLES,
-                 seed: int = DEFAULT_SEED) -> tuple[dict[str, Any], dict[str, Any]]:
+                 seed: int = DEFAULT_SEED) -> tuple[PairedComparison, dict[str, Any]]:
     """Paired figures of run ``a`` against baseline ``b`` (only instances and hops both have).
 
-    Returns ``(block, context)``: ``block`` is JSON-ready (see docs/statistics.md, "paired");
-    ``context`` holds the aligned tables and weights for the depth analysis and the verdict.
+    Returns ``(comparison, context)``; its JSON: docs/statistics.md, "paired"; ``context`` holds the
+    aligned tables and weights for the depth analysis and the verdict.
     """
     ta, tb, info = paired_tables(a, b)
     block, ctx = compare_tables(ta, tb, identity=a.run.id == b.run.id, resamples=resamples, seed=seed,
                                 simulated=a.is_simulation or b.is_simulation)
-    return {**info, **block}, ctx
+    return dataclasses.replace(block, pairing=info), ctx
 
 
-def _score_interval(fig: dict[str, Any], name: str, ta: InstanceTable, tb: InstanceTable) -> dict[str, Any]:
+_PAIRED = "paired bootstrap over instances (percentile)"
+
+
+def _score_interval(fig: PairedEstimate, name: str, ta: InstanceTable, tb: InstanceTable) -> PairedEstimate:
     """The interval a verdict shows for an accuracy difference (docs/statistics.md, "Intervals"):
     Tango's score interval for task success, its clustered form for hop accuracies. The bootstrap
     SE stays beside it."""
     if name == "task_success":
-        b, c = fig["discordant"]["run_only"], fig["discordant"]["baseline_only"]
-        ci = tango_ci(b, c, ta.m)
+        ci = tango_ci(fig.discordant.run_only, fig.discordant.baseline_only, ta.m)
         method = "Tango score interval (paired instances; Tango 1998)"
     else:
         ca, cb, n = (ta.mh_correct, tb.mh_correct, ta.mh_n) if name == "model_hop_accuracy" \
@@ -189,31 +194,85 @@ def _score_interval(fig: dict[str, Any], name: str, ta: InstanceTable, tb: Insta
         cl = tango_ci_clustered(ca, cb, n)
         ci = None if cl is None else cl["ci"]
         method = "Tango score interval, hops clustered in instances (design effect)"
-    if ci is not None:
-        fig["ci95"] = [float(ci[0]), float(ci[1])]
-        fig["method"] = method
-        fig.pop("extended_to_point", None)
-    return fig
+    if ci is None:
+        return fig
+    return dataclasses.replace(fig, ci95=[float(ci[0]), float(ci[1])], method=method, extended_to_point=ABSENT)
 
 
-def _delta_ratio(fig: dict[str, Any], ta: InstanceTable, tb: InstanceTable, name: str) -> None:
+def _delta_ratio(fig: PairedEstimate, ta: InstanceTable, tb: InstanceTable, name: str) -> PairedEstimate:
     """A cost ratio's interval: log ratio ± t·(linearised SE, clustered by instance) (``intervals``);
     the percentile interval stays where the ratio has no spread. ``se_log`` (the tests') stays the bootstrap's."""
-    if fig["ci95"] is None:
-        return
+    if fig.ci95 is None or fig.value is None:
+        return fig
     ca, cb = FIGURES[name].columns(ta), FIGURES[name].columns(tb)
     if ca is None or cb is None:
-        return
+        return fig
     dl = ratio_ci_delta(ca[0], ca[1], cb[0], cb[1])
-    if dl["ci"] is not None:
-        fig["ci95"] = [min(dl["ci"][0], fig["value"]), max(dl["ci"][1], fig["value"])]
-        fig["method"] = "delta method on the log ratio, clustered by instance (t, m - 1 df)"
-        fig.pop("extended_to_point", None)
+    if dl["ci"] is None:
+        return fig
+    return dataclasses.replace(fig, ci95=[min(dl["ci"][0], fig.value), max(dl["ci"][1], fig.value)],
+                               method="delta method on the log ratio, clustered by instance (t, m - 1 df)",
+                               extended_to_point=ABSENT)
+
+
+def _accuracy(ta: InstanceTable, tb: InstanceTable, name: str, w: np.ndarray, wab: tuple[np.ndarray, np.ndarray],
+              u: float) -> tuple[PairedEstimate | None, PairedEstimate | None]:
+    """The paired difference and ratio of one accuracy figure (None where undefined on a side)."""
+    pa, pb = _point(ta, name), _point(tb, name)
+    if pa is None or pb is None:
+        return None, None
+    ra, rb = _reps(w, ta, name), _reps(w, tb, name)
+    d = pa - pb
+    # independent resampling of each run, only to show what pairing buys
+    unpaired = percentile_ci(_reps(wab[0], ta, name) - _reps(wab[1], tb, name), d)["ci"]
+    test: dict[str, Any]
+    if name == "task_success":
+        bb = int(np.sum((ta.success == 1) & (tb.success == 0)))
+        cc = int(np.sum((ta.success == 0) & (tb.success == 1)))
+        test = {"p_value": mcnemar_exact(bb, cc), "test": "McNemar exact (instances)",
+                "discordant": Discordant(run_only=bb, baseline_only=cc)}
+    else:
+        ca, cb = (ta.mh_correct, tb.mh_correct) if name == "model_hop_accuracy" else (ta.all_correct, tb.all_correct)
+        right_a = ca - np.minimum(ca, cb)
+        right_b = cb - np.minimum(ca, cb)
+        test = {"p_value": clustered_mcnemar(right_a, right_b),
+                "test": "clustered McNemar (Durkalski 2003), hops within instances"}
+    diff = _score_interval(estimate(d, ra - rb, method=_PAIRED, guard=(max(-1.0, d - u), min(1.0, d + u)), run=pa,
+                                    baseline=pb, unpaired_ci95=unpaired, **test), name, ta, tb)
+    if pb <= 0:
+        return diff, None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rr = np.where(rb > 0, ra / np.where(rb > 0, rb, 1.0), np.nan)
+    return diff, estimate(pa / pb, rr, method=_PAIRED, guard=(max(0.0, pa - u) / pb, min(1.0, pa + u) / pb),
+                          run=pa, baseline=pb)
+
+
+def _cost(ta: InstanceTable, tb: InstanceTable, name: str, w: np.ndarray, simulated: bool) -> PairedEstimate:
+    """The paired ratio of one cost figure, or why it cannot be formed."""
+    pa, pb = _point(ta, name), _point(tb, name)
+    reason = None
+    if name == "energy_per_correct_task_j" and ta.energy_kind != tb.energy_kind:
+        reason = f"energy kinds differ ({ta.energy_kind} vs {tb.energy_kind}): not comparable"
+    elif pa is None or pb is None or pb == 0:
+        lacking = [(side, t) for side, t, p in (("run", ta, pa), ("baseline", tb, pb)) if p is None or p == 0]
+        reason = "undefined (" + "; ".join(
+            f"the {side} has {', '.join(_missing(t, name))}" for side, t in lacking) + ")"
+    if reason:
+        return PairedEstimate(value=None, ci95=None, reason=reason)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rr = _reps(w, ta, name) / _reps(w, tb, name)
+    fig = _delta_ratio(estimate(pa / pb, rr, method=_PAIRED, run=pa, baseline=pb), ta, tb, name)  # type: ignore[operator]
+    se_log = ABSENT
+    if fig.ci95 is not None and fig.se:
+        fin = rr[np.isfinite(rr) & (rr > 0)]
+        se_log = float(np.std(np.log(fin), ddof=1)) if fin.size > 1 else None
+    return dataclasses.replace(fig, se_log=se_log, kind=ta.energy_kind if name == "energy_per_correct_task_j" else ABSENT,
+                               simulated=True if simulated else ABSENT)
 
 
 def compare_tables(ta: InstanceTable, tb: InstanceTable, *, identity: bool = False,
                    resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
-                   simulated: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+                   simulated: bool = False) -> tuple[PairedComparison, dict[str, Any]]:
     """Paired figures from two aligned per-instance tables (row i = the same instance in both)."""
     if ta.m != tb.m:
         raise ValueError("paired tables must have the same instances")
@@ -223,66 +282,14 @@ def compare_tables(ta: InstanceTable, tb: InstanceTable, *, identity: bool = Fal
     if identity:
         return _identity(ta), ctx
     if m == 0:
-        return {"identity": False, "differences": {}, "ratios": {},
-                "note": "no instance in common: the runs cannot be paired (different scenario, params or seed)"}, ctx
+        return PairedComparison(identity=False, differences={}, ratios={}, note=(
+            "no instance in common: the runs cannot be paired (different scenario, params or seed)")), ctx
     u = zero_discordance_bound(m)
-    block: dict[str, Any] = {"identity": False, "differences": {}, "ratios": {}}
-    # independent resampling of each run, only to show what pairing buys
-    wa, wb = weights(m, resamples, seed + 1), weights(m, resamples, seed + 2)
+    diffs: dict[str, PairedEstimate | None] = {}
+    ratios: dict[str, PairedEstimate | None] = {}
+    wab = (weights(m, resamples, seed + 1), weights(m, resamples, seed + 2))
     for name in ACCURACY_FIGURES:
-        pa, pb = _point(ta, name), _point(tb, name)
-        if pa is None or pb is None:
-            block["differences"][name] = block["ratios"][name] = None
-            continue
-        ra, rb = _reps(w, ta, name), _reps(w, tb, name)
-        d = pa - pb
-        unpaired = percentile_ci(_reps(wa, ta, name) - _reps(wb, tb, name), d)["ci"]
-        if name == "task_success":
-            bb = int(np.sum((ta.success == 1) & (tb.success == 0)))
-            cc = int(np.sum((ta.success == 0) & (tb.success == 1)))
-            test = {"p_value": mcnemar_exact(bb, cc), "test": "McNemar exact (instances)",
-                    "discordant": {"run_only": bb, "baseline_only": cc}}
-        else:
-            ca, cb = (ta.mh_correct, tb.mh_correct) if name == "model_hop_accuracy" else (ta.all_correct, tb.all_correct)
-            right_a = ca - np.minimum(ca, cb)
-            right_b = cb - np.minimum(ca, cb)
-            test = {"p_value": clustered_mcnemar(right_a, right_b),
-                    "test": "clustered McNemar (Durkalski 2003), hops within instances"}
-        block["differences"][name] = _score_interval(figure(
-            d, ra - rb, method="paired bootstrap over instances (percentile)",
-            guard=(max(-1.0, d - u), min(1.0, d + u)), run=pa, baseline=pb, unpaired_ci95=unpaired, **test),
-            name, ta, tb)
-        if pb > 0:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                rr = np.where(rb > 0, ra / np.where(rb > 0, rb, 1.0), np.nan)
-            block["ratios"][name] = figure(
-                pa / pb, rr, method="paired bootstrap over instances (percentile)",
-                guard=(max(0.0, pa - u) / pb, min(1.0, pa + u) / pb), run=pa, baseline=pb)
-        else:
-            block["ratios"][name] = None
+        diffs[name], ratios[name] = _accuracy(ta, tb, name, w, wab, u)
     for name in COST_FIGURES:
-        pa, pb = _point(ta, name), _point(tb, name)
-        reason = None
-        if name == "energy_per_correct_task_j" and ta.energy_kind != tb.energy_kind:
-            reason = f"energy kinds differ ({ta.energy_kind} vs {tb.energy_kind}): not comparable"
-        elif pa is None or pb is None or pb == 0:
-            lacking = [(side, t) for side, t, p in (("run", ta, pa), ("baseline", tb, pb)) if p is None or p == 0]
-            reason = "undefined (" + "; ".join(
-                f"the {side} has {', '.join(_missing(t, name))}" for side, t in lacking) + ")"
-        if reason:
-            block["ratios"][name] = {"value": None, "ci95": None, "reason": reason}
-            continue
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rr = _reps(w, ta, name) / _reps(w, tb, name)
-        fig = figure(pa / pb, rr, method="paired bootstrap over instances (percentile)", run=pa, baseline=pb)  # type: ignore[operator]
-        _delta_ratio(fig, ta, tb, name)
-        if fig["ci95"] is not None and fig["se"]:
-            fin = rr[np.isfinite(rr) & (rr > 0)]
-            fig["se_log"] = float(np.std(np.log(fin), ddof=1)) if fin.size > 1 else None
-        if name == "energy_per_correct_task_j":
-            fig["kind"] = ta.energy_kind
-        if simulated:
-            fig["simulated"] = True
-        block["ratios"][name] = fig
-    block["zero_discordance_bound"] = u
-    return block, ctx
+        ratios[name] = _cost(ta, tb, name, w, simulated)
+    return PairedComparison(identity=False, differences=diffs, ratios=ratios, zero_discordance_bound=u), ctx

@@ -212,7 +212,7 @@ def _pairs_by_curve(usable: list[RunData]) -> tuple[dict[_CurveKey, dict[str, li
                     continue
                 seen.add(prec)
                 ta, tb, info = paired_tables(rd, top)
-                if not info["instances_paired"]:
+                if not info.instances_paired:
                     continue
                 ca, cb = _columns(ta), _columns(tb)
                 kind = ta.energy_kind if ta.energy_kind == tb.energy_kind else "mixed"

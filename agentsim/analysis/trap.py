@@ -10,7 +10,6 @@ of depth sweeps. The CLI (``compare --json``, ``report``), the demo and the TUI 
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import numpy as np
@@ -27,6 +26,7 @@ from .inference import ALPHA, POWER
 from .paired import compare_pair, single_figures
 from .propagation import propagation
 from .reliability import fit_run, fit_sweep
+from .results import to_json
 from .verdict import (
     ACCURACY_MARGIN,
     COST_MARGIN,
@@ -232,7 +232,7 @@ def evaluate(store: Store, run_ids: list[int], baseline: int | str | None = None
     k = sum(1 for e in evs if e is not None and not e.identity and e.ts is not None)
     multiplicity = (f"p-values Holm-adjusted across the {k} comparison{'s' if k != 1 else ''} of this analysis "
                     "(each rung, scenario and mode against its baseline; harm tests and no-trap tests as two families)")
-    return _clean({
+    return to_json({
         "schema_version": SCHEMA_VERSION,
         "agentsim_version": dist_version("agentsim"),
         "settings": {"level": 0.95, "alpha": alpha, "resamples": resamples, "seed": seed,
@@ -290,16 +290,3 @@ def _evidences(pending: list[tuple[dict[str, Any], RunData, RunData | None, dict
                             growth=growth, oracle_growth=oracle_growth, accuracy_margin=accuracy_margin,
                             cost_margin=cost_margin))
     return out
-
-
-def _clean(obj: Any) -> Any:
-    """Plain JSON types (numpy scalars to Python, non-finite floats to None)."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj

@@ -29,7 +29,7 @@ Holm families (all the rungs of one analysis): *harm* = {loss, costlier} per run
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from .inference import (
@@ -42,6 +42,7 @@ from .inference import (
     paired_noninferiority,
 )
 from .power import se_scaling_n
+from .results import PairedComparison, PairedEstimate, Result, present
 
 __all__ = ["decide", "decide_all", "Evidence", "Verdict", "evidence", "ACCURACY_MARGIN", "COST_MARGIN",
            "VERDICTS", "VERDICT_SHORT", "VERDICT_STYLE", "PRIMARY"]
@@ -70,12 +71,12 @@ class Evidence:
     n: int
     identity: bool = False
     note: str | None = None
-    ts: dict[str, Any] | None = None          # the paired task-success difference block
-    hop: dict[str, Any] | None = None         # the paired model-hop accuracy difference block (secondary)
+    ts: PairedEstimate | None = None          # the paired task-success difference
+    hop: PairedEstimate | None = None         # the paired model-hop accuracy difference (secondary)
     depth: dict[str, Any] | None = None       # relative loss by depth (this run's mode)
     growth: dict[str, Any] | None = None      # {"what", "value", "ci95", "p_value"}: the compounding test
     oracle_growth: dict[str, Any] | None = None  # the oracle run's own depth trend (hop difficulty)
-    cost: dict[str, Any] | None = None        # the cost ratio block chosen (or None) and why
+    cost: PairedEstimate | None = None        # the cost ratio chosen (or None) and why
     cost_metric: str | None = None
     cost_kind: str | None = None
     cost_reason: str | None = None
@@ -85,12 +86,12 @@ class Evidence:
 
     @property
     def discordant(self) -> tuple[int, int]:
-        d = (self.ts or {}).get("discordant") or {}
-        return int(d.get("run_only", 0)), int(d.get("baseline_only", 0))
+        d = self.ts.discordant if self.ts else None
+        return (int(d.run_only), int(d.baseline_only)) if d else (0, 0)
 
     @property
     def p_loss(self) -> float | None:
-        return None if not self.ts else self.ts.get("p_value")
+        return self.ts.p_value if self.ts and present(self.ts.p_value) else None
 
     @property
     def p_noninferior(self) -> float | None:
@@ -101,12 +102,12 @@ class Evidence:
 
     @property
     def cost_tests(self) -> dict[str, float | None]:
-        f = self.cost or {}
-        return log_ratio_tests(f.get("value"), f.get("se_log"), self.cost_margin)
+        f = self.cost
+        return log_ratio_tests(f.value if f else None, (f.se_log or None) if f else None, self.cost_margin)
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Verdict(Result):
     """The verdict of one rung with its evidence; :meth:`to_json` is what ``evaluate()`` stores."""
 
     verdict: str
@@ -116,9 +117,6 @@ class Verdict:
     instances_needed: int | None = None
     needed_for: str | None = None
     summary: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _pp(v: float | None) -> str:
@@ -133,12 +131,12 @@ def _p(p: float | None) -> str:
     return "-" if p is None else f"{p:.2g}"
 
 
-def _x(f: dict[str, Any] | None) -> str:
-    if not f or f.get("value") is None:
+def _x(f: PairedEstimate | None) -> str:
+    if not f or f.value is None:
         return "-"
-    s = f"×{f['value']:.2f}"
-    if f.get("ci95"):
-        s += f" [{f['ci95'][0]:.2f}, {f['ci95'][1]:.2f}]"
+    s = f"×{f.value:.2f}"
+    if f.ci95:
+        s += f" [{f.ci95[0]:.2f}, {f.ci95[1]:.2f}]"
     return s
 
 
@@ -146,7 +144,7 @@ def _span(ds: list[int]) -> str:
     return f"{ds[0]}–{ds[-1]}" if len(ds) > 1 else str(ds[0])
 
 
-def evidence(paired: dict[str, Any], depth: dict[str, Any] | None, *, n: int, label: str = "run",
+def evidence(paired: PairedComparison, depth: dict[str, Any] | None, *, n: int, label: str = "run",
              baseline_label: str = "baseline", mode: str = "free", simulated: bool = False,
              assess_simulated: bool = False, growth: dict[str, Any] | None = None,
              oracle_growth: dict[str, Any] | None = None, accuracy_margin: float = ACCURACY_MARGIN,
@@ -154,12 +152,12 @@ def evidence(paired: dict[str, Any], depth: dict[str, Any] | None, *, n: int, la
     """The evidence of one paired block (and its depth block and growth tests)."""
     common = {"label": label, "baseline_label": baseline_label, "mode": mode, "n": n,
               "accuracy_margin": accuracy_margin, "cost_margin": cost_margin}
-    if paired.get("identity"):
+    if paired.identity:
         return Evidence(identity=True, **common)
-    diffs = paired.get("differences") or {}
+    diffs = paired.differences
     if not diffs:
-        return Evidence(note=f"not paired ({paired.get('note', '')})", **common)
-    ratios = paired.get("ratios") or {}
+        return Evidence(note=f"not paired ({paired.note or ''})", **common)
+    ratios = paired.ratios
     if growth is None and mode == "free" and depth and depth.get("interaction") \
             and depth["interaction"].get("one_sided_p") is not None:
         i = depth["interaction"]
@@ -174,15 +172,16 @@ def evidence(paired: dict[str, Any], depth: dict[str, Any] | None, *, n: int, la
         reason = "simulation backend: its seconds and joules are not a model's"
     else:
         energy, seconds = ratios.get("energy_per_correct_task_j"), ratios.get("seconds_per_correct_task")
-        if energy and energy.get("ci95") and energy.get("kind") in ("measured", "estimated"):
-            cost, metric, kind = energy, "energy_per_correct_task_j", energy["kind"]
-        elif seconds and seconds.get("ci95"):
+        if energy and energy.ci95 and energy.kind in ("measured", "estimated"):
+            cost, metric, kind = energy, "energy_per_correct_task_j", energy.kind
+        elif seconds and seconds.ci95:
             cost, metric, kind = seconds, "seconds_per_correct_task", "time"
-            if energy and energy.get("reason"):
-                note = energy["reason"]
+            if energy and energy.reason:
+                note = energy.reason
         else:
-            reason = (energy or {}).get("reason") or (seconds or {}).get("reason") or "no cost per correct task"
-        if cost is not None and not cost.get("se_log"):
+            reason = (energy.reason if energy else None) or (seconds.reason if seconds else None) \
+                or "no cost per correct task"
+        if cost is not None and not cost.se_log:
             reason, cost = "the cost ratio has no spread to test (identical costs on every resample)", None
     return Evidence(ts=diffs.get(PRIMARY), hop=diffs.get("model_hop_accuracy"), depth=depth, growth=growth,
                     oracle_growth=oracle_growth, cost=cost, cost_metric=metric, cost_kind=kind, cost_reason=reason,
@@ -237,7 +236,7 @@ def _decide_one(e: Evidence, adj: dict[str, Any] | None, ctx: dict[str, Any]) ->
         return Verdict("inconclusive", f"{e.label} vs {e.baseline_label}: {e.note or 'no paired task success'}",
                        summary={"verdict": "inconclusive"})
     b, c = e.discordant
-    d = e.ts.get("value")
+    d = e.ts.value
     p_loss_adj = adj.get("loss")
     loss = bool(d is not None and d < 0 and p_loss_adj is not None and p_loss_adj <= alpha)
     p_ni_adj = adj.get("ni")
@@ -250,7 +249,7 @@ def _decide_one(e: Evidence, adj: dict[str, Any] | None, ctx: dict[str, Any]) ->
     harder = bool(og and og.get("p_value") is not None and og["p_value"] <= level and (og.get("value") or 0) > 0
                   and loss)
     accuracy = {
-        "primary": PRIMARY, "difference": d, "ci95": e.ts.get("ci95"), "discordant": {"run_only": b, "baseline_only": c},
+        "primary": PRIMARY, "difference": d, "ci95": e.ts.ci95, "discordant": {"run_only": b, "baseline_only": c},
         "test": "McNemar exact (instances), two-sided", "p_value": e.p_loss, "p_adjusted": p_loss_adj,
         "loss": loss, "margin": e.accuracy_margin, "p_noninferiority": e.p_noninferior,
         "p_noninferiority_adjusted": p_ni_adj, "non_inferior": non_inferior,
@@ -258,8 +257,8 @@ def _decide_one(e: Evidence, adj: dict[str, Any] | None, ctx: dict[str, Any]) ->
         "compounding": None if g is None else {**g, "established": compounding, "level": level if loss else None},
         "later_hops_harder": harder,
         "secondary": {"model_hop_accuracy": None if not e.hop else {
-            "difference": e.hop.get("value"), "ci95": e.hop.get("ci95"), "p_value": e.hop.get("p_value"),
-            "test": e.hop.get("test"), "role": "secondary: reported, decides nothing"}},
+            "difference": e.hop.value, "ci95": e.hop.ci95, "p_value": e.hop.p_value if present(e.hop.p_value) else None,
+            "test": e.hop.test if present(e.hop.test) else None, "role": "secondary: reported, decides nothing"}},
         # kept for readers of schema 1: a loss is established; it compounds
         "trap": compounding, "grows_with_depth": compounding,
     }
@@ -272,7 +271,7 @@ def _decide_one(e: Evidence, adj: dict[str, Any] | None, ctx: dict[str, Any]) ->
     if e.cost is not None:
         ct = e.cost_tests
         p_c, p_nc = adj.get("costlier"), adj.get("not_costlier")
-        eff.update(value=e.cost.get("value"), ci95=e.cost.get("ci95"), p_costlier=ct["costlier"],
+        eff.update(value=e.cost.value, ci95=e.cost.ci95, p_costlier=ct["costlier"],
                    p_costlier_adjusted=p_c, p_not_costlier=ct["not_costlier"], p_not_costlier_adjusted=p_nc,
                    p_equivalent=ct["equivalent"],
                    test="one-sided z on the log ratio with its paired bootstrap SE")
@@ -294,10 +293,10 @@ def _decide_one(e: Evidence, adj: dict[str, Any] | None, ctx: dict[str, Any]) ->
         needed, needed_for = _needed(e, eff, non_inferior, ctx)
     line = _line(e, verdict, accuracy, eff, needed, needed_for)
     summary = {
-        "verdict": verdict, "mode": e.mode, "primary": PRIMARY, "difference": d, "ci95": e.ts.get("ci95"),
+        "verdict": verdict, "mode": e.mode, "primary": PRIMARY, "difference": d, "ci95": e.ts.ci95,
         "p_adjusted": p_loss_adj, "p_noninferiority_adjusted": p_ni_adj,
-        "cost": None if e.cost is None else {"metric": e.cost_metric, "kind": e.cost_kind, "value": e.cost.get("value"),
-                                             "ci95": e.cost.get("ci95")},
+        "cost": None if e.cost is None else {"metric": e.cost_metric, "kind": e.cost_kind, "value": e.cost.value,
+                                             "ci95": e.cost.ci95},
         "instances_needed": needed,
     }
     accuracy["excluded"] = non_inferior
@@ -313,17 +312,18 @@ def _needed(e: Evidence, eff: dict[str, Any], non_inferior: bool, ctx: dict[str,
     if c > b:
         return exact_mcnemar_n(p10, p01, alpha / ctx["k_harm"], power), "the observed loss (exact McNemar, power 0.8)"
     if eff.get("assessed") and (eff.get("value") or 0) > 1 and not eff.get("trap"):
-        f = e.cost or {}
-        x = se_scaling_n(n, f.get("se_log"), math.log(f["value"]), level=1 - 2 * alpha / ctx["k_harm"], power=power)
+        f = e.cost
+        assert f is not None and f.value is not None
+        x = se_scaling_n(n, f.se_log or None, math.log(f.value), level=1 - 2 * alpha / ctx["k_harm"], power=power)
         return (max(x, n) if x else None), "the observed cost increase"
     paths = []
     if not non_inferior:
         paths.append(noninferiority_n(p10, p01, e.accuracy_margin, alpha / ctx["k_safety"], power))
     if eff.get("assessed") and not eff.get("not_costlier"):
-        f = e.cost or {}
-        v = f.get("value")
-        if v and v < 1 + e.cost_margin:
-            x = se_scaling_n(n, f.get("se_log"), math.log(v), math.log1p(e.cost_margin),
+        f = e.cost
+        v = f.value if f else None
+        if f and v and v < 1 + e.cost_margin:
+            x = se_scaling_n(n, f.se_log or None, math.log(v), math.log1p(e.cost_margin),
                              level=1 - 2 * alpha / ctx["k_safety"], power=power)
             paths.append(max(x, n) if x else None)
         else:

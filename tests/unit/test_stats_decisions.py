@@ -27,6 +27,7 @@ from agentsim.analysis.inference import (
     paired_noninferiority,
 )
 from agentsim.analysis.paired import compare_tables
+from agentsim.analysis.results import Discordant, PairedEstimate
 from agentsim.analysis.verdict import Evidence, decide, decide_all
 
 RUNGS = 6
@@ -67,9 +68,9 @@ def _family_evidence(succ: np.ndarray, energy: np.ndarray, w: np.ndarray) -> lis
     for i in range(reps):
         evs = []
         for k in range(RUNGS):
-            ts = {"value": float((b[i, k] - c[i, k]) / n), "ci95": None, "p_value": float(p[i, k]),
-                  "discordant": {"run_only": int(b[i, k]), "baseline_only": int(c[i, k])}}
-            cost = {"value": float(ratio[i, k]), "ci95": [0.0, 0.0], "se_log": float(se_log[i, k])}
+            ts = PairedEstimate(value=float((b[i, k] - c[i, k]) / n), ci95=None, p_value=float(p[i, k]),
+                                discordant=Discordant(run_only=int(b[i, k]), baseline_only=int(c[i, k])))
+            cost = PairedEstimate(value=float(ratio[i, k]), ci95=[0.0, 0.0], se_log=float(se_log[i, k]))
             evs.append(Evidence(label=f"rung {k}", baseline_label="base", mode="oracle", n=n, ts=ts, cost=cost,
                                 cost_metric="energy_per_correct_task_j", cost_kind="measured"))
         out.append(evs)
@@ -111,8 +112,8 @@ def test_null_rungs_that_rarely_differ_mostly_reach_no_trap_at_n_300() -> None:
         for k in range(RUNGS):
             b = int(np.sum((succ[i, k + 1] == 1) & (succ[i, 0] == 0)))
             c = int(np.sum((succ[i, k + 1] == 0) & (succ[i, 0] == 1)))
-            ts = {"value": (b - c) / n, "ci95": None, "p_value": mcnemar_exact(b, c),
-                  "discordant": {"run_only": b, "baseline_only": c}}
+            ts = PairedEstimate(value=(b - c) / n, ci95=None, p_value=mcnemar_exact(b, c),
+                                discordant=Discordant(run_only=b, baseline_only=c))
             evs.append(Evidence(label=f"rung {k}", baseline_label="base", mode="free", n=n, ts=ts,
                                 cost_reason="not assessed"))
         verdicts += [v.verdict for v in decide_all(evs)]

@@ -37,34 +37,34 @@ def test_paired_interval_is_narrower_than_unpaired_on_correlated_runs():
     run = table_from_hops(chain(rng, m, depth, 0.15, u), [1, 2, 3, 4])
     block, _ = compare_tables(run, base, seed=1)
     for name in ("task_success", "model_hop_accuracy"):
-        d = block["differences"][name]
-        paired = d["ci95"][1] - d["ci95"][0]
-        unpaired = d["unpaired_ci95"][1] - d["unpaired_ci95"][0]
+        d = block.differences[name]
+        paired = d.ci95[1] - d.ci95[0]
+        unpaired = d.unpaired_ci95[1] - d.unpaired_ci95[0]
         assert paired < 0.8 * unpaired, (name, paired, unpaired)
-        assert d["ci95"][1] < 0  # the loss is detected
+        assert d.ci95[1] < 0  # the loss is detected
 
 
 def test_identity_is_exact_and_equal_runs_are_not_certain():
     rng = np.random.default_rng(0)
     perfect = table_from_hops(np.ones((150, 3)), [1, 2, 3])
     same, _ = compare_tables(perfect, perfect, identity=True)
-    assert same["differences"]["task_success"]["ci95"] == [0.0, 0.0]
-    assert same["ratios"]["task_success"]["ci95"] == [1.0, 1.0]
+    assert same.differences["task_success"].ci95 == [0.0, 0.0]
+    assert same.ratios["task_success"].ci95 == [1.0, 1.0]
     other, _ = compare_tables(table_from_hops(np.ones((150, 3)), [1, 2, 3]), perfect)
-    d = other["differences"]["task_success"]
+    d = other.differences["task_success"]
     u = zero_discordance_bound(150)
     # Tango's interval at no discordance is ±(Wilson upper bound for 0 of m): Newcombe's method 10 there
-    assert d["value"] == 0.0 and d["ci95"][0] == pytest.approx(-u) and d["ci95"][1] == pytest.approx(u)
-    assert d["method"].startswith("Tango")
+    assert d.value == 0.0 and d.ci95[0] == pytest.approx(-u) and d.ci95[1] == pytest.approx(u)
+    assert d.method.startswith("Tango")
     assert 0.02 < u < 0.03  # ≈ 3.84 / 153.84
-    r = other["ratios"]["task_success"]
-    assert r["ci95"][0] < 1.0 == r["value"] <= r["ci95"][1]
-    assert "zero-discordance" in r["method"]
+    r = other.ratios["task_success"]
+    assert r.ci95[0] < 1.0 == r.value <= r.ci95[1]
+    assert "zero-discordance" in r.method
     # partial agreement: the same interval for task success; the ratio is still the paired bootstrap
     c = chain(rng, 150, 3, 0.1)
     part = compare_tables(table_from_hops(c, [1, 2, 3]), perfect)[0]
-    assert part["differences"]["task_success"]["method"].startswith("Tango")
-    assert part["ratios"]["task_success"]["method"].startswith("paired")
+    assert part.differences["task_success"].method.startswith("Tango")
+    assert part.ratios["task_success"].method.startswith("paired")
 
 
 def test_every_ratio_contains_its_point_even_at_zero():
@@ -73,16 +73,16 @@ def test_every_ratio_contains_its_point_even_at_zero():
     base = table_from_hops(chain(rng, 40, 2, 0.1), [1, 2])
     block, _ = compare_tables(zero, base)
     for name in ("task_success", "model_hop_accuracy"):
-        r = block["ratios"][name]
-        assert r["value"] == 0.0 and r["ci95"][0] == 0.0 <= r["ci95"][1]
+        r = block.ratios[name]
+        assert r.value == 0.0 and r.ci95[0] == 0.0 <= r.ci95[1]
     for seed in range(20):
         rng = np.random.default_rng(seed)
         a = table_from_hops(chain(rng, 30, 3, 0.3), [1, 2, 3], energy_j=rng.random(30) + 1, energy_kind="measured")
         b = table_from_hops(chain(rng, 30, 3, 0.1), [1, 2, 3], energy_j=rng.random(30) + 1, energy_kind="measured")
         blk, _ = compare_tables(a, b, seed=seed)
-        for f in list(blk["ratios"].values()) + list(blk["differences"].values()):
-            if f and f.get("ci95"):
-                assert f["ci95"][0] <= f["value"] <= f["ci95"][1]
+        for f in list(blk.ratios.values()) + list(blk.differences.values()):
+            if f and f.ci95:
+                assert f.ci95[0] <= f.value <= f.ci95[1]
 
 
 def test_energy_ratio_only_within_one_kind():
@@ -91,8 +91,8 @@ def test_energy_ratio_only_within_one_kind():
     a = table_from_hops(c, [1, 2], energy_j=np.full(50, 2.0), energy_kind="measured")
     b = table_from_hops(c, [1, 2], energy_j=np.full(50, 1.0), energy_kind="estimated")
     blk, _ = compare_tables(a, b)
-    e = blk["ratios"]["energy_per_correct_task_j"]
-    assert e["value"] is None and "kinds differ" in e["reason"]
+    e = blk.ratios["energy_per_correct_task_j"]
+    assert e.value is None and "kinds differ" in e.reason
 
 
 def test_clustered_wilson_is_wider_than_hop_wilson_when_hops_are_correlated():

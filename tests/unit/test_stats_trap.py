@@ -52,8 +52,8 @@ def test_synthetic_accuracy_trap_and_efficiency_trap_name_their_kind():
     v, block = _verdict(run, base)
     assert v["verdict"] == "accuracy trap and efficiency trap"  # 10 % less energy per task, but far fewer correct ones
     assert "measured energy" in v["line"]
-    assert block["differences"]["task_success"]["value"] < 0
-    assert block["ratios"]["energy_per_correct_task_j"]["ci95"][0] > 1
+    assert block.differences["task_success"].value < 0
+    assert block.ratios["energy_per_correct_task_j"].ci95[0] > 1
     # cheaper per correct answer and no accuracy loss: no trap
     cheap = table_from_hops(_chain(u, 0.05), DEPTHS, energy_j=np.full(200, 0.5), energy_kind="measured")
     v2, _ = _verdict(cheap, base)
