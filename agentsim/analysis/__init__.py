@@ -11,10 +11,10 @@ from .summary import (
     summarize_run,
     wilson,
 )
-from .trap import evaluate
+from .trap import analyse, evaluate
 
 __all__ = [
-    "evaluate",
+    "evaluate", "analyse",
     "summarize_run", "energy_summary", "wilson", "compare_runs", "accuracy_by_depth",
     "fit_reliability", "ratio_ci",
 ]

@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ABSENT", "Result", "to_json", "Estimate", "PairedEstimate", "Discordant", "Pairing",
-           "PairedComparison", "present"]
+__all__ = ["ABSENT", "Result", "to_json", "present", "Estimate", "PairedEstimate", "ClusteredEstimate", "Discordant",
+           "Pairing", "PairedComparison", "DepthAccuracy", "ShareOf", "SingleRun", "Verdict", "RunEvaluation",
+           "RunVerdict", "Evaluation"]
 
 
 class _Absent:
@@ -158,3 +159,144 @@ class PairedComparison(Result):
 
     def ratio(self, name: str) -> PairedEstimate | None:
         return self.ratios.get(name)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusteredEstimate(Estimate):
+    """A share over hops with a Wilson interval clustered by instance (its effective sample size)."""
+
+    n_eff: float = ABSENT
+    design_effect: float = ABSENT
+
+
+@dataclasses.dataclass(frozen=True)
+class DepthAccuracy(Result):
+    """Model hops right at one depth, with the clustered Wilson interval."""
+
+    correct: int
+    n: int
+    accuracy: float
+    ci95: list[float] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ShareOf(Result):
+    """A share of ``n`` instances with its Wilson interval (task success through a depth)."""
+
+    value: float
+    ci95: list[float]
+    n: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SingleRun(Result):
+    """One run's own figures: accuracy with Wilson intervals, costs (by :data:`.figures.FIGURES`
+    name) with cluster-bootstrap intervals."""
+
+    instances: int
+    task_success_by_depth: dict[str, ShareOf]
+    model_hops: int
+    hops: int
+    model_hop_accuracy: ClusteredEstimate | None
+    task_success: Estimate | None
+    accuracy_by_depth: dict[str, DepthAccuracy]
+    costs: dict[str, Estimate | None] = dataclasses.field(default_factory=dict, metadata={"flatten": True})
+
+    def cost(self, name: str) -> Estimate | None:
+        return self.costs.get(name)
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict(Result):
+    """The verdict of one rung with its evidence (:func:`.verdict.decide_all`).
+
+    ``accuracy`` / ``efficiency``: the tests behind it (docs/statistics.md, "Decisions"). A run
+    not compared (refused, or no baseline) has only ``verdict``, ``line`` and ``instances_needed``."""
+
+    verdict: str
+    line: str
+    accuracy: dict[str, Any] | None = None
+    efficiency: dict[str, Any] | None = None
+    instances_needed: int | None = None
+    needed_for: str | None = None
+    summary: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def short(cls, verdict: str, line: str) -> Verdict:
+        """A verdict with no tests behind it (not compared, or no baseline)."""
+        return cls(verdict, line, accuracy=ABSENT, efficiency=ABSENT, needed_for=ABSENT, summary=ABSENT)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunEvaluation(Result):
+    """One run in ``evaluate()``: what it is, its own figures, and against its baseline the paired
+    comparison, loss by depth and the verdict."""
+
+    run_id: int
+    scenario_label: str | None
+    scenario: str
+    scenario_fingerprint: str | None
+    params: dict[str, Any] | None
+    backend: str
+    model: str | None
+    precision: str | None
+    precision_bits: float | None
+    precision_mode: str | None
+    kernel: str | None
+    source_precision: str | None
+    model_sha256: str | None
+    mode: str
+    batch_size: int
+    seed: int | None
+    launch_id: str | None
+    status: str
+    n: int
+    instances_finished: int
+    machine: dict[str, Any] | None
+    energy_kind: str | None
+    energy_kinds: list[str]
+    simulation: bool
+    agentsim_version: str | None
+    label: str
+    single: SingleRun
+    reliability: dict[str, Any]
+    propagation: dict[str, Any]
+    baseline_run_id: int | None = None
+    is_baseline: bool = False
+    paired: PairedComparison | None = None
+    depth: dict[str, Any] | None = None
+    refused: str = ABSENT
+    energy_note: str = ABSENT
+    compounding: dict[str, Any] = ABSENT
+    verdict: Verdict | None = None
+
+    @property
+    def verdict_name(self) -> str | None:
+        return self.verdict.verdict if self.verdict else None
+
+
+@dataclasses.dataclass(frozen=True)
+class RunVerdict(Result):
+    """One line of ``evaluate()``'s ``verdicts`` list."""
+
+    run_id: int
+    baseline_run_id: int | None
+    precision: str | None
+    verdict: str
+    line: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Evaluation(Result):
+    """What ``evaluate()`` returns as JSON (:func:`.trap.analyse` returns this)."""
+
+    schema_version: int
+    agentsim_version: str | None
+    settings: dict[str, Any]
+    multiplicity: str
+    runs: list[RunEvaluation]
+    verdicts: list[RunVerdict]
+    sweeps: list[dict[str, Any]]
+
+    def run(self, run_id: int) -> RunEvaluation | None:
+        return next((b for b in self.runs if b.run_id == run_id), None)

@@ -26,7 +26,17 @@ from .inference import ALPHA, POWER
 from .paired import compare_pair, single_figures
 from .propagation import propagation
 from .reliability import fit_run, fit_sweep
-from .results import to_json
+from .results import (
+    ClusteredEstimate,
+    DepthAccuracy,
+    Estimate,
+    Evaluation,
+    RunEvaluation,
+    RunVerdict,
+    ShareOf,
+    SingleRun,
+    Verdict,
+)
 from .verdict import (
     ACCURACY_MARGIN,
     COST_MARGIN,
@@ -37,7 +47,7 @@ from .verdict import (
     growth_vs_oracle,
 )
 
-__all__ = ["evaluate", "choose_baselines", "group_key", "SCHEMA_VERSION"]
+__all__ = ["evaluate", "analyse", "choose_baselines", "group_key", "SCHEMA_VERSION"]
 
 #: bumped when the structure of evaluate()'s output changes incompatibly
 SCHEMA_VERSION = 2
@@ -96,35 +106,35 @@ def _label(rd: RunData) -> str:
     return f"run {r.id} {what} [{r.mode}]"
 
 
-def _single(rd: RunData, resamples: int, seed: int) -> tuple[dict[str, Any], Any]:
+def _single(rd: RunData, resamples: int, seed: int) -> tuple[SingleRun, Any]:
     t = instance_table(rd)
     acc = wilson_clustered(t.mh_correct, t.mh_n)
     ts = wilson(t.success.sum(), t.m)
-    by_depth: dict[str, Any] = {}
+    by_depth: dict[str, DepthAccuracy] = {}
     for j, d in enumerate(t.depths):
         f = wilson_clustered(t.depth_correct[:, j], t.depth_n[:, j])
         if f:
-            by_depth[str(d)] = {"correct": int(t.depth_correct[:, j].sum()), "n": int(t.depth_n[:, j].sum()),
-                                "accuracy": f["value"], "ci95": f["ci95"]}
+            by_depth[str(d)] = DepthAccuracy(correct=int(t.depth_correct[:, j].sum()), n=int(t.depth_n[:, j].sum()),
+                                             accuracy=f["value"], ci95=f["ci95"])
     # task success through depth d: instances whose model hops up to depth d are all right
-    through: dict[str, Any] = {}
+    through: dict[str, ShareOf] = {}
     ok = np.ones(t.m, dtype=bool)
     for j, d in enumerate(t.depths):
         ok &= t.depth_correct[:, j] >= t.depth_n[:, j]
         ci = wilson(float(ok.sum()), t.m)
         if ci is not None:
-            through[str(d)] = {"value": float(ok.mean()), "ci95": list(ci), "n": t.m}
-    single = {
-        "instances": t.m,
-        "task_success_by_depth": through,
-        "model_hops": int(t.mh_n.sum()),
-        "hops": int(t.hops_n.sum()),
-        "model_hop_accuracy": acc,
-        "task_success": None if ts is None else {"value": float(t.success.mean()), "ci95": list(ts),
-                                                 "method": "wilson (instances)"},
-        "accuracy_by_depth": by_depth,
-        **single_figures(t, resamples=resamples, seed=seed),
-    }
+            through[str(d)] = ShareOf(value=float(ok.mean()), ci95=list(ci), n=t.m)
+    single = SingleRun(
+        instances=t.m,
+        task_success_by_depth=through,
+        model_hops=int(t.mh_n.sum()),
+        hops=int(t.hops_n.sum()),
+        model_hop_accuracy=None if acc is None else ClusteredEstimate(**acc),
+        task_success=None if ts is None else Estimate(value=float(t.success.mean()), ci95=list(ts),
+                                                      method="wilson (instances)"),
+        accuracy_by_depth=by_depth,
+        costs=dict(single_figures(t, resamples=resamples, seed=seed)),
+    )
     return single, t
 
 
@@ -171,10 +181,15 @@ def _sweeps(runs: list[RunData]) -> list[dict[str, Any]]:
     return out
 
 
-def evaluate(store: Store, run_ids: list[int], baseline: int | str | None = None, *,
-             resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
-             accuracy_margin: float = ACCURACY_MARGIN, assess_simulated_costs: bool = False,
-             cost_margin: float = COST_MARGIN, alpha: float = ALPHA) -> dict[str, Any]:
+def evaluate(store: Store, run_ids: list[int], baseline: int | str | None = None, **kwargs: Any) -> dict[str, Any]:
+    """:func:`analyse` as JSON: the schema of docs/statistics.md ("The JSON of evaluate()")."""
+    return analyse(store, run_ids, baseline, **kwargs).to_json()
+
+
+def analyse(store: Store, run_ids: list[int], baseline: int | str | None = None, *,
+            resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+            accuracy_margin: float = ACCURACY_MARGIN, assess_simulated_costs: bool = False,
+            cost_margin: float = COST_MARGIN, alpha: float = ALPHA) -> Evaluation:
     """Figures, paired comparisons and verdicts of ``run_ids`` (see docs/statistics.md).
 
     ``baseline``: None (the top rung of each group, see :data:`BASELINE_RULE`), a run id (int or
@@ -189,61 +204,63 @@ def evaluate(store: Store, run_ids: list[int], baseline: int | str | None = None
         raise AgentsimError("no runs to evaluate", hint="give run ids (agentsim runs lists them)")
     runs = [load_run(store, i) for i in ids]
     bases = choose_baselines(runs, baseline, store)
-    blocks = []
-    pending: list[tuple[dict[str, Any], RunData, RunData | None, dict[str, Any] | None]] = []
-    for rd in runs:
-        single, t = _single(rd, resamples, seed)
-        block: dict[str, Any] = {**_meta(rd), "label": _label(rd), "single": single}
-        block["reliability"] = fit_run(t.depths, t.depth_correct, t.depth_n, mode=rd.run.mode)
-        block["propagation"] = propagation(rd, resamples=resamples, seed=seed)
-        base = bases.get(rd.run.id)
-        ctx = None
-        refusal = _refusal(rd, base)
-        if refusal:
-            block.update(baseline_run_id=base.run.id, is_baseline=False, paired=None, depth=None, refused=refusal)
-            base = None
-        elif base is None:
-            block.update(baseline_run_id=None, is_baseline=False, paired=None, depth=None)
-        else:
-            paired, ctx = compare_pair(rd, base, resamples=resamples, seed=seed)
-            depth = relative_loss_by_depth(ctx["ta"], ctx["tb"], ctx["w"], identity=ctx["identity"]) if ctx["m"] else None
-            block.update(baseline_run_id=base.run.id, is_baseline=base.run.id == rd.run.id, paired=paired, depth=depth)
-            if base.energy_kind != rd.energy_kind:
-                block["energy_note"] = (f"energy kinds differ from the baseline's ({rd.energy_kind} vs "
-                                        f"{base.energy_kind}): no energy ratio is formed")
-        blocks.append(block)
-        pending.append((block, rd, base, ctx))
+    pending = [_block(rd, bases.get(rd.run.id), resamples, seed) for rd in runs]
     evs = _evidences(pending, resamples, seed, accuracy_margin, cost_margin, assess_simulated_costs)
-    decided = decide_all([e for e in evs if e is not None], alpha=alpha)
-    it = iter(decided)
-    verdicts = []
+    it = iter(decide_all([e for e in evs if e is not None], alpha=alpha))
+    blocks: list[RunEvaluation] = []
     for (block, rd, _base, _), ev in zip(pending, evs, strict=True):
         if ev is None and block.get("refused"):
-            block["verdict"] = {"verdict": "not compared", "line": f"{_label(rd)}: not compared — {block['refused']}",
-                                "instances_needed": None}
+            block["verdict"] = Verdict.short("not compared", f"{_label(rd)}: not compared — {block['refused']}")
         elif ev is None:
-            block["verdict"] = {"verdict": "inconclusive", "line": f"{_label(rd)}: no baseline at {baseline!r} "
-                                "among the runs that share its instances", "instances_needed": None}
+            block["verdict"] = Verdict.short("inconclusive", f"{_label(rd)}: no baseline at {baseline!r} "
+                                             "among the runs that share its instances")
         else:
-            block["verdict"] = next(it).to_json()
-        verdicts.append({"run_id": rd.run.id, "baseline_run_id": block["baseline_run_id"],
-                         "precision": rd.run.precision, "verdict": block["verdict"]["verdict"],
-                         "line": block["verdict"]["line"]})
+            block["verdict"] = next(it)
+        blocks.append(RunEvaluation(**block))
+    verdicts = [RunVerdict(b.run_id, b.baseline_run_id, b.precision, b.verdict.verdict, b.verdict.line)  # type: ignore[union-attr]
+                for b in blocks]
     k = sum(1 for e in evs if e is not None and not e.identity and e.ts is not None)
     multiplicity = (f"p-values Holm-adjusted across the {k} comparison{'s' if k != 1 else ''} of this analysis "
                     "(each rung, scenario and mode against its baseline; harm tests and no-trap tests as two families)")
-    return to_json({
-        "schema_version": SCHEMA_VERSION,
-        "agentsim_version": dist_version("agentsim"),
-        "settings": {"level": 0.95, "alpha": alpha, "resamples": resamples, "seed": seed,
-                     "accuracy_margin": accuracy_margin, "cost_margin": cost_margin, "primary": PRIMARY,
-                     "power": POWER, "assess_simulated_costs": assess_simulated_costs, "multiplicity": "holm",
-                     "baseline": baseline, "baseline_rule": BASELINE_RULE},
-        "multiplicity": multiplicity,
-        "runs": blocks,
-        "verdicts": verdicts,
-        "sweeps": _sweeps(runs),
-    })
+    return Evaluation(
+        schema_version=SCHEMA_VERSION,
+        agentsim_version=dist_version("agentsim"),
+        settings={"level": 0.95, "alpha": alpha, "resamples": resamples, "seed": seed,
+                  "accuracy_margin": accuracy_margin, "cost_margin": cost_margin, "primary": PRIMARY,
+                  "power": POWER, "assess_simulated_costs": assess_simulated_costs, "multiplicity": "holm",
+                  "baseline": baseline, "baseline_rule": BASELINE_RULE},
+        multiplicity=multiplicity,
+        runs=blocks,
+        verdicts=verdicts,
+        sweeps=_sweeps(runs),
+    )
+
+
+_Pending = tuple[dict[str, Any], RunData, "RunData | None", "dict[str, Any] | None"]
+
+
+def _block(rd: RunData, base: RunData | None, resamples: int, seed: int) -> _Pending:
+    """One run's figures and, against its baseline, its paired comparison and loss by depth (the
+    fields of its :class:`RunEvaluation` but the verdict), with the baseline kept and the context."""
+    single, t = _single(rd, resamples, seed)
+    block: dict[str, Any] = {**_meta(rd), "label": _label(rd), "single": single}
+    block["reliability"] = fit_run(t.depths, t.depth_correct, t.depth_n, mode=rd.run.mode)
+    block["propagation"] = propagation(rd, resamples=resamples, seed=seed)
+    ctx = None
+    refusal = _refusal(rd, base)
+    if refusal:
+        block.update(baseline_run_id=base.run.id, is_baseline=False, paired=None, depth=None, refused=refusal)  # type: ignore[union-attr]
+        base = None
+    elif base is None:
+        block.update(baseline_run_id=None, is_baseline=False, paired=None, depth=None)
+    else:
+        paired, ctx = compare_pair(rd, base, resamples=resamples, seed=seed)
+        depth = relative_loss_by_depth(ctx["ta"], ctx["tb"], ctx["w"], identity=ctx["identity"]) if ctx["m"] else None
+        block.update(baseline_run_id=base.run.id, is_baseline=base.run.id == rd.run.id, paired=paired, depth=depth)
+        if base.energy_kind != rd.energy_kind:
+            block["energy_note"] = (f"energy kinds differ from the baseline's ({rd.energy_kind} vs "
+                                    f"{base.energy_kind}): no energy ratio is formed")
+    return block, rd, base, ctx
 
 
 def _refusal(rd: RunData, base: RunData | None) -> str | None:

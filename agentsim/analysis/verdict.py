@@ -29,7 +29,7 @@ Holm families (all the rungs of one analysis): *harm* = {loss, costlier} per run
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .inference import (
@@ -42,7 +42,7 @@ from .inference import (
     paired_noninferiority,
 )
 from .power import se_scaling_n
-from .results import PairedComparison, PairedEstimate, Result, present
+from .results import PairedComparison, PairedEstimate, Verdict, present
 
 __all__ = ["decide", "decide_all", "Evidence", "Verdict", "evidence", "ACCURACY_MARGIN", "COST_MARGIN",
            "VERDICTS", "VERDICT_SHORT", "VERDICT_STYLE", "PRIMARY"]
@@ -104,19 +104,6 @@ class Evidence:
     def cost_tests(self) -> dict[str, float | None]:
         f = self.cost
         return log_ratio_tests(f.value if f else None, (f.se_log or None) if f else None, self.cost_margin)
-
-
-@dataclass(frozen=True)
-class Verdict(Result):
-    """The verdict of one rung with its evidence; :meth:`to_json` is what ``evaluate()`` stores."""
-
-    verdict: str
-    line: str
-    accuracy: dict[str, Any] | None = None
-    efficiency: dict[str, Any] | None = None
-    instances_needed: int | None = None
-    needed_for: str | None = None
-    summary: dict[str, Any] = field(default_factory=dict)
 
 
 def _pp(v: float | None) -> str:
