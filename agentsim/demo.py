@@ -149,9 +149,9 @@ def _verdicts(console: Any, store: Any, runs: list[Any], path: Path) -> Path | N
     )
 
     doc = build_report(store, [r.id for r in runs], title="agentsim demo report")
-    if doc["report"]["rungs"]:
+    if doc.report["rungs"]:
         console.rule("[bold]what each rung is")
-        for note in doc["report"]["rungs"]:
+        for note in doc.report["rungs"]:
             console.print(escape(f"- {note['text']}"))
     console.rule("[bold]verdicts (each run against the top rung of its model, scenario and mode)")
     for line in verdict_lines(doc):

@@ -99,7 +99,7 @@ def comparison_table(rows: list[dict[str, Any]], title: str | None = None) -> An
                 title = head + "x = relative to " + ", ".join(named)
                 br = by_id.get(bases[0])
                 if len(bases) == 1 and br and br.get("source_precision"):
-                    title += f"; baseline = {source_text(br)}"
+                    title += f"; baseline = {source_text(br.get('precision'), br['source_precision'])}"
     t = compact_table(
         title=esc(title),
         caption="x: ratio to the run's baseline. loc/prop: hops wrong on their own / because a parent "
@@ -209,7 +209,7 @@ def demo_table(
     pooled = ", ".join(sorted({scenario_label(s) for g in groups.values() for s in g}))
     title = f"pooled over {pooled}; x = relative to {label}"
     if first.get("source_precision"):
-        title += f" (baseline = {source_text(first)})"
+        title += f" (baseline = {source_text(first.get('precision'), first['source_precision'])}"
     t = Table(title=esc(title), title_justify="left")
     for col in ("precision", "mode", "hop acc", "task ok", "local", "prop.", "parse", "tok/s", "s/hop", "J/task"):
         t.add_column(col, justify="left" if col in ("precision", "mode") else "right", no_wrap=True)

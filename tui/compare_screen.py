@@ -25,6 +25,8 @@ from agentsim.console import energy_short, pct
 from agentsim.report import failing_baseline_note, scenario_label
 
 if TYPE_CHECKING:
+    from agentsim.analysis.results import Recommendation
+
     from .app import AgentsimApp
 
 __all__ = ["CompareScreen", "energy_cell", "precision_cell", "series_label", "ci_cell", "verdict_cell", "chart_group"]
@@ -130,7 +132,7 @@ class CompareScreen(Screen[None]):
     class Compared(Message, bubble=False):
         summaries: list[dict[str, Any]]
         #: what to deploy, per scenario (agentsim.analysis.recommend), and the multiplicity line
-        recommendations: list[dict[str, Any]] = field(default_factory=list)
+        recommendations: list[Recommendation] = field(default_factory=list)
         multiplicity: str | None = None
 
     def __init__(self, run_ids: list[int], baseline: int | None = None) -> None:
@@ -183,8 +185,8 @@ class CompareScreen(Screen[None]):
         self.summaries = message.summaries
         rec = Text()
         for r in message.recommendations:
-            rec.append("recommend: ", style="bold green" if r.get("shown") else "bold yellow")
-            rec.append(r["line"] + "\n")
+            rec.append("recommend: ", style="bold green" if r.shown else "bold yellow")
+            rec.append(r.line + "\n")
         if message.multiplicity:
             rec.append(message.multiplicity, style="dim")
         self.query_one("#compare-recommend", Static).update(rec)

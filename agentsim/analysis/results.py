@@ -22,7 +22,7 @@ import numpy as np
 
 __all__ = ["ABSENT", "Result", "to_json", "present", "Estimate", "PairedEstimate", "ClusteredEstimate", "Discordant",
            "Pairing", "PairedComparison", "DepthAccuracy", "ShareOf", "SingleRun", "Verdict", "RunEvaluation",
-           "RunVerdict", "Evaluation"]
+           "RunVerdict", "Evaluation", "Candidate", "Recommendation"]
 
 
 class _Absent:
@@ -300,3 +300,38 @@ class Evaluation(Result):
 
     def run(self, run_id: int) -> RunEvaluation | None:
         return next((b for b in self.runs if b.run_id == run_id), None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate(Result):
+    """A run named by a recommendation: recommended, pending (inconclusive) or excluded."""
+
+    run_id: int
+    what: str
+    precision: str | None = ABSENT
+    batch_size: int = ABSENT
+    cost: float = ABSENT
+    verdict: str = ABSENT
+    instances_needed: int | None = ABSENT
+    needed_for: str | None = ABSENT
+    reason: str = ABSENT
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Recommendation(Result):
+    """Which precision x batch to deploy for one scenario and model (:func:`.recommend.recommend`)."""
+
+    scenario: str
+    model: str | None
+    mode: str
+    margin: float
+    cost: str
+    unit: str
+    baseline_run_ids: list[int]
+    recommended: Candidate | None
+    shown: bool
+    pending: list[Candidate]
+    excluded: list[Candidate]
+    evidence: str = ABSENT
+    line: str
+    what_would_decide: list[str] = ABSENT

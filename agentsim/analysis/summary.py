@@ -10,6 +10,7 @@ from agentsim.store import RunRead, Store
 
 from .bootstrap import wilson, wilson_clustered
 from .energy import energy_summary
+from .results import Recommendation
 
 __all__ = ["summarize_run", "energy_summary", "wilson", "compare_runs", "accuracy_by_depth", "fit_reliability", "ratio_ci"]
 
@@ -176,35 +177,36 @@ def compare_runs(store: Store, run_ids: list[int], baseline: int | str | None = 
 
 
 def compare_and_recommend(store: Store, run_ids: list[int], baseline: int | str | None = None
-                          ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
-    """:func:`compare_runs`' summaries, the recommendations (:mod:`.recommend`) and the multiplicity line."""
+                          ) -> tuple[list[dict[str, Any]], list[Recommendation], str | None]:
+    """:func:`compare_runs`' summaries (JSON), the recommendations (:mod:`.recommend`) and the multiplicity line."""
+    from agentsim.fidelity import run_figures
+
     from .recommend import recommend
-    from .trap import evaluate
+    from .results import to_json
+    from .trap import analyse
 
     if not run_ids:
         return [], [], None
-    ev = evaluate(store, run_ids, baseline)
-    blocks = {b["run_id"]: b for b in ev["runs"]}
+    ev = analyse(store, run_ids, baseline)
     names = {"accuracy": "all_hop_accuracy", "model_hop_accuracy": "model_hop_accuracy", "task_success": "task_success",
              "wall_s_per_hop": "seconds_per_hop", "decode_tokens_per_s": "tokens_per_s",
              "energy_per_correct_task_j": "energy_per_correct_task_j", "seconds_per_correct_task": "seconds_per_correct_task"}
     out = []
     for rid in dict.fromkeys(int(i) for i in run_ids):
         s = summarize_run(store, rid)
-        b = blocks[rid]
-        ratios = ((b.get("paired") or {}).get("ratios")) or {}
-        s["baseline_run_id"] = b["baseline_run_id"]
-        s["relative"] = {k: (ratios.get(v) or {}).get("value") for k, v in names.items()}
-        s["relative_ci95"] = {k: (ratios.get(v) or {}).get("ci95") for k, v in names.items()}
-        s["paired"] = b.get("paired")
-        s["depth"] = b.get("depth")
-        s["verdict"] = b.get("verdict")
-        from agentsim.fidelity import run_figures
-
+        b = ev.run(rid)
+        assert b is not None
+        ratios = {k: b.paired.ratio(v) if b.paired else None for k, v in names.items()}
+        s["baseline_run_id"] = b.baseline_run_id
+        s["relative"] = {k: f.value if f else None for k, f in ratios.items()}
+        s["relative_ci95"] = {k: f.ci95 if f else None for k, f in ratios.items()}
+        s["paired"] = to_json(b.paired)
+        s["depth"] = to_json(b.depth)
+        s["verdict"] = to_json(b.verdict)
         # flips against the baseline, beside accuracy; fidelity and noise floor where stored
-        s["fidelity"] = run_figures(store, rid, b["baseline_run_id"]) if b["baseline_run_id"] is not None else None
+        s["fidelity"] = run_figures(store, rid, b.baseline_run_id) if b.baseline_run_id is not None else None
         out.append(s)
-    return out, recommend(ev), ev.get("multiplicity")
+    return out, recommend(ev), ev.multiplicity
 
 
 def ratio_ci(p1: float | None, n1: int, p0: float | None, n0: int, z: float = 1.96) -> list[float] | None:

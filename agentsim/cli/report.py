@@ -41,8 +41,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_recommend(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
-    from agentsim.analysis import evaluate
+    from agentsim.analysis import analyse
     from agentsim.analysis.recommend import recommend
+    from agentsim.analysis.results import to_json
     from agentsim.errors import AgentsimError
     from agentsim.render import select_run_ids
 
@@ -57,17 +58,17 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             raise AgentsimError(f"--{name.replace('_', '-')} {v} must be above 0")
     store = open_store(args, readonly=True)
     ids = select_run_ids(store, args.run_ids, launch=args.launch, all_runs=args.all)
-    doc = evaluate(store, ids, args.baseline, accuracy_margin=args.max_loss)
-    recs = recommend(doc, max_seconds_per_task=args.max_seconds_per_task, max_joules_per_task=args.max_joules_per_task)
+    ev = analyse(store, ids, args.baseline, accuracy_margin=args.max_loss)
+    recs = recommend(ev, max_seconds_per_task=args.max_seconds_per_task, max_joules_per_task=args.max_joules_per_task)
     if args.json:
-        print_json({"multiplicity": doc["multiplicity"], "settings": doc["settings"], "recommendations": recs})
+        print_json(to_json({"multiplicity": ev.multiplicity, "settings": ev.settings, "recommendations": recs}))
         return 0
     con = console()
     for r in recs:
-        con.print(escape(r["line"]))
-        if r.get("evidence"):
-            con.print("  evidence: " + escape(r["evidence"]), style="dim")
-    con.print(escape(doc["multiplicity"]), style="dim")
+        con.print(escape(r.line))
+        if r.evidence:
+            con.print("  evidence: " + escape(r.evidence), style="dim")
+    con.print(escape(ev.multiplicity), style="dim")
     return 0
 
 

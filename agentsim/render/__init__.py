@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from agentsim.errors import AgentsimError
 
-from .document import build_report, select_run_ids
+from .document import Report, build_report, select_run_ids
 from .html import render_html
 from .markdown import render_markdown
 from .terminal import recommendation_texts, render_terminal, summary_table, verdict_lines
 
-__all__ = ["build_report", "select_run_ids", "render_html", "render_markdown", "render_terminal",
+__all__ = ["Report", "build_report", "select_run_ids", "render_html", "render_markdown", "render_terminal",
            "render_json", "verdict_lines", "summary_table", "recommendation_texts", "write_report", "output_format",
            "FORMATS"]
 
@@ -27,9 +26,9 @@ __all__ = ["build_report", "select_run_ids", "render_html", "render_markdown", "
 FORMATS = {".html": "html", ".htm": "html", ".md": "markdown", ".markdown": "markdown", ".json": "json"}
 
 
-def render_json(doc: dict[str, Any]) -> str:
+def render_json(doc: Report) -> str:
     """The report document as JSON (strict: no NaN or Infinity)."""
-    return json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n"
+    return json.dumps(doc.to_json(), indent=2, allow_nan=False, default=str) + "\n"
 
 
 def output_format(path: str | Path) -> str:
@@ -44,7 +43,7 @@ def output_format(path: str | Path) -> str:
     return fmt
 
 
-def write_report(doc: dict[str, Any], path: str | Path) -> list[Path]:
+def write_report(doc: Report, path: str | Path) -> list[Path]:
     """Write the report to ``path`` (format from its suffix); returns every file written."""
     p = Path(path)
     fmt = output_format(p)

@@ -3,9 +3,13 @@ evidence, and the table of figures. Terminal, HTML and Markdown only lay these o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from agentsim.analysis.results import Estimate, RunEvaluation
 from agentsim.analysis.verdict import VERDICT_STYLE
+
+if TYPE_CHECKING:
+    from .document import Report
 from agentsim.console import pct
 
 __all__ = ["header_items", "verdict_items", "figure_columns", "figure_rows", "pct", "ci_text", "rel_ci",
@@ -28,36 +32,34 @@ def ci_text(ci: list[float] | None, scale: float = 100.0, fmt: str = "{:.1f}") -
     return f"[{fmt.format(ci[0] * scale)}, {fmt.format(ci[1] * scale)}]"
 
 
-def rel_ci(f: dict[str, Any] | None) -> str:
+def rel_ci(f: Estimate | None) -> str:
     """``1.85x [1.41, 2.61]`` (a paired ratio), or its reason when it has none."""
-    if not f:
+    if not f or f.value is None:
         return "-"
-    if f.get("value") is None:
-        return "-"
-    ci = f.get("ci95")
-    return f"{f['value']:.2f}x" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+    ci = f.ci95
+    return f"{f.value:.2f}x" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
 
 
-def pp_ci(f: dict[str, Any] | None) -> str:
+def pp_ci(f: Estimate | None) -> str:
     """``-40.0 pp [-53.3, -28.3]`` (a paired difference of proportions)."""
-    if not f or f.get("value") is None:
+    if not f or f.value is None:
         return "-"
-    ci = f.get("ci95")
-    return f"{100 * f['value']:+.1f} pp" + (f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else "")
+    ci = f.ci95
+    return f"{100 * f.value:+.1f} pp" + (f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else "")
 
 
-def _figure_ci(f: dict[str, Any] | None, fmt: str = "{:.3g}") -> str:
-    if not f or f.get("value") is None:
+def _figure_ci(f: Estimate | None, fmt: str = "{:.3g}") -> str:
+    if not f or f.value is None:
         return "-"
-    ci = f.get("ci95")
-    return fmt.format(f["value"]) + (f" [{fmt.format(ci[0])}, {fmt.format(ci[1])}]" if ci else "")
+    ci = f.ci95
+    return fmt.format(f.value) + (f" [{fmt.format(ci[0])}, {fmt.format(ci[1])}]" if ci else "")
 
 
-def header_items(doc: dict[str, Any]) -> list[tuple[str, str]]:
+def header_items(doc: Report) -> list[tuple[str, str]]:
     """(label, text) pairs: everything a reader needs to judge the report."""
-    rep = doc["report"]
+    rep = doc.report
     f = rep["facts"]
-    s = doc["settings"]
+    s = doc.evaluation.settings
     versions = f["run_agentsim_versions"]
     items = [
         ("model", ", ".join(f["models"])),
@@ -81,27 +83,27 @@ def header_items(doc: dict[str, Any]) -> list[tuple[str, str]]:
     return items
 
 
-def failing_baseline_text(block: dict[str, Any] | None) -> str | None:
+def failing_baseline_text(block: RunEvaluation | None) -> str | None:
     """A baseline that fails most tasks, said so (its comparisons then say little), or None."""
-    single = (block or {}).get("single") or {}
-    ts, n = single.get("task_success"), single.get("instances")
-    if isinstance(ts, dict):
-        ts = ts.get("value")
-    if block is None or ts is None or ts >= 0.5 or not n:
+    if block is None:
         return None
-    return (f"the baseline (run {block['run_id']}) succeeds in {round(ts * n)} of {n} tasks: it fails most of "
+    ts, n = block.single.task_success, block.single.instances
+    if ts is None or ts.value is None or ts.value >= 0.5 or not n:
+        return None
+    ts = ts.value
+    return (f"the baseline (run {block.run_id}) succeeds in {round(ts * n)} of {n} tasks: it fails most of "
             "them, so this comparison says little about quantization")
 
 
-def verdict_items(doc: dict[str, Any]) -> list[dict[str, Any]]:
+def verdict_items(doc: Report) -> list[dict[str, Any]]:
     """One per run: its verdict, the line (with its evidence) and the details behind it."""
-    by_id = {b["run_id"]: b for b in doc["runs"]}
+    by_id = {b.run_id: b for b in doc.runs}
     out = []
-    for v in doc["verdicts"]:
-        b = by_id[v["run_id"]]
+    for v in doc.evaluation.verdicts:
+        b = by_id[v.run_id]
         details: list[str] = []
-        vd = b.get("verdict") or {}
-        acc, eff = vd.get("accuracy") or {}, vd.get("efficiency") or {}
+        vd = b.verdict
+        acc, eff = (vd.accuracy or {}, vd.efficiency or {}) if vd else ({}, {})
         if acc.get("reason"):
             details.append(f"accuracy: {acc['reason']}")
         if eff.get("reason") and not eff.get("assessed"):
@@ -109,16 +111,16 @@ def verdict_items(doc: dict[str, Any]) -> list[dict[str, Any]]:
         elif eff.get("assessed"):
             details.append(f"efficiency judged on {eff.get('metric')} ({eff.get('kind')})"
                            + (f"; {eff['energy_note']}" if eff.get("energy_note") else ""))
-        if b.get("energy_note"):
-            details.append(b["energy_note"])
-        if vd.get("instances_needed"):
-            details.append(f"about {vd['instances_needed']:,} instances would decide it (power 0.8 at the adjusted level)")
-        failing = failing_baseline_text(by_id.get(v.get("baseline_run_id")))
-        if failing and v["verdict"] != "baseline":
+        if b.energy_note:
+            details.append(b.energy_note)
+        if vd and vd.instances_needed:
+            details.append(f"about {vd.instances_needed:,} instances would decide it (power 0.8 at the adjusted level)")
+        failing = failing_baseline_text(by_id.get(v.baseline_run_id)) if v.baseline_run_id is not None else None
+        if failing and v.verdict != "baseline":
             details.append(failing)
-        details = [d for d in details if d.split(": ", 1)[-1] not in v["line"]]  # no repeats of the line
-        out.append({"run_id": v["run_id"], "verdict": v["verdict"], "line": v["line"], "details": details,
-                    "style": VERDICT_STYLE.get(v["verdict"], "")})
+        details = [d for d in details if d.split(": ", 1)[-1] not in v.line]  # no repeats of the line
+        out.append({"run_id": v.run_id, "verdict": v.verdict, "line": v.line, "details": details,
+                    "style": VERDICT_STYLE.get(v.verdict, "")})
     return out
 
 
@@ -142,43 +144,51 @@ def figure_columns() -> list[tuple[str, str]]:
     ]
 
 
-def figure_rows(doc: dict[str, Any]) -> list[dict[str, str]]:
+def figure_rows(doc: Report) -> list[dict[str, str]]:
     rows = []
-    for b in doc["runs"]:
-        s = b["single"]
-        p = b.get("paired") or {}
-        diffs, ratios = p.get("differences") or {}, p.get("ratios") or {}
-        own = b.get("is_baseline")
-        acc = s.get("model_hop_accuracy") or {}
-        ts = s.get("task_success") or {}
-        rel = b.get("reliability") or {}
-        energy = s.get("energy_per_correct_task_j")
-        ekind = (energy or {}).get("kind") or b.get("energy_kind") or ""
+    for b in doc.runs:
+        s = b.single
+        p = b.paired
+        diff = p.difference if p else (lambda name: None)
+        ratio = p.ratio if p else (lambda name: None)
+        own = b.is_baseline
+        acc, ts = s.model_hop_accuracy, s.task_success
+        rel = b.reliability or {}
+        energy = s.cost("energy_per_correct_task_j")
+        energy_ratio = ratio("energy_per_correct_task_j")
+        ekind = (energy.kind if energy else None) or b.energy_kind or ""
         rows.append({
-            "run": f"{b['run_id']}" + ("" if own or b.get("baseline_run_id") is None else f" ({b['baseline_run_id']})"),
-            "what": (f"{b['model']}@{b['precision']}" if b.get("model") and b.get("precision") else b["backend"])
-                    + ("*" if b.get("precision_mode") == "emulated" else ""),
-            "mode": b["mode"],
-            "n": str(s.get("instances", "-")),
-            "hop acc": pct(acc.get("value")) + (" " + ci_text(acc.get("ci95")) if acc.get("ci95") else ""),
-            "task ok": pct(ts.get("value")) + (" " + ci_text(ts.get("ci95")) if ts.get("ci95") else ""),
+            "run": f"{b.run_id}" + ("" if own or b.baseline_run_id is None else f" ({b.baseline_run_id})"),
+            "what": (f"{b.model}@{b.precision}" if b.model and b.precision else b.backend)
+                    + ("*" if b.precision_mode == "emulated" else ""),
+            "mode": b.mode,
+            "n": str(s.instances),
+            "hop acc": _share_ci(acc),
+            "task ok": _share_ci(ts),
             **fidelity_cells(doc, b),
-            "Δ task": "base" if own else pp_ci(diffs.get("task_success")),
-            "Δ hop": "base" if own else pp_ci(diffs.get("model_hop_accuracy")),
-            "J/correct": (_figure_ci(energy) + f" J {ekind}" if own else rel_ci(ratios.get("energy_per_correct_task_j"))
-                          + (f" {ekind}" if (ratios.get("energy_per_correct_task_j") or {}).get("value") is not None else "")),
-            "s/correct": _figure_ci(s.get("seconds_per_correct_task")) + " s" if own
-                         else rel_ci(ratios.get("seconds_per_correct_task")),
+            "Δ task": "base" if own else pp_ci(diff("task_success")),
+            "Δ hop": "base" if own else pp_ci(diff("model_hop_accuracy")),
+            "J/correct": (_figure_ci(energy) + f" J {ekind}" if own else rel_ci(energy_ratio)
+                          + (f" {ekind}" if energy_ratio and energy_ratio.value is not None else "")),
+            "s/correct": _figure_ci(s.cost("seconds_per_correct_task")) + " s" if own
+                         else rel_ci(ratio("seconds_per_correct_task")),
             "r": ("-" if rel.get("r") is None else f"{rel['r']:.3f}"
                   + (f" [{rel['ci95'][0]:.3f}, {rel['ci95'][1]:.3f}]" if rel.get("ci95") else "")),
-            "verdict": (b.get("verdict") or {}).get("verdict", "-"),
+            "verdict": b.verdict_name or "-",
         })
     return rows
 
 
-def fidelity_cells(doc: dict[str, Any], b: dict[str, Any]) -> dict[str, str]:
+def _share_ci(f: Estimate | None) -> str:
+    """``56.2% [45.9, 66.0]`` (a share with its interval)."""
+    if f is None:
+        return pct(None)
+    return pct(f.value) + (" " + ci_text(f.ci95) if f.ci95 else "")
+
+
+def fidelity_cells(doc: Report, b: RunEvaluation) -> dict[str, str]:
     """The flips and KLD cells of a run's row (agentsim.fidelity), with its noise floor."""
-    fig = (doc.get("fidelity") or {}).get(str(b["run_id"])) or {}
+    fig = (doc.fidelity or {}).get(str(b.run_id)) or {}
     f, d = fig.get("flips"), fig.get("fidelity")
     floor = (fig.get("floor") or [None])[0]
     flips = "-" if not f else f"-{f['task_right_to_wrong']} +{f['task_wrong_to_right']}"
@@ -196,9 +206,9 @@ def fidelity_cells(doc: dict[str, Any], b: dict[str, Any]) -> dict[str, str]:
     return {"flips": flips, "KLD": kld}
 
 
-def scale_lines(doc: dict[str, Any]) -> list[str]:
+def scale_lines(doc: Report) -> list[str]:
     """One line per (family, rung, mode, batch) curve and metric: N* or why it was not crossed."""
-    sc = doc.get("scale") or {}
+    sc = doc.scale or {}
     out = []
     for cv in sc.get("curves") or []:
         head = f"{cv['family']} {cv['precision']} [{cv['mode']}]" + (

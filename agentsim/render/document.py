@@ -1,23 +1,26 @@
-"""The report document: :func:`agentsim.analysis.evaluate`'s dict plus what the report adds.
+"""The report document: :func:`agentsim.analysis.analyse`'s :class:`Evaluation` plus what the report adds.
 
-``build_report`` computes nothing statistical itself: it calls ``evaluate()`` and adds the
-report's metadata under the key ``"report"`` (when and from which database it was made, the
-facts a reader needs to judge it, what each rung is relative to its source, error kinds per run).
-Every rendering (terminal, HTML, Markdown, JSON) reads this one dict.
+``build_report`` computes nothing statistical itself: it calls ``analyse()`` and adds the
+report's metadata (``report``: when and from which database it was made, the facts a reader
+needs to judge it, what each rung is relative to its source, error kinds per run), the scale
+axis, fidelity and the recommendations. Every rendering (terminal, HTML, Markdown) reads this one
+:class:`Report`; its JSON (``Report.to_json()``) is ``evaluate()``'s with those keys added.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from agentsim.analysis import evaluate
+from agentsim.analysis import analyse
+from agentsim.analysis.results import Evaluation, Recommendation, Result, RunEvaluation
 from agentsim.versions import dist_version
 
 from .facts import machine_text, realisation_text, rung_note, source_text
 
-__all__ = ["build_report", "select_run_ids", "REPORT_SCHEMA_VERSION", "ERROR_KINDS"]
+__all__ = ["build_report", "select_run_ids", "Report", "REPORT_SCHEMA_VERSION", "ERROR_KINDS"]
 
 #: bumped when the "report" block changes incompatibly (evaluate()'s own is "schema_version")
 REPORT_SCHEMA_VERSION = 1
@@ -65,9 +68,25 @@ def _error_kinds(store: Any, run_id: int) -> dict[str, int]:
     return counts
 
 
-def _scenario_text(b: dict[str, Any]) -> str:
+@dataclass(frozen=True, kw_only=True)
+class Report(Result):
+    """What every rendering reads: the evaluation (its keys at the top of the JSON), the report's
+    own block, the scale axis (None below two model sizes), fidelity per run and the recommendations."""
+
+    evaluation: Evaluation = field(metadata={"flatten": True})
+    report: dict[str, Any]
+    scale: Any
+    fidelity: dict[str, Any]
+    recommendations: list[Recommendation]
+
+    @property
+    def runs(self) -> list[RunEvaluation]:
+        return self.evaluation.runs
+
+
+def _scenario_text(b: RunEvaluation) -> str:
     """The run's scenario label: the family with its non-default params, or the file's name."""
-    return str(b.get("scenario_label") or b["scenario"])
+    return str(b.scenario_label or b.scenario)
 
 
 def _uniq(values: list[Any]) -> list[Any]:
@@ -75,70 +94,75 @@ def _uniq(values: list[Any]) -> list[Any]:
 
 
 def build_report(store: Any, run_ids: list[int], baseline: int | str | None = None, *,
-                 title: str | None = None, **evaluate_kwargs: Any) -> dict[str, Any]:
-    """``evaluate(store, run_ids, baseline)`` plus the ``"report"`` block (see docs/report.md)."""
-    doc = evaluate(store, run_ids, baseline, **evaluate_kwargs)
-    blocks = doc["runs"]
-    infos = {b["run_id"]: (store.get_run(b["run_id"]).backend_info or {}) for b in blocks}
-    rungs: list[dict[str, Any]] = []
-    seen: set[tuple[Any, ...]] = set()
-    for b in blocks:
-        key = (b.get("model"), b.get("precision"), b.get("model_sha256"))
-        if key in seen:
-            continue
-        seen.add(key)
-        note = rung_note(b, infos[b["run_id"]])
-        if note is not None:
-            note["run_ids"] = [x["run_id"] for x in blocks
-                               if (x.get("model"), x.get("precision"), x.get("model_sha256")) == key]
-            rungs.append(note)
-    models = list(dict.fromkeys(str(b.get("model") or b["backend"]) for b in blocks))
-    facts = {
-        "models": models,
-        "weights": list(dict.fromkeys(f"{b.get('model') or b['backend']}: {source_text(b)}" for b in blocks)),
-        "realisations": list(dict.fromkeys(f"{b.get('precision') or b['backend']}: {realisation_text(b.get('precision_mode'))}"
-                                           for b in blocks)),
-        "scenarios": list(dict.fromkeys(_scenario_text(b) for b in blocks)),
-        "modes": list(dict.fromkeys(b["mode"] for b in blocks)),
-        "machines": [json.loads(m) for m in _uniq([b.get("machine") or {} for b in blocks])],
-        "machine_lines": list(dict.fromkeys(machine_text(b.get("machine")) for b in blocks)),
-        "energy_kinds": sorted({b.get("energy_kind") or "unavailable" for b in blocks}),
-        "n": sorted({int(b["n"]) for b in blocks if b.get("n") is not None}),
-        "instances_finished": sorted({int(b["instances_finished"]) for b in blocks}),
-        "seeds": sorted({int(b["seed"]) for b in blocks if b.get("seed") is not None}),
-        "launches": list(dict.fromkeys(str(b["launch_id"]) for b in blocks if b.get("launch_id"))),
-        "run_agentsim_versions": list(dict.fromkeys(str(b["agentsim_version"]) for b in blocks
-                                                    if b.get("agentsim_version"))),
-    }
+                 title: str | None = None, **evaluate_kwargs: Any) -> Report:
+    """``analyse(store, run_ids, baseline)`` with the report's block (see docs/report.md)."""
+    from agentsim.analysis.recommend import recommend
+
+    ev = analyse(store, run_ids, baseline, **evaluate_kwargs)
+    blocks = ev.runs
+    models = list(dict.fromkeys(str(b.model or b.backend) for b in blocks))
     if title is None:
         title = "agentsim report: " + ", ".join(models[:3]) + (f" (+{len(models) - 3})" if len(models) > 3 else "")
-    doc["report"] = {
+    report = {
         "schema_version": REPORT_SCHEMA_VERSION,
         "title": title,
         "generated_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
         "agentsim_version": dist_version("agentsim"),
         "db": str(getattr(store, "db", "")),
-        "run_ids": [b["run_id"] for b in blocks],
+        "run_ids": [b.run_id for b in blocks],
         "baseline": baseline,
-        "facts": facts,
-        "rungs": rungs,
-        "error_kinds": {str(b["run_id"]): _error_kinds(store, b["run_id"]) for b in blocks},
+        "facts": _facts(blocks, models),
+        "rungs": _rungs(store, blocks),
+        "error_kinds": {str(b.run_id): _error_kinds(store, b.run_id) for b in blocks},
     }
-    doc["scale"] = _scale(store, [b["run_id"] for b in blocks])
-    doc["fidelity"] = fidelity_block(store, blocks)
-    from agentsim.analysis.recommend import recommend
-
-    doc["recommendations"] = recommend(doc)
-    return doc
+    return Report(evaluation=ev, report=report, scale=_scale(store, [b.run_id for b in blocks]),
+                  fidelity=fidelity_block(store, blocks), recommendations=recommend(ev))
 
 
-def fidelity_block(store: Any, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+def _rungs(store: Any, blocks: list[RunEvaluation]) -> list[dict[str, Any]]:
+    """What each rung (model, precision, weights) is relative to its source, once per rung."""
+    infos = {b.run_id: (store.get_run(b.run_id).backend_info or {}) for b in blocks}
+    rungs: list[dict[str, Any]] = []
+    seen: set[tuple[Any, ...]] = set()
+    for b in blocks:
+        key = (b.model, b.precision, b.model_sha256)
+        if key in seen:
+            continue
+        seen.add(key)
+        note = rung_note(b, infos[b.run_id])
+        if note is not None:
+            note["run_ids"] = [x.run_id for x in blocks if (x.model, x.precision, x.model_sha256) == key]
+            rungs.append(note)
+    return rungs
+
+
+def _facts(blocks: list[RunEvaluation], models: list[str]) -> dict[str, Any]:
+    """The facts a reader needs to judge the report (models, weights, machines, n, seeds, ...)."""
+    return {
+        "models": models,
+        "weights": list(dict.fromkeys(f"{b.model or b.backend}: {source_text(b.precision, b.source_precision, b.simulation)}" for b in blocks)),
+        "realisations": list(dict.fromkeys(f"{b.precision or b.backend}: {realisation_text(b.precision_mode)}"
+                                           for b in blocks)),
+        "scenarios": list(dict.fromkeys(_scenario_text(b) for b in blocks)),
+        "modes": list(dict.fromkeys(b.mode for b in blocks)),
+        "machines": [json.loads(m) for m in _uniq([b.machine or {} for b in blocks])],
+        "machine_lines": list(dict.fromkeys(machine_text(b.machine) for b in blocks)),
+        "energy_kinds": sorted({b.energy_kind or "unavailable" for b in blocks}),
+        "n": sorted({int(b.n) for b in blocks if b.n is not None}),
+        "instances_finished": sorted({int(b.instances_finished) for b in blocks}),
+        "seeds": sorted({int(b.seed) for b in blocks if b.seed is not None}),
+        "launches": list(dict.fromkeys(str(b.launch_id) for b in blocks if b.launch_id)),
+        "run_agentsim_versions": list(dict.fromkeys(str(b.agentsim_version) for b in blocks if b.agentsim_version)),
+    }
+
+
+def fidelity_block(store: Any, blocks: list[RunEvaluation]) -> dict[str, Any]:
     """Per run (by id, as a string): :func:`agentsim.fidelity.run_figures` against its baseline --
     flips, the stored fidelity pass and the noise floor (docs/fidelity.md)."""
     from agentsim.fidelity import run_figures
 
-    return {str(b["run_id"]): run_figures(store, b["run_id"], b.get("baseline_run_id"))
-            for b in blocks if b.get("baseline_run_id") is not None and not b.get("is_baseline")}
+    return {str(b.run_id): run_figures(store, b.run_id, b.baseline_run_id)
+            for b in blocks if b.baseline_run_id is not None and not b.is_baseline}
 
 
 def _scale(store: Any, run_ids: list[int]) -> dict[str, Any] | None:

@@ -9,7 +9,10 @@ sha256). Nothing here guesses: a fact that is not stored is not stated.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agentsim.analysis.results import RunEvaluation
 
 from agentsim.precision import bits
 
@@ -30,10 +33,9 @@ def realisation_text(mode: str | None) -> str:
     return _REALISATION.get(mode or "n/a", str(mode))
 
 
-def source_text(block: dict[str, Any]) -> str:
-    """``f16 dequantized from q4_k_m``: the run's precision and where its weights came from."""
-    prec, src = block.get("precision"), block.get("source_precision")
-    if block.get("simulation") or not prec:
+def source_text(prec: str | None, src: str | None, simulation: bool = False) -> str:
+    """``f16 dequantized from q4_k_m``: the run's precision and where its weights (``src``) came from."""
+    if simulation or not prec:
         return "simulation (no weights)"
     if not src or src == prec:
         return f"{prec} (as shipped)" if src == prec and prec in FULL_PRECISIONS else (
@@ -90,7 +92,7 @@ def _types(tt: dict[str, Any] | None) -> str:
     return ", ".join(f"{t} x{n}" for t, n in sorted(w.items(), key=lambda kv: (-int(kv[1]), kv[0])))
 
 
-def rung_note(block: dict[str, Any], backend_info: dict[str, Any] | None = None,
+def rung_note(block: RunEvaluation, backend_info: dict[str, Any] | None = None,
               manifest: dict[str, Any] | None | bool = True) -> dict[str, Any] | None:
     """What the run's precision rung is relative to its source (None for simulation backends).
 
@@ -102,8 +104,8 @@ def rung_note(block: dict[str, Any], backend_info: dict[str, Any] | None = None,
     ``manifest``: True reads the model cache's ladder manifest, a dict is used as it is, None or
     False uses none.
     """
-    prec, src, model = block.get("precision"), block.get("source_precision"), block.get("model")
-    if block.get("simulation") or not prec or not src:
+    prec, src, model = block.precision, block.source_precision, block.model
+    if block.simulation or not prec or not src:
         return None
     info = backend_info or {}
     recipe = info.get("recipe") or {}
@@ -112,7 +114,7 @@ def rung_note(block: dict[str, Any], backend_info: dict[str, Any] | None = None,
     source = (man or {}).get("source") or {}
     rung = ((man or {}).get("rungs") or {}).get(prec) or {}
     # the manifest speaks for this run only when it describes the very file the run used
-    if rung and block.get("model_sha256") and rung.get("sha256") == block["model_sha256"]:
+    if rung and block.model_sha256 and rung.get("sha256") == block.model_sha256:
         facts["rung_bytes"] = rung.get("bytes")
         facts["rung_sha256"] = rung.get("sha256")
     if source and (facts or prec == "source"):

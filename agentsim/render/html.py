@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .common import (
     METHODS_NOTE,
@@ -21,6 +21,9 @@ from .common import (
     verdict_items,
 )
 from .plots import render_plots, svg_for_html
+
+if TYPE_CHECKING:
+    from .document import Report
 
 __all__ = ["render_html"]
 
@@ -74,9 +77,9 @@ def _cell(text: str) -> str:
     return f'{_e(head)}<br><span class="ci">[{_e(ci)}]{_e(rest)}</span>'
 
 
-def render_html(doc: dict[str, Any], *, plots: list[dict[str, str]] | None = None) -> str:
+def render_html(doc: Report, *, plots: list[dict[str, str]] | None = None) -> str:
     """The HTML document (a string) for a report document from :func:`build_report`."""
-    rep = doc["report"]
+    rep = doc.report
     plots = render_plots(doc) if plots is None else plots
     out: list[str] = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
                       '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -112,7 +115,7 @@ def render_html(doc: dict[str, Any], *, plots: list[dict[str, str]] | None = Non
     out.append("</tbody></table>")
     out.append('<p class="note">' + _e("; ".join(f"{c}: {w}" for c, w in cols))
                + ". * = FP4 emulated (no FP4 tensor cores). " + _e(METHODS_NOTE) + "</p>")
-    sweeps = doc.get("sweeps") or []
+    sweeps = doc.evaluation.sweeps
     if sweeps:
         out.append('<h2 id="sweeps">Depth sweeps</h2><ul>')
         for sw in sweeps:
@@ -136,7 +139,7 @@ def render_html(doc: dict[str, Any], *, plots: list[dict[str, str]] | None = Non
                    f"<figcaption><b>{_e(p['title'])}.</b> {_e(p['doc'])}</figcaption></figure>")
     out.append('<pre id="plot-boxes"></pre>')
     out.append(f'<p class="note">Machine-readable: agentsim report ... -o report.json (schema '
-               f"{doc['schema_version']}/{rep['schema_version']}). Runs {_e(json.dumps(rep['run_ids']))} of "
+               f"{doc.evaluation.schema_version}/{rep['schema_version']}). Runs {_e(json.dumps(rep['run_ids']))} of "
                f"{_e(rep['db'])}.</p>")
     out.append(f"<script>{_SCRIPT}</script></body></html>")
     return "\n".join(out) + "\n"

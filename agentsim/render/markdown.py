@@ -7,7 +7,7 @@ linked; with ``plots=False`` (or when no folder is given) they are left out, wit
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .common import (
     METHODS_NOTE,
@@ -18,6 +18,9 @@ from .common import (
     verdict_items,
 )
 
+if TYPE_CHECKING:
+    from .document import Report
+
 __all__ = ["render_markdown"]
 
 
@@ -25,10 +28,10 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(doc: dict[str, Any], *, plot_dir: Path | None = None, stem: str = "report",
+def render_markdown(doc: Report, *, plot_dir: Path | None = None, stem: str = "report",
                     plots: list[dict[str, str]] | None = None) -> tuple[str, list[Path]]:
     """(Markdown text, SVG files written). Plots go to ``plot_dir`` when it is given."""
-    rep = doc["report"]
+    rep = doc.report
     lines = [f"# {rep['title']}", ""]
     lines += ["## Verdicts", ""]
     for v in verdict_items(doc):

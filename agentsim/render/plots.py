@@ -13,9 +13,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from agentsim.analysis.results import Estimate, RunEvaluation, present
 from agentsim.errors import MissingDependencyError
 
-from .document import ERROR_KINDS
+from .document import ERROR_KINDS, Report
 
 __all__ = ["PLOTS", "render_plots", "svg_for_html"]
 
@@ -51,41 +52,40 @@ def _colours(n: int) -> list[Any]:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
-def rung_key(b: dict[str, Any]) -> str:
+def rung_key(b: RunEvaluation) -> str:
     """What a colour stands for: the precision (a simulation backend: its spec)."""
-    return str(b.get("precision") or b["backend"])
+    return str(b.precision or b.backend)
 
 
-def colour_of(doc: dict[str, Any]) -> Callable[[dict[str, Any]], Any]:
+def colour_of(doc: Report) -> Callable[[RunEvaluation], Any]:
     """One colour per precision across every plot of a report: precisions in the catalogue's order
     (agentsim.precision.PRECISIONS) first, then the other rungs in the order they appear."""
     from agentsim.precision import PRECISIONS
 
-    keys = list(dict.fromkeys(rung_key(b) for b in doc["runs"]))
+    keys = list(dict.fromkeys(rung_key(b) for b in doc.runs))
     order = [p for p in PRECISIONS if p in keys] + [k for k in keys if k not in PRECISIONS]
     palette = _colours(max(len(order), 1))
     table = {k: palette[i] for i, k in enumerate(order)}
     return lambda b: table[rung_key(b)]
 
 
-def _short(b: dict[str, Any]) -> str:
+def _short(b: RunEvaluation) -> str:
     """A series name: ``r3 q4_0`` (the run id keeps two runs of one precision apart)."""
-    what = b.get("precision") or b["backend"]
-    return f"r{b['run_id']} {what}"
+    return f"r{b.run_id} {b.precision or b.backend}"
 
 
-def _panels(doc: dict[str, Any], pred: Callable[[dict[str, Any]], bool]) -> list[tuple[str, list[dict[str, Any]]]]:
+def _panels(doc: Report, pred: Callable[[RunEvaluation], bool]) -> list[tuple[str, list[RunEvaluation]]]:
     """Runs grouped by scenario label and mode (one panel each, at most 8), in first-seen order,
     each titled by both (the label tells two scenarios of one name apart)."""
-    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for b in doc["runs"]:
+    out: dict[tuple[str, str], list[RunEvaluation]] = {}
+    for b in doc.runs:
         if pred(b):
-            out.setdefault((_label(b), b["mode"]), []).append(b)
+            out.setdefault((_label(b), b.mode), []).append(b)
     return [(f"{label} — {mode} mode", blocks) for (label, mode), blocks in list(out.items())[:8]]
 
 
-def _label(b: dict[str, Any]) -> str:
-    return str(b.get("scenario_label") or b["scenario"])
+def _label(b: RunEvaluation) -> str:
+    return str(b.scenario_label or b.scenario)
 
 
 def _grid(n: int, *, w: float = 4.6, h: float = 3.2, max_cols: int = 2) -> tuple[Any, list[Any]]:
@@ -103,51 +103,51 @@ def _wrap(title: str, width: int = 48) -> str:
     return title if len(title) <= width else title[: width - 1] + "…"
 
 
-def accuracy_by_depth(doc: dict[str, Any]) -> str | None:
+def accuracy_by_depth(doc: Report) -> str | None:
     """Model-hop accuracy by depth per run, one panel per scenario and mode, 95 % bands."""
-    panels = _panels(doc, lambda b: bool(b["single"]["accuracy_by_depth"]))
+    panels = _panels(doc, lambda b: bool(b.single.accuracy_by_depth))
     if not panels:
         return None
     fig, axes = _grid(len(panels))
     colour = colour_of(doc)
     for ax, (name, blocks) in zip(axes, panels, strict=True):
         for b in blocks:
-            bd = b["single"]["accuracy_by_depth"]
+            bd = b.single.accuracy_by_depth
             xs = sorted(int(d) for d in bd)
-            ys = [bd[str(d)]["accuracy"] for d in xs]
+            ys = [bd[str(d)].accuracy for d in xs]
             ax.plot(xs, ys, marker="o", color=colour(b), label=_short(b), lw=1.6)
-            lo = [(bd[str(d)]["ci95"] or [bd[str(d)]["accuracy"]] * 2)[0] for d in xs]
-            hi = [(bd[str(d)]["ci95"] or [bd[str(d)]["accuracy"]] * 2)[1] for d in xs]
+            lo = [(bd[str(d)].ci95 or [bd[str(d)].accuracy] * 2)[0] for d in xs]
+            hi = [(bd[str(d)].ci95 or [bd[str(d)].accuracy] * 2)[1] for d in xs]
             ax.fill_between(xs, lo, hi, color=colour(b), alpha=0.15, lw=0)
         ax.set_title(_wrap(name))
         ax.set_xlabel("hop depth")
         ax.set_ylabel("model-hop accuracy")
         ax.set_ylim(-0.02, 1.02)
-        ax.set_xticks(sorted({int(d) for b in blocks for d in b["single"]["accuracy_by_depth"]}))
+        ax.set_xticks(sorted({int(d) for b in blocks for d in b.single.accuracy_by_depth}))
         ax.legend(fontsize=7, loc="lower left", title="run (band: 95 % CI)", title_fontsize=7)
     fig.suptitle("Model-hop accuracy by depth")
     return _svg(fig)
 
 
-def task_success_by_depth(doc: dict[str, Any]) -> str | None:
+def task_success_by_depth(doc: Report) -> str | None:
     """Task success through each depth (instances whose model hops up to that depth are all right),
     one line per run with its Wilson 95 % band, one panel per scenario and mode."""
-    panels = _panels(doc, lambda b: bool(b["single"].get("task_success_by_depth")))
+    panels = _panels(doc, lambda b: bool(b.single.task_success_by_depth))
     if not panels:
         return None
     fig, axes = _grid(len(panels))
     colour = colour_of(doc)
     for ax, (name, blocks) in zip(axes, panels, strict=True):
         for b in blocks:
-            td = b["single"]["task_success_by_depth"]
+            td = b.single.task_success_by_depth
             xs = sorted(int(d) for d in td)
-            ys = [td[str(d)]["value"] for d in xs]
-            lo = [td[str(d)]["ci95"][0] for d in xs]
-            hi = [td[str(d)]["ci95"][1] for d in xs]
+            ys = [td[str(d)].value for d in xs]
+            lo = [td[str(d)].ci95[0] for d in xs]
+            hi = [td[str(d)].ci95[1] for d in xs]
             ax.plot(xs, ys, marker="o", color=colour(b), label=_short(b), lw=1.6)
             ax.fill_between(xs, lo, hi, color=colour(b), alpha=0.15, lw=0)
         ax.set_title(_wrap(name))
-        ax.set_xticks(sorted({int(d) for b in blocks for d in b["single"]["task_success_by_depth"]}))
+        ax.set_xticks(sorted({int(d) for b in blocks for d in b.single.task_success_by_depth}))
         ax.set_xlabel("depth (every model hop up to it right)")
         ax.set_ylabel("task success")
         ax.set_ylim(-0.02, 1.02)
@@ -156,32 +156,32 @@ def task_success_by_depth(doc: dict[str, Any]) -> str | None:
     return _svg(fig)
 
 
-def cost_per_correct_task(doc: dict[str, Any]) -> str | None:
+def cost_per_correct_task(doc: Report) -> str | None:
     """Energy and seconds per correct task per run, with bootstrap 95 % intervals; each
     energy point is labelled with its kind (measured / estimated) and kinds are never pooled."""
     metrics = [("energy_per_correct_task_j", "energy per correct task (J)"),
                ("seconds_per_correct_task", "seconds per correct task")]
-    present = [(k, t) for k, t in metrics if any(b["single"].get(k) for b in doc["runs"])]
-    if not present:
+    shown = [(k, t) for k, t in metrics if any(b.single.cost(k) for b in doc.runs)]
+    if not shown:
         return None
-    blocks = doc["runs"]
-    fig, axes = _grid(len(present), w=6.0, h=max(2.4, 0.26 * len(blocks) + 1.0), max_cols=1)
-    for ax, (key, label) in zip(axes, present, strict=True):
-        kinds = sorted({(b["single"].get(key) or {}).get("kind", "time") for b in blocks if b["single"].get(key)})
+    blocks = doc.runs
+    fig, axes = _grid(len(shown), w=6.0, h=max(2.4, 0.26 * len(blocks) + 1.0), max_cols=1)
+    for ax, (key, label) in zip(axes, shown, strict=True):
+        kinds = sorted({_kind(f) for b in blocks if (f := b.single.cost(key))})
         markers = dict(zip(kinds, "osD^v", strict=False))
         ys = list(range(len(blocks)))
         for colour, y, b in ((colour_of(doc)(b), y, b) for y, b in zip(ys, blocks, strict=True)):
-            f = b["single"].get(key)
-            if not f or f.get("value") is None:
+            f = b.single.cost(key)
+            if not f or f.value is None:
                 continue
-            v = f["value"]
-            ci = f.get("ci95") or [v, v]
-            kind = f.get("kind", "time")
-            name = f"{_short(b)} [{b['mode']}]" + (f" ({kind})" if key.startswith("energy") else "")
+            v = f.value
+            ci = f.ci95 or [v, v]
+            kind = _kind(f)
+            name = f"{_short(b)} [{b.mode}]" + (f" ({kind})" if key.startswith("energy") else "")
             ax.errorbar([v], [y], xerr=[[v - ci[0]], [ci[1] - v]], fmt=markers.get(kind, "o"), color=colour,
                         capsize=3, label=name)
         ax.set_yticks(ys)
-        ax.set_yticklabels([f"r{b['run_id']}" for b in blocks])
+        ax.set_yticklabels([f"r{b.run_id}" for b in blocks])
         ax.invert_yaxis()
         ax.set_xlabel(label + (f" — {', '.join(kinds)}" if key.startswith("energy") else ""))
         ax.set_xlim(left=0)
@@ -191,43 +191,47 @@ def cost_per_correct_task(doc: dict[str, Any]) -> str | None:
     return _svg(fig)
 
 
-def error_kinds(doc: dict[str, Any]) -> str | None:
+def _kind(f: Estimate) -> str:
+    """An energy figure's kind (measured / estimated); "time" for a figure in seconds."""
+    return str(f.kind) if present(f.kind) else "time"
+
+
+def error_kinds(doc: Report) -> str | None:
     """Wrong hops by error kind, stacked, per run."""
-    counts = doc["report"]["error_kinds"]
-    blocks = doc["runs"]
-    if not any(sum(counts.get(str(b["run_id"]), {}).values()) for b in blocks):
+    counts = doc.report["error_kinds"]
+    blocks = doc.runs
+    if not any(sum(counts.get(str(b.run_id), {}).values()) for b in blocks):
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(max(4.5, 0.55 * len(blocks) + 2.5), 3.4))
     xs = list(range(len(blocks)))
     bottom = [0] * len(blocks)
     for kind in ERROR_KINDS:
-        vals = [counts.get(str(b["run_id"]), {}).get(kind, 0) for b in blocks]
+        vals = [counts.get(str(b.run_id), {}).get(kind, 0) for b in blocks]
         if not any(vals):
             continue
         ax.bar(xs, vals, bottom=bottom, color=_ERROR_COLOURS[kind], label=kind, width=0.7)
         bottom = [a + v for a, v in zip(bottom, vals, strict=True)]
     ax.set_xticks(xs)
-    ax.set_xticklabels([f"{_short(b)}\n{b['mode']}" for b in blocks], fontsize=7, rotation=45, ha="right")
+    ax.set_xticklabels([f"{_short(b)}\n{b.mode}" for b in blocks], fontsize=7, rotation=45, ha="right")
     ax.set_ylabel("wrong hops")
     ax.legend(fontsize=7, title="error kind", title_fontsize=7)
     ax.set_title("Error kinds by run (local: wrong on its own; propagated: a parent was wrong)")
     return _svg(fig)
 
 
-def root_causes(doc: dict[str, Any]) -> str | None:
+def root_causes(doc: Report) -> str | None:
     """Where failure chains start: root-cause counts by hop id, per free-mode run."""
-    blocks = [b for b in doc["runs"] if b["mode"] == "free"
-              and ((b.get("propagation") or {}).get("root_causes") or {}).get("by_hop")]
+    blocks = [b for b in doc.runs if b.mode == "free" and ((b.propagation or {}).get("root_causes") or {}).get("by_hop")]
     if not blocks:
         return None
     plt = _plt()
-    hops = sorted({h for b in blocks for h in b["propagation"]["root_causes"]["by_hop"]},
+    hops = sorted({h for b in blocks for h in b.propagation["root_causes"]["by_hop"]},
                   key=lambda h: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", h)])[:24]
     fig, ax = plt.subplots(figsize=(max(4.8, 0.5 * len(hops) * max(1, len(blocks)) ** 0.5 + 2.5), 3.4))
     width = 0.8 / len(blocks)
     for i, (colour, b) in enumerate((colour_of(doc)(b), b) for b in blocks):
-        by = b["propagation"]["root_causes"]["by_hop"]
+        by = b.propagation["root_causes"]["by_hop"]
         ax.bar([j + i * width - 0.4 + width / 2 for j in range(len(hops))], [by.get(h, 0) for h in hops],
                width=width, color=colour, label=f"{_short(b)} ({_label(b)})")
     ax.set_xticks(list(range(len(hops))))
@@ -239,17 +243,17 @@ def root_causes(doc: dict[str, Any]) -> str | None:
     return _svg(fig)
 
 
-def relative_loss_by_depth(doc: dict[str, Any]) -> str | None:
+def relative_loss_by_depth(doc: Report) -> str | None:
     """The trap picture: relative loss 1 − acc(d)/acc_baseline(d) per run against its baseline,
     with paired bootstrap 95 % bands; the quantization trap is loss growing with depth."""
-    panels = _panels(doc, lambda b: not b.get("is_baseline") and bool((b.get("depth") or {}).get("by_depth")))
+    panels = _panels(doc, lambda b: not b.is_baseline and bool((b.depth or {}).get("by_depth")))
     if not panels:
         return None
     fig, axes = _grid(len(panels))
     for ax, (name, blocks) in zip(axes, panels, strict=True):
         ax.axhline(0, color="#444", lw=0.8, label="no loss (baseline)")
         for colour, b in ((colour_of(doc)(b), b) for b in blocks):
-            bd = b["depth"]["by_depth"]
+            bd = b.depth["by_depth"]  # type: ignore[index]
             xs = sorted(int(d) for d in bd if bd[d].get("relative_loss") is not None)
             if not xs:
                 continue
@@ -257,10 +261,10 @@ def relative_loss_by_depth(doc: dict[str, Any]) -> str | None:
             lo = [(bd[str(d)]["ci95"] or [y, y])[0] for d, y in zip(xs, ys, strict=True)]
             hi = [(bd[str(d)]["ci95"] or [y, y])[1] for d, y in zip(xs, ys, strict=True)]
             ax.plot(xs, ys, marker="o", color=colour, lw=1.6,
-                    label=f"{_short(b)} vs r{b['baseline_run_id']}: {b['verdict']['verdict']}")
+                    label=f"{_short(b)} vs r{b.baseline_run_id}: {b.verdict_name}")
             ax.fill_between(xs, lo, hi, color=colour, alpha=0.15, lw=0)
         ax.set_title(_wrap(name))
-        ax.set_xticks(sorted({int(d) for b in blocks for d in b["depth"]["by_depth"]}))
+        ax.set_xticks(sorted({int(d) for b in blocks for d in b.depth["by_depth"]}))  # type: ignore[index]
         ax.set_xlabel("hop depth")
         ax.set_ylabel("relative loss vs baseline")
         ax.legend(fontsize=6.5, loc="best", title="run vs baseline: verdict", title_fontsize=7)
@@ -268,10 +272,10 @@ def relative_loss_by_depth(doc: dict[str, Any]) -> str | None:
     return _svg(fig)
 
 
-def scale_axis(doc: dict[str, Any]) -> str | None:
+def scale_axis(doc: Report) -> str | None:
     """The scale axis: each low rung's ratio to its model's top rung against parameter count,
     with 95 % intervals, and N* where a ratio crosses its threshold (agentsim.analysis.scale)."""
-    sc = doc.get("scale")
+    sc = doc.scale
     if not sc or not sc.get("curves"):
         return None
     from agentsim.analysis.scale import scale_figure
@@ -279,13 +283,13 @@ def scale_axis(doc: dict[str, Any]) -> str | None:
     return scale_figure(sc)
 
 
-def fidelity_kld(doc: dict[str, Any]) -> str | None:
+def fidelity_kld(doc: Report) -> str | None:
     """Fidelity beside accuracy: each run's mean KL(baseline || run) per completion token
     (teacher-forced, log scale, 95 % bootstrap bars over instances; hollow: its noise floor, the
     same rung at batch 1) next to its model-hop accuracy with its 95 % CI. KLD measures drift of
     the token distributions, not task success (docs/statistics.md)."""
-    fid = doc.get("fidelity") or {}
-    blocks = [b for b in doc["runs"] if ((fid.get(str(b["run_id"])) or {}).get("fidelity") or {}).get("kld_mean")]
+    fid = doc.fidelity or {}
+    blocks = [b for b in doc.runs if ((fid.get(str(b.run_id)) or {}).get("fidelity") or {}).get("kld_mean")]
     if not blocks:
         return None
     plt = _plt()
@@ -293,7 +297,7 @@ def fidelity_kld(doc: dict[str, Any]) -> str | None:
                                   gridspec_kw={"width_ratios": [3, 2]})
     ys = list(range(len(blocks)))
     for colour, y, b in ((colour_of(doc)(b), y, b) for y, b in zip(ys, blocks, strict=True)):
-        f = fid[str(b["run_id"])]
+        f = fid[str(b.run_id)]
         d = f["fidelity"]
         v = d["kld_mean"]
         ci = d.get("kld_ci95") or [v, v]
@@ -301,14 +305,14 @@ def fidelity_kld(doc: dict[str, Any]) -> str | None:
         fl = ((f.get("floor") or [{}])[0].get("fidelity") or {}).get("kld_mean")
         if fl:
             ax.plot([fl], [y], "o", mfc="none", color=colour)
-        acc = b["single"].get("model_hop_accuracy") or {}
-        if acc.get("value") is not None:
-            a = acc["value"]
-            aci = acc.get("ci95") or [a, a]
+        acc = b.single.model_hop_accuracy
+        if acc is not None and acc.value is not None:
+            a = acc.value
+            aci = acc.ci95 or [a, a]
             ax2.errorbar([a], [y], xerr=[[a - aci[0]], [aci[1] - a]], fmt="s", color=colour, capsize=3)
     ax.set_xscale("log")
     ax.set_yticks(ys)
-    ax.set_yticklabels([f"{_short(b)} [{b['mode']}]" for b in blocks], fontsize=7)
+    ax.set_yticklabels([f"{_short(b)} [{b.mode}]" for b in blocks], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("mean KLD vs baseline (nats/token, log)")
     ax2.set_xlabel("model-hop accuracy")
@@ -318,7 +322,7 @@ def fidelity_kld(doc: dict[str, Any]) -> str | None:
 
 
 #: (id, title, function): the plots of a report, in order
-PLOTS: list[tuple[str, str, Callable[[dict[str, Any]], str | None]]] = [
+PLOTS: list[tuple[str, str, Callable[[Report], str | None]]] = [
     ("accuracy-by-depth", "Model-hop accuracy by depth", accuracy_by_depth),
     ("task-success-by-depth", "Task success by depth", task_success_by_depth),
     ("relative-loss-by-depth", "Relative loss by depth (the trap picture)", relative_loss_by_depth),
@@ -330,7 +334,7 @@ PLOTS: list[tuple[str, str, Callable[[dict[str, Any]], str | None]]] = [
 ]
 
 
-def render_plots(doc: dict[str, Any]) -> list[dict[str, str]]:
+def render_plots(doc: Report) -> list[dict[str, str]]:
     """``[{"id", "title", "svg", "doc"}]`` for every plot that has data."""
     out = []
     for pid, title, fn in PLOTS:

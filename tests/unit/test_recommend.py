@@ -7,7 +7,7 @@ import json
 import pytest
 
 import agentsim
-from agentsim.analysis import evaluate
+from agentsim.analysis import analyse, evaluate
 from agentsim.analysis.recommend import recommend
 from agentsim.cli import main
 
@@ -24,15 +24,15 @@ def test_recommend_picks_a_non_inferior_rung_and_excludes_the_harmful_one(db):
     from agentsim.store import Store
 
     store = Store(db)
-    doc = evaluate(store, [1, 2, 3], resamples=400)
-    verdicts = {b["run_id"]: b["verdict"]["verdict"] for b in doc["runs"]}
+    ev = analyse(store, [1, 2, 3], resamples=400)
+    verdicts = {b.run_id: b.verdict.verdict for b in ev.runs}
     assert verdicts[2] == "no trap" and verdicts[3] in ("accuracy trap", "accuracy loss")
-    (rec,) = recommend(doc)
-    assert rec["recommended"]["run_id"] in (1, 2)
-    assert [x["run_id"] for x in rec["excluded"]] == [3]
+    (rec,) = recommend(ev)
+    assert rec.recommended.run_id in (1, 2)
+    assert [x.run_id for x in rec.excluded] == [3]
     # a budget nobody meets: none within it
-    (tight,) = recommend(doc, max_seconds_per_task=1e-12)
-    assert tight["recommended"] is None and "none shown yet" in tight["line"]
+    (tight,) = recommend(ev, max_seconds_per_task=1e-12)
+    assert tight.recommended is None and "none shown yet" in tight.line
 
 
 def test_recommend_cli_json_and_bad_input(db, capsys):

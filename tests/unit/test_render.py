@@ -8,6 +8,7 @@ import json
 import sys
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
+from types import SimpleNamespace
 
 import pytest
 
@@ -45,10 +46,11 @@ def plots(doc):
 
 
 def _verdict_lines(doc):
-    return [v["line"] for v in doc["verdicts"] if v["verdict"] != "baseline"]
+    return [v.line for v in doc.evaluation.verdicts if v.verdict != "baseline"]
 
 
 def test_document_is_evaluate_plus_report_block(doc, sim):
+    doc = doc.to_json()  # the report's JSON: evaluate()'s keys and the report's
     assert doc["schema_version"] == 2 and doc["report"]["schema_version"] == 1
     assert doc["report"]["run_ids"] == [r.id for r in sim.runs]
     facts = doc["report"]["facts"]
@@ -69,10 +71,10 @@ def test_document_is_evaluate_plus_report_block(doc, sim):
 
 def test_json_round_trips_strictly(doc, tmp_path):
     text = render_json(doc)
-    assert json.loads(text) == json.loads(json.dumps(doc, default=str))
+    assert json.loads(text) == json.loads(json.dumps(doc.to_json(), default=str))
     files = write_report(doc, tmp_path / "r.json")
     back = json.loads(files[0].read_text())
-    assert back["verdicts"] == doc["verdicts"] and back["report"]["facts"] == doc["report"]["facts"]
+    assert back["verdicts"] == doc.to_json()["verdicts"] and back["report"]["facts"] == doc.report["facts"]
 
 
 class _Collect(HTMLParser):
@@ -222,7 +224,8 @@ def test_missing_matplotlib_names_the_extra(doc, monkeypatch):
 
 
 def _block(prec, src, sha="aa", model="qwen2.5-coder-0.5b"):
-    return {"model": model, "precision": prec, "source_precision": src, "model_sha256": sha, "simulation": False}
+    # the fields of a RunEvaluation that rung_note reads
+    return SimpleNamespace(model=model, precision=prec, source_precision=src, model_sha256=sha, simulation=False)
 
 
 def test_rung_notes_from_stored_facts():
@@ -248,24 +251,25 @@ def test_rung_notes_from_stored_facts():
     assert rung_note(_block("mxfp4", "q4_k_m"), {}, None)["kind"] == "double-quantized"
     assert rung_note(_block("q4_0", "f16", model="x"), {}, None)["kind"] == "from-full"
     assert rung_note(_block("f16", "f16", model="x"), {}, None)["kind"] == "as-shipped"
-    assert rung_note({"simulation": True, "precision": None}, {}, None) is None
-    assert source_text(_block("f16", "q4_k_m")) == "f16 dequantized from q4_k_m"
+    assert rung_note(SimpleNamespace(precision=None, source_precision=None, model=None, simulation=True), {}, None) is None
+    assert source_text("f16", "q4_k_m") == "f16 dequantized from q4_k_m"
 
 
 def test_task_success_by_depth_is_lines_with_bands_one_colour_per_precision():
     """A line per run over depths (not one stacked column of dots), and the same colour for a
     precision in every plot of a report."""
+    from agentsim.analysis.results import ShareOf
     from agentsim.render.plots import colour_of, task_success_by_depth
 
-    def block(rid, prec, vals):
-        return {"run_id": rid, "mode": "free", "precision": prec, "backend": "llama", "model": "m", "scenario": "s",
-                "single": {"task_success_by_depth": {str(d): {"value": v, "ci95": [max(0, v - 0.1), min(1, v + 0.1)]}
-                                                     for d, v in enumerate(vals, 1)}}}
-    doc = {"runs": [block(1, "f16", [1.0, 0.9, 0.8]), block(2, "q4_0", [0.9, 0.7, 0.5])]}
+    def block(rid, prec, vals):  # the fields of a RunEvaluation the plot reads
+        by_depth = {str(d): ShareOf(v, [max(0, v - 0.1), min(1, v + 0.1)], 40) for d, v in enumerate(vals, 1)}
+        return SimpleNamespace(run_id=rid, mode="free", precision=prec, backend="llama", model="m", scenario="s",
+                               scenario_label=None, single=SimpleNamespace(task_success_by_depth=by_depth))
+    doc = SimpleNamespace(runs=[block(1, "f16", [1.0, 0.9, 0.8]), block(2, "q4_0", [0.9, 0.7, 0.5])])
     svg = task_success_by_depth(doc)
     assert svg and svg.lstrip().startswith("<?xml")
     # the colour follows the precision, not the position: q4_0 alone keeps q4_0's colour
-    assert colour_of(doc)(doc["runs"][1]) == colour_of({"runs": doc["runs"][::-1]})(doc["runs"][1])
+    assert colour_of(doc)(doc.runs[1]) == colour_of(SimpleNamespace(runs=doc.runs[::-1]))(doc.runs[1])
 
 
 def _summary_text(doc, width):
@@ -280,26 +284,29 @@ def _summary_text(doc, width):
 
 def test_summary_has_one_row_per_compared_run_and_no_baseline_row(doc):
     text = _summary_text(doc, 118)
-    compared = [b for b in doc["runs"] if not b.get("is_baseline") and (b.get("verdict") or {}).get("verdict") != "baseline"]
-    assert compared and len(compared) < len(doc["runs"])
+    compared = [b for b in doc.runs if not b.is_baseline and b.verdict_name != "baseline"]
+    assert compared and len(compared) < len(doc.runs)
     for b in compared:  # the run cell is whole on one line: r<id> <what> vs r<baseline id>
-        assert f"r{b['run_id']} {b['backend']} vs r{b['baseline_run_id']}" in text
+        assert f"r{b.run_id} {b.backend} vs r{b.baseline_run_id}" in text
     starts = {line.split()[0] for line in text.splitlines() if line.strip()}
-    assert not any(f"r{b['run_id']}" in starts for b in doc["runs"] if b not in compared)
+    assert not any(f"r{b.run_id}" in starts for b in doc.runs if b not in compared)
 
 
 def _fake_run(rid, prec, scenario, base, verdict="inconclusive"):
-    return {"run_id": rid, "model": "m-0.5b", "precision": prec, "backend": f"llama:m-0.5b@{prec}", "batch_size": 8,
-            "scenario_label": scenario, "mode": "free", "baseline_run_id": base, "is_baseline": rid == base,
-            "verdict": {"verdict": "baseline" if rid == base else verdict,
-                        "summary": {"difference": -0.25, "ci95": [-0.5, 0.0], "p_adjusted": 1.0,
-                                    "cost": {"value": 1.47, "ci95": [0.92, 3.68], "kind": "estimated"}}}}
+    # the fields of a RunEvaluation that the summary reads
+    v = "baseline" if rid == base else verdict
+    return SimpleNamespace(
+        run_id=rid, model="m-0.5b", precision=prec, backend=f"llama:m-0.5b@{prec}", batch_size=8,
+        scenario_label=scenario, scenario=scenario, mode="free", baseline_run_id=base, is_baseline=rid == base,
+        verdict_name=v, verdict=SimpleNamespace(verdict=v, summary={
+            "difference": -0.25, "ci95": [-0.5, 0.0], "p_adjusted": 1.0,
+            "cost": {"value": 1.47, "ci95": [0.92, 3.68], "kind": "estimated"}}))
 
 
 def test_summary_names_one_model_and_one_baseline_once_and_scenarios_in_their_own_column():
-    doc = {"runs": [_fake_run(1, "f16", "chain-linear", 1), _fake_run(2, "q4_0", "chain-linear", 1),
-                    _fake_run(3, "f16", "fanin-dag", 3), _fake_run(4, "q4_0", "fanin-dag", 3)],
-           "multiplicity": "p-values Holm-adjusted across the 2 comparisons"}
+    doc = SimpleNamespace(runs=[_fake_run(1, "f16", "chain-linear", 1), _fake_run(2, "q4_0", "chain-linear", 1),
+                                _fake_run(3, "f16", "fanin-dag", 3), _fake_run(4, "q4_0", "fanin-dag", 3)],
+                          evaluation=SimpleNamespace(multiplicity="p-values Holm-adjusted across the 2 comparisons"))
     text = _summary_text(doc, 118)
     assert "model m-0.5b · baseline f16" in text
     assert "m-0.5b@" not in text  # the model is named once, in the title
@@ -307,7 +314,7 @@ def test_summary_names_one_model_and_one_baseline_once_and_scenarios_in_their_ow
     assert [r.split()[:5] for r in rows] == [["r2", "q4_0", "vs", "r1", "chain-linear"],
                                               ["r4", "q4_0", "vs", "r3", "fanin-dag"]]
     # two models: each run says which, and so does its baseline when baselines differ
-    doc["runs"][2]["model"] = doc["runs"][3]["model"] = "other"
-    doc["runs"][2]["precision"] = "q8_0"
+    doc.runs[2].model = doc.runs[3].model = "other"
+    doc.runs[2].precision = "q8_0"
     text = _summary_text(doc, 160)
     assert "r4 other@q4_0 vs r3 other@q8_0" in text and "r2 m-0.5b@q4_0 vs r1 m-0.5b@f16" in text

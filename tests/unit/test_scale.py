@@ -219,14 +219,14 @@ def test_the_trap_report_carries_the_scale_axis(store: Store, tmp_path: Path) ->
 
     ids = _two_sizes(store, small_ratio=1.4, large_ratio=0.6)
     doc = build_report(store, ids, resamples=200)
-    assert doc["scale"] and doc["scale"]["curves"]
+    assert doc.scale and doc.scale["curves"]
     html = render_html(doc)
     assert 'id="scale"' in html and "N* ≈" in html and 'id="plot-scale-axis"' in html
     md, _ = render_markdown(doc, plot_dir=None)
     assert "## The scale axis (N*)" in md and "N* ≈" in md
     assert any("N* ≈" in str(getattr(r, "plain", "")) for r in render_terminal(doc))
     one_size = build_report(store, ids[:2], resamples=200)
-    assert one_size["scale"] is None and 'id="scale"' not in render_html(one_size)
+    assert one_size.scale is None and 'id="scale"' not in render_html(one_size)
 
 
 def test_measured_and_estimated_energy_are_never_on_one_curve(store: Store) -> None:
