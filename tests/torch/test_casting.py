@@ -43,17 +43,10 @@ def test_shapes_from_config():
         shapes_from_config({"intermediate_size": 3})
 
 
-@pytest.fixture(scope="module")
-def tiny_gguf_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.tiny_models import write_tiny_gguf
-
-    return write_tiny_gguf(tmp_path_factory.mktemp("cast") / "tiny.gguf")
-
-
-def test_shapes_from_gguf_match_the_file(tiny_gguf_file: Path):
+def test_shapes_from_gguf_match_the_file(tiny_gguf: Path):
     from tests.tiny_models import TINY_CONFIG
 
-    shapes, layers = shapes_from_gguf(tiny_gguf_file)
+    shapes, layers = shapes_from_gguf(tiny_gguf)
     h, f, kv = TINY_CONFIG["hidden"], TINY_CONFIG["ffn"], TINY_CONFIG["kv_heads"] * TINY_CONFIG["hidden"] // TINY_CONFIG["heads"]
     assert layers == TINY_CONFIG["layers"]
     assert {s.name: (s.out_features, s.in_features) for s in shapes} == {
@@ -62,10 +55,10 @@ def test_shapes_from_gguf_match_the_file(tiny_gguf_file: Path):
     }
 
 
-def test_model_shapes_sources(tiny_gguf_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_model_shapes_sources(tiny_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("AGENTSIM_HOME", str(tmp_path / "home"))  # an empty catalog cache
-    shapes, layers, src = model_shapes(str(tiny_gguf_file))
-    assert src == str(tiny_gguf_file) and len(shapes) == 7
+    shapes, layers, src = model_shapes(str(tiny_gguf))
+    assert src == str(tiny_gguf) and len(shapes) == 7
     folder = tmp_path / "m"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(QWEN_05B))
@@ -156,10 +149,10 @@ def test_parse_batches():
             parse_batches(bad)
 
 
-def test_cli_json(tiny_gguf_file: Path, capsys: pytest.CaptureFixture[str]):
+def test_cli_json(tiny_gguf: Path, capsys: pytest.CaptureFixture[str]):
     from agentsim.cli import main
 
-    code = main(["casting", "--model", str(tiny_gguf_file), "--precision", "int4,nvfp4", "--batch", "1,4",
+    code = main(["casting", "--model", str(tiny_gguf), "--precision", "int4,nvfp4", "--batch", "1,4",
                  "--repeats", "1", "--clock", "cpu", "--dtype", "f32", "--json"])
     assert code == 0
     reports = json.loads(capsys.readouterr().out)
@@ -170,16 +163,16 @@ def test_cli_json(tiny_gguf_file: Path, capsys: pytest.CaptureFixture[str]):
         assert r["layers"] == 2 and len(r["shapes"]) == 7
 
 
-def test_cli_table_and_errors(tiny_gguf_file: Path, capsys: pytest.CaptureFixture[str]):
+def test_cli_table_and_errors(tiny_gguf: Path, capsys: pytest.CaptureFixture[str]):
     from agentsim.cli import main
 
-    assert main(["casting", "--model", str(tiny_gguf_file), "--batch", "1,2", "--repeats", "1", "--clock", "cpu"]) == 0
+    assert main(["casting", "--model", str(tiny_gguf), "--batch", "1,2", "--repeats", "1", "--clock", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "casting ratio" in out and "int4" in out and "CPU figure" in out
-    code = main(["casting", "--model", str(tiny_gguf_file), "--precision", "f16", "--batch", "1"])
+    code = main(["casting", "--model", str(tiny_gguf), "--precision", "f16", "--batch", "1"])
     err = capsys.readouterr().err
     assert code != 0 and "nothing to dequantize" in err and "Traceback" not in err
-    assert main(["casting", "--model", str(tiny_gguf_file), "--batch", "0"]) != 0
+    assert main(["casting", "--model", str(tiny_gguf), "--batch", "0"]) != 0
 
 
 @pytest.mark.gpu
