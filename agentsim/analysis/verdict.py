@@ -5,7 +5,9 @@ The rules (docs/statistics.md, "Decisions"), for a family of rungs compared in o
 - the **primary figure** is task success (every hop right); model-hop accuracy is secondary
   (its clustered McNemar p is reported, it decides nothing);
 - **accuracy loss**: task success lower and McNemar's exact test rejects at the Holm-adjusted
-  level (the bootstrap interval is shown beside it for the size of the loss);
+  level (Tango's score interval is shown beside it for the size of the loss: it excludes 0
+  whenever the exact test rejects, and may exclude it where the exact test does not, e.g. 0 vs 4
+  discordant of 30; docs/statistics.md, "Interval and test");
 - **accuracy trap**: an accuracy loss that compounds with depth. Compounding is tested only once
   the loss is established (a gate: the four instances that carry a loss are not also evidence of
   its growth) at the level the loss was rejected at, by the one-sided paired bootstrap of the
