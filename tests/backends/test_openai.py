@@ -237,13 +237,15 @@ def test_hop_errors_recorded_and_the_run_goes_on(tmp_path: Path) -> None:
     assert len(failed) == 1 and "HTTP 404" in failed["error_detail"].iloc[0]
 
 
-def test_cli_prints_a_clear_error_without_traceback(tmp_path: Path) -> None:
+def test_cli_prints_a_clear_error_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from agentsim.cli import main
+
     port = free_port()
-    out = subprocess.run([sys.executable, "-m", "agentsim.cli", "run", "chain-linear", "-n", "1", "--energy", "off",
-                          "-b", _spec(f"http://127.0.0.1:{port}/v1", retries=1, backoff_s=0.01),
-                          "--db", str(tmp_path / "r.db")], capture_output=True, text=True, timeout=120)
-    assert out.returncode != 0
-    assert "cannot connect" in out.stderr and "Traceback" not in out.stderr + out.stdout
+    code = main(["run", "chain-linear", "-n", "1", "--energy", "off",
+                 "-b", _spec(f"http://127.0.0.1:{port}/v1", retries=1, backoff_s=0.01), "--db", str(tmp_path / "r.db")])
+    printed = capsys.readouterr()
+    assert code != 0
+    assert "cannot connect" in printed.err and "Traceback" not in printed.err + printed.out
 
 
 # ------------------------------------------------------------------------------------------

@@ -325,14 +325,15 @@ def test_trusted_files_still_cannot_build_integers_python_cannot_write(monkeypat
         expr.render("{{ 10 ** 5000 }}", {})
 
 
-def test_an_integer_too_long_to_write_exits_2_in_validate_and_run(tmp_path: Path) -> None:
-    import subprocess
-    import sys
+def test_an_integer_too_long_to_write_exits_2_in_validate_and_run(tmp_path: Path, monkeypatch, capsys) -> None:
+    from agentsim.cli import main
 
-    env = {k: v for k, v in os.environ.items() if k not in ("AGENTSIM_LIMITS", "AGENTSIM_TRUST")}
+    monkeypatch.delenv("AGENTSIM_LIMITS", raising=False)
+    monkeypatch.delenv("AGENTSIM_TRUST", raising=False)
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "big.yaml").write_text(BIG_VAR, encoding="utf-8")
     for args in (["validate", "big.yaml"], ["run", "big.yaml", "-b", "oracle", "-n", "1", "--db", "r.db"]):
-        proc = subprocess.run([sys.executable, "-m", "agentsim.cli", *args], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=120, env=env)
-        out = proc.stdout + proc.stderr
-        assert proc.returncode == 2 and "internal error" not in out and "digits" in out, out
+        code = main(args)
+        printed = capsys.readouterr()
+        out = printed.out + printed.err
+        assert code == 2 and "internal error" not in out and "digits" in out, out

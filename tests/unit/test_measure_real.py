@@ -5,9 +5,7 @@ come out ``estimated`` (auto) or as a clear error (explicit nvml / rapl), never 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 
@@ -155,15 +153,14 @@ def test_energy_off_is_unavailable_never_zero(tmp_path):
     assert {h.energy_kind for h in hops} == {"unavailable"} and {h.energy_j for h in hops} == {None}
 
 
-def test_auto_run_on_this_machine_is_estimated(tmp_path):
+def test_auto_run_on_this_machine_is_estimated(tmp_path, monkeypatch, capsys):
+    from agentsim.cli import main
+
     if HAS_GPU or HAS_RAPL:
         pytest.skip("this machine can measure")
-    proc = subprocess.run(
-        [sys.executable, "-m", "agentsim.cli", "run", "chain-linear", "-b", "noisy,latency_ms=20", "-n", "1",
-         "--db", str(tmp_path / "auto.db")],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "AGENTSIM_CPU_WATTS_PER_CORE": "5"},
-    )
-    assert proc.returncode == 0, proc.stderr
+    monkeypatch.setenv("AGENTSIM_CPU_WATTS_PER_CORE", "5")
+    code = main(["run", "chain-linear", "-b", "noisy,latency_ms=20", "-n", "1", "--db", str(tmp_path / "auto.db")])
+    assert code == 0, capsys.readouterr().err
     store = Store(tmp_path / "auto.db")
     run = store.list_runs()[0]
     assert run.energy_meter["requested"] == "auto" and run.energy_meter["watts_per_core"] == 5.0
