@@ -100,10 +100,11 @@ def comparison_table(rows: list[dict[str, Any]], title: str | None = None) -> An
                 br = by_id.get(bases[0])
                 if len(bases) == 1 and br and br.get("source_precision"):
                     title += f"; baseline = {source_text(br.get('precision'), br['source_precision'])}"
+    cut = any((r["error_kinds"] or {}).get("truncated") for r in rows)
     t = compact_table(
         title=esc(title),
         caption="x: ratio to the run's baseline. loc/prop: hops wrong on their own / because a parent "
-                "was. J/task: energy per correct task "
+                "was" + (f"; {_CUT_NOTE}" if cut else "") + ". J/task: energy per correct task "
                 f"({ENERGY_SHORT['measured']} measured, {ENERGY_SHORT['estimated']} estimated). "
                 "hop acc: model hops. = verdict against the baseline (its evidence: agentsim report). "
                 "Details: agentsim show RUN_ID.",
@@ -143,6 +144,8 @@ def comparison_table(rows: list[dict[str, Any]], title: str | None = None) -> An
 
 #: the verdict column of comparison_table (the full line with its evidence: agentsim report)
 _VERDICT_SHORT = VERDICT_SHORT
+#: the legend of the ✂ mark, where some hop was cut
+_CUT_NOTE = "✂N: N hops cut by the token budget (error kind truncated: not an answer, not counted as local)"
 
 
 def _x1(v: Any) -> str:
@@ -241,7 +244,9 @@ def demo_table(
             )
     t.caption = (
         "hop acc / task ok: correct model hops / instances with every hop right. local: wrong on its own; "
-        "prop.: wrong because a parent was wrong. parse includes backend errors. "
+        "prop.: wrong because a parent was wrong. parse includes backend errors"
+        + ("; " + _CUT_NOTE if any(c["error_kinds"].get("truncated") for g in groups.values() for c in g) else "")
+        + ". "
         "* = FP4 emulated (no FP4 tensor cores here). J/task: energy per correct task "
         f"({ENERGY_SHORT['measured']} = measured, {ENERGY_SHORT['estimated']} = estimated)."
     )

@@ -224,6 +224,8 @@ class CompareScreen(Screen[None]):
              "unavailable": "unavail. = no meter on this machine", "mixed": "mixed = measured and estimated hops, not summed"}[k]
             for k in kinds if k in ("measured", "estimated", "unavailable", "mixed")
         )
+        if any(s["error_kinds"].get("truncated") for s in self.summaries):
+            note += "; ✂N in loc/prop: N hops cut by the token budget (truncated, not local)"
         shown = Text(note, style="dim")
         failing = failing_baseline_note(self.summaries)
         if failing:

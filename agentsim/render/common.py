@@ -75,12 +75,23 @@ def header_items(doc: Report) -> list[tuple[str, str]]:
         ("seed", ", ".join(map(str, f["seeds"])) + f" (runs); statistics seed {s['seed']}, {s['resamples']} resamples"),
         ("agentsim", f"{rep['agentsim_version']} (report)"
          + (f"; runs recorded with {', '.join(versions)}" if versions else "")),
+        *_cut_items(rep),
         ("baseline", str(s.get("baseline") or "default") + " — " + s["baseline_rule"]),
         ("runs", ", ".join(map(str, rep["run_ids"])) + (f" (launch {', '.join(f['launches'])})" if f["launches"] else "")),
         ("database", rep["db"]),
         ("generated", rep["generated_at"]),
     ]
     return items
+
+
+def _cut_items(rep: dict[str, Any]) -> list[tuple[str, str]]:
+    """The runs with hops cut by the token budget (error kind ``truncated``), if any."""
+    cut = {run: kinds.get("truncated", 0) for run, kinds in (rep.get("error_kinds") or {}).items()}
+    cut = {run: n for run, n in cut.items() if n}
+    if not cut:
+        return []
+    return [("cut answers", ", ".join(f"run {run}: {n} hop{'s' if n != 1 else ''}" for run, n in cut.items())
+             + " reached the token budget (error kind truncated: scored as cut, not as local errors)")]
 
 
 def failing_baseline_text(block: RunEvaluation | None) -> str | None:

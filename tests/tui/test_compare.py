@@ -121,3 +121,37 @@ def test_the_precision_column_shows_the_precision():
     assert precision_cell(row, one_model=True) == "q4_0"
     assert precision_cell(row, one_model=False) == "qwen2.5-coder-0.5b@q4_0"
     assert precision_cell({"backend": "noisy,p=0.3", "precision": None}, one_model=True) == "noisy,p=0.3"
+
+
+@run_async
+async def test_cut_hops_are_marked_and_the_mark_explained(tmp_path):
+    # issue 27: a hop cut by the token budget is its own outcome in the compare screen too
+    from agentsim.backends.base import Completion
+    from agentsim.launch import execute
+    from agentsim.scenario import load_scenario
+    from agentsim.store import Store
+    from agentsim.tui.compare_screen import CompareScreen
+    from tests.helpers import ScriptedBackend, write
+    from tests.unit.test_engine import CHAIN
+
+    store = Store(tmp_path / "cut.db")
+    sc = load_scenario(write(tmp_path, CHAIN))
+    try:
+        execute([sc], ["scripted"], store=store, instances=3, seed=0, modes=("free",))
+        ScriptedBackend.SCRIPT = {"b": Completion(text="Adding one to it gives 1", finish_reason="length"),
+                                  "c": lambda r: r.expected}
+        execute([sc], ["scripted"], store=store, instances=3, seed=0, modes=("free",))
+    finally:
+        ScriptedBackend.SCRIPT = {}
+    app = make_test_app(tmp_path / "cut.db", start="runs")
+    async with app.run_test(size=(150, 34)) as pilot:
+        runs = app.screen
+        await wait_for(pilot, lambda: len(getattr(runs, "rows", [])) == 2)
+        for row in range(2):
+            runs.query_one("#runs-table").move_cursor(row=row)
+            await pilot.press("space")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.summaries)
+        await pilot.pause(0.2)
+        text = _flat(screen_text(app))
+        assert "0/3 ✂3" in text and "✂N in loc/prop: N hops cut by the token budget" in text
