@@ -311,10 +311,13 @@ def run_launch(launch: Launch, *, store: Store, control: RunControl = RunControl
     meter = make_meter(launch.energy) if control.meter is None else control.meter
     runs: list[RunRead] = []
     failures: list[tuple[str, AgentsimError]] = []
+    # --fidelity: every run keeps the distributions its backend sampled from (bounded), so the
+    # pass scores again only what the runs did not compute themselves
+    captures: dict[int, Any] | None = {} if launch.fidelity else None
     try:
         for backend in backends:
             try:
-                runs.extend(_run_backend(store, backend, plans, meter, control))
+                runs.extend(_run_backend(store, backend, plans, meter, control, captures))
             except Cancelled:
                 raise
             except AgentsimError as exc:
@@ -324,16 +327,22 @@ def run_launch(launch: Launch, *, store: Store, control: RunControl = RunControl
     finally:
         if own_meter:
             meter.close()
-    return _with_fidelity(launch, store, LaunchResult(launch.launch_id, runs, failures))
+    try:
+        return _with_fidelity(launch, store, LaunchResult(launch.launch_id, runs, failures), captures)
+    finally:
+        for c in (captures or {}).values():
+            c.clear()
 
 
-def _with_fidelity(launch: Launch, store: Store, result: LaunchResult) -> LaunchResult:
+def _with_fidelity(launch: Launch, store: Store, result: LaunchResult,
+                   captures: dict[int, Any] | None = None) -> LaunchResult:
     """``Launch.fidelity``: the teacher-forced pass over every finished run of the launch that
-    has a reference run (agentsim.fidelity); a failure is a line of the result, never raised."""
+    has a reference run (agentsim.fidelity), taking what the runs captured where it can; a
+    failure is a line of the result, never raised."""
     if launch.fidelity and result.runs:
         from .fidelity import fidelity_for_runs
 
-        fidelity_for_runs(store, result.runs, progress=result.fidelity.append)
+        fidelity_for_runs(store, result.runs, progress=result.fidelity.append, captures=captures)
     return result
 
 
@@ -359,10 +368,11 @@ def execute(
 
 
 def _run_backend(store: Store, backend: Any, plans: Sequence[RunPlan], meter: EnergyMeter,
-                 control: RunControl) -> list[RunRead]:
+                 control: RunControl, captures: dict[int, Any] | None = None) -> list[RunRead]:
     """Every plan against one backend (loaded once). A backend that cannot load raises
-    :class:`BackendError` before any of its runs is created."""
-    from agentsim.backends.base import load_backend
+    :class:`BackendError` before any of its runs is created. With ``captures`` (run id ->
+    capture), each run's generated distributions are kept there (``Backend.capture``)."""
+    from agentsim.backends.base import CaptureBudget, ScoreCapture, load_backend
     from agentsim.hardware import machine_info
 
     machine = machine_info()
@@ -374,7 +384,13 @@ def _run_backend(store: Store, backend: Any, plans: Sequence[RunPlan], meter: En
             run = _new_run(store, plan, backend, meter, machine)
             if control.on_run_created is not None:
                 control.on_run_created(run)
-            results.append(RunExecutor(store, backend, meter, control.progress, control.cancel).run(run, plan.scenario))
+            if captures is not None:
+                budget = next((c.budget for c in captures.values()), None) or CaptureBudget()
+                backend.capture = captures[run.id] = ScoreCapture(budget)
+            try:
+                results.append(RunExecutor(store, backend, meter, control.progress, control.cancel).run(run, plan.scenario))
+            finally:
+                backend.capture = None
     finally:
         backend.close()
     return results

@@ -264,10 +264,12 @@ def _x(a: Any, b: Any) -> str:
 
 
 def _kld(d: dict[str, Any] | None, reference: Any = None) -> str:
+    from agentsim.fidelity.figures import estimate_label
+
     if not d or d.get("kld_mean") is None:
         return "-"
     ci = d.get("kld_ci95")
-    return (f"{d['kld_mean']:.3g}" + (f"\n[{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "") + (" est." if d["kind"] == "topk" else "")
+    return (f"{d['kld_mean']:.3g}" + (f"\n[{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "") + (f"\n{estimate_label(d)}" if estimate_label(d) else "")
             + (f"\nvs run {d['reference_run_id']}" if reference is not None and d.get("reference_run_id") != reference else ""))
 
 

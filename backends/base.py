@@ -31,6 +31,8 @@ __all__ = [
     "OptionSpec",
     "BATCH_TIMING",
     "TokenScores",
+    "ScoreCapture",
+    "CaptureBudget",
     "parse_spec",
     "create_backend",
     "first_stop",
@@ -65,6 +67,10 @@ class GenerationRequest:
     #: which then hold its text for the others; ``tools`` are OpenAI tool definitions
     messages: list[dict[str, Any]] | None = None
     tools: list[dict[str, Any]] | None = None
+    #: ``agentsim serve``'s ``logprobs``/``top_logprobs``: when not None, a backend that can
+    #: (``llama``) returns the distributions it sampled from in :attr:`Completion.scores`, and
+    #: this many most likely tokens per position are reported (OpenAI's semantics, 0..20)
+    top_logprobs: int | None = None
 
 
 #: why a backend stopped generating: ``eos`` (the model ended its turn: an end-of-generation
@@ -99,6 +105,10 @@ class Completion:
     timing_source: str | None = None
     tokens_source: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the distributions the backend sampled from, one per generated token that the kept text
+    #: holds (:class:`TokenScores`; only when asked: ``request.top_logprobs`` or a
+    #: ``Backend.capture``); never stored with the hop
+    scores: Any = None
 
 
 @dataclass
@@ -156,9 +166,92 @@ class TokenScores:
     """
 
     kind: str
-    token_ids: list[int] = field(default_factory=list)
+    token_ids: list[Any] = field(default_factory=list)
     logprobs: Any = None
     reason: str | None = None
+    #: ``teacher-forced`` (scored after the fact) or ``captured`` (what the backend computed
+    #: while it generated these very tokens, :class:`ScoreCapture`); a comparison takes both
+    #: sides from the same source
+    source: str = "teacher-forced"
+
+    @property
+    def nbytes(self) -> int:
+        lp = self.logprobs
+        if hasattr(lp, "nbytes"):
+            return int(lp.nbytes)
+        return 64 * sum(len(d) for d in lp) if lp else 64
+
+
+class ScoreCapture:
+    """The distributions a backend computed while it generated one run's hops (set as
+    ``Backend.capture`` by a ``--fidelity`` launch): the fidelity pass takes a hop's scores from
+    here instead of scoring it again where the generated completion is the one it must score
+    (the reference's own hops always; a rung's where it answered as the reference did), which
+    saves the teacher-forced pass its prefill. Keyed by content (system prompt, prompt); a hop
+    whose scores would take the store past ``budget.max_bytes`` (shared by a launch's captures)
+    is not kept (it is then scored teacher-forced, as without a capture)."""
+
+    def __init__(self, budget: CaptureBudget | None = None) -> None:
+        self.budget = budget if budget is not None else CaptureBudget()
+        self._items: dict[tuple[str | None, str], tuple[str, TokenScores]] = {}
+        self.nbytes = 0
+        self.dropped = 0
+
+    def put(self, request: GenerationRequest, text: str, scores: TokenScores) -> None:
+        if request.messages is not None or not scores.token_ids:
+            return
+        size = scores.nbytes
+        if not self.budget.take(size):
+            self.dropped += 1
+            return
+        key = (request.system, request.prompt)
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.budget.give(old[1].nbytes)
+            self.nbytes -= old[1].nbytes
+        scores.source = "captured"
+        self._items[key] = (text, scores)
+        self.nbytes += size
+
+    def get(self, system: str | None, prompt: str, completion: str) -> TokenScores | None:
+        """The captured scores of ``completion`` after these inputs, when the backend generated
+        exactly that text there; None otherwise."""
+        hit = self._items.get((system, prompt))
+        return hit[1] if hit is not None and hit[0] == completion else None
+
+    def entry(self, system: str | None, prompt: str) -> tuple[str, TokenScores] | None:
+        """What was generated after these inputs (its text and scores), whatever the text."""
+        return self._items.get((system, prompt))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        self.budget.give(self.nbytes)
+        self._items.clear()
+        self.nbytes = 0
+
+
+class CaptureBudget:
+    """Bytes that the captures of one launch may hold together (``AGENTSIM_FIDELITY_CAPTURE_MB``,
+    default 1024)."""
+
+    def __init__(self, max_bytes: int | None = None) -> None:
+        if max_bytes is None:
+            import os
+
+            max_bytes = int(float(os.environ.get("AGENTSIM_FIDELITY_CAPTURE_MB", "1024")) * 2 ** 20)
+        self.max_bytes = max_bytes
+        self.used = 0
+
+    def take(self, n: int) -> bool:
+        if self.used + n > self.max_bytes:
+            return False
+        self.used += n
+        return True
+
+    def give(self, n: int) -> None:
+        self.used = max(0, self.used - n)
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,6 +359,15 @@ class Backend(ABC):
     FIDELITY: ClassVar[str] = "none"
     #: why, when FIDELITY is "none" (shown as the reason of every hop left unscored)
     FIDELITY_UNAVAILABLE: ClassVar[str] = "gives no token distributions"
+    #: False when :meth:`score` cannot teacher-force (a server's logprobs: only the hops captured
+    #: while generating are compared; the others are unavailable, FIDELITY_UNAVAILABLE says why)
+    FIDELITY_TEACHER_FORCED: ClassVar[bool] = True
+    #: True when :meth:`generate` fills ``Completion.scores`` for a request's ``top_logprobs``
+    #: (``agentsim serve``'s ``logprobs``), and :meth:`token_bytes` gives a token's bytes
+    LOGPROBS: ClassVar[bool] = False
+    #: where :meth:`generate` / :meth:`generate_batch` put the distributions they sampled from
+    #: (a backend that can; None: nothing is kept), see :class:`ScoreCapture`
+    capture: ScoreCapture | None = None
 
     def __init__(self, spec: BackendSpec) -> None:
         self.spec = spec
@@ -333,6 +435,10 @@ class Backend(ABC):
         why = (f"backend {self.NAME!r} {self.FIDELITY_UNAVAILABLE}"
                + (" (a simulation: there is no model)" if self.SIMULATED else ""))
         return [TokenScores("unavailable", reason=why) for _ in items]
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The bytes one token stands for (backends with :attr:`LOGPROBS`)."""
+        raise NotImplementedError(f"backend {self.NAME!r} has no token table")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""

@@ -31,7 +31,7 @@ from typing import Any
 
 from agentsim.backends.base import first_stop
 
-__all__ = ["BatchDecoder", "SequenceResult", "shared_prefix"]
+__all__ = ["BatchDecoder", "SequenceResult", "logits_row", "shared_prefix"]
 
 #: KV cells (per sequence) are allocated in multiples of this (a context is rebuilt only when it
 #: must grow)
@@ -49,6 +49,8 @@ class SequenceResult:
     evaluated: int  # prompt tokens this sequence evaluated itself (its suffix; the prefix on seq 0)
     shared_prefix: int  # prompt tokens shared with the batch (evaluated once, on sequence 0)
     ttft_s: float | None
+    #: with ``keep_logits``: the float32 logits each of ``token_ids`` was sampled from
+    logits: list[Any] | None = None
 
 
 @dataclass
@@ -152,8 +154,11 @@ class BatchDecoder:
         grammars: list[Any],
         max_tokens: list[int],
         stops: list[list[str]],
+        keep_logits: list[bool] | None = None,
     ) -> BatchFigures:
-        """Greedy-decode every sequence; returns the batch's figures and each sequence's result."""
+        """Greedy-decode every sequence; returns the batch's figures and each sequence's result
+        (with ``keep_logits[s]``, sequence ``s``'s result holds the logits row of every token it
+        sampled: the fidelity capture, see ``Backend.capture``)."""
         import llama_cpp
 
         n = len(token_lists)
@@ -184,6 +189,17 @@ class BatchDecoder:
         ttft: list[float | None] = [None] * n
         pos = [len(t) for t in token_lists]
         live = [True] * n
+        want = list(keep_logits) if keep_logits is not None else [False] * n
+        rows: list[list[Any]] = [[] for _ in range(n)]
+        n_vocab = int(llm.n_vocab()) if any(want) else 0
+
+        def take(s: int, j: int) -> None:
+            tok = samplers[s].sample(ctx, j)
+            before = len(out[s])
+            self._take(s, tok, vocab, out, texts, finish, live, max_tokens, stops)
+            if want[s] and len(out[s]) > before:
+                rows[s].append(logits_row(ctx.get_logits_ith(j), n_vocab))
+
         try:
             t0 = time.perf_counter()
             # 1. the shared prefix, once, on sequence 0; then copied into every other stream
@@ -202,8 +218,7 @@ class BatchDecoder:
                 ctx.decode(batch)
                 for j, (_tok, _p, s, last) in enumerate(chunk):
                     if last:
-                        self._take(s, samplers[s].sample(ctx, j), vocab, out, texts, finish, live,
-                                   max_tokens, stops)
+                        take(s, j)
                         ttft[s] = time.perf_counter() - t0
             t1 = time.perf_counter()
             # 3. decode steps: one token per live sequence, one batch per step
@@ -215,8 +230,7 @@ class BatchDecoder:
                 steps += 1
                 for j, s in enumerate(seqs):
                     pos[s] += 1
-                    self._take(s, samplers[s].sample(ctx, j), vocab, out, texts, finish, live,
-                               max_tokens, stops)
+                    take(s, j)
             t2 = time.perf_counter()
             self._cached = list(token_lists[0][:prefix])
         finally:
@@ -231,7 +245,7 @@ class BatchDecoder:
                 text = llm.detokenize(out[s]).decode("utf-8", errors="replace")
             own = len(token_lists[s]) - prefix + (prefix - keep if s == 0 else 0)
             results.append(SequenceResult(out[s], text, finish[s], len(token_lists[s]), own,
-                                          prefix if s else keep, ttft[s]))
+                                          prefix if s else keep, ttft[s], rows[s] if want[s] else None))
         return BatchFigures(prefill_s=t1 - t0, decode_s=t2 - t1, prefix_tokens=prefix,
                             decode_steps=steps, results=results)
 
@@ -281,3 +295,13 @@ def attribute(figures: BatchFigures) -> list[dict[str, Any]]:
     pw, gw = sum(prompt_w) or 1.0, sum(gen_w) or 1.0
     return [{"prefill_s": figures.prefill_s * p / pw, "decode_s": figures.decode_s * g / gw}
             for p, g in zip(prompt_w, gen_w, strict=True)]
+
+
+def logits_row(ptr: Any, n_vocab: int) -> Any:
+    """A copy of one row of float32 logits (llama.cpp reuses the buffer at the next decode)."""
+    import ctypes
+
+    import numpy as np
+
+    arr = np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(n_vocab,))
+    return np.array(arr, dtype=np.float32)

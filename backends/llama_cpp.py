@@ -60,6 +60,7 @@ class LlamaBackend(Backend):
     PRECISIONS: ClassVar[tuple[str, ...] | None] = LLAMA_PRECISIONS
     SUPPORTS_GRAMMAR: ClassVar[bool] = True
     FIDELITY: ClassVar[str] = "exact"
+    LOGPROBS: ClassVar[bool] = True
 
     def __init__(self, spec: BackendSpec) -> None:
         super().__init__(spec)
@@ -253,6 +254,10 @@ class LlamaBackend(Backend):
         vocab = llm._model.vocab
         stops = [s for s in request.stop if s]
         llama_cpp.llama_perf_context_reset(ctx)
+        keep = self._wants_scores(request)
+        if keep:
+            from .llama_batch import logits_row
+        rows: list[Any] = []
         out_ids: list[int] = []
         text = ""
         finish = "length"
@@ -267,6 +272,8 @@ class LlamaBackend(Backend):
                 if llama_cpp.llama_vocab_is_eog(vocab, tok):
                     finish = "eos" if grammar is None else "grammar"
                     break
+                if keep:  # the distribution tok was sampled from: the last decode's last row
+                    rows.append(logits_row(llama_cpp.llama_get_logits_ith(ctx, -1), llm.n_vocab()))
                 out_ids.append(tok)
                 if stops:
                     text = llm.detokenize(out_ids).decode("utf-8", errors="ignore")
@@ -291,7 +298,7 @@ class LlamaBackend(Backend):
         evaluated, prefill_ms = _evals(first)
         total_evals, total_ms = _evals(end)
         decode_ms = total_ms - prefill_ms
-        return Completion(
+        done = Completion(
             text=text,
             prompt_tokens=len(tokens),
             completion_tokens=len(out_ids),
@@ -303,6 +310,42 @@ class LlamaBackend(Backend):
             extra={"prompt_evaluated": evaluated, "decode_evals": total_evals - evaluated,
                    "wall_s": wall, "token_ids": out_ids},
         )
+        if keep:
+            self._keep_scores(request, done, out_ids, rows)
+        return done
+
+    def token_bytes(self, token_id: int) -> bytes:
+        if self._llm is None:
+            self.load()
+        return bytes(self._llm.detokenize([int(token_id)], special=True))
+
+    def _wants_scores(self, request: GenerationRequest) -> bool:
+        return request.top_logprobs is not None or (self.capture is not None and request.messages is None)
+
+    def _keep_scores(self, request: GenerationRequest, done: Completion, out_ids: list[int], rows: list[Any]) -> None:
+        """The distributions of the tokens the kept text holds (a stop sequence's tokens are cut
+        with it) into ``done.scores`` (asked by the request) and the capture. The capture keeps
+        them only where the text tokenizes back to the generated tokens -- what the fidelity
+        pass would score -- and the request's scores fall back to the generated tokens up to
+        the text's length otherwise (a non-canonical tokenization, rare)."""
+        import numpy as np
+
+        llm = self._llm
+        text = done.text
+        ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False) if text else []
+        canonical = bool(ids) and ids == out_ids[:len(ids)] and len(rows) >= len(ids)
+        if canonical:
+            n = len(ids)
+        else:
+            n, size = 0, len(text.encode("utf-8"))
+            while n < len(out_ids) and len(llm.detokenize(out_ids[:n + 1])) <= size:
+                n += 1
+        scores = TokenScores("exact", list(out_ids[:n]), np.stack(rows[:n]) if n else
+                             np.zeros((0, llm.n_vocab()), dtype=np.float32), source="captured")
+        if request.top_logprobs is not None:
+            done.scores = scores
+        if self.capture is not None and canonical and request.messages is None:
+            self.capture.put(request, text, scores)
 
     def generate_batch(self, requests: Any, *, return_exceptions: bool = False) -> list[Any]:
         """Several requests decoded together as sequences of one llama.cpp context
@@ -337,12 +380,13 @@ class LlamaBackend(Backend):
             self._batcher = BatchDecoder(llm)
         try:
             fig = self._batcher.decode([t for _, _, t, _ in todo], [g for *_, g in todo],
-                                       [r.max_tokens for _, r, _, _ in todo], [list(r.stop) for _, r, _, _ in todo])
+                                       [r.max_tokens for _, r, _, _ in todo], [list(r.stop) for _, r, _, _ in todo],
+                                       keep_logits=[self._wants_scores(r) for _, r, _, _ in todo])
         except Exception as exc:  # noqa: BLE001 - the batch context may be half-written: drop it
             self._batcher.close()
             self._batcher = None
             raise BackendError(f"llama.cpp batched decoding failed: {type(exc).__name__}: {exc}") from None
-        for (i, _r, _t, _g), res, share in zip(todo, fig.results, attribute(fig), strict=True):
+        for (i, req, _t, _g), res, share in zip(todo, fig.results, attribute(fig), strict=True):
             slots[i] = Completion(
                 text=res.text, prompt_tokens=res.prompt_tokens, completion_tokens=len(res.token_ids),
                 cached_tokens=res.shared_prefix, prefill_s=share["prefill_s"], decode_s=share["decode_s"],
@@ -352,6 +396,8 @@ class LlamaBackend(Backend):
                        "batch_sequences": len(todo), "shared_prefix_tokens": fig.prefix_tokens,
                        "decode_steps": fig.decode_steps},
             )
+            if res.logits is not None:
+                self._keep_scores(req, slots[i], res.token_ids, res.logits)
         return slots
 
     def score(self, items: Any, *, n_seq: int = 1) -> list[TokenScores]:
@@ -472,3 +518,4 @@ def _cuda_capability() -> tuple[int, int] | None:
 
     acc = detect(torch=False)
     return acc.capability if acc.kind == "cuda" else None
+

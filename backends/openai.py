@@ -51,13 +51,14 @@ from agentsim.backends.base import (
     Completion,
     GenerationRequest,
     OptionSpec,
+    TokenScores,
     first_stop,
 )
 from agentsim.errors import BackendError
 from agentsim.grammar import resolve_grammar
 
 from .openai_client import TRANSIENT_STATUS, ServerClient, is_local, loads
-from .openai_stream import StreamReply, figures, read_stream, whole_reply
+from .openai_stream import StreamReply, figures, read_stream, topk_scores, whole_reply
 
 __all__ = ["OpenAIBackend", "json_schema_for", "TRANSIENT_STATUS"]
 
@@ -82,12 +83,19 @@ class OpenAIBackend(Backend):
         "retries": OptionSpec(int, 2, "extra attempts after a transient failure (refused, timeout, 429, 5xx)"),
         "backoff_s": OptionSpec(float, 0.5, "first retry delay in seconds; doubles each retry"),
         "grammar": OptionSpec(str, "auto", "auto | gbnf (llama.cpp 'grammar' field) | json_schema (response_format) | off"),
+        "top_logprobs": OptionSpec(int, 20, "top logprobs asked per token in a --fidelity launch (OpenAI: 0..20)"),
     }
     PRECISIONS: ClassVar[tuple[str, ...] | None] = None  # declared: any label
     SUPPORTS_GRAMMAR: ClassVar[bool] = True  # when the server accepts one (see grammar_mode)
+    #: a top-k estimate from the server's ``logprobs`` of the tokens it generated in a
+    #: ``--fidelity`` launch (captured, :class:`~agentsim.backends.base.ScoreCapture`)
+    FIDELITY: ClassVar[str] = "topk"
+    FIDELITY_TEACHER_FORCED: ClassVar[bool] = False
     FIDELITY_UNAVAILABLE: ClassVar[str] = (
         "cannot be scored teacher-forced: the chat API returns logprobs of the tokens the server "
-        "samples, not of given ones (prompt logprobs are not requested by agentsim yet)")
+        "generates, not of given ones (prompt logprobs are not requested by agentsim); they are "
+        "captured while a --fidelity launch runs (run --fidelity), and compared up to where two "
+        "runs' answers part")
 
     def __init__(self, spec: BackendSpec) -> None:
         super().__init__(spec)
@@ -114,6 +122,8 @@ class OpenAIBackend(Backend):
             raise BackendError(f"precision label {self.declared_precision!r}: use letters, digits and . _ + -")
         if str(o["grammar"]) not in _GRAMMAR_MODES:
             raise BackendError(f"openai: grammar={o['grammar']!r}", hint="auto, gbnf, json_schema or off")
+        if not 0 <= int(o["top_logprobs"]) <= 20:
+            raise BackendError("openai: top_logprobs must be between 0 and 20 (OpenAI's bound)")
         if int(o["concurrency"]) < 1:
             raise BackendError("openai: concurrency must be at least 1")
         if float(o["timeout_s"]) <= 0:
@@ -132,6 +142,7 @@ class OpenAIBackend(Backend):
         self.owned_by: str | None = None
         self.grammar_mode: str = "off"
         self._stream_usage = True  # ask for stream_options.include_usage until a server refuses it
+        self._logprobs = True  # ask for logprobs (when wanted) until a server refuses them
         self.notes: list[str] = []
         self._warned: set[str] = set()
         self.local = is_local(parts.hostname)
@@ -253,6 +264,10 @@ class OpenAIBackend(Backend):
             body["stop"] = stops
         if request.tools:
             body["tools"] = list(request.tools)
+        if self._logprobs and (request.top_logprobs is not None or (self.capture is not None and request.messages is None)):
+            body["logprobs"] = True
+            body["top_logprobs"] = int(request.top_logprobs if request.top_logprobs is not None
+                                       else self.options["top_logprobs"])
         if self._stream_usage:
             body["stream_options"] = {"include_usage": True}
         if self.server in ("llama.cpp", "llama-cpp-python"):
@@ -301,6 +316,12 @@ class OpenAIBackend(Backend):
                 self._stream_usage = False
                 self._note_once("usage", "the server refused stream_options; token counts come from the stream")
                 body.pop("stream_options", None)
+                return client.with_retries(lambda: self._stream(body, request), what="POST /chat/completions")
+            if "logprobs" in body and self._logprobs and "logprobs" in exc.message:
+                self._logprobs = False
+                self._note_once("logprobs", "the server refused logprobs: fidelity is unavailable for its hops")
+                body.pop("logprobs", None)
+                body.pop("top_logprobs", None)
                 return client.with_retries(lambda: self._stream(body, request), what="POST /chat/completions")
             raise
 
@@ -371,10 +392,20 @@ class OpenAIBackend(Backend):
         f = figures(reply, wall)
         if f.server_timings is not None:
             extra["server_timings"] = f.server_timings
-        return Completion(text=text, prompt_tokens=f.prompt_tokens, completion_tokens=f.completion_tokens,
+        done = Completion(text=text, prompt_tokens=f.prompt_tokens, completion_tokens=f.completion_tokens,
                           cached_tokens=f.cached_tokens, prefill_s=f.prefill_s, decode_s=f.decode_s,
                           ttft_s=reply.ttft_s, finish_reason=_stop_reason(finish, request), timing_source=f.timing_source,
                           tokens_source=f.tokens_source, extra=extra)
+        if reply.logprobs is not None:
+            tokens, dists = topk_scores(reply.logprobs, text)
+            scores = TokenScores("topk", tokens, dists, source="captured")
+            if request.top_logprobs is not None:
+                done.scores = scores
+            if self.capture is not None and tokens and "raw_text" not in extra:
+                self.capture.put(request, text, scores)
+        elif self.capture is not None and text:
+            self._note_once("no-logprobs", "the server returned no logprobs: fidelity is unavailable for its hops")
+        return done
 
     # ---------------------------------------------------------------------------------------
     # what ran

@@ -19,7 +19,7 @@ from agentsim.errors import BackendError
 
 from .openai_client import Transient, error_text, loads
 
-__all__ = ["StreamReply", "Figures", "read_stream", "whole_reply", "figures"]
+__all__ = ["StreamReply", "Figures", "read_stream", "whole_reply", "figures", "topk_scores"]
 
 
 @dataclass
@@ -33,6 +33,8 @@ class StreamReply:
     finish: str | None = None
     usage: dict[str, Any] | None = None
     timings: dict[str, Any] | None = None
+    #: OpenAI's ``logprobs.content`` entries of the reply's tokens (None: the server sent none)
+    logprobs: list[dict[str, Any]] | None = None
 
 
 def read_stream(lines: Iterable[str], *, t0: float, timeout_s: float, base_url: str,
@@ -71,6 +73,7 @@ def read_stream(lines: Iterable[str], *, t0: float, timeout_s: float, base_url: 
                     reply.ttft_s = time.perf_counter() - t0
                 pieces.append(str(text))
                 reply.chunks = (reply.chunks or 0) + 1
+            _add_logprobs(reply, choice)
             if choice.get("finish_reason"):
                 reply.finish = str(choice["finish_reason"])
     if reply.finish is None:
@@ -90,8 +93,49 @@ def whole_reply(obj: Any) -> StreamReply:
         text = choice["message"].get("content") or ""
     except (KeyError, IndexError, TypeError, AttributeError):
         raise BackendError(f"the reply has no choices[0].message.content: {json.dumps(obj)[:200]}") from None
-    return StreamReply(text=text, finish=choice.get("finish_reason"), usage=obj.get("usage"),
-                       timings=obj.get("timings"))
+    reply = StreamReply(text=text, finish=choice.get("finish_reason"), usage=obj.get("usage"),
+                        timings=obj.get("timings"))
+    _add_logprobs(reply, choice)
+    return reply
+
+
+def _add_logprobs(reply: StreamReply, choice: dict[str, Any]) -> None:
+    lp = choice.get("logprobs")
+    content = lp.get("content") if isinstance(lp, dict) else None
+    if isinstance(content, list):
+        reply.logprobs = (reply.logprobs or []) + [e for e in content if isinstance(e, dict)]
+
+
+def topk_scores(entries: list[dict[str, Any]], text: str) -> tuple[list[Any], list[dict[Any, float]]]:
+    """The tokens and top-k distributions of a reply's ``logprobs.content``, cut to the tokens
+    that ``text`` holds (a server may list a stop sequence's tokens): a token is its bytes
+    where the server sends them (else its text); each position's dict holds the listed
+    ``top_logprobs`` and the returned token itself."""
+    tokens: list[Any] = []
+    dists: list[dict[Any, float]] = []
+    raw = b""
+
+    def key(e: dict[str, Any]) -> Any:
+        b = e.get("bytes")
+        return bytes(b) if isinstance(b, list) else str(e.get("token", ""))
+
+    for e in entries:
+        k = key(e)
+        more = raw + (k if isinstance(k, bytes) else str(k).encode("utf-8"))
+        # a token belongs to the text while the bytes so far read as its beginning (a character
+        # still incomplete is left out; bytes that are no UTF-8 read as the replacement mark)
+        whole = bool(raw) and raw.decode("utf-8", errors="replace") == text
+        if whole or not (text.startswith(more.decode("utf-8", errors="ignore"))
+                         or text.startswith(more.decode("utf-8", errors="replace"))):
+            break
+        raw = more
+        d = {key(t): float(t["logprob"]) for t in e.get("top_logprobs") or [] if isinstance(t, dict)
+             and t.get("logprob") is not None}
+        if e.get("logprob") is not None:
+            d[k] = float(e["logprob"])
+        tokens.append(k)
+        dists.append(d)
+    return tokens, dists
 
 
 @dataclass

@@ -107,6 +107,8 @@ def chart_group(summaries: list[dict[str, Any]], current: dict[str, Any] | None)
 def fidelity_cells(s: dict[str, Any]) -> tuple[str, str]:
     """Flips against the baseline (tasks right->wrong / wrong->right, with the noise floor) and
     the mean KLD (agentsim.fidelity; docs/fidelity.md), beside the accuracy columns."""
+    from agentsim.fidelity.figures import estimate_label
+
     fig = s.get("fidelity") or {}
     f, d = fig.get("flips"), fig.get("fidelity")
     if not f or s["run_id"] == s.get("baseline_run_id"):
@@ -115,7 +117,7 @@ def fidelity_cells(s: dict[str, Any]) -> tuple[str, str]:
     flips = f"-{f['task_right_to_wrong']} +{f['task_wrong_to_right']}" + (
         f" (floor {floor['flips']['task_flips']})" if floor else "")
     kld = "-" if not d or d.get("kld_mean") is None else f"{d['kld_mean']:.3g}" + (
-        " est." if d.get("kind") == "topk" else "") + (
+        f" {estimate_label(d)}" if estimate_label(d) else "") + (
         f" vs r{d['reference_run_id']}" if d.get("reference_run_id") != fig.get("reference_run_id") else "")
     return flips, kld
 

@@ -38,13 +38,15 @@ def fidelity_lines(fig: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def kld_text(d: dict[str, Any] | None) -> str:
+    from agentsim.fidelity.figures import estimate_label
+
     if not d:
         return "not computed (agentsim fidelity RUN)"
     if d["kld_mean"] is None:
         why = "; ".join(f"{k} ({v})" for k, v in (d.get("reasons") or {}).items()) or d.get("note") or "-"
         return f"{d['kind']}: no hop compared: {why}"
     ci = d.get("kld_ci95")
-    est = " (top-k estimate)" if d["kind"] == "topk" else ""
+    est = f" ({estimate_label(d)})" if estimate_label(d) else ""
     text = (f"KLD {d['kld_mean']:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "") + f"{est}, same top "
             f"{100 * d['same_top']:.1f}%, RMS dp {100 * d['delta_p_rms']:.2f}%; {d['compared']} hops "
             f"({d['positions']} positions)")

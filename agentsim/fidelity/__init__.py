@@ -20,6 +20,12 @@ inputs differ, and such a hop is recorded as ``diverged`` (nothing computed for 
 with identical inputs are compared, which biases free-mode figures towards the hops where the
 rung had not yet drifted -- oracle-mode figures are the clean ones.
 
+In a ``--fidelity`` launch the backends also keep the distributions they sampled from
+(``Backend.capture``): a hop whose reference completion both runs generated themselves is
+compared from those (no pass needed), every other hop teacher-forced on both sides. The
+``openai`` backend's capture is the server's top-k ``logprobs``: a top-k estimate with a tail
+bucket (status ``topk``), compared up to the first token where the two answers part.
+
 The reference distributions are recomputed, never stored: the database keeps one row of
 aggregates per hop (``hop_fidelity``; about 150 bytes per hop with its index, so a 100-instance
 sweep of 5 rungs x 2 modes x 8 hops adds well under 2 MB). Within one process the reference's
@@ -33,7 +39,15 @@ measures what batching alone changes -- the noise floor.
 
 from __future__ import annotations
 
-from .figures import FidelitySummary, Flips, fidelity_summary, flat_figures, flips, run_figures
+from .figures import (
+    FidelitySummary,
+    Flips,
+    estimate_label,
+    fidelity_summary,
+    flat_figures,
+    flips,
+    run_figures,
+)
 from .metrics import HopMetrics, hop_metrics, topk_hop_metrics
 from .passes import (
     METHOD,
@@ -63,5 +77,6 @@ __all__ = [
     "ReferenceCache",
     "floor_partner",
     "run_figures",
+    "estimate_label",
     "flat_figures",
 ]

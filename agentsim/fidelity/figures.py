@@ -225,3 +225,15 @@ def flat_figures(fig: dict[str, Any]) -> dict[str, Any]:
         "floor_kld_mean": fd.get("kld_mean"),
         "floor_same_top": fd.get("same_top"),
     }
+
+
+def estimate_label(d: dict[str, Any] | Any | None) -> str:
+    """What a figure of ``d`` (a summary or its dict) must say about how it was computed:
+    ``""`` for exact figures, ``"top-k estimate (k=20)"`` for a server's top-k lists."""
+    if d is None:
+        return ""
+    get = d.get if isinstance(d, dict) else lambda k, default=None: getattr(d, k, default)
+    if get("kind") != "topk":
+        return ""
+    k = (get("layout") or {}).get("top_k")
+    return f"top-k estimate (k={k})" if k else "top-k estimate"

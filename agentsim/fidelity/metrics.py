@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -73,32 +74,34 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
-def topk_hop_metrics(ref: Sequence[dict[int, float]], rung: Sequence[dict[int, float]],
-                     token_ids: Sequence[int]) -> HopMetrics:
-    """The top-k estimate (a server's ``logprobs``): each side's returned tokens plus one tail
-    bucket holding the rest of its mass; a token one side lists and the other does not is in the
-    other's tail. An estimate, stored with status ``topk``."""
+def topk_hop_metrics(ref: Sequence[dict[Any, float]], rung: Sequence[dict[Any, float]],
+                     token_ids: Sequence[Any]) -> HopMetrics:
+    """The top-k estimate (a server's ``logprobs``): at each position the tokens that *both*
+    sides list keep their own probabilities, and everything else is one tail bucket on each side
+    holding the rest of its mass (1 - the listed tokens' sum). That is the KL divergence of a
+    coarser partition of the same two distributions, so it never exceeds the exact figure and
+    grows towards it as k grows (it equals it once every token with mass is listed: data
+    processing). Same top: the top listed token of each side; delta-p: of the reference's token,
+    0 where a side does not list it. Stored with status ``topk``, shown as an estimate."""
     if len(ref) != len(rung) or len(ref) != len(token_ids) or not ref:
         raise ValueError("top-k scores of different lengths")
     klds, same, dps, first = [], [], [], None
     for j, (a, b, t) in enumerate(zip(ref, rung, token_ids, strict=True)):
-        keys = sorted(set(a) | set(b))
-        pa = {k: math.exp(a[k]) for k in a}
-        pb = {k: math.exp(b[k]) for k in b}
-        tail_a = max(1.0 - sum(pa.values()), 1e-12)
-        tail_b = max(1.0 - sum(pb.values()), 1e-12)
-        miss_a = [k for k in keys if k not in pa]
-        miss_b = [k for k in keys if k not in pb]
-        # a token missing on one side gets an equal part of that side's tail
-        va = [pa.get(k, tail_a / (len(miss_a) + 1)) for k in keys] + [tail_a / (len(miss_a) + 1)]
-        vb = [pb.get(k, tail_b / (len(miss_b) + 1)) for k in keys] + [tail_b / (len(miss_b) + 1)]
-        klds.append(max(0.0, sum(x * (math.log(x) - math.log(y)) for x, y in zip(va, vb, strict=True) if x > 0)))
-        ta = max(a, key=a.get) if a else None  # type: ignore[arg-type]
-        tb = max(b, key=b.get) if b else None  # type: ignore[arg-type]
+        both = [k for k in a if k in b]
+        pa = [math.exp(a[k]) for k in both]
+        pb = [math.exp(b[k]) for k in both]
+        tail_a = max(0.0, 1.0 - sum(pa))
+        tail_b = max(0.0, 1.0 - sum(pb))
+        kl = sum(x * (math.log(x) - math.log(y)) for x, y in zip(pa, pb, strict=True) if x > 0)
+        if tail_a > 1e-15:
+            kl += tail_a * (math.log(tail_a) - math.log(max(tail_b, 1e-300)))
+        klds.append(max(0.0, kl))
+        ta = max(a, key=a.__getitem__) if a else None
+        tb = max(b, key=b.__getitem__) if b else None
         same.append(ta == tb)
         if ta != tb and first is None:
             first = j
-        dps.append(pa.get(t, 0.0) - pb.get(t, 0.0))
+        dps.append((math.exp(a[t]) if t in a else 0.0) - (math.exp(b[t]) if t in b else 0.0))
     k = np.asarray(klds)
     d = np.asarray(dps)
     return HopMetrics(len(k), float(k.mean()), float(k.max()), int(k.argmax()), float(np.mean(same)),

@@ -178,6 +178,9 @@ class PassResult:
     seconds: float
     kind: str
     note: str | None = None
+    #: hops whose two sides both came from what the backends computed while generating
+    #: (``Backend.capture``), not scored again
+    captured: int = 0
 
 
 def compute_fidelity(store: Store, run_id: int, reference_id: int | None = None, *,
@@ -185,13 +188,21 @@ def compute_fidelity(store: Store, run_id: int, reference_id: int | None = None,
                      backends: dict[str, Any] | None = None,
                      make_backend: Callable[[str], Any] | None = None,
                      chunk: int = 16,
-                     progress: Callable[[int, int], None] | None = None) -> PassResult:
+                     progress: Callable[[int, int], None] | None = None,
+                     captures: dict[int, Any] | None = None) -> PassResult:
     """Score run ``run_id`` against its reference (default: :func:`default_reference`) and store
     one ``hop_fidelity`` row per model hop (earlier rows of the pair are replaced).
 
     ``backends``: loaded backends by spec string, reused and left open (a sweep's reference is
-    loaded once); others are created with ``make_backend`` (default ``create_backend``), loaded,
-    and closed here.
+    loaded once); others are created with ``make_backend`` (default ``create_backend``), loaded
+    when something must be scored, and closed here.
+
+    ``captures``: run id -> the :class:`~agentsim.backends.base.ScoreCapture` its backend filled
+    while it generated (a ``--fidelity`` launch). A hop whose reference completion both runs
+    generated themselves (the reference always; the rung where it answered alike) takes both
+    sides from there: the distributions the two runs sampled from, in their own layouts --
+    what a teacher-forced pass recomputes, at none of its cost. Every other hop is scored
+    teacher-forced on both sides (one source per comparison, never mixed).
     """
     from agentsim.backends.base import create_backend
 
@@ -211,23 +222,28 @@ def compute_fidelity(store: Store, run_id: int, reference_id: int | None = None,
     t0 = time.perf_counter()
     items, skipped = _pairs(store, run, ref)
     opened: list[Any] = []
+    made: dict[str, Any] = {}
 
-    def backend(spec: str) -> Any:
+    def backend(spec: str, load: bool = True) -> Any:
         if backends is not None and spec in backends:
             return backends[spec]
-        b = make(spec)
-        b.load()
-        opened.append(b)
-        if backends is not None:
-            backends[spec] = b
+        b = made.get(spec)
+        if b is None:
+            b = made[spec] = make(spec)
+        if load and b not in opened:
+            b.load()
+            opened.append(b)
+            if backends is not None:
+                backends[spec] = b
         return b
 
     rows: list[dict[str, Any]] = list(skipped)
     kind = "unavailable"
     note = None
+    n_captured = 0
     try:
-        ref_b = backend(ref.backend)
-        rung_b = ref_b if ref.backend == run.backend else backend(run.backend)
+        ref_b = backend(ref.backend, load=False)
+        rung_b = ref_b if ref.backend == run.backend else backend(run.backend, load=False)
         kinds = {ref_b.FIDELITY, rung_b.FIDELITY}
         if "none" in kinds:
             why = [f"{b.NAME} ({'a simulation: there is no model' if b.SIMULATED else b.FIDELITY_UNAVAILABLE})"
@@ -238,6 +254,22 @@ def compute_fidelity(store: Store, run_id: int, reference_id: int | None = None,
             items = []
         else:
             kind = "exact" if kinds == {"exact"} else "topk"
+        if items and captures:
+            items, got = _from_captures(items, captures.get(ref.id), captures.get(run.id))
+            rows += got
+            n_captured = len(got)
+            kind = _kind_of(rows, kind)
+        if items and not (ref_b.FIDELITY_TEACHER_FORCED and rung_b.FIDELITY_TEACHER_FORCED):
+            why = "unavailable: " + ", ".join(dict.fromkeys(
+                f"{b.NAME} {b.FIDELITY_UNAVAILABLE}" for b in (ref_b, rung_b) if not b.FIDELITY_TEACHER_FORCED))
+            if not captures:
+                note = why
+            rows += [{"instance_index": i.instance_index, "hop_id": i.hop_id, "status": "unavailable",
+                      "reason": why} for i in items]
+            items = []
+        if items:  # what the captures do not hold is scored teacher-forced: load the models
+            ref_b = backend(ref.backend)
+            rung_b = ref_b if ref.backend == run.backend else backend(run.backend)
         ref_seq, rung_seq = _n_seq(ref), _n_seq(run)
         cache = cache if cache is not None else ReferenceCache()
         done = 0
@@ -266,10 +298,66 @@ def compute_fidelity(store: Store, run_id: int, reference_id: int | None = None,
             if backends is None:
                 b.close()
     seconds = time.perf_counter() - t0
+    # the k of a top-k estimate: the smaller of the two sides' lists (a backend's option)
+    ks = [int(b.options["top_logprobs"]) for b in made.values() if "top_logprobs" in getattr(b, "options", {})]
+    top_k = min(ks) if ks else None
     compared = sum(1 for r in rows if r["status"] in ("exact", "topk"))
     replace_fidelity(store, run.id, ref.id, rows, method=METHOD, seconds=seconds,
-                           layout={"rung_n_seq": _n_seq(run), "reference_n_seq": _n_seq(ref)}, note=note)
-    return PassResult(run.id, ref.id, len(rows), compared, seconds, kind, note)
+                     layout={"rung_n_seq": _n_seq(run), "reference_n_seq": _n_seq(ref),
+                             **({"captured_hops": n_captured} if n_captured else {}),
+                             **({"top_k": top_k} if top_k and any(r["status"] == "topk" for r in rows) else {})},
+                     note=note)
+    return PassResult(run.id, ref.id, len(rows), compared, seconds, kind, note, n_captured)
+
+
+def _from_captures(items: list[_Item], ref_cap: Any, run_cap: Any) -> tuple[list[_Item], list[dict[str, Any]]]:
+    """The rows of the hops whose both sides are captured, and the items left to score."""
+    if ref_cap is None or run_cap is None:
+        return items, []
+    left: list[_Item] = []
+    rows: list[dict[str, Any]] = []
+    for it in items:
+        a = ref_cap.get(it.request.system, it.request.prompt, it.completion)
+        b = run_cap.get(it.request.system, it.request.prompt, it.completion)
+        if a is not None and b is None and a.kind == "topk":
+            got = run_cap.entry(it.request.system, it.request.prompt)
+            row = _topk_prefix_row(it, a, got[1] if got is not None else None)
+            if row is not None:
+                rows.append(row)
+                continue
+        if a is None or b is None or a.kind != b.kind:
+            left.append(it)
+        else:
+            rows.append(_row(it, a, b))
+    return left, rows
+
+
+def _topk_prefix_row(it: _Item, a: Any, b: Any) -> dict[str, Any] | None:
+    """A server's logprobs cover the tokens it generated: where the rung's answer parted from
+    the reference's, their distributions are comparable up to the first token that differs
+    (both saw the same text before it) -- that far and no further, said in the reason."""
+    if b is None or b.kind != "topk" or not b.token_ids:
+        return None
+    n = 0
+    while n < min(len(a.token_ids), len(b.token_ids)) and a.token_ids[n] == b.token_ids[n]:
+        n += 1
+    upto = min(n + 1, len(a.token_ids), len(b.token_ids))
+    if upto < 1:
+        return None
+    from agentsim.backends.base import TokenScores
+
+    cut_a = TokenScores("topk", list(a.token_ids[:upto]), list(a.logprobs[:upto]), source="captured")
+    cut_b = TokenScores("topk", list(a.token_ids[:upto]), list(b.logprobs[:upto]), source="captured")
+    row = _row(it, cut_a, cut_b)
+    if row["status"] == "topk":
+        row["reason"] = (f"compared up to where the answers parted: {upto} of {len(a.token_ids)} positions "
+                         "(a server's logprobs cover only the tokens it generated)")
+    return row
+
+
+def _kind_of(rows: list[dict[str, Any]], kind: str) -> str:
+    kinds = {r["status"] for r in rows}
+    return "topk" if "topk" in kinds else ("exact" if "exact" in kinds else kind)
 
 
 def _scores(role: str, b: Any, spec: str, part: list[_Item], n_seq: int, cache: ReferenceCache) -> list[Any]:
@@ -316,7 +404,8 @@ def _as_topk(s: Any, k: int = 20) -> list[dict[int, float]]:
 
 
 def fidelity_for_runs(store: Store, runs: Sequence[RunRead], *,
-                      progress: Callable[[str], None] | None = None) -> list[PassResult | AgentsimError]:
+                      progress: Callable[[str], None] | None = None,
+                      captures: dict[int, Any] | None = None) -> list[PassResult | AgentsimError]:
     """``--fidelity``: every run that has a reference (the top rung of its group) is scored; the
     references' backends stay loaded across the runs held against them and their scores are
     cached. A run without a reference (the top rung itself) is left out; a failure is returned
@@ -350,11 +439,12 @@ def fidelity_for_runs(store: Store, runs: Sequence[RunRead], *,
             for spec in [s for s in loaded if s != ref.backend]:
                 loaded.pop(spec).close()
             try:
-                res = compute_fidelity(store, run.id, ref.id, cache=cache, backends=loaded)
+                res = compute_fidelity(store, run.id, ref.id, cache=cache, backends=loaded, captures=captures)
                 out.append(res)
                 if progress:
+                    how = f", {res.captured} from the runs' own distributions" if res.captured else ""
                     progress(f"fidelity: run {run.id} vs run {ref.id}: {res.compared} of {res.hops} hops "
-                             f"compared in {res.seconds:.1f} s" + (f" ({res.note})" if res.note else ""))
+                             f"compared{how} in {res.seconds:.1f} s" + (f" ({res.note})" if res.note else ""))
             except AgentsimError as exc:
                 out.append(exc)
                 if progress:

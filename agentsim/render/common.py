@@ -199,6 +199,8 @@ def _share_ci(f: Estimate | None) -> str:
 
 def fidelity_cells(doc: Report, b: RunEvaluation) -> dict[str, str]:
     """The flips and KLD cells of a run's row (agentsim.fidelity), with its noise floor."""
+    from agentsim.fidelity.figures import estimate_label
+
     fig = (doc.fidelity or {}).get(str(b.run_id)) or {}
     f, d = fig.get("flips"), fig.get("fidelity")
     floor = (fig.get("floor") or [None])[0]
@@ -208,7 +210,7 @@ def fidelity_cells(doc: Report, b: RunEvaluation) -> dict[str, str]:
     kld = "-"
     if d and d.get("kld_mean") is not None:
         ci = d.get("kld_ci95")
-        kld = f"{d['kld_mean']:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "") + (" est." if d["kind"] == "topk" else "")
+        kld = f"{d['kld_mean']:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "") + (f" {estimate_label(d)}" if estimate_label(d) else "")
         if d.get("reference_run_id") != fig.get("reference_run_id"):
             kld += f" vs r{d['reference_run_id']}"
         fd = (floor or {}).get("fidelity") or {}

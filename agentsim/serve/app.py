@@ -39,7 +39,9 @@ def _chunks(served: Served, include_usage: bool) -> list[dict[str, Any]]:
     base = {"id": served.id, "object": "chat.completion.chunk", "created": served.created, "model": served.model,
             "system_fingerprint": "agentsim"}
     out = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}]
-    if served.content:
+    if served.logprobs is not None and served.logprobs["content"]:
+        out += _token_chunks(base, served)
+    elif served.content:
         text = served.content
         step = max(1, len(text) // 4 + 1)  # a few chunks, as a client meets them from a token stream
         for i in range(0, len(text), step):
@@ -52,6 +54,26 @@ def _chunks(served: Served, include_usage: bool) -> list[dict[str, Any]]:
     out.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": served.finish_reason}]})
     if include_usage:
         out.append({**base, "choices": [], "usage": served.usage})
+    return out
+
+
+def _token_chunks(base: dict[str, Any], served: Served) -> list[dict[str, Any]]:
+    """With logprobs: one chunk per generated token, as OpenAI streams them, each carrying its
+    token's logprobs entry and the text it completes (a token ending inside a multi-byte
+    character carries no text; the character comes with the token that completes it)."""
+    entries = served.logprobs["content"] if served.logprobs else []
+    text = served.content or ""
+    out, done, raw = [], "", b""
+    for k, e in enumerate(entries):
+        raw += bytes(e["bytes"])
+        upto = raw.decode("utf-8", errors="ignore")
+        if not text.startswith(upto):  # the content is not these tokens (tool calls): text goes last
+            upto = done
+        piece = text[len(done):] if k == len(entries) - 1 else upto[len(done):]
+        done += piece
+        delta = {"content": piece} if served.content is not None else {}
+        out.append({**base, "choices": [{"index": 0, "delta": delta, "logprobs": {"content": [e], "refusal": None},
+                                         "finish_reason": None}]})
     return out
 
 

@@ -68,6 +68,10 @@ class ChatRequest:
     include_usage: bool = False
     response_format: dict[str, Any] | None = None
     n: int = 1
+    #: OpenAI's ``logprobs`` / ``top_logprobs`` (0..20): the log-probability of every returned
+    #: token and of the ``top_logprobs`` most likely ones at its position
+    logprobs: bool = False
+    top_logprobs: int = 0
 
     def recorded(self) -> dict[str, Any]:
         """What a hop stores of its request (and what replay sends again, verbatim)."""
@@ -159,11 +163,21 @@ def parse_request(body: Any, *, default_max_tokens: int = 512) -> ChatRequest:
     if rf is not None and (not isinstance(rf, dict) or rf.get("type") not in ("text", "json_object", "json_schema")):
         raise RequestError("'response_format' type must be text, json_object or json_schema", param="response_format")
     so = body.get("stream_options") or {}
+    want_lp = body.get("logprobs")
+    if want_lp is not None and not isinstance(want_lp, bool):
+        raise RequestError("'logprobs' must be a boolean", param="logprobs")
+    top = body.get("top_logprobs")
+    if top is not None:
+        if not isinstance(top, int) or isinstance(top, bool) or not 0 <= top <= 20:
+            raise RequestError("'top_logprobs' must be an integer between 0 and 20", param="top_logprobs")
+        if not want_lp:
+            raise RequestError("'top_logprobs' needs 'logprobs': true", param="top_logprobs")
     return ChatRequest(
         model=str(body.get("model") or ""), messages=messages, tools=tools or None,
         tool_choice=body.get("tool_choice"), max_tokens=int(max_tokens), stop=stops, seed=int(seed),
         stream=bool(body.get("stream", False)), include_usage=bool(isinstance(so, dict) and so.get("include_usage")),
         response_format=None if rf is None or rf.get("type") == "text" else rf,
+        logprobs=bool(want_lp), top_logprobs=int(top or 0),
     )
 
 

@@ -32,12 +32,14 @@ class Served:
     finish_reason: str
     usage: dict[str, int]
     hop_id: str
+    #: OpenAI's ``choices[0].logprobs`` (``{"content": [...]}``) when the request asked for them
+    logprobs: dict[str, Any] | None = None
 
     def body(self) -> dict[str, Any]:
         return {
             "id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
             "choices": [{"index": 0, "message": answer_message(self.content, self.tool_calls),
-                         "finish_reason": self.finish_reason, "logprobs": None}],
+                         "finish_reason": self.finish_reason, "logprobs": self.logprobs}],
             "usage": self.usage, "system_fingerprint": "agentsim",
         }
 
@@ -91,10 +93,14 @@ class ChatService:
             else:
                 js = req.response_format.get("json_schema") or {}
                 grammar = json_schema_grammar(js.get("schema", js) if isinstance(js, dict) else js)
+        if req.logprobs and not self.backend.LOGPROBS:
+            raise RequestError(f"backend {self.backend.spec} gives no token distributions: 'logprobs' is not served",
+                               param="logprobs")
         return GenerationRequest(
             prompt=str(last_user or ""), system=system, max_tokens=req.max_tokens, stop=list(req.stop),
             grammar=grammar, seed=req.seed, messages=template_messages(req.messages),
             tools=req.tools if req.tools_active else None,
+            top_logprobs=req.top_logprobs if req.logprobs else None,
         )
 
     async def serve(self, instance: int, req: ChatRequest, replay_of: Any = None) -> Served:
@@ -141,4 +147,29 @@ class ChatService:
         return Served(id=f"chatcmpl-{self.recorder.run.id}-{instance}-{saved.hop_id}", model=self.model,
                       created=created, content=content, tool_calls=calls, finish_reason=finish,
                       usage={"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct},
-                      hop_id=saved.hop_id)
+                      hop_id=saved.hop_id,
+                      logprobs=self.logprobs_content(c.scores, req.top_logprobs) if req.logprobs else None)
+
+    def logprobs_content(self, scores: Any, k: int) -> dict[str, Any]:
+        """OpenAI's ``logprobs`` object from the distributions the backend sampled from: per
+        returned token its text, bytes and log-probability (normalised over the whole
+        vocabulary, float64), and the ``k`` most likely tokens there."""
+        import numpy as np
+
+        from agentsim.backends.llama_score import log_softmax
+
+        if scores is None or not scores.token_ids:
+            return {"content": [], "refusal": None}
+        lp = log_softmax(np.asarray(scores.logprobs))
+        piece = self.backend.token_bytes
+
+        def entry(tok: int, row: np.ndarray) -> dict[str, Any]:
+            b = piece(int(tok))
+            return {"token": b.decode("utf-8", errors="replace"), "logprob": float(row[tok]), "bytes": list(b)}
+
+        content = []
+        for j, tok in enumerate(scores.token_ids):
+            row = lp[j]
+            top = np.argsort(-row, kind="stable")[:k] if k else []
+            content.append({**entry(tok, row), "top_logprobs": [entry(int(t), row) for t in top]})
+        return {"content": content, "refusal": None}

@@ -91,3 +91,88 @@ def test_batch_layout_against_batch_one(tiny_gguf: Path, tmp_path: Path) -> None
     assert s.kld_mean is not None and s.kld_mean < 1e-3
     f = fidelity.flips(store, b4.id, b1.id)
     assert f.tasks_paired == 4
+
+
+def _check_capture_matches_teacher_forcing(backend, requests, completions) -> int:
+    """Each captured hop's rows are the teacher-forced rows of the same text (same positions,
+    same tokens, distributions equal up to float rounding of another evaluation order)."""
+    from agentsim.fidelity import hop_metrics
+
+    seen = 0
+    for req, c in zip(requests, completions, strict=True):
+        got = backend.capture.get(req.system, req.prompt, c.text)
+        if not c.text:
+            continue
+        assert got is not None and got.source == "captured" and got.kind == "exact"
+        (tf,) = backend.score([(req, c.text)])
+        assert got.token_ids == tf.token_ids and got.logprobs.shape == tf.logprobs.shape
+        m = hop_metrics(tf.logprobs, got.logprobs, tf.token_ids)
+        assert m.kld_max < 1e-4 and m.same_top == 1.0
+        seen += 1
+    return seen
+
+
+def test_captured_rows_are_the_teacher_forced_rows(tiny_gguf: Path) -> None:
+    """What generate and generate_batch keep in ``Backend.capture`` is, position for position,
+    what the teacher-forced pass recomputes for the same completion."""
+    from agentsim.backends.base import GenerationRequest, ScoreCapture, create_backend
+
+    b = create_backend(f"llama:{tiny_gguf},n_threads=1")
+    b.load()
+    try:
+        b.capture = ScoreCapture()
+        # the integer grammar keeps the tiny model's answers to text that tokenizes back
+        reqs = [GenerationRequest(prompt=f"Compute {i} + {i + 3}. Answer:", system="You add numbers.",
+                                  max_tokens=6, grammar="integer") for i in range(4)]
+        one = [b.generate(r) for r in reqs[:2]]
+        assert _check_capture_matches_teacher_forcing(b, reqs[:2], one) == 2
+        b.capture = ScoreCapture()
+        many = b.generate_batch(reqs)
+        assert _check_capture_matches_teacher_forcing(b, reqs, many) == 4
+        # a stop sequence cuts the text: only its tokens' rows are kept
+        b.capture = ScoreCapture()
+        full = b.generate(reqs[0])
+        cut = full.text[: max(1, len(full.text) // 2)]
+        stop = full.text[len(cut):len(cut) + 1]
+        if stop:
+            r = GenerationRequest(prompt=reqs[0].prompt, system=reqs[0].system, max_tokens=6, stop=[stop],
+                                  grammar="integer")
+            c = b.generate(r)
+            got = b.capture.get(r.system, r.prompt, c.text)
+            if got is not None:
+                (tf,) = b.score([(r, c.text)])
+                assert got.token_ids == tf.token_ids
+        # a request's own top_logprobs gets the scores on the completion, capture or not
+        b.capture = None
+        c = b.generate(GenerationRequest(prompt=reqs[1].prompt, system=reqs[1].system, max_tokens=6,
+                                         grammar="integer", top_logprobs=3))
+        assert c.scores is not None and len(c.scores.token_ids) == c.completion_tokens
+    finally:
+        b.close()
+
+
+def test_a_fidelity_launch_takes_the_runs_own_distributions(tiny_gguf: Path, tmp_path: Path) -> None:
+    """``Launch(fidelity=True)``: the noise-floor pair (batch 4 against batch 1) is scored from
+    what the two runs computed while generating -- no teacher-forced pass -- and its figures
+    agree with the teacher-forced pass of the same pair."""
+    from agentsim.launch import Launch, RunControl, run_launch
+    from agentsim.measure import UnavailableMeter
+
+    store = Store(tmp_path / "c.db")
+    spec = f"llama:{tiny_gguf},n_threads=1"
+    res = run_launch(Launch(scenarios=["chain-arith-d4"], backends=[spec], modes="oracle", instances=4,
+                            batch_sizes="1,4", energy="off", fidelity=True), store=store, control=RunControl(meter=UnavailableMeter()))
+    assert not res.failures and len(res.runs) == 2
+    b1, b4 = sorted(res.runs, key=lambda r: r.batch_size or 1)
+    line = next(x for x in res.fidelity if f"run {b4.id} vs run {b1.id}" in x)
+    assert "from the runs' own distributions" in line, line
+    s_cap = fidelity.fidelity_summary(store, b4.id)
+    assert s_cap is not None and s_cap.layout["captured_hops"] == s_cap.compared > 0
+    cap_rows = {(r.instance_index, r.hop_id): r for r in fidelity_rows(store, b4.id, b1.id)}
+    again = fidelity.compute_fidelity(store, b4.id, b1.id)  # no captures: teacher-forced
+    assert again.captured == 0 and again.compared == s_cap.compared
+    for r in fidelity_rows(store, b4.id, b1.id):
+        c = cap_rows[(r.instance_index, r.hop_id)]
+        assert (c.status, c.positions, c.same_top) == (r.status, r.positions, r.same_top)
+        assert c.kld_mean == pytest.approx(r.kld_mean, abs=1e-5)
+    store.close()

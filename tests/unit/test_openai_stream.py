@@ -63,3 +63,28 @@ def test_a_whole_reply_and_error_bodies():
     with pytest.raises(BackendError, match="no choices"):
         whole_reply({"nope": 1})
     assert error_text('{"error": {"message": "bad key"}}') == "bad key" and error_text("plain") == "plain"
+
+
+def _entry(tok: str, lp: float, top: list[tuple[str, float]]) -> dict:
+    return {"token": tok, "logprob": lp, "bytes": list(tok.encode()),
+            "top_logprobs": [{"token": t, "logprob": v, "bytes": list(t.encode())} for t, v in top]}
+
+
+def test_logprobs_are_read_from_the_stream_and_cut_to_the_text() -> None:
+    from agentsim.backends.openai_stream import topk_scores
+
+    entries = [_entry("4", -0.1, [("4", -0.1), ("5", -2.5)]), _entry("2", -0.3, [("2", -0.3)]),
+               _entry("\n\n", -0.2, [("\n\n", -0.2)])]
+    lines = [f"data: {json.dumps({'choices': [{'delta': {'content': e['token']}, 'logprobs': {'content': [e]}}]})}"
+             for e in entries]
+    lines += ['data: {"choices": [{"delta": {}, "finish_reason": "stop"}]}', "data: [DONE]"]
+    reply = read_stream(lines, t0=time.perf_counter(), timeout_s=10, base_url="http://x")
+    assert reply.logprobs == entries
+    # the kept text is "42" (a stop sequence "\n\n" cut): its two tokens, each with its top-k
+    # and the returned token itself
+    tokens, dists = topk_scores(reply.logprobs, "42")
+    assert tokens == [b"4", b"2"] and dists == [{b"4": -0.1, b"5": -2.5}, {b"2": -0.3}]
+    # a multi-byte character split over two tokens belongs to the text once complete
+    split = [{"token": "x", "logprob": -1.0, "bytes": [0xC3]}, {"token": "y", "logprob": -1.0, "bytes": [0xA9]}]
+    assert topk_scores(split, "é")[0] == [b"\xc3", b"\xa9"]
+    assert topk_scores([], "x") == ([], [])
