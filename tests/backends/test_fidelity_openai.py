@@ -128,3 +128,18 @@ def test_openai_topk_estimate_against_the_exact_kld(tiny_gguf: Path, tiny_gguf_f
         lb_ref.close()
         lb_rung.close()
     assert np.isfinite([r.kld_mean for r in rows]).all()
+
+
+def test_the_official_client_reads_the_logprobs(tiny_gguf: Path, store: Store) -> None:
+    openai = pytest.importorskip("openai")
+    with Serving(f"llama:{tiny_gguf},n_threads=1", store=store) as s:
+        client = openai.OpenAI(base_url=s.base_url, api_key="sk-none", max_retries=0)
+        msgs = [{"role": "user", "content": "Compute 2 + 3."}]
+        r = client.chat.completions.create(model="agentsim",
+                                           messages=msgs, max_tokens=4, logprobs=True, top_logprobs=2)
+        content = r.choices[0].logprobs.content
+        assert len(content) == r.usage.completion_tokens and all(len(e.top_logprobs) == 2 for e in content)
+        stream = client.chat.completions.create(model="agentsim", messages=msgs, max_tokens=4, logprobs=True,
+                                                top_logprobs=2, stream=True)
+        streamed = [e for ch in stream for c in ch.choices if c.logprobs for e in c.logprobs.content]
+        assert [e.bytes for e in streamed] == [e.bytes for e in content]
