@@ -94,8 +94,9 @@ LIBRARY_PRECISIONS: tuple[str, ...] = (*BNB_PRECISIONS, *TORCHAO_PRECISIONS)
 #: everything the hf backend offers, in the order help and the TUI list them
 HF_PRECISIONS: tuple[str, ...] = (*HF_DTYPES, *EMULATED_SCHEMES, *LIBRARY_PRECISIONS)
 #: the precisions whose ``native=true`` asks for tensor-core kernels (FP4: Blackwell; FP8: Ada/Hopper;
-#: int8: W8A8 through torch._int_mm on a CUDA GPU)
-NATIVE_OPTION_PRECISIONS: tuple[str, ...] = (*FP4, *FP8, "int8")
+#: int8: W8A8 through torch._int_mm on a CUDA GPU; int4: weight-only through torch._weight_int4pack_mm
+#: on a CUDA GPU, torchao's int4-wo format without torchao)
+NATIVE_OPTION_PRECISIONS: tuple[str, ...] = (*FP4, *FP8, "int8", "int4")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ where it lives and how a GGUF becomes (cached) torch weights is :mod:`agentsim.m
 * ``native=true`` (FP4, FP8 and int8) uses tensor cores: FP4 through torchao on a Blackwell GPU
   (compute capability >= 10.0); FP8 on an Ada/Hopper one (>= 8.9) through torchao, or without it
   through ``torch._scaled_mm`` (:mod:`agentsim.backends.hf_kernels`); int8 (W8A8) through
-  ``torch._int_mm`` on a CUDA GPU; refused elsewhere, naming the requirement.
+  ``torch._int_mm`` on a CUDA GPU; int4 weight-only (W4A16: asymmetric int4 in groups of 32 with a
+  bf16 scale and zero, the ``int4-wo`` format without torchao) through ``torch._weight_int4pack_mm``
+  on a CUDA GPU; refused elsewhere, naming the requirement.
 * ``nf4``, ``fp4-bnb``, ``int8-bnb`` (bitsandbytes, ``double_quant=true`` for the 4-bit ones) and
   ``int8-wo``, ``int4-wo`` (torchao weight-only): real packed weights and the library's kernels,
   ``precision_mode`` native, with the kernel that runs told from the library and the device
@@ -107,7 +109,8 @@ class HFBackend(Backend):
     OPTIONS: ClassVar[dict[str, OptionSpec]] = {
         "dtype": OptionSpec(str, "bf16", "compute dtype of the quantized precisions: bf16, f16 or f32"),
         "native": OptionSpec(bool, False, "tensor-core kernels: mxfp4/nvfp4 (Blackwell, compute capability >= 10.0), "
-                                          "fp8 (Ada/Hopper, >= 8.9)"),
+                                          "fp8 (Ada/Hopper, >= 8.9), int8 (W8A8, CUDA), "
+                                          "int4 (weight-only, torch's int4 kernel, CUDA)"),
         "format": OptionSpec(str, "e4m3", "fp8 element format: e4m3 or e5m2"),
         "double_quant": OptionSpec(bool, False, "nf4/fp4-bnb: quantize the block scales too (bitsandbytes)"),
         "device": OptionSpec(str, "auto", "auto, cpu or cuda"),
@@ -145,7 +148,7 @@ class HFBackend(Backend):
             raise BackendError("hf: threads must be >= 0")
         if o["native"] and self.precision not in NATIVE_OPTION_PRECISIONS:
             raise BackendError(
-                f"hf: native=true applies to FP4 precisions only ({', '.join(FP4)}), and to fp8 and int8, not @{self.precision}",
+                f"hf: native=true applies to FP4 precisions only ({', '.join(FP4)}), and to fp8, int8 and int4, not @{self.precision}",
                 hint=f"@{self.precision} already runs natively ({'torch' if self.precision in HF_DTYPES else 'its library'})"
                 if self.precision in HF_DTYPES + LIBRARY_PRECISIONS else None,
             )
@@ -157,7 +160,8 @@ class HFBackend(Backend):
         self.accelerator: Accelerator = detect(o["device"])
         if o["native"] and o["device"] == "cpu":
             units = "FP8" if self.precision in FP8 else ("int8" if self.precision == "int8" else "FP4")
-            raise BackendError(f"hf: native=true runs on {units} tensor cores, not on device=cpu",
+            where = "a CUDA GPU (torch's int4 weight-only kernel)" if self.precision == "int4" else f"{units} tensor cores"
+            raise BackendError(f"hf: native=true runs on {where}, not on device=cpu",
                                hint=f"hf:{spec.model or 'MODEL'}@{self.precision} (emulated) runs on the CPU")
         if o["native"] and self.precision in FP8:
             self.accelerator = require_native_fp8(self.precision, backend="hf", model=spec.model or "MODEL")
@@ -166,6 +170,8 @@ class HFBackend(Backend):
                 raise HardwareError(f"hf: int8,native=true runs torch._int_mm on a CUDA GPU; this machine has "
                                     f"{self.accelerator.describe()}",
                                     hint=f"hf:{spec.model or 'MODEL'}@int8 (emulated) runs anywhere")
+        elif o["native"] and self.precision == "int4":
+            self._require_native_int4(spec.model or "MODEL")
         elif o["native"]:
             self.accelerator = require_native_fp4(self.precision, backend="hf", model=spec.model or "MODEL")
         #: the agentsim.quant scheme of an emulated precision (fp8,format=e5m2 -> fp8_e5m2)
@@ -173,10 +179,10 @@ class HFBackend(Backend):
         #: the kernel a library precision (or native fp8) runs, told now: a missing library or a
         #: device without kernels stops the run before any model is loaded
         self.library_kernel: str | None = None
-        if o["native"] and self.precision == "int8":
+        if o["native"] and self.precision in ("int8", "int4"):
             from .hf_kernels import describe
 
-            self.library_kernel = describe("int8", self.accelerator.kind) + f" ({self.accelerator.describe()})"
+            self.library_kernel = describe(self.precision, self.accelerator.kind) + f" ({self.accelerator.describe()})"
         if self.precision in LIBRARY_PRECISIONS or (o["native"] and self.precision in FP8):
             from .hf_precisions import check_library
 
@@ -192,6 +198,23 @@ class HFBackend(Backend):
         self.model: Any = None
         self.tokenizer: Any = None
         self._loaded: dict[str, Any] = {}
+
+    def _require_native_int4(self, model: str) -> None:
+        """int4,native=true: torch's int4 weight-only kernel on a CUDA GPU (bf16 activations, group 32)."""
+        o = self.options
+        if self.accelerator.kind != "cuda":
+            raise HardwareError(f"hf: int4,native=true runs torch._weight_int4pack_mm on a CUDA GPU; this machine has "
+                                f"{self.accelerator.describe()}", hint=f"hf:{model}@int4 (emulated) runs anywhere")
+        if o["group"] not in (0, 32):
+            raise BackendError(f"hf: int4,native=true packs groups of 32 (torch's int4 kernel here), not group={o['group']}")
+        if self.compute != "bf16":
+            raise BackendError(f"hf: int4,native=true computes in bf16 (torch's int4 kernel), not dtype={self.compute}")
+        from .hf_kernels import int4_problem
+
+        problem = int4_problem("cuda")
+        if problem:
+            raise HardwareError(f"hf: int4,native=true needs torch's int4 kernel: {problem}",
+                                hint=f"hf:{model}@int4 (emulated), or @int4-wo with torchao")
 
     # ---------------------------------------------------------------- loading
 
@@ -242,10 +265,10 @@ class HFBackend(Backend):
             from .hf_precisions import native_fp8
 
             n_quant = native_fp8(model)
-        elif self.options["native"] and self.precision == "int8":
+        elif self.options["native"] and self.precision in ("int8", "int4"):
             from .hf_kernels import replace_linears
 
-            n_quant = replace_linears(model, "int8")
+            n_quant = replace_linears(model, self.precision)
         elif self.options["native"]:
             n_quant = self._native_fp4(model)
         if self.precision in TORCHAO_PRECISIONS:

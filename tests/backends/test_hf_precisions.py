@@ -241,6 +241,7 @@ def test_native_fp8_refusal_through_the_cli(tmp_path: Path) -> None:
     [
         ("hf:x@fp8,native=true,device=cpu", BackendError, "FP8 tensor cores, not on device=cpu"),
         ("hf:x@fp8,format=e5m2,native=true", BackendError, "e5m2 is emulated only"),
+        ("hf:x@int4,native=true,device=cpu", BackendError, "int4 weight-only kernel), not on device=cpu"),
         ("hf:x@fp8,format=e3m4", BackendError, "format='e3m4'"),
         ("hf:x@int8,format=e5m2", BackendError, "fp8 only"),
         ("hf:x@nf4,native=true", BackendError, "already runs natively"),
@@ -253,6 +254,15 @@ def test_native_fp8_refusal_through_the_cli(tmp_path: Path) -> None:
 def test_user_errors_are_clear(spec: str, error: type, words: str, home: Path) -> None:
     with pytest.raises(error, match=words.replace("(", r"\(").replace(")", r"\)")):
         create_backend(spec)
+
+
+def test_native_int4_needs_a_cuda_gpu(home: Path) -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    with pytest.raises(HardwareError, match=r"int4,native=true runs torch._weight_int4pack_mm on a CUDA GPU") as ei:
+        create_backend("hf:x@int4,native=true")
+    assert "@int4 (emulated)" in (ei.value.hint or "")
 
 
 @pytest.mark.parametrize(("precision", "module"), [("nf4", "bitsandbytes"), ("int8-bnb", "bitsandbytes"),
