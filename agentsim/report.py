@@ -20,10 +20,13 @@ def _num(v: Any, fmt: str = "{:.2f}") -> str:
 
 
 def run_label(r: dict[str, Any]) -> str:
-    """What tells runs apart in a table: the backend spec, or ``model@precision`` when known."""
-    if r.get("model") and r.get("precision"):
-        return f"{r['model']}@{r['precision']}"
-    return str(r.get("backend") or "-")
+    """What tells runs apart in a table: the backend spec, or ``model@precision`` when known; a cost
+    twin's run says so (its accuracy figures mean nothing: random weights)."""
+    from agentsim.models.catalog import twin_label_of
+
+    twin = twin_label_of(r.get("model"))
+    label = f"{r['model']}@{r['precision']}" if r.get("model") and r.get("precision") else str(r.get("backend") or "-")
+    return f"{label} [{twin}]" if twin else label
 
 
 def scenario_label(r: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ agentsim itself from this repository the same way. Then, in a child process on t
 1. **lab models, for accuracy** (``hf`` backend, the ``lab-arith`` task, free mode): bf16, then each
    precision with a native kernel reachable without downloads -- ``fp8,native=true``
    (``torch._scaled_mm``, compute capability >= 8.9) and ``int8,native=true`` (``torch._int_mm``) --
-   and emulated ``nvfp4``, at batch 1, 8 and 32, with NVML energy per hop; ``nvfp4,native=true``
+   ``int4,native=true`` (weight-only, ``torch._weight_int4pack_mm``) and emulated ``nvfp4``, at batch 1, 8 and 32, with NVML energy per hop; ``nvfp4,native=true``
    is asked for too and its refusal (no FP4 tensor cores below compute capability 10.0) recorded;
 2. **cost twins** (random weights of Qwen2.5-0.5B/1.5B/7B's published shapes,
    :mod:`agentsim.lab.twins`) replaying the token counts of a recorded CPU run of the demo scenarios
@@ -23,8 +23,8 @@ agentsim itself from this repository the same way. Then, in a child process on t
 It writes, under ``--out``: ``device_check.db`` (the runs), ``report.html`` and ``report.json``
 (``agentsim report``), ``device_check.json`` (every figure above, with the refusals and what was
 skipped for time) and ``device_check.log``. Without CUDA (or without NVML) it refuses up front, exit
-2, unless ``--device cpu``. ``--tiny``: fewer instances, batches 1 and 8, twins cut to 1 layer,
-4 short hops: the CPU smoke test that proves the path (tests/e2e/test_device_check.py).
+2, unless ``--device cpu``. ``--tiny``: fewer instances, batches 1 and 8, twins (all three shapes) cut to 1 layer and a
+1024-token vocabulary, 4 short hops: the CPU smoke test that proves the path (tests/e2e/test_device_check.py).
 """
 
 from __future__ import annotations
@@ -138,15 +138,20 @@ def _plan(tiny: bool, cuda: bool, cc: tuple[int, int] | None) -> dict[str, Any]:
         precisions.append("fp8,native=true")
     else:
         precisions.append("fp8")  # emulated: no FP8 tensor cores below 8.9, or the CPU (said in the JSON)
-    precisions += ["int8,native=true" if cuda else "int8", "nvfp4"]
+    # int4 weight-only through torch's own int4 kernel (no package: torchao cannot travel); on the
+    # CPU the lab models run it emulated and the twins run torch's CPU int4 kernel
+    precisions += ["int8,native=true" if cuda else "int8", "int4,native=true" if cuda else "int4", "nvfp4"]
     return {
         "lab_models": ["lab-1m"] if tiny else ["lab-1m", "lab-4m"],
         "precisions": precisions,
         "batches": [1, 8] if tiny else [1, 8, 32],
         "instances": 8 if tiny else 32,
         "depth": 2 if tiny else 4,
-        "twins": ["qwen2.5-0.5b"] if tiny else ["qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-7b"],
+        # every shape, 7B included (15.2 GB of bf16 weights: fits an 80 GB H100 with every precision's
+        # copy); --tiny builds each with 1 layer and a 1024-token vocabulary: the shapes' code path
+        "twins": ["qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-7b"],
         "twin_layers": 1 if tiny else None,
+        "twin_vocab": 1024 if tiny else None,
         "twin_hops": 4 if tiny else 64,
     }
 
@@ -243,12 +248,22 @@ def _twins(plan: dict[str, Any], device: str, meter: Any, log: Any, deadline: fl
                 continue
             kind = prec.split(",")[0]
             t0 = time.perf_counter()
-            model = hf_twin(SHAPES[name], dtype=torch.bfloat16, device=device, layers=plan["twin_layers"])
+            if device == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            model = hf_twin(SHAPES[name], dtype=torch.bfloat16, device=device, layers=plan["twin_layers"],
+                            vocab=plan.get("twin_vocab"))
             how = "bf16 (torch)"
-            if kind in ("fp8", "int8") and (device == "cpu" or "native=true" in prec):
-                n = replace_linears(model, kind)
-                how = f"native {kind} W8A8 ({n} linears, agentsim hf_kernels)"
-            elif kind in ("fp8", "int8", "nvfp4"):
+            if kind in ("fp8", "int8", "int4") and (device == "cpu" or "native=true" in prec):
+                try:
+                    n = replace_linears(model, kind)
+                except RuntimeError as exc:  # int4: a torch without its int4 kernel
+                    skipped.append({"what": f"{TWIN_LABEL} {name}@{prec}", "why": str(exc)})
+                    _say(log, f"refused {TWIN_LABEL} {name}@{prec}: {exc}")
+                    del model
+                    continue
+                how = (f"native int4 weight-only W4A16 ({n} linears, torch's int4 kernel)" if kind == "int4"
+                       else f"native {kind} W8A8 ({n} linears, agentsim hf_kernels)")
+            elif kind in ("fp8", "int8", "int4", "nvfp4"):
                 from agentsim import quant
 
                 with torch.no_grad():
@@ -260,7 +275,9 @@ def _twins(plan: dict[str, Any], device: str, meter: Any, log: Any, deadline: fl
             replay(model, hops[:2], 1, device=device, sync=sync)  # warm-up: kernels, caches
             for b in plan["batches"]:
                 r = replay(model, hops, b, device=device, meter=meter, sync=sync)
-                rows.append({"twin": name, "precision": prec, "how": how, "build_s": build_s, **r})
+                rows.append({"twin": name, "params": SHAPES[name].params, "layers": plan["twin_layers"] or SHAPES[name].layers,
+                             "precision": prec, "how": how, "build_s": build_s, **r,
+                             "peak_mem_bytes": torch.cuda.max_memory_allocated() if device == "cuda" else None})
             _say(log, f"{TWIN_LABEL} {name}@{prec}: {how}, {time.perf_counter() - t0:.0f} s")
             del model
             if device == "cuda":

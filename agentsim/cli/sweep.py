@@ -122,7 +122,8 @@ def load_sweep(ref: str | Path) -> SweepDef:
     if unknown:
         raise AgentsimError(f"{where}: unknown key(s) {', '.join(unknown)}", hint=f"keys: {', '.join(sorted(_KEYS))}")
     models = data.get("models", "all")
-    model_list = list(CATALOG) if models == "all" else _str_list(data, "models", where)
+    # "all": every catalog model but the cost twins (random weights: they answer nothing)
+    model_list = [n for n, m in CATALOG.items() if not m.twin] if models == "all" else _str_list(data, "models", where)
     for key in ("params", "options"):
         if not isinstance(data.get(key) or {}, dict):
             raise AgentsimError(f"{where}: '{key}' must be a mapping")

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["TWIN_LABEL", "SHAPES", "TwinShape", "hf_twin", "replay", "Hop"]
+from agentsim.models.catalog import TWIN_LABEL  # one home for the label (the catalog is data only)
 
-TWIN_LABEL = "cost twin (random weights of the same shapes)"
+__all__ = ["TWIN_LABEL", "SHAPES", "TwinShape", "hf_twin", "replay", "replay_llama", "Hop"]
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,10 @@ class TwinShape:
     #: parameters of the real model (its model card)
     params: int
 
-    def config(self, layers: int | None = None) -> dict[str, Any]:
+    def config(self, layers: int | None = None, vocab: int | None = None) -> dict[str, Any]:
         return {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": self.hidden,
                 "num_hidden_layers": layers or self.layers, "num_attention_heads": self.heads,
-                "num_key_value_heads": self.kv_heads, "intermediate_size": self.ffn, "vocab_size": self.vocab,
+                "num_key_value_heads": self.kv_heads, "intermediate_size": self.ffn, "vocab_size": vocab or self.vocab,
                 "tie_word_embeddings": self.tie, "max_position_embeddings": 32768, "rms_norm_eps": 1e-6,
                 "rope_theta": 1000000.0, "hidden_act": "silu", "attention_dropout": 0.0}
 
@@ -58,14 +58,16 @@ SHAPES: dict[str, TwinShape] = {
 Hop = tuple[int, int]
 
 
-def hf_twin(shape: TwinShape, *, dtype: Any, device: str, seed: int = 0, layers: int | None = None) -> Any:
+def hf_twin(shape: TwinShape, *, dtype: Any, device: str, seed: int = 0, layers: int | None = None,
+            vocab: int | None = None) -> Any:
     """A transformers Qwen2 model with ``shape``'s dimensions and seeded random weights
     (transformers' initialisation: normal, std 0.02), made on ``device`` in ``dtype`` directly (no
-    file, no float32 copy); ``layers`` truncates it (the ``--tiny`` smoke runs)."""
+    file, no float32 copy); ``layers`` and ``vocab`` cut it (the ``--tiny`` smoke runs: every other
+    dimension is the real one)."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    cfg = Qwen2Config(**{k: v for k, v in shape.config(layers).items() if k not in ("architectures", "model_type")})
+    cfg = Qwen2Config(**{k: v for k, v in shape.config(layers, vocab).items() if k not in ("architectures", "model_type")})
     old = torch.get_default_dtype()
     torch.manual_seed(seed)
     try:
@@ -139,5 +141,68 @@ def replay(model: Any, hops: list[Hop], batch: int, *, device: str, meter: Any =
             "intervals_below_resolution": below, "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens, "decode_steps": steps,
             "s_per_hop": seconds / n if n else None, "s_per_token": seconds / completion_tokens if completion_tokens else None,
+            "j_per_token": joules / completion_tokens if joules is not None and completion_tokens else None,
+            "label": TWIN_LABEL}
+
+
+def replay_llama(path: str, hops: list[Hop], *, n_threads: int = 1, meter: Any = None, vocab: int | None = None,
+                 seed: int = 0, n_ctx: int = 1024) -> dict[str, Any]:
+    """The llama backend's side of :func:`replay`: a twin GGUF (any rung) through llama.cpp, one hop at
+    a time (batch 1, the sequential agent's case): the prompt's tokens (random ids, every one
+    evaluated: no prefix reuse), then greedy decode steps (argmax of llama.cpp's logits) to the
+    recorded completion length. Returns what :func:`replay` returns, plus llama.cpp's own prefill and
+    decode seconds. llama_cpp and numpy are imported here."""
+    import ctypes
+
+    import llama_cpp
+    import numpy as np
+
+    llm = llama_cpp.Llama(str(path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, n_batch=512,
+                          n_gpu_layers=0, seed=seed, verbose=False)
+    n_vocab = int(llm.n_vocab())
+    top = min(vocab or n_vocab, n_vocab)
+    rng = np.random.default_rng(seed)
+
+    def greedy() -> int:
+        ptr = llm._ctx.get_logits_ith(-1)
+        return int(np.argmax(np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(n_vocab,))))
+
+    seconds = prefill_s = decode_s = 0.0
+    joules: float | None = 0.0 if meter is not None else None
+    energy_kind = None
+    below = steps = 0
+    try:
+        llm.reset()
+        llm.eval([int(t) for t in rng.integers(0, top, 8)])  # warm-up: kernels, buffers
+        for p, c in hops:
+            ids = [int(t) for t in rng.integers(0, top, p)]
+            token = meter.begin() if meter is not None else None
+            llm.reset()
+            t0 = time.perf_counter()
+            llm.eval(ids)
+            nxt = greedy()
+            t1 = time.perf_counter()
+            for _ in range(max(c - 1, 0)):
+                llm.eval([nxt])
+                nxt = greedy()
+                steps += 1
+            t2 = time.perf_counter()
+            prefill_s += t1 - t0
+            decode_s += t2 - t1
+            seconds += t2 - t0
+            if meter is not None:
+                r = meter.end(token)
+                energy_kind = r.kind
+                below += int(r.below_resolution)
+                joules = None if r.joules is None or joules is None else joules + r.joules
+    finally:
+        llm.close()
+    n = len(hops)
+    completion_tokens = sum(c for _, c in hops)
+    return {"hops": n, "batch": 1, "seconds": seconds, "prefill_s": prefill_s, "decode_s": decode_s,
+            "joules": joules, "energy_kind": energy_kind, "intervals_below_resolution": below,
+            "prompt_tokens": sum(p for p, _ in hops), "completion_tokens": completion_tokens, "decode_steps": steps,
+            "s_per_hop": seconds / n if n else None,
+            "s_per_token": seconds / completion_tokens if completion_tokens else None,
             "j_per_token": joules / completion_tokens if joules is not None and completion_tokens else None,
             "label": TWIN_LABEL}

@@ -20,7 +20,7 @@ from agentsim.errors import ModelError
 from agentsim.paths import agentsim_home, models_dir
 from agentsim.precision import LLAMA_ALL_RUNGS
 
-from .catalog import CATALOG, DEFAULT_MODEL, NAME_RE
+from .catalog import CATALOG, DEFAULT_MODEL, NAME_RE, TWIN_LABEL
 
 __all__ = ["agentsim_home", "models_dir", "model_dir", "read_manifest", "write_manifest", "list_models",
            "disk_bytes", "remove", "prepare_lock"]
@@ -167,6 +167,9 @@ def list_models() -> list[dict[str, Any]]:
             "params": cm.params if cm and cm.params else (src.get("params")),
             "family": cm.family if cm else None,
             "instruct": cm.instruct if cm else None,
+            # a cost twin (random weights of a real model's shapes): cost figures only, never accuracy
+            "twin": bool(cm and cm.twin),
+            "label": TWIN_LABEL if cm and cm.twin else None,
             "disk_bytes": disk_bytes(name),
         })
     return out

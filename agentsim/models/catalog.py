@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from agentsim.errors import ModelError
 
-__all__ = ["CatalogPart", "CatalogModel", "CATALOG", "DEFAULT_MODEL", "NAME_RE", "catalog_model"]
+__all__ = ["CatalogPart", "CatalogModel", "CATALOG", "DEFAULT_MODEL", "NAME_RE", "catalog_model", "TWIN_LABEL",
+           "twin_label_of"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,9 @@ class CatalogModel:
     instruct: bool = True
     #: a lab model (agentsim.lab): no PyPI parts; shipped as package data or trained here
     lab: bool = False
+    #: a cost twin (agentsim.lab.twin_gguf): a real model's shapes with seeded random weights, written
+    #: here on first use; it measures the cost of a forward pass and answers nothing (TWIN_LABEL)
+    twin: bool = False
 
 
 #: the lab models (agentsim.lab) as trained here: (name, params, bytes, sha256 of the F32 GGUF, where
@@ -58,6 +62,19 @@ LAB_PINS: tuple[tuple[str, int, int, str, str], ...] = (
      "shipped as package data"),
     ("lab-4m", 4_329_728, 17_326_048, "717d9472d9315b64d8ed2b82ccb81ba3a2a33cd9308e46a4c47c9a218e67bfd1",
      "trained on first use"),
+)
+
+#: what a cost twin is, wherever one appears (the same words as agentsim.lab.twins.TWIN_LABEL)
+TWIN_LABEL = "cost twin (random weights of the same shapes)"
+
+#: the llama backend's cost twins: (name, shape in agentsim.lab.twins.SHAPES, params, bytes, sha256 of
+#: the F16 GGUF written with seed 0). The 7B shape (15.2 GB at F16) is not catalogued: writing and
+#: quantizing it did not fit this 2-core machine's time (docs/scale.md); the hf twins build it on a GPU.
+TWIN_PINS: tuple[tuple[str, str, int, int, str], ...] = (
+    ("twin-qwen2.5-0.5b", "qwen2.5-0.5b", 494_032_768, 992_214_112,
+     "139ca01925e71a10a50f7b5dda9c2d37a0c3cb42b4fd820c50a4a4800a8377a2"),
+    ("twin-qwen2.5-1.5b", "qwen2.5-1.5b", 1_543_714_304, 3_091_726_624,
+     "d396bd67bb02924608c6d111528455c03f3ac7aa918fa37e0f90402c6a9826f6"),
 )
 
 CATALOG: dict[str, CatalogModel] = {
@@ -144,6 +161,24 @@ CATALOG: dict[str, CatalogModel] = {
             )
             for name, params, size, sha, how in LAB_PINS
         ),
+        *(
+            CatalogModel(
+                name=name,
+                description=f"{TWIN_LABEL} of {shape.replace('qwen', 'Qwen').replace('b', 'B')}: its published shapes, seeded random weights, F16",
+                parts=(),
+                sha256=sha,
+                bytes=size,
+                license="Apache-2.0 (random weights written by agentsim; only the shapes are Qwen2.5's)",
+                source_precision="f16",
+                upstream=f"agentsim.lab.twin_gguf (written here on first use from {shape}'s config.json shapes, seed 0)",
+                notes=f"{TWIN_LABEL}: measures what a forward pass costs at each rung; answers nothing, so never an accuracy figure",
+                params=params,
+                family="cost-twin-qwen2.5",
+                instruct=False,
+                twin=True,
+            )
+            for name, shape, params, size, sha in TWIN_PINS
+        ),
     )
 }
 
@@ -160,3 +195,9 @@ def catalog_model(model: str | CatalogModel) -> CatalogModel:
     if model in CATALOG:
         return CATALOG[model]
     raise ModelError(f"unknown model {model!r}", hint=f"catalog: {', '.join(CATALOG)}; or 'agentsim models add PATH.gguf'")
+
+
+def twin_label_of(model: str | None) -> str | None:
+    """:data:`TWIN_LABEL` when ``model`` names a cost twin (its runs' accuracy means nothing), else None."""
+    cm = CATALOG.get(model or "")
+    return TWIN_LABEL if cm is not None and cm.twin else None

@@ -74,6 +74,10 @@ def fetch(
         from .lab_source import fetch_lab
 
         return fetch_lab(cm, force=force, log=log)
+    if cm.twin:
+        from .twin_source import fetch_twin
+
+        return fetch_twin(cm, force=force, log=log)
     say = log or (lambda _m: None)
     mdir = model_dir(cm.name)
     target = mdir / "source.gguf"

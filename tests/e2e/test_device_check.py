@@ -113,14 +113,18 @@ def test_cpu_tiny_run_end_to_end(device_python, tmp_path):
                                 "report.json"} <= set(files), files
     res = json.loads((out / "device_check.json").read_text())
     precisions = {r["precision"] for r in res["lab_runs"]}
-    assert precisions == {"bf16", "fp8", "int8", "nvfp4"}, precisions
+    assert precisions == {"bf16", "fp8", "int8", "int4", "nvfp4"}, precisions
     assert {r["batch"] for r in res["lab_runs"]} == {1, 8}
     assert all(r["model"] == "lab-1m" and r["instances"] == 8 for r in res["lab_runs"])
     assert res["native_fp4"]["refused"] and "FP4" in res["native_fp4"]["message"]
     assert res["lab_ratios"] and all("j_per_correct_task_x_bf16" in r for r in res["lab_ratios"])
     twins = res["twins"]
     assert twins and all(t["label"] == "cost twin (random weights of the same shapes)" for t in twins)
-    assert {t["precision"] for t in twins} == {"bf16", "fp8", "int8", "nvfp4"}
+    assert {t["precision"] for t in twins} == {"bf16", "fp8", "int8", "int4", "nvfp4"}
     assert any("native fp8" in t["how"] for t in twins)
+    assert all("torch's int4 kernel" in t["how"] for t in twins if t["precision"] == "int4")
+    # every shape is built, the 7B's included (1 layer and a cut vocabulary: its code path, not its cost)
+    assert {t["twin"] for t in twins} == {"qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-7b"}
+    assert all(t["layers"] == 1 for t in twins)
     assert res["twin_ratios"] and res["energy_meter"]
     assert "agentsim report" not in proc.stderr

@@ -35,3 +35,17 @@ def test_batch_throughput_tiny_prints_every_batch_and_agrees(tmp_path: Path, cap
     for rows in result["sets"].values():
         assert [r["B"] for r in rows] == [1, 2]
         assert rows[1]["agree"] == 1.0  # batch 2 answers exactly as batch 1
+
+
+def test_llama_twins_tiny_replays_the_recorded_counts(tmp_path: Path, capsys) -> None:
+    from benchmarks import llama_twins
+
+    out = tmp_path / "tw.json"
+    assert llama_twins.main(["--tiny", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert [r["rung"] for r in result["rows"]] == ["f16", "q8_0", "q4_0"] and result["hops"] == 4
+    assert all(r["label"] == "cost twin (random weights of the same shapes)" for r in result["rows"])
+    assert result["rows"][0]["s_per_hop_x_f16"] == 1.0 and all(r["seconds"] > 0 for r in result["rows"])
+    assert all(r["completion_tokens"] == result["rows"][0]["completion_tokens"] > 0 for r in result["rows"])
+    assert "x f16" in capsys.readouterr().out
+    assert llama_twins.main(["--rungs", "q4_0"]) == 2  # no f16 baseline: refused, nothing run
