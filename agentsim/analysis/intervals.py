@@ -48,7 +48,7 @@ def tango_z(b: float, c: float, n: float, delta: float) -> float:
     return (d - delta) / math.sqrt(var)
 
 
-def tango_ci(b: int, c: int, n: int, level: float = 0.95) -> tuple[float, float] | None:
+def tango_ci(b: float, c: float, n: float, level: float = 0.95) -> tuple[float, float] | None:
     """Tango's score interval for a paired difference of proportions, run − baseline.
 
     {δ : |Z(δ)| < z_(1+level)/2}; Z decreases in δ, so each bound is one root (brentq). None when n is 0.
@@ -69,19 +69,12 @@ def tango_ci(b: int, c: int, n: int, level: float = 0.95) -> tuple[float, float]
     return min(lo, d), max(hi, d)
 
 
-def _linearised_se(w: np.ndarray, x: np.ndarray, grad: np.ndarray) -> np.ndarray:
-    """Per row of weights, the delta-method SE of g(Σ w·x) with gradient ``grad`` (w.r.t. the sums).
-
-    ``w``: (B, m) instance counts (one row of ones: the sample itself); ``x``: (m, k) per-instance columns; ``grad``: (B, k). The
-    linearised value of instance i in resample b is L_bi = grad_b · x_i; the variance is the
-    sandwich m/(m − 1) · Σ_i w_bi (L_bi − L̄_b)² (Σ w_bi = m), L̄_b their weighted mean.
-    """
+def _linearised_se(x: np.ndarray, grad: np.ndarray) -> float:
+    """The delta-method SE of g(Σ_i x_i) with gradient ``grad`` (w.r.t. the sums): the sandwich
+    m/(m − 1) · Σ_i (L_i − L̄)², L_i = grad · x_i the linearised value of instance i (row i of ``x``)."""
     m = x.shape[0]
-    # einsum, not @: BLAS threads cost more than these small products on a busy machine
-    lin = np.einsum("bk,mk->bm", grad, x)             # (B, m)
-    mean = np.sum(w * lin, axis=1, keepdims=True) / m
-    var = np.sum(w * (lin - mean) ** 2, axis=1) * m / max(m - 1, 1)
-    return np.sqrt(np.maximum(var, 0.0))
+    lin = x @ grad
+    return math.sqrt(max(float(np.sum((lin - lin.mean()) ** 2)) * m / max(m - 1, 1), 0.0))
 
 
 def delta_t_ci(x: np.ndarray, g: Callable[[np.ndarray], Any], grad: Callable[[np.ndarray], Any],
@@ -97,7 +90,7 @@ def delta_t_ci(x: np.ndarray, g: Callable[[np.ndarray], Any], grad: Callable[[np
     s = x.sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         point = float(g(s))
-        se = float(_linearised_se(np.ones((1, m)), x, np.asarray(grad(s), dtype=float)[None, :])[0])
+        se = _linearised_se(x, np.asarray(grad(s), dtype=float))
     if not math.isfinite(point):
         return out
     out.update(point=point, se=se if math.isfinite(se) else None)
@@ -203,7 +196,7 @@ def tango_ci_clustered(correct_a: np.ndarray, correct_b: np.ndarray, n: np.ndarr
         n_eff = min(total, var_indep * total / var_cluster) if var_cluster > 0 else total
         n_eff = max(n_eff, 1.0)
     s = n_eff / total
-    ci = tango_ci(b * s, c * s, n_eff, level)  # type: ignore[arg-type]
+    ci = tango_ci(b * s, c * s, n_eff, level)
     return {"ci": None if ci is None else [ci[0], ci[1]], "n_eff": n_eff, "design_effect": total / n_eff}
 
 
