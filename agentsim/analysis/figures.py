@@ -16,7 +16,7 @@ import numpy as np
 from .bootstrap import ratio_of_sums
 from .data import InstanceTable
 
-__all__ = ["FigureDef", "FIGURES"]
+__all__ = ["FigureDef", "FIGURES", "SCALE_FIGURES"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,8 @@ class FigureDef:
     numerator: Callable[[InstanceTable], np.ndarray | None]
     denominator: Callable[[InstanceTable], np.ndarray]
     defined: Callable[[InstanceTable], bool] = lambda t: True
+    #: its name on the scale axis (``scale_analysis``'s JSON), where the scale axis draws it
+    scale_name: str | None = None
 
     def columns(self, t: InstanceTable) -> tuple[np.ndarray, np.ndarray] | None:
         num = self.numerator(t)
@@ -56,13 +58,18 @@ def _ones(t: InstanceTable) -> np.ndarray:
 
 FIGURES: dict[str, FigureDef] = {f.name: f for f in (
     FigureDef("model_hop_accuracy", "hop accuracy (model hops)", "share", lambda t: t.mh_correct, lambda t: t.mh_n),
-    FigureDef("task_success", "task success", "share", lambda t: t.success, _ones),
+    FigureDef("task_success", "task success", "share", lambda t: t.success, _ones, scale_name="task_success"),
     FigureDef("all_hop_accuracy", "all-hop accuracy (tool hops included)", "share",
               lambda t: t.all_correct, lambda t: t.hops_n),
-    FigureDef("energy_per_correct_task_j", "energy per correct task", "J", lambda t: t.energy_j, lambda t: t.success),
-    FigureDef("seconds_per_correct_task", "seconds per correct task", "s", lambda t: t.wall_s, lambda t: t.success),
+    FigureDef("energy_per_correct_task_j", "energy per correct task", "J", lambda t: t.energy_j, lambda t: t.success,
+              scale_name="energy_per_correct_task"),
+    FigureDef("seconds_per_correct_task", "seconds per correct task", "s", lambda t: t.wall_s, lambda t: t.success,
+              scale_name="seconds_per_correct_task"),
     FigureDef("seconds_per_hop", "seconds per hop", "s", lambda t: t.wall_s, lambda t: t.hops_n),
     FigureDef("seconds_per_task", "seconds per task", "s", lambda t: t.wall_s, _ones),
     FigureDef("tokens_per_s", "decode tokens per second", "tokens/s", lambda t: t.tokens, lambda t: t.decode_s,
               defined=lambda t: t.has_tokens),
 )}
+
+#: the scale axis's figures by their scale name (its order: ``agentsim.analysis.scale.METRICS``)
+SCALE_FIGURES: dict[str, FigureDef] = {f.scale_name: f for f in FIGURES.values() if f.scale_name}

@@ -22,7 +22,8 @@ import numpy as np
 
 __all__ = ["ABSENT", "Result", "to_json", "present", "Estimate", "PairedEstimate", "ClusteredEstimate", "Discordant",
            "Pairing", "PairedComparison", "DepthAccuracy", "ShareOf", "SingleRun", "Verdict", "RunEvaluation",
-           "RunVerdict", "Evaluation", "Candidate", "Recommendation"]
+           "RunVerdict", "Evaluation", "Candidate", "Recommendation", "NStar", "ScalePoint", "ScaleCurve",
+           "ScaleAnalysis"]
 
 
 class _Absent:
@@ -335,3 +336,70 @@ class Recommendation(Result):
     evidence: str = ABSENT
     line: str
     what_would_decide: list[str] = ABSENT
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NStar(Result):
+    """Where a ratio curve crosses its threshold (:func:`.scale.crossing`), with its interval."""
+
+    threshold: float
+    measured_range: list[float] | None
+    crossed: bool
+    value: float | None
+    between: list[float] | None = ABSENT
+    direction: str | None = ABSENT
+    ci95: list[float] | None
+    crossing_share: float | None
+    text: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ScalePoint(Result):
+    """One model size of a curve: its pooled ratios (low rung / top rung) with intervals."""
+
+    model: str
+    params: int
+    baseline_precision: str | None
+    run_ids: list[int]
+    baseline_run_ids: list[int]
+    cells: int
+    instances: int
+    energy_kind: str | None
+    energy_per_correct_task_ratio: PairedEstimate
+    seconds_per_correct_task_ratio: PairedEstimate
+    task_success_ratio: PairedEstimate
+
+    def ratio(self, metric: str) -> PairedEstimate:
+        """The ratio of ``metric`` (a scale name: ``energy_per_correct_task``, ...)."""
+        return getattr(self, f"{metric}_ratio")  # type: ignore[no-any-return]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ScaleCurve(Result):
+    """One low rung of a model family (in one mode and batch size) over model sizes, with N*."""
+
+    family: str
+    precision: str
+    mode: str
+    batch_size: int
+    baseline: str
+    sizes: int
+    cells: list[str]
+    cells_dropped: list[str]
+    points: list[ScalePoint]
+    n_star: dict[str, NStar]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ScaleAnalysis(Result):
+    """The model-scale axis (:func:`.scale.scale_axis`; ``scale_analysis`` is its JSON)."""
+
+    schema: int
+    tolerance: float
+    resamples: int
+    seed: int
+    method: str
+    thresholds: dict[str, float]
+    runs: int
+    skipped: list[dict[str, Any]]
+    curves: list[ScaleCurve]

@@ -41,15 +41,17 @@ from agentsim.store import Store, batch_size_of
 
 from .bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, percentile_ci, weights
 from .data import RunData, load_run, top_rung
-from .figures import FIGURES
+from .figures import SCALE_FIGURES
 from .paired import paired_tables
+from .results import NStar, PairedEstimate, ScaleAnalysis, ScaleCurve, ScalePoint
 
-__all__ = ["scale_analysis", "crossing", "scale_figure", "DEFAULT_TOLERANCE", "METRICS"]
+__all__ = ["scale_analysis", "scale_axis", "crossing", "scale_figure", "DEFAULT_TOLERANCE", "METRICS"]
 
 #: the task-success loss (1 - ratio) that counts as an accuracy loss for N*
 DEFAULT_TOLERANCE = 0.05
-#: metric -> (what is summed per instance: numerator of one run's figure, its denominator)
+#: the ratios drawn, in order (their definitions: :data:`.figures.SCALE_FIGURES`)
 METRICS = ("energy_per_correct_task", "seconds_per_correct_task", "task_success")
+assert set(METRICS) == set(SCALE_FIGURES)
 SCHEMA_VERSION = 1
 
 
@@ -82,14 +84,8 @@ def _family(model: str | None) -> str:
 
 
 def _columns(t: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    # the scale axis's names for the figures of .figures (one definition each)
-    cols = {}
-    for name, fig in (("seconds_per_correct_task", "seconds_per_correct_task"), ("task_success", "task_success"),
-                      ("energy_per_correct_task", "energy_per_correct_task_j")):
-        c = FIGURES[fig].columns(t)
-        if c is not None:
-            cols[name] = c
-    return cols
+    """Per metric, the per-instance numerator and denominator of its figure (where defined)."""
+    return {name: c for name, fig in SCALE_FIGURES.items() if (c := fig.columns(t)) is not None}
 
 
 def _subset(p: _Pair, keys: list[Any]) -> _Pair:
@@ -156,11 +152,11 @@ def _ratio_reps(ws: dict[str, np.ndarray], pairs: list[_Pair], metric: str) -> t
     return point, r
 
 
-def _figure(point: float | None, reps: np.ndarray | None, run: float | None, base: float | None) -> dict[str, Any] | None:
+def _figure(point: float | None, reps: np.ndarray | None, run: float | None, base: float | None) -> PairedEstimate:
     if point is None or reps is None:
-        return {"value": None, "ci95": None, "reason": "undefined (no correct task or no energy reading on one side)"}
+        return PairedEstimate(value=None, ci95=None, reason="undefined (no correct task or no energy reading on one side)")
     ci = percentile_ci(reps, point)
-    return {"value": point, "ci95": ci["ci"], "run": run, "baseline": base, "undefined_resamples": ci["undefined"]}
+    return PairedEstimate(value=point, ci95=ci["ci"], run=run, baseline=base, undefined_resamples=ci["undefined"])
 
 
 def _pooled(pairs: list[_Pair], metric: str, side: str) -> float | None:
@@ -226,7 +222,7 @@ def _pairs_by_curve(usable: list[RunData]) -> tuple[dict[_CurveKey, dict[str, li
 
 def _size_point(model: str, size: int, pairs: list[_Pair], ws: dict[str, np.ndarray],
                 reps_by_metric: dict[str, list[np.ndarray | None]],
-                point_by_metric: dict[str, list[float | None]]) -> dict[str, Any]:
+                point_by_metric: dict[str, list[float | None]]) -> ScalePoint:
     """One size's point of a curve (its ratios with intervals); appends its resamples per metric."""
     entry: dict[str, Any] = {
         "model": model, "params": size, "baseline_precision": pairs[0].top.run.precision,
@@ -238,9 +234,9 @@ def _size_point(model: str, size: int, pairs: list[_Pair], ws: dict[str, np.ndar
         if metric == "energy_per_correct_task" and (
                 entry["energy_kind"] not in ("measured", "estimated")):
             # measured and estimated joules are never summed into one ratio
-            entry[f"{metric}_ratio"] = {"value": None, "ci95": None, "reason": (
+            entry[f"{metric}_ratio"] = PairedEstimate(value=None, ci95=None, reason=(
                 "energy kinds differ between the cells or rungs of this size (measured and estimated "
-                "are never pooled)" if entry["energy_kind"] == "mixed" else "no energy reading")}
+                "are never pooled)" if entry["energy_kind"] == "mixed" else "no energy reading"))
             reps_by_metric[metric].append(None)
             point_by_metric[metric].append(None)
             continue
@@ -248,11 +244,11 @@ def _size_point(model: str, size: int, pairs: list[_Pair], ws: dict[str, np.ndar
         entry[f"{metric}_ratio"] = _figure(point, reps, _pooled(pairs, metric, "low"), _pooled(pairs, metric, "top"))
         reps_by_metric[metric].append(reps)
         point_by_metric[metric].append(point)
-    return entry
+    return ScalePoint(**entry)
 
 
 def _curve(key: _CurveKey, per_model: dict[str, list[_Pair]], sizes: dict[str, int],
-           baselines: dict[str, set[str]], *, tolerance: float, resamples: int, seed: int) -> dict[str, Any] | None:
+           baselines: dict[str, set[str]], *, tolerance: float, resamples: int, seed: int) -> ScaleCurve | None:
     """One curve (a family's rung, mode and batch size over model sizes) with N*; None when a size
     keeps no cell."""
     family, prec, mode, batch = key
@@ -279,35 +275,39 @@ def _curve(key: _CurveKey, per_model: dict[str, list[_Pair]], sizes: dict[str, i
     point_by_metric: dict[str, list[float | None]] = {k: [] for k in METRICS}
     points = [_size_point(m, sizes[m], kept[m], ws, reps_by_metric, point_by_metric) for m in models]
     xs = [float(sizes[m]) for m in models]
-    n_star: dict[str, Any] = {}
-    kinds = {p["energy_kind"] for p in points if p["energy_kind"] in ("measured", "estimated")}
+    n_star: dict[str, NStar] = {}
+    kinds = {p.energy_kind for p in points if p.energy_kind in ("measured", "estimated")}
     for metric in METRICS:
         threshold = 1.0 - tolerance if metric == "task_success" else 1.0
         if metric == "energy_per_correct_task" and len(kinds) > 1:
-            n_star[metric] = {"threshold": threshold, "measured_range": None, "crossed": False, "value": None,
-                              "ci95": None, "crossing_share": None,
-                              "text": "left out: the sizes' energy kinds differ (" + " and ".join(sorted(kinds))
-                                      + "); measured and estimated joules are never on one curve"}
+            n_star[metric] = NStar(threshold=threshold, measured_range=None, crossed=False, value=None,
+                                   ci95=None, crossing_share=None,
+                                   text="left out: the sizes' energy kinds differ (" + " and ".join(sorted(kinds))
+                                        + "); measured and estimated joules are never on one curve")
             continue
         n_star[metric] = _n_star(xs, point_by_metric[metric], reps_by_metric[metric], threshold, resamples,
                                  bad_above=metric != "task_success")
-    return {
-        "family": family, "precision": prec, "mode": mode, "batch_size": batch,
-        "baseline": "each model's top rung (most bits): " + ", ".join(f"{m}@{'/'.join(sorted(baselines[m]))}" for m in models),
-        "sizes": len(models), "cells": sorted(common), "cells_dropped": dropped,
-        "points": points, "n_star": n_star,
-    }
+    return ScaleCurve(
+        family=family, precision=prec, mode=mode, batch_size=batch,
+        baseline="each model's top rung (most bits): " + ", ".join(f"{m}@{'/'.join(sorted(baselines[m]))}" for m in models),
+        sizes=len(models), cells=sorted(common), cells_dropped=dropped, points=points, n_star=n_star,
+    )
 
 
-def scale_analysis(
+def scale_analysis(store: Store, run_ids: list[int] | None = None, **kwargs: Any) -> dict[str, Any]:
+    """:func:`scale_axis` as JSON."""
+    return scale_axis(store, run_ids, **kwargs).to_json()  # type: ignore[no-any-return]
+
+
+def scale_axis(
     store: Store,
     run_ids: list[int] | None = None,
     *,
     tolerance: float = DEFAULT_TOLERANCE,
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
-) -> dict[str, Any]:
-    """N* and the ratio curves from stored runs (all runs when ``run_ids`` is None); JSON-ready."""
+) -> ScaleAnalysis:
+    """N* and the ratio curves from stored runs (all runs when ``run_ids`` is None)."""
     if not 0 <= tolerance < 1:
         raise AgentsimError(f"tolerance {tolerance} must be in [0, 1)", hint="e.g. --tolerance 0.05 (5 % task-success loss)")
     runs = [load_run(store, i) for i in run_ids] if run_ids is not None else [load_run(store, r) for r in store.list_runs()]
@@ -316,28 +316,28 @@ def scale_analysis(
     out_curves = [c for key, per_model in sorted(curves.items())
                   if (c := _curve(key, per_model, sizes, baselines, tolerance=tolerance, resamples=resamples,
                                   seed=seed)) is not None]
-    return {
-        "schema": SCHEMA_VERSION,
-        "tolerance": tolerance,
-        "resamples": resamples,
-        "seed": seed,
-        "method": ("ratios of pooled sums (low rung / its model's top rung) over instances paired by (index, seed); "
+    return ScaleAnalysis(
+        schema=SCHEMA_VERSION,
+        tolerance=tolerance,
+        resamples=resamples,
+        seed=seed,
+        method=("ratios of pooled sums (low rung / its model's top rung) over instances paired by (index, seed); "
                    "cluster bootstrap over instances with one weight matrix per workload cell shared by every size; "
-                   "N* by linear interpolation in log(parameters) at the first threshold crossing, recomputed per resample"),
-        "thresholds": {"energy_per_correct_task": 1.0, "seconds_per_correct_task": 1.0, "task_success": 1.0 - tolerance},
-        "runs": len(runs),
-        "skipped": skipped,
-        "curves": out_curves,
-    }
+                "N* by linear interpolation in log(parameters) at the first threshold crossing, recomputed per resample"),
+        thresholds={"energy_per_correct_task": 1.0, "seconds_per_correct_task": 1.0, "task_success": 1.0 - tolerance},
+        runs=len(runs),
+        skipped=skipped,
+        curves=out_curves,
+    )
 
 
 def _n_star(xs: list[float], points: list[float | None], reps: list[np.ndarray | None], threshold: float,
-            resamples: int, bad_above: bool) -> dict[str, Any]:
+            resamples: int, bad_above: bool) -> NStar:
     sizes_known = [x for x, p in zip(xs, points, strict=True) if p is not None]
     base: dict[str, Any] = {"threshold": threshold, "measured_range": [min(sizes_known), max(sizes_known)] if sizes_known else None}
     if len(sizes_known) < 2:
-        return {**base, "crossed": False, "value": None, "ci95": None, "crossing_share": None,
-                "text": "needs at least two sizes with a defined ratio"}
+        return NStar(**base, crossed=False, value=None, ci95=None, crossing_share=None,
+                     text="needs at least two sizes with a defined ratio")
     c = crossing(xs, points, threshold, bad_above=bad_above)
     stars = []
     for b in range(resamples):
@@ -353,15 +353,15 @@ def _n_star(xs: list[float], points: list[float | None], reps: list[np.ndarray |
             side = f"{'above' if bad_above else 'below'} {threshold:g} at every size"
         else:
             side = f"{'at or below' if bad_above else 'at or above'} {threshold:g} at every size"
-        return {**base, **c, "ci95": None, "crossing_share": round(share, 4),
-                "text": f"not crossed in the measured range ({_fmt_n(lo_n)}-{_fmt_n(hi_n)} parameters; the ratio stays "
-                        f"{side}; {share:.0%} of resamples cross)"}
+        return NStar(**base, **c, ci95=None, crossing_share=round(share, 4),
+                     text=f"not crossed in the measured range ({_fmt_n(lo_n)}-{_fmt_n(hi_n)} parameters; the ratio stays "
+                          f"{side}; {share:.0%} of resamples cross)")
     ci = percentile_ci(arr, math.log(c["value"]), max_undefined=1.0)
     interval = [math.exp(ci["ci"][0]), math.exp(ci["ci"][1])] if ci["ci"] else None
     open_note = "" if share >= 0.95 else f"; {1 - share:.0%} of resamples do not cross: the interval is open"
-    return {**base, **c, "ci95": interval, "crossing_share": round(share, 4),
-            "text": f"N* ≈ {_fmt_n(c['value'])} parameters (the ratio {c['direction']} {threshold:g} between "
-                    f"{_fmt_n(c['between'][0])} and {_fmt_n(c['between'][1])}){open_note}"}
+    return NStar(**base, **c, ci95=interval, crossing_share=round(share, 4),
+                 text=f"N* ≈ {_fmt_n(c['value'])} parameters (the ratio {c['direction']} {threshold:g} between "
+                      f"{_fmt_n(c['between'][0])} and {_fmt_n(c['between'][1])}){open_note}")
 
 
 def _fmt_n(n: float | None) -> str:
@@ -370,7 +370,7 @@ def _fmt_n(n: float | None) -> str:
     return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
 
 
-def scale_figure(result: dict[str, Any]) -> str:
+def scale_figure(result: ScaleAnalysis) -> str:
     """An SVG (text) of the ratio curves of :func:`scale_analysis`: energy per correct task and task
     success (low rung / top rung) vs parameters, log x axis, 95 % intervals, thresholds and N*."""
     try:
@@ -387,23 +387,23 @@ def scale_figure(result: dict[str, Any]) -> str:
     panels = [("energy_per_correct_task", "energy per correct task\n(low rung / top rung)"),
               ("task_success", "task success\n(low rung / top rung)")]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    curves = result.get("curves") or []
+    curves = result.curves
     for ax, (metric, label) in zip(axes, panels, strict=True):
-        thr = result["thresholds"][metric]
+        thr = result.thresholds[metric]
         ax.axhline(thr, color="0.4", lw=1, ls="--")
         for cv in curves:
-            pts = [p for p in cv["points"] if p[f"{metric}_ratio"] and p[f"{metric}_ratio"]["value"] is not None]
+            pts = [p for p in cv.points if p.ratio(metric).value is not None]
             if not pts:
                 continue
-            x = [p["params"] for p in pts]
-            y = [p[f"{metric}_ratio"]["value"] for p in pts]
-            lo = [max(0.0, v - (p[f"{metric}_ratio"]["ci95"] or [v, v])[0]) for v, p in zip(y, pts, strict=True)]
-            hi = [max(0.0, (p[f"{metric}_ratio"]["ci95"] or [v, v])[1] - v) for v, p in zip(y, pts, strict=True)]
-            name = f"{cv['precision']} ({cv['family']}, {cv['mode']}, batch {cv['batch_size']})"
+            x = [p.params for p in pts]
+            y = [p.ratio(metric).value for p in pts]
+            lo = [max(0.0, v - (p.ratio(metric).ci95 or [v, v])[0]) for v, p in zip(y, pts, strict=True)]
+            hi = [max(0.0, (p.ratio(metric).ci95 or [v, v])[1] - v) for v, p in zip(y, pts, strict=True)]
+            name = f"{cv.precision} ({cv.family}, {cv.mode}, batch {cv.batch_size})"
             line = ax.errorbar(x, y, yerr=[lo, hi], marker="o", capsize=3, label=name)
-            ns = cv["n_star"][metric]
-            if ns.get("crossed") and ns.get("value"):
-                ax.axvline(ns["value"], color=line[0].get_color(), lw=0.8, ls=":")
+            ns = cv.n_star[metric]
+            if ns.crossed and ns.value:
+                ax.axvline(ns.value, color=line[0].get_color(), lw=0.8, ls=":")
         ax.set_xscale("log")
         ax.set_xlabel("parameters (GGUF)")
         ax.set_ylabel(label)
@@ -414,7 +414,7 @@ def scale_figure(result: dict[str, Any]) -> str:
         for ax in axes:
             ax.text(0.5, 0.5, "no runs spanning sizes", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(f"low-precision rung vs its model's top rung by model scale (dotted: N*; dashed: threshold, "
-                 f"tolerance {result.get('tolerance', DEFAULT_TOLERANCE):g})", fontsize=9)
+                 f"tolerance {result.tolerance:g})", fontsize=9)
     fig.tight_layout()
     buf = io.StringIO()
     fig.savefig(buf, format="svg")

@@ -30,12 +30,15 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentsim.console import name_column
 from agentsim.errors import AgentsimError
 
 from .common import console, db_arg, failures_exit_code, open_store, run_mode
+
+if TYPE_CHECKING:
+    from agentsim.analysis.results import Estimate
 
 __all__ = ["SweepDef", "load_sweep", "bundled_sweeps", "sweep_launch", "cmd_scale", "add_cli"]
 
@@ -261,15 +264,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return failures_exit_code(result.failures)
 
 
-def _fmt_ratio(fig: dict[str, Any] | None) -> str:
-    if not fig or fig.get("value") is None:
+def _fmt_ratio(fig: Estimate | None) -> str:
+    if not fig or fig.value is None:
         return "-"
-    ci = fig.get("ci95")
-    return f"{fig['value']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+    ci = fig.ci95
+    return f"{fig.value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
 def cmd_scale(args: argparse.Namespace) -> int:
-    from agentsim.analysis.scale import scale_analysis, scale_figure
+    from agentsim.analysis.scale import scale_axis, scale_figure
 
     if not args.runs and not args.all:
         raise AgentsimError("give RUN_IDS or --all", hint="agentsim runs lists the runs; agentsim scale --all")
@@ -285,40 +288,40 @@ def cmd_scale(args: argparse.Namespace) -> int:
                         raise AgentsimError(f"run id {part!r} is not a number", hint="agentsim runs lists the runs")
                     ids.append(int(part))
     store = open_store(args, readonly=True)
-    result = scale_analysis(store, ids, tolerance=args.tolerance, resamples=args.resamples)
+    result = scale_axis(store, ids, tolerance=args.tolerance, resamples=args.resamples)
     if args.svg:
         Path(args.svg).write_text(scale_figure(result))
     if args.json:
         from agentsim.console import print_json
 
-        print_json(result)
+        print_json(result.to_json())
         return 0
     from rich.table import Table
 
     out = console()
-    if not result["curves"]:
+    if not result.curves:
         out.print("no curve: N* needs runs of at least one model at its top rung and a lower rung "
                   "(llama runs that record model_params)", highlight=False)
-    for cv in result["curves"]:
-        t = Table(title=f"{cv['precision']} vs top rung — {cv['family']}, {cv['mode']}, batch {cv['batch_size']} "
-                        f"({len(cv['cells'])} workload cells)")
+    for cv in result.curves:
+        t = Table(title=f"{cv.precision} vs top rung — {cv.family}, {cv.mode}, batch {cv.batch_size} "
+                        f"({len(cv.cells)} workload cells)")
         for col in ("model", "params", "instances", "energy/correct ratio", "seconds/correct ratio", "task success ratio"):
             t.add_column(col)
-        for p in cv["points"]:
-            t.add_row(p["model"], f"{p['params']:,}", str(p["instances"]), _fmt_ratio(p["energy_per_correct_task_ratio"])
-                      + f" ({p['energy_kind']})", _fmt_ratio(p["seconds_per_correct_task_ratio"]),
-                      _fmt_ratio(p["task_success_ratio"]))
+        for p in cv.points:
+            t.add_row(p.model, f"{p.params:,}", str(p.instances), _fmt_ratio(p.energy_per_correct_task_ratio)
+                      + f" ({p.energy_kind})", _fmt_ratio(p.seconds_per_correct_task_ratio),
+                      _fmt_ratio(p.task_success_ratio))
         out.print(t)
         for metric, label in (("energy_per_correct_task", "energy per correct task"),
                               ("seconds_per_correct_task", "seconds per correct task"),
-                              ("task_success", f"task success (tolerance {result['tolerance']:g})")):
-            ns = cv["n_star"][metric]
-            ci = ns.get("ci95")
+                              ("task_success", f"task success (tolerance {result.tolerance:g})")):
+            ns = cv.n_star[metric]
+            ci = ns.ci95
             extra = f", 95% interval [{ci[0]:,.0f}, {ci[1]:,.0f}]" if ci else ""
-            out.print(f"  N* {label}: {ns['text']}{extra}", highlight=False)
-        if cv["cells_dropped"]:
-            out.print(f"  ({len(cv['cells_dropped'])} cells measured at only some sizes were left out)", highlight=False)
-    for s in result["skipped"]:
+            out.print(f"  N* {label}: {ns.text}{extra}", highlight=False)
+        if cv.cells_dropped:
+            out.print(f"  ({len(cv.cells_dropped)} cells measured at only some sizes were left out)", highlight=False)
+    for s in result.skipped:
         out.print(f"skipped run {s['run_id']}: {s['reason']}", highlight=False)
     if args.svg:
         out.print(f"plot: {args.svg}", highlight=False)

@@ -221,13 +221,11 @@ def fidelity_cells(doc: Report, b: RunEvaluation) -> dict[str, str]:
 
 def scale_lines(doc: Report) -> list[str]:
     """One line per (family, rung, mode, batch) curve and metric: N* or why it was not crossed."""
-    sc = doc.scale or {}
     out = []
-    for cv in sc.get("curves") or []:
-        head = f"{cv['family']} {cv['precision']} [{cv['mode']}]" + (
-            f" batch {cv['batch_size']}" if (cv.get("batch_size") or 1) > 1 else "")
-        for metric, ns in cv["n_star"].items():
-            ci = ns.get("ci95")
+    for cv in doc.scale.curves if doc.scale else []:
+        head = f"{cv.family} {cv.precision} [{cv.mode}]" + (f" batch {cv.batch_size}" if cv.batch_size > 1 else "")
+        for metric, ns in cv.n_star.items():
+            ci = ns.ci95
             interval = f" [{ci[0] / 1e9:.2f}B, {ci[1] / 1e9:.2f}B]" if ci else ""
-            out.append(f"{head}, {metric.replace('_', ' ')}: {ns['text']}{interval}")
+            out.append(f"{head}, {metric.replace('_', ' ')}: {ns.text}{interval}")
     return out

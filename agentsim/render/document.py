@@ -15,7 +15,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from agentsim.analysis import analyse
-from agentsim.analysis.results import Evaluation, Recommendation, Result, RunEvaluation
+from agentsim.analysis.results import (
+    Evaluation,
+    Recommendation,
+    Result,
+    RunEvaluation,
+    ScaleAnalysis,
+)
 from agentsim.versions import dist_version
 
 from .facts import machine_text, realisation_text, rung_note, source_text
@@ -75,7 +81,7 @@ class Report(Result):
 
     evaluation: Evaluation = field(metadata={"flatten": True})
     report: dict[str, Any]
-    scale: Any
+    scale: ScaleAnalysis | None
     fidelity: dict[str, Any]
     recommendations: list[Recommendation]
 
@@ -165,12 +171,12 @@ def fidelity_block(store: Any, blocks: list[RunEvaluation]) -> dict[str, Any]:
             for b in blocks if b.baseline_run_id is not None and not b.is_baseline}
 
 
-def _scale(store: Any, run_ids: list[int]) -> dict[str, Any] | None:
+def _scale(store: Any, run_ids: list[int]) -> ScaleAnalysis | None:
     """The model-scale axis (N*) when the runs span two or more model sizes, else None."""
     sizes = {store.get_run(i).model_params for i in run_ids} - {None, 0}
     if len(sizes) < 2:
         return None
-    from agentsim.analysis.scale import scale_analysis
+    from agentsim.analysis.scale import scale_axis
 
-    return scale_analysis(store, run_ids)
+    return scale_axis(store, run_ids)
 

@@ -276,7 +276,7 @@ def scale_axis(doc: Report) -> str | None:
     """The scale axis: each low rung's ratio to its model's top rung against parameter count,
     with 95 % intervals, and N* where a ratio crosses its threshold (agentsim.analysis.scale)."""
     sc = doc.scale
-    if not sc or not sc.get("curves"):
+    if not sc or not sc.curves:
         return None
     from agentsim.analysis.scale import scale_figure
 

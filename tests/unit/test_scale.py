@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agentsim.analysis.scale import crossing, scale_analysis, scale_figure
+from agentsim.analysis.results import ScaleAnalysis
+from agentsim.analysis.scale import crossing, scale_analysis, scale_axis, scale_figure
 from agentsim.cli import main
 from agentsim.errors import AgentsimError
 from agentsim.store import HopRecord, InstanceRecord, Run, Store
@@ -191,10 +192,10 @@ def test_batch_sizes_and_modes_are_separate_curves(store: Store) -> None:
 
 def test_scale_figure_is_an_svg_with_the_curves(store: Store) -> None:
     _two_sizes(store, small_ratio=1.5, large_ratio=0.5)
-    svg = scale_figure(scale_analysis(store, resamples=100))
+    svg = scale_figure(scale_axis(store, resamples=100))
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg and "q4_0" in svg
-    empty = scale_figure({"curves": [], "thresholds": {"energy_per_correct_task": 1.0, "task_success": 0.95},
-                          "tolerance": 0.05})
+    empty = scale_figure(ScaleAnalysis(schema=1, tolerance=0.05, resamples=100, seed=1, method="-", runs=0, skipped=[],
+                                       curves=[], thresholds={"energy_per_correct_task": 1.0, "task_success": 0.95}))
     assert "<svg" in empty
 
 
@@ -219,7 +220,7 @@ def test_the_trap_report_carries_the_scale_axis(store: Store, tmp_path: Path) ->
 
     ids = _two_sizes(store, small_ratio=1.4, large_ratio=0.6)
     doc = build_report(store, ids, resamples=200)
-    assert doc.scale and doc.scale["curves"]
+    assert doc.scale and doc.scale.curves
     html = render_html(doc)
     assert 'id="scale"' in html and "N* ≈" in html and 'id="plot-scale-axis"' in html
     md, _ = render_markdown(doc, plot_dir=None)
