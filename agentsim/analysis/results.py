@@ -23,7 +23,8 @@ import numpy as np
 __all__ = ["ABSENT", "Result", "to_json", "present", "Estimate", "PairedEstimate", "ClusteredEstimate", "Discordant",
            "Pairing", "PairedComparison", "DepthAccuracy", "ShareOf", "SingleRun", "Verdict", "RunEvaluation",
            "RunVerdict", "Evaluation", "Candidate", "Recommendation", "NStar", "ScalePoint", "ScaleCurve",
-           "ScaleAnalysis"]
+           "ScaleAnalysis", "Compounding", "SecondaryFigure", "AccuracyTests", "EfficiencyTests", "CostSummary",
+           "VerdictSummary"]
 
 
 class _Absent:
@@ -207,6 +208,105 @@ class SingleRun(Result):
         return self.costs.get(name)
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Compounding(Result):
+    """The test that a loss grows with depth (free-mode interaction, or free minus oracle)."""
+
+    what: str = ABSENT
+    value: float | None = None
+    ci95: list[float] | None = None
+    p_value: float | None = None
+    instances: int = ABSENT
+    free: float = ABSENT
+    oracle: float = ABSENT
+    oracle_p_value: float | None = ABSENT
+    established: bool = False
+    level: float | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SecondaryFigure(Result):
+    """Model-hop accuracy beside the verdict: reported, decides nothing."""
+
+    difference: float | None
+    ci95: list[float] | None
+    p_value: float | None
+    test: str | None
+    role: str = "secondary: reported, decides nothing"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AccuracyTests(Result):
+    """The accuracy side of a verdict: loss (exact McNemar), non-inferiority (Tango), compounding."""
+
+    primary: str
+    difference: float | None
+    ci95: list[float] | None
+    discordant: Discordant
+    test: str
+    p_value: float | None
+    p_adjusted: float | None
+    loss: bool
+    margin: float
+    p_noninferiority: float | None
+    p_noninferiority_adjusted: float | None
+    non_inferior: bool
+    noninferiority_test: str
+    compounding: Compounding | None
+    later_hops_harder: bool
+    secondary: dict[str, SecondaryFigure | None]
+    trap: bool              # kept for readers of schema 1: the loss compounds
+    grows_with_depth: bool  # the same
+    excluded: bool
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EfficiencyTests(Result):
+    """The cost side of a verdict: costlier, not costlier than the margin, equivalence (TOST)."""
+
+    assessed: bool
+    metric: str | None
+    kind: str | None
+    margin: float
+    trap: bool = False
+    not_costlier: bool = False
+    equivalent: bool = False
+    reason: str = ABSENT
+    energy_note: str = ABSENT
+    value: float | None = ABSENT
+    ci95: list[float] | None = ABSENT
+    p_costlier: float | None = ABSENT
+    p_costlier_adjusted: float | None = ABSENT
+    p_not_costlier: float | None = ABSENT
+    p_not_costlier_adjusted: float | None = ABSENT
+    p_equivalent: float | None = ABSENT
+    test: str = ABSENT
+    excluded: bool = ABSENT
+
+
+@dataclasses.dataclass(frozen=True)
+class CostSummary(Result):
+    metric: str | None
+    kind: str | None
+    value: float | None
+    ci95: list[float] | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class VerdictSummary(Result):
+    """The one-screen summary of a verdict (its primary figure and cost)."""
+
+    verdict: str
+    mode: str = ABSENT
+    primary: str = ABSENT
+    difference: float | None = ABSENT
+    ci95: list[float] | None = ABSENT
+    p_adjusted: float | None = ABSENT
+    p_noninferiority_adjusted: float | None = ABSENT
+    cost: CostSummary | None = ABSENT
+    instances_needed: int | None = ABSENT
+
+
 @dataclasses.dataclass(frozen=True)
 class Verdict(Result):
     """The verdict of one rung with its evidence (:func:`.verdict.decide_all`).
@@ -216,11 +316,11 @@ class Verdict(Result):
 
     verdict: str
     line: str
-    accuracy: dict[str, Any] | None = None
-    efficiency: dict[str, Any] | None = None
+    accuracy: AccuracyTests | None = None
+    efficiency: EfficiencyTests | None = None
     instances_needed: int | None = None
     needed_for: str | None = None
-    summary: dict[str, Any] = dataclasses.field(default_factory=dict)
+    summary: VerdictSummary | None = None
 
     @classmethod
     def short(cls, verdict: str, line: str) -> Verdict:

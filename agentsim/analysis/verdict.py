@@ -30,6 +30,7 @@ Holm families (all the rungs of one analysis): *harm* = {loss, costlier} per run
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +45,20 @@ from .inference import (
     paired_noninferiority,
 )
 from .power import se_scaling_n
-from .results import PairedComparison, PairedEstimate, Verdict, present
+from .results import (
+    ABSENT,
+    AccuracyTests,
+    Compounding,
+    CostSummary,
+    Discordant,
+    EfficiencyTests,
+    PairedComparison,
+    PairedEstimate,
+    SecondaryFigure,
+    Verdict,
+    VerdictSummary,
+    present,
+)
 
 __all__ = ["decide", "decide_all", "Evidence", "Verdict", "evidence", "ACCURACY_MARGIN", "COST_MARGIN",
            "VERDICTS", "VERDICT_SHORT", "VERDICT_STYLE", "PRIMARY"]
@@ -218,12 +232,36 @@ def decide_all(evs: list[Evidence], *, alpha: float = ALPHA, power: float = POWE
 
 
 def _decide_one(e: Evidence, adj: dict[str, Any] | None, ctx: dict[str, Any]) -> Verdict:
-    alpha = ctx["alpha"]
     if e.identity:
-        return Verdict("baseline", f"{e.label}: the baseline", summary={"verdict": "baseline"})
+        return Verdict("baseline", f"{e.label}: the baseline", summary=VerdictSummary(verdict="baseline"))
     if e.ts is None or adj is None:
         return Verdict("inconclusive", f"{e.label} vs {e.baseline_label}: {e.note or 'no paired task success'}",
-                       summary={"verdict": "inconclusive"})
+                       summary=VerdictSummary(verdict="inconclusive"))
+    acc = _accuracy_tests(e, adj, ctx["alpha"])
+    eff = _efficiency_tests(e, adj, ctx)
+    acc_word = "accuracy trap" if acc.trap else ("accuracy loss" if acc.loss else None)
+    words = [w for w in (acc_word, "efficiency trap" if eff.trap else None) if w]
+    if words:
+        verdict = " and ".join(words)
+    elif acc.non_inferior and (eff.not_costlier or not eff.assessed):
+        verdict = "no trap"
+    else:
+        verdict = "inconclusive"
+    needed = needed_for = None
+    if verdict == "inconclusive":
+        needed, needed_for = _needed(e, eff, acc.non_inferior, ctx)
+    line = _line(e, verdict, acc, eff, needed, needed_for)
+    summary = VerdictSummary(
+        verdict=verdict, mode=e.mode, primary=PRIMARY, difference=acc.difference, ci95=acc.ci95,
+        p_adjusted=acc.p_adjusted, p_noninferiority_adjusted=acc.p_noninferiority_adjusted,
+        cost=None if e.cost is None else CostSummary(e.cost_metric, e.cost_kind, e.cost.value, e.cost.ci95),
+        instances_needed=needed)
+    return Verdict(verdict, line, acc, eff, needed, needed_for, summary)
+
+
+def _accuracy_tests(e: Evidence, adj: dict[str, Any], alpha: float) -> AccuracyTests:
+    """Loss, non-inferiority and compounding of task success at the adjusted levels."""
+    assert e.ts is not None
     b, c = e.discordant
     d = e.ts.value
     p_loss_adj = adj.get("loss")
@@ -237,62 +275,40 @@ def _decide_one(e: Evidence, adj: dict[str, Any] | None, ctx: dict[str, Any]) ->
     og = e.oracle_growth
     harder = bool(og and og.get("p_value") is not None and og["p_value"] <= level and (og.get("value") or 0) > 0
                   and loss)
-    accuracy = {
-        "primary": PRIMARY, "difference": d, "ci95": e.ts.ci95, "discordant": {"run_only": b, "baseline_only": c},
-        "test": "McNemar exact (instances), two-sided", "p_value": e.p_loss, "p_adjusted": p_loss_adj,
-        "loss": loss, "margin": e.accuracy_margin, "p_noninferiority": e.p_noninferior,
-        "p_noninferiority_adjusted": p_ni_adj, "non_inferior": non_inferior,
-        "noninferiority_test": "Tango score test (paired), one-sided",
-        "compounding": None if g is None else {**g, "established": compounding, "level": level if loss else None},
-        "later_hops_harder": harder,
-        "secondary": {"model_hop_accuracy": None if not e.hop else {
-            "difference": e.hop.value, "ci95": e.hop.ci95, "p_value": e.hop.p_value if present(e.hop.p_value) else None,
-            "test": e.hop.test if present(e.hop.test) else None, "role": "secondary: reported, decides nothing"}},
-        # kept for readers of schema 1: a loss is established; it compounds
-        "trap": compounding, "grows_with_depth": compounding,
-    }
-    eff: dict[str, Any] = {"assessed": e.cost is not None, "metric": e.cost_metric, "kind": e.cost_kind,
-                           "margin": e.cost_margin, "trap": False, "not_costlier": False, "equivalent": False}
-    if e.cost_reason:
-        eff["reason"] = e.cost_reason
-    if e.energy_note:
-        eff["energy_note"] = e.energy_note
-    if e.cost is not None:
-        ct = e.cost_tests
-        p_c, p_nc = adj.get("costlier"), adj.get("not_costlier")
-        eff.update(value=e.cost.value, ci95=e.cost.ci95, p_costlier=ct["costlier"],
-                   p_costlier_adjusted=p_c, p_not_costlier=ct["not_costlier"], p_not_costlier_adjusted=p_nc,
-                   p_equivalent=ct["equivalent"],
-                   test="one-sided z on the log ratio with its paired bootstrap SE")
-        eff["trap"] = bool(p_c is not None and p_c <= alpha)
-        eff["not_costlier"] = bool(p_nc is not None and p_nc <= alpha)
-        eff["equivalent"] = bool(eff["not_costlier"] and ct["equivalent"] is not None
-                                 and ct["equivalent"] * ctx["k_safety"] <= alpha)
-        eff["excluded"] = eff["not_costlier"]
-    acc_word = "accuracy trap" if compounding else ("accuracy loss" if loss else None)
-    words = [w for w in (acc_word, "efficiency trap" if eff["trap"] else None) if w]
-    if words:
-        verdict = " and ".join(words)
-    elif non_inferior and (eff["not_costlier"] or not eff["assessed"]):
-        verdict = "no trap"
-    else:
-        verdict = "inconclusive"
-    needed = needed_for = None
-    if verdict == "inconclusive":
-        needed, needed_for = _needed(e, eff, non_inferior, ctx)
-    line = _line(e, verdict, accuracy, eff, needed, needed_for)
-    summary = {
-        "verdict": verdict, "mode": e.mode, "primary": PRIMARY, "difference": d, "ci95": e.ts.ci95,
-        "p_adjusted": p_loss_adj, "p_noninferiority_adjusted": p_ni_adj,
-        "cost": None if e.cost is None else {"metric": e.cost_metric, "kind": e.cost_kind, "value": e.cost.value,
-                                             "ci95": e.cost.ci95},
-        "instances_needed": needed,
-    }
-    accuracy["excluded"] = non_inferior
-    return Verdict(verdict, line, accuracy, eff, needed, needed_for, summary)
+    hop = None if not e.hop else SecondaryFigure(
+        difference=e.hop.value, ci95=e.hop.ci95, p_value=e.hop.p_value if present(e.hop.p_value) else None,
+        test=e.hop.test if present(e.hop.test) else None)
+    return AccuracyTests(
+        primary=PRIMARY, difference=d, ci95=e.ts.ci95, discordant=Discordant(b, c),
+        test="McNemar exact (instances), two-sided", p_value=e.p_loss, p_adjusted=p_loss_adj,
+        loss=loss, margin=e.accuracy_margin, p_noninferiority=e.p_noninferior,
+        p_noninferiority_adjusted=p_ni_adj, non_inferior=non_inferior,
+        noninferiority_test="Tango score test (paired), one-sided",
+        compounding=None if g is None else Compounding(**g, established=compounding, level=level if loss else None),
+        later_hops_harder=harder, secondary={"model_hop_accuracy": hop},
+        trap=compounding, grows_with_depth=compounding, excluded=non_inferior)
 
 
-def _needed(e: Evidence, eff: dict[str, Any], non_inferior: bool, ctx: dict[str, Any]) -> tuple[int | None, str | None]:
+def _efficiency_tests(e: Evidence, adj: dict[str, Any], ctx: dict[str, Any]) -> EfficiencyTests:
+    """Costlier, not costlier than the margin and equivalence of the cost per correct task."""
+    base = EfficiencyTests(assessed=e.cost is not None, metric=e.cost_metric, kind=e.cost_kind, margin=e.cost_margin,
+                           reason=e.cost_reason or ABSENT, energy_note=e.energy_note or ABSENT)
+    if e.cost is None:
+        return base
+    alpha = ctx["alpha"]
+    ct = e.cost_tests
+    p_c, p_nc = adj.get("costlier"), adj.get("not_costlier")
+    not_costlier = bool(p_nc is not None and p_nc <= alpha)
+    return dataclasses.replace(
+        base, value=e.cost.value, ci95=e.cost.ci95, p_costlier=ct["costlier"], p_costlier_adjusted=p_c,
+        p_not_costlier=ct["not_costlier"], p_not_costlier_adjusted=p_nc, p_equivalent=ct["equivalent"],
+        test="one-sided z on the log ratio with its paired bootstrap SE",
+        trap=bool(p_c is not None and p_c <= alpha), not_costlier=not_costlier,
+        equivalent=bool(not_costlier and ct["equivalent"] is not None and ct["equivalent"] * ctx["k_safety"] <= alpha),
+        excluded=not_costlier)
+
+
+def _needed(e: Evidence, eff: EfficiencyTests, non_inferior: bool, ctx: dict[str, Any]) -> tuple[int | None, str | None]:
     """The instances that would decide an inconclusive verdict, and what they would decide."""
     n, alpha, power = e.n, ctx["alpha"], ctx["power"]
     b, c = e.discordant
@@ -300,7 +316,7 @@ def _needed(e: Evidence, eff: dict[str, Any], non_inferior: bool, ctx: dict[str,
     # an observed loss: the exact test at the level its family asks for (Bonferroni's bound of Holm)
     if c > b:
         return exact_mcnemar_n(p10, p01, alpha / ctx["k_harm"], power), "the observed loss (exact McNemar, power 0.8)"
-    if eff.get("assessed") and (eff.get("value") or 0) > 1 and not eff.get("trap"):
+    if eff.assessed and (eff.value or 0) > 1 and not eff.trap:
         f = e.cost
         assert f is not None and f.value is not None
         x = se_scaling_n(n, f.se_log or None, math.log(f.value), level=1 - 2 * alpha / ctx["k_harm"], power=power)
@@ -308,7 +324,7 @@ def _needed(e: Evidence, eff: dict[str, Any], non_inferior: bool, ctx: dict[str,
     paths = []
     if not non_inferior:
         paths.append(noninferiority_n(p10, p01, e.accuracy_margin, alpha / ctx["k_safety"], power))
-    if eff.get("assessed") and not eff.get("not_costlier"):
+    if eff.assessed and not eff.not_costlier:
         f = e.cost
         v = f.value if f else None
         if f and v and v < 1 + e.cost_margin:
@@ -320,48 +336,47 @@ def _needed(e: Evidence, eff: dict[str, Any], non_inferior: bool, ctx: dict[str,
     if not paths or any(p is None for p in paths):
         return None, None
     what = f"no trap: non-inferior within {100 * e.accuracy_margin:.0f} pp" + (
-        f" and cost within +{100 * e.cost_margin:.0f} %" if eff.get("assessed") else "")
+        f" and cost within +{100 * e.cost_margin:.0f} %" if eff.assessed else "")
     return max(max(paths), n + 1), what  # type: ignore[type-var]
 
 
-def _line(e: Evidence, verdict: str, acc: dict[str, Any], eff: dict[str, Any], needed: int | None,
+def _line(e: Evidence, verdict: str, acc: AccuracyTests, eff: EfficiencyTests, needed: int | None,
           needed_for: str | None) -> str:
     b, c = e.discordant
-    parts = [f"task success {_pp(acc['difference'])}{_ci_pp(acc['ci95'])} (exact McNemar p = {_p(acc['p_value'])}, "
-             f"adjusted {_p(acc['p_adjusted'])}; {b} vs {c} discordant; non-inferior within "
-             f"{100 * e.accuracy_margin:.0f} pp: adjusted p = {_p(acc['p_noninferiority_adjusted'])})"]
-    g = acc.get("compounding")
-    if g and acc["loss"]:
-        parts.append(f"compounding ({g['what']}) {_pp(g.get('value'))}{_ci_pp(g.get('ci95'))} "
-                     f"(one-sided p = {_p(g.get('p_value'))}, level {_p(g.get('level'))}"
-                     + ("" if g["established"] else ": not established") + ")")
+    parts = [f"task success {_pp(acc.difference)}{_ci_pp(acc.ci95)} (exact McNemar p = {_p(acc.p_value)}, "
+             f"adjusted {_p(acc.p_adjusted)}; {b} vs {c} discordant; non-inferior within "
+             f"{100 * e.accuracy_margin:.0f} pp: adjusted p = {_p(acc.p_noninferiority_adjusted)})"]
+    g = acc.compounding
+    if g and acc.loss:
+        parts.append(f"compounding ({g.what}) {_pp(g.value)}{_ci_pp(g.ci95)} "
+                     f"(one-sided p = {_p(g.p_value)}, level {_p(g.level)}"
+                     + ("" if g.established else ": not established") + ")")
     if e.depth and e.depth.get("interaction") and e.depth.get("buckets"):
         bk = e.depth["buckets"]
         parts.append(f"relative loss {100 * e.depth['shallow']['value']:.1f}% at depth {_span(bk['shallow'])} vs "
                      f"{100 * e.depth['deep']['value']:.1f}% at {_span(bk['deep'])}")
-    if acc["later_hops_harder"]:
+    if acc.later_hops_harder:
         parts.append("later hops harder for this rung (oracle mode: a hop difficulty, not a trap)")
-    sec = (acc.get("secondary") or {}).get("model_hop_accuracy")
+    sec = acc.secondary.get("model_hop_accuracy")
     if sec:
-        parts.append(f"model-hop accuracy (secondary) {_pp(sec['difference'])}{_ci_pp(sec['ci95'])} "
-                     f"(p = {_p(sec['p_value'])})")
-    if eff["assessed"]:
-        name = "energy per correct task" if eff["metric"] == "energy_per_correct_task_j" else "seconds per correct task"
-        kind = f" ({eff['kind']})" if eff["kind"] != "time" else ""
-        parts.append(f"{name}{kind} {_x(e.cost)} (costlier: adjusted p = {_p(eff.get('p_costlier_adjusted'))}; "
-                     f"within +{100 * e.cost_margin:.0f} %: adjusted p = {_p(eff.get('p_not_costlier_adjusted'))})")
+        parts.append(f"model-hop accuracy (secondary) {_pp(sec.difference)}{_ci_pp(sec.ci95)} (p = {_p(sec.p_value)})")
+    if eff.assessed:
+        name = "energy per correct task" if eff.metric == "energy_per_correct_task_j" else "seconds per correct task"
+        kind = f" ({eff.kind})" if eff.kind != "time" else ""
+        parts.append(f"{name}{kind} {_x(e.cost)} (costlier: adjusted p = {_p(eff.p_costlier_adjusted)}; "
+                     f"within +{100 * e.cost_margin:.0f} %: adjusted p = {_p(eff.p_not_costlier_adjusted)})")
     else:
-        parts.append(f"efficiency not assessed ({eff.get('reason', '')})")
+        parts.append(f"efficiency not assessed ({eff.reason or ''})")
     head = verdict
     if verdict == "inconclusive":
         if needed and needed_for and needed_for.startswith("the observed"):
             head += f" (≈{needed:,} instances would decide {needed_for})"
         elif needed:
             head += f" (no loss observed; ≈{needed:,} instances would show {needed_for})"
-        elif b == c and not (eff.get("value") or 0) > 1:
+        elif b == c and not (eff.value or 0) > 1:
             head += " (no effect observed)"
-    if eff["trap"]:
-        what = "time" if eff["kind"] == "time" else f"{eff['kind']} energy"
+    if eff.trap:
+        what = "time" if eff.kind == "time" else f"{eff.kind} energy"
         head = head.replace("efficiency trap", f"efficiency trap ({what})")
     return f"{e.label} vs {e.baseline_label}: {head} — " + "; ".join(parts)
 

@@ -114,14 +114,12 @@ def verdict_items(doc: Report) -> list[dict[str, Any]]:
         b = by_id[v.run_id]
         details: list[str] = []
         vd = b.verdict
-        acc, eff = (vd.accuracy or {}, vd.efficiency or {}) if vd else ({}, {})
-        if acc.get("reason"):
-            details.append(f"accuracy: {acc['reason']}")
-        if eff.get("reason") and not eff.get("assessed"):
-            details.append(f"efficiency: {eff['reason']}")
-        elif eff.get("assessed"):
-            details.append(f"efficiency judged on {eff.get('metric')} ({eff.get('kind')})"
-                           + (f"; {eff['energy_note']}" if eff.get("energy_note") else ""))
+        eff = vd.efficiency if vd else None
+        if eff and eff.reason and not eff.assessed:
+            details.append(f"efficiency: {eff.reason}")
+        elif eff and eff.assessed:
+            details.append(f"efficiency judged on {eff.metric} ({eff.kind})"
+                           + (f"; {eff.energy_note}" if eff.energy_note else ""))
         if b.energy_note:
             details.append(b.energy_note)
         if vd and vd.instances_needed:

@@ -24,7 +24,7 @@ def _p(v: Any) -> str:
 def summary_table(doc: Report) -> Any:
     """The one-screen summary: one row per rung and mode (verdict, task success Δ with its interval,
     adjusted p, cost ratio with its interval); the evidence lines follow further down."""
-    from agentsim.analysis.results import Estimate
+    from agentsim.analysis.results import Estimate, present
 
     from .common import pp_ci, rel_ci
 
@@ -58,17 +58,18 @@ def summary_table(doc: Report) -> Any:
         t.add_column(c, overflow="fold", max_width=None if c == "run" else w,
                      no_wrap=c in ("run", "scenario", "mode", "verdict", "adj. p"))
     for b in compared:
-        sm = (b.verdict.summary if b.verdict else None) or {}
-        cost = sm.get("cost")
-        cost_txt = "not assessed" if not cost else (rel_ci(Estimate(cost["value"], cost["ci95"]))
-                                                    + (" J" if cost["kind"] != "time" else " s"))
+        sm = b.verdict.summary if b.verdict else None
+        cost = sm.cost if sm else None
+        cost_txt = "not assessed" if not cost else (rel_ci(Estimate(cost.value, cost.ci95))
+                                                    + (" J" if cost.kind != "time" else " s"))
+        diff = Estimate(sm.difference, sm.ci95) if sm and present(sm.difference) else None
+        p_adj = sm.p_adjusted if sm and present(sm.p_adjusted) else None
         base_id = b.baseline_run_id
         base = "" if one_base else f" {what(by_id.get(base_id))}"  # type: ignore[arg-type]
         cells = [esc(f"r{b.run_id} {what(b)} vs r{base_id}{base}")]
         if len(scenarios) > 1:
             cells.append(esc(b.scenario_label or b.scenario or "-"))
-        t.add_row(*cells, esc(b.mode), esc(b.verdict_name or "-"), esc(pp_ci(Estimate(sm.get("difference"), sm.get("ci95")))),
-                  _p(sm.get("p_adjusted")), esc(cost_txt))
+        t.add_row(*cells, esc(b.mode), esc(b.verdict_name or "-"), esc(pp_ci(diff)), _p(p_adj), esc(cost_txt))
     return t
 
 

@@ -293,14 +293,16 @@ def test_summary_has_one_row_per_compared_run_and_no_baseline_row(doc):
 
 
 def _fake_run(rid, prec, scenario, base, verdict="inconclusive"):
+    from agentsim.analysis.results import CostSummary, VerdictSummary
+
     # the fields of a RunEvaluation that the summary reads
     v = "baseline" if rid == base else verdict
     return SimpleNamespace(
         run_id=rid, model="m-0.5b", precision=prec, backend=f"llama:m-0.5b@{prec}", batch_size=8,
         scenario_label=scenario, scenario=scenario, mode="free", baseline_run_id=base, is_baseline=rid == base,
-        verdict_name=v, verdict=SimpleNamespace(verdict=v, summary={
-            "difference": -0.25, "ci95": [-0.5, 0.0], "p_adjusted": 1.0,
-            "cost": {"value": 1.47, "ci95": [0.92, 3.68], "kind": "estimated"}}))
+        verdict_name=v, verdict=SimpleNamespace(verdict=v, summary=VerdictSummary(
+            verdict=v, difference=-0.25, ci95=[-0.5, 0.0], p_adjusted=1.0,
+            cost=CostSummary("seconds_per_correct_task", "estimated", 1.47, [0.92, 3.68]))))
 
 
 def test_summary_names_one_model_and_one_baseline_once_and_scenarios_in_their_own_column():
