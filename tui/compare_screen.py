@@ -25,7 +25,7 @@ from agentsim.console import energy_short, pct
 from agentsim.report import failing_baseline_note, scenario_label
 
 if TYPE_CHECKING:
-    from agentsim.analysis.results import Recommendation
+    from agentsim.analysis.results import Evaluation, Recommendation, Verdict
 
     from .app import AgentsimApp
 
@@ -88,9 +88,9 @@ def ci_cell(ci: list[float] | None, is_base: bool) -> str:
     return f"{ci[0]:.2f}-{ci[1]:.2f}"
 
 
-def verdict_cell(summary: dict[str, Any]) -> Text:
-    verdict = (summary.get("verdict") or {}).get("verdict") or "-"
-    short, style = _VERDICT_SHORT.get(verdict, (verdict, ""))
+def verdict_cell(verdict: Verdict | None) -> Text:
+    name = verdict.verdict if verdict else "-"
+    short, style = _VERDICT_SHORT.get(name, (name, ""))
     return Text(short, style=style)
 
 
@@ -135,7 +135,8 @@ class CompareScreen(Screen[None]):
         summaries: list[dict[str, Any]]
         #: what to deploy, per scenario (agentsim.analysis.recommend), and the multiplicity line
         recommendations: list[Recommendation] = field(default_factory=list)
-        multiplicity: str | None = None
+        #: the typed analysis behind the rows (its verdicts and multiplicity line)
+        evaluation: Evaluation | None = None
 
     def __init__(self, run_ids: list[int], baseline: int | None = None) -> None:
         super().__init__()
@@ -143,6 +144,8 @@ class CompareScreen(Screen[None]):
         #: None: evaluate()'s default (the top rung of each model, scenario, params and mode)
         self.baseline = baseline
         self.summaries: list[dict[str, Any]] = []
+        #: each row's verdict, by run id (agentsim.analysis.results.Verdict)
+        self.verdicts: dict[int, Verdict | None] = {}
 
     @property
     def agentsim_app(self) -> AgentsimApp:
@@ -179,18 +182,20 @@ class CompareScreen(Screen[None]):
         store = app.ctx.read_store()
         if store is None:
             return
-        rows, recs, multiplicity = compare_and_recommend(store, self.run_ids, baseline=self.baseline)
-        self.post_message(self.Compared(rows, recs, multiplicity))
+        rows, recs, ev = compare_and_recommend(store, self.run_ids, baseline=self.baseline)
+        self.post_message(self.Compared(rows, recs, ev))
 
     @on(Compared)
     def _compared(self, message: Compared) -> None:
         self.summaries = message.summaries
+        ev = message.evaluation
+        self.verdicts = {b.run_id: b.verdict for b in ev.runs} if ev else {}
         rec = Text()
         for r in message.recommendations:
             rec.append("recommend: ", style="bold green" if r.shown else "bold yellow")
             rec.append(r.line + "\n")
-        if message.multiplicity:
-            rec.append(message.multiplicity, style="dim")
+        if ev and ev.multiplicity:
+            rec.append(ev.multiplicity, style="dim")
         self.query_one("#compare-recommend", Static).update(rec)
         table = self.query_one("#compare-table", DataTable)
         cursor = table.cursor_row
@@ -206,7 +211,7 @@ class CompareScreen(Screen[None]):
             table.add_row(
                 Text(str(s["run_id"]), style="bold" if is_base else ""),
                 precision_cell(s, one_model), s["mode"],
-                verdict_cell(s),
+                verdict_cell(self.verdicts.get(s["run_id"])),
                 _pct(s["model_hop_accuracy"]) + _rel(rel.get("model_hop_accuracy"), is_base),
                 _pct(s["task_success"]) + _rel(rel.get("task_success"), is_base),
                 energy_cell(s, base),
@@ -266,10 +271,10 @@ class CompareScreen(Screen[None]):
         if cur is not None:
             if len({scenario_label(s) for s in self.summaries}) > 1:
                 line.append(f"{scenario_label(cur)}: ", style="yellow")
-            verdict = (cur.get("verdict") or {})
-            short, style = _VERDICT_SHORT.get(verdict.get("verdict") or "", ("", ""))
+            verdict = self.verdicts.get(cur["run_id"])
+            short, style = _VERDICT_SHORT.get(verdict.verdict if verdict else "", ("", ""))
             line.append(f"{short}: " if short else "", style=f"bold {style}")
-            line.append(verdict.get("line") or "no verdict")
+            line.append(verdict.line if verdict else "no verdict")
         self.query_one("#compare-verdict", Static).update(line)
         self._chart(cur)
 

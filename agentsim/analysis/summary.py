@@ -10,7 +10,7 @@ from agentsim.store import RunRead, Store
 
 from .bootstrap import wilson, wilson_clustered
 from .energy import energy_summary
-from .results import Recommendation
+from .results import Evaluation, Recommendation
 
 __all__ = ["summarize_run", "energy_summary", "wilson", "compare_runs", "accuracy_by_depth", "fit_reliability", "ratio_ci"]
 
@@ -177,8 +177,9 @@ def compare_runs(store: Store, run_ids: list[int], baseline: int | str | None = 
 
 
 def compare_and_recommend(store: Store, run_ids: list[int], baseline: int | str | None = None
-                          ) -> tuple[list[dict[str, Any]], list[Recommendation], str | None]:
-    """:func:`compare_runs`' summaries (JSON), the recommendations (:mod:`.recommend`) and the multiplicity line."""
+                          ) -> tuple[list[dict[str, Any]], list[Recommendation], Evaluation | None]:
+    """:func:`compare_runs`' summaries (JSON), the recommendations (:mod:`.recommend`) and the
+    evaluation they come from (its verdicts and multiplicity line; None for no run)."""
     from agentsim.fidelity import run_figures
 
     from .recommend import recommend
@@ -206,7 +207,7 @@ def compare_and_recommend(store: Store, run_ids: list[int], baseline: int | str 
         # flips against the baseline, beside accuracy; fidelity and noise floor where stored
         s["fidelity"] = run_figures(store, rid, b.baseline_run_id) if b.baseline_run_id is not None else None
         out.append(s)
-    return out, recommend(ev), ev.multiplicity
+    return out, recommend(ev), ev
 
 
 def ratio_ci(p1: float | None, n1: int, p0: float | None, n0: int, z: float = 1.96) -> list[float] | None:
