@@ -103,24 +103,6 @@ def _reps(w: np.ndarray, t: InstanceTable, name: str) -> np.ndarray:
     return FIGURES[name].reps(w, t)
 
 
-def _missing(t: InstanceTable, name: str) -> list[str]:
-    """What one run lacks for the cost figure ``name`` (why it is undefined), e.g. 'no correct task'."""
-    out = []
-    if name == "energy_per_correct_task_j" and t.energy_j is None:
-        out.append("no energy reading")
-    if name.endswith("_per_correct_task") or name == "energy_per_correct_task_j":
-        if float(t.success.sum()) == 0:
-            out.append("no correct task")
-    if name == "tokens_per_s":
-        if not t.has_tokens:
-            out.append("no token count")
-        elif float(t.decode_s.sum()) == 0:
-            out.append("no decode time")
-    if name in ("seconds_per_hop", "seconds_per_task", "seconds_per_correct_task") and float(t.wall_s.sum()) == 0:
-        out.append("no recorded time")
-    return out or ["a zero or missing figure"]
-
-
 def single_figures(t: InstanceTable, *, resamples: int = DEFAULT_RESAMPLES,
                    seed: int = DEFAULT_SEED) -> dict[str, PairedEstimate | None]:
     """One run's cost figures with cluster-bootstrap intervals (accuracy uses Wilson, see summary)."""
@@ -259,7 +241,7 @@ def _cost(ta: InstanceTable, tb: InstanceTable, name: str, w: np.ndarray, simula
     elif pa is None or pb is None or pb == 0:
         lacking = [(side, t) for side, t, p in (("run", ta, pa), ("baseline", tb, pb)) if p is None or p == 0]
         reason = "undefined (" + "; ".join(
-            f"the {side} has {', '.join(_missing(t, name))}" for side, t in lacking) + ")"
+            f"the {side} has {', '.join(FIGURES[name].lacking(t))}" for side, t in lacking) + ")"
     if reason:
         return PairedEstimate(value=None, ci95=None, reason=reason)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -16,7 +16,7 @@ import numpy as np
 
 from agentsim.errors import AgentsimError
 from agentsim.precision import PRECISIONS, bits
-from agentsim.store import Store
+from agentsim.store import Store, batch_size_of
 from agentsim.versions import dist_version
 
 from .bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, wilson, wilson_clustered
@@ -147,7 +147,7 @@ def _meta(rd: RunData) -> dict[str, Any]:
         "scenario_fingerprint": r.scenario_fingerprint, "params": r.params, "backend": r.backend, "model": r.model,
         "precision": r.precision, "precision_bits": bits(r.precision) if r.precision else None,
         "precision_mode": r.precision_mode, "kernel": r.kernel, "source_precision": r.source_precision,
-        "model_sha256": r.model_sha256, "mode": r.mode, "batch_size": int(getattr(r, "batch_size", None) or 1), "seed": r.seed, "launch_id": getattr(r, "launch_id", None), "status": r.status,
+        "model_sha256": r.model_sha256, "mode": r.mode, "batch_size": batch_size_of(r), "seed": r.seed, "launch_id": getattr(r, "launch_id", None), "status": r.status,
         "n": r.n_instances, "instances_finished": len(rd.by_key), "machine": r.machine,
         "energy_kind": rd.energy_kind, "energy_kinds": kinds, "simulation": rd.is_simulation,
         "agentsim_version": versions.get("agentsim"),
@@ -281,7 +281,7 @@ def _twin_key(rd: RunData) -> str:
     """Runs of one rung that differ only by mode (a free run's oracle twin)."""
     r = rd.run
     return json.dumps([r.model, r.backend, r.precision, r.scenario_fingerprint, r.params, r.seed, r.n_instances,
-                       int(getattr(r, "batch_size", None) or 1)], sort_keys=True, default=str)
+                       batch_size_of(r)], sort_keys=True, default=str)
 
 
 def _evidences(pending: list[tuple[dict[str, Any], RunData, RunData | None, dict[str, Any] | None]], resamples: int,
