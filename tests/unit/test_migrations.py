@@ -139,13 +139,16 @@ def test_downgrade_to_base_and_back(tmp_path):
     assert migrate(eng) == HEAD and schema_diff(eng) == []
 
 
-def test_the_command_line(tmp_path):
+def test_the_command_line(tmp_path, capsys):
+    from agentsim.migrations.__main__ import main
+
     db = str(tmp_path / "cli.db")
+    assert main(["current", "--db", db]) == 0
+    assert "none" in capsys.readouterr().out
+    assert main(["upgrade", "--db", db]) == 0
+    assert HEAD in capsys.readouterr().out
+    # one call through ``python -m agentsim.migrations`` itself
     run = [sys.executable, "-m", "agentsim.migrations"]
-    out = subprocess.run([*run, "current", "--db", db], capture_output=True, text=True, check=True).stdout
-    assert "none" in out
-    out = subprocess.run([*run, "upgrade", "--db", db], capture_output=True, text=True, check=True).stdout
-    assert HEAD in out
     out = subprocess.run([*run, "history"], capture_output=True, text=True, check=True).stdout
     assert "0001_baseline" in out and HEAD in out
 
