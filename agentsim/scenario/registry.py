@@ -46,6 +46,8 @@ class GeneratorInfo:
     params: dict[str, Any]
     fn: Callable[..., Generated]
     param_help: dict[str, str] = field(default_factory=dict)
+    #: old parameter names -> the name that replaced them (an old file gets pointed to it)
+    renamed: dict[str, str] = field(default_factory=dict)
 
 
 #: the built-in families: lazy "module" entries (importing a module runs its @generator decorators)
@@ -80,11 +82,14 @@ def generator(
     description: str,
     params: dict[str, Any],
     param_help: dict[str, str] | None = None,
+    renamed: dict[str, str] | None = None,
 ) -> Callable[[Callable[..., Generated]], Callable[..., Generated]]:
-    """Register a generator. ``params`` maps each parameter to its default (its type too)."""
+    """Register a generator. ``params`` maps each parameter to its default (its type too);
+    ``renamed`` maps parameter names it no longer takes to the ones that replaced them."""
 
     def deco(fn: Callable[..., Generated]) -> Callable[..., Generated]:
-        FAMILIES.register(name, GeneratorInfo(name, description, dict(params), fn, dict(param_help or {})),
+        info = GeneratorInfo(name, description, dict(params), fn, dict(param_help or {}), dict(renamed or {}))
+        FAMILIES.register(name, info,
                           description=description, origin=fn.__module__)
         return fn
 
@@ -142,11 +147,14 @@ def build_generator(name: str, params: dict[str, Any], *, source: str | None = N
         )
     unknown = sorted(set(params) - set(info.params))
     if unknown:
+        moved = [f"{old!r} is now {info.renamed[old]!r} (--param {info.renamed[old]}={params[old]})"
+                 for old in unknown if old in info.renamed]
         raise ScenarioError(
             f"unknown parameter(s) {', '.join(unknown)} for family {name!r} "
             f"(parameters: {', '.join(f'{k}={v!r}' for k, v in info.params.items()) or 'none'})",
             source=source,
             field="params",
+            hint="; ".join(moved) or None,
         )
     merged = {k: _coerce(k, params.get(k, d), d, source) for k, d in info.params.items()}
     try:

@@ -340,6 +340,16 @@ def test_run_mode_whole_points_to_the_form_knob(capsys):
     assert "--param form=whole" in msg and "Traceback" not in msg
 
 
+def test_the_old_mode_param_points_to_form(capsys):
+    from agentsim.cli import main
+
+    with pytest.raises(SystemExit) as err:
+        main(["run", "gsm8k", "--param", "mode=whole", "-b", "oracle"])
+    assert err.value.code == 2
+    msg = capsys.readouterr().err
+    assert "'mode' is now 'form' (--param form=whole)" in msg and "Traceback" not in msg
+
+
 def test_attribution_uses_the_parsed_parents_only(tmp_path, monkeypatch):
     """Issue 27: a hop whose parents were all right is judged local/none whatever an unrelated
     earlier hop did; ``inputs`` (stored per hop) are the problem's parsed parents."""

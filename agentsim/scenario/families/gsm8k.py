@@ -123,6 +123,7 @@ _WHOLE_SYSTEM = (
     description="GSM8K test problems (OpenAI, MIT): each step one hop (decomposed) or the whole "
     "problem in one hop; exact expected answers per step, re-evaluated on the inputs received.",
     params={"steps": "3", "form": "decomposed", "max_tokens": 320, "strict": False},
+    renamed={"mode": "form"},
     param_help={
         "steps": "annotated steps per problem: N, or a bucket A-B / N+ (whole form); the test split has 2..8",
         "form": "decomposed (one hop per step, numbers only), worked (one hop per step, brief working, "
