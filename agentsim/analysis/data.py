@@ -186,13 +186,11 @@ def table_from_hops(correct: np.ndarray, depths: list[int], *, wall_s: np.ndarra
 
 
 def rung_bits(rd: RunData) -> float:
-    """The bits of a run's precision (−inf when unknown): what "the top rung" is ranked by."""
-    import math
+    """The bits of a run's precision (−inf when unknown): what "the top rung" is ranked by
+    (:func:`agentsim.precision.rung_bits`, the fidelity reference's rule too)."""
+    from agentsim.precision import rung_bits as precision_rung_bits
 
-    from agentsim.precision import bits
-
-    b = bits(rd.run.precision) if rd.run.precision else None
-    return b if b is not None else -math.inf
+    return precision_rung_bits(rd.run.precision)
 
 
 def top_rung(members: list[RunData]) -> RunData:
