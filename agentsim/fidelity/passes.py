@@ -207,50 +207,23 @@ def compute_fidelity(store: Store, run_id: int, reference_id: int | None = None,
     from agentsim.backends.base import create_backend
 
     run = store.get_run(run_id)
-    if run.status != "complete":
-        raise AgentsimError(f"run {run_id} is {run.status}: fidelity needs a complete run",
-                            hint=f"finish it first: agentsim run --resume {run_id}")
-    if reference_id is None:
-        ref = default_reference(store, run)
-        if ref is None:
-            raise AgentsimError(f"run {run_id} has no reference run: it is the top rung of its model, scenario and mode",
-                                hint="give one with --reference RUN")
-    else:
-        ref = store.get_run(int(reference_id))
-    check_reference(run, ref)
-    make = make_backend or create_backend
+    ref = _reference_of(store, run, reference_id)
     t0 = time.perf_counter()
     items, skipped = _pairs(store, run, ref)
-    opened: list[Any] = []
-    made: dict[str, Any] = {}
-
-    def backend(spec: str, load: bool = True) -> Any:
-        if backends is not None and spec in backends:
-            return backends[spec]
-        b = made.get(spec)
-        if b is None:
-            b = made[spec] = make(spec)
-        if load and b not in opened:
-            b.load()
-            opened.append(b)
-            if backends is not None:
-                backends[spec] = b
-        return b
-
+    pool = _BackendPool(backends, make_backend or create_backend)
     rows: list[dict[str, Any]] = list(skipped)
     kind = "unavailable"
     note = None
     n_captured = 0
     try:
-        ref_b = backend(ref.backend, load=False)
-        rung_b = ref_b if ref.backend == run.backend else backend(run.backend, load=False)
+        ref_b = pool.get(ref.backend, load=False)
+        rung_b = ref_b if ref.backend == run.backend else pool.get(run.backend, load=False)
         kinds = {ref_b.FIDELITY, rung_b.FIDELITY}
         if "none" in kinds:
             why = [f"{b.NAME} ({'a simulation: there is no model' if b.SIMULATED else b.FIDELITY_UNAVAILABLE})"
                    for b in (ref_b, rung_b) if b.FIDELITY == "none"]
             note = "unavailable: " + ", ".join(dict.fromkeys(why))
-            rows += [{"instance_index": i.instance_index, "hop_id": i.hop_id, "status": "unavailable",
-                      "reason": note} for i in items]
+            rows += _unavailable(items, note)
             items = []
         else:
             kind = "exact" if kinds == {"exact"} else "topk"
@@ -264,42 +237,18 @@ def compute_fidelity(store: Store, run_id: int, reference_id: int | None = None,
                 f"{b.NAME} {b.FIDELITY_UNAVAILABLE}" for b in (ref_b, rung_b) if not b.FIDELITY_TEACHER_FORCED))
             if not captures:
                 note = why
-            rows += [{"instance_index": i.instance_index, "hop_id": i.hop_id, "status": "unavailable",
-                      "reason": why} for i in items]
+            rows += _unavailable(items, why)
             items = []
         if items:  # what the captures do not hold is scored teacher-forced: load the models
-            ref_b = backend(ref.backend)
-            rung_b = ref_b if ref.backend == run.backend else backend(run.backend)
-        ref_seq, rung_seq = _n_seq(ref), _n_seq(run)
-        cache = cache if cache is not None else ReferenceCache()
-        done = 0
-        if ref_seq != rung_seq:
-            # the reference in its own order first (batch 1: an instance's hops one after the
-            # other, its prefix cached, as in its run), held in the cache for the rung's parts
-            ref_order = _order(items, ref_seq)
-            ref_step = ref_seq * max(1, -(-chunk // ref_seq))
-            for start in range(0, len(ref_order), ref_step):
-                part = ref_order[start:start + ref_step]
-                _scores("reference", ref_b, ref.backend, part, ref_seq, cache)
-        ordered = _order(items, rung_seq)
-        unit = math.lcm(rung_seq, ref_seq)  # parts hold whole batches of both layouts
-        step = unit * max(1, -(-chunk // unit))
-        for start in range(0, len(ordered), step):
-            part = ordered[start:start + step]
-            ref_scores = _scores("reference", ref_b, ref.backend, part, ref_seq, cache)
-            rung_scores = _scores("rung", rung_b, run.backend, part, rung_seq, cache)
-            for it, a, b in zip(part, ref_scores, rung_scores, strict=True):
-                rows.append(_row(it, a, b))
-            done += len(part)
-            if progress:
-                progress(done, len(ordered))
+            ref_b = pool.get(ref.backend)
+            rung_b = ref_b if ref.backend == run.backend else pool.get(run.backend)
+        rows += _teacher_forced(items, (ref, ref_b), (run, rung_b), cache if cache is not None else ReferenceCache(),
+                                chunk, progress)
     finally:
-        for b in opened:
-            if backends is None:
-                b.close()
+        pool.close()
     seconds = time.perf_counter() - t0
     # the k of a top-k estimate: the smaller of the two sides' lists (a backend's option)
-    ks = [int(b.options["top_logprobs"]) for b in made.values() if "top_logprobs" in getattr(b, "options", {})]
+    ks = [int(b.options["top_logprobs"]) for b in pool.made.values() if "top_logprobs" in getattr(b, "options", {})]
     top_k = min(ks) if ks else None
     compared = sum(1 for r in rows if r["status"] in ("exact", "topk"))
     replace_fidelity(store, run.id, ref.id, rows, method=METHOD, seconds=seconds,
@@ -308,6 +257,87 @@ def compute_fidelity(store: Store, run_id: int, reference_id: int | None = None,
                              **({"top_k": top_k} if top_k and any(r["status"] == "topk" for r in rows) else {})},
                      note=note)
     return PassResult(run.id, ref.id, len(rows), compared, seconds, kind, note, n_captured)
+
+
+def _reference_of(store: Store, run: RunRead, reference_id: int | None) -> RunRead:
+    """The run ``run`` is scored against (``reference_id``, or :func:`default_reference`), checked."""
+    if run.status != "complete":
+        raise AgentsimError(f"run {run.id} is {run.status}: fidelity needs a complete run",
+                            hint=f"finish it first: agentsim run --resume {run.id}")
+    if reference_id is None:
+        ref = default_reference(store, run)
+        if ref is None:
+            raise AgentsimError(f"run {run.id} has no reference run: it is the top rung of its model, scenario and mode",
+                                hint="give one with --reference RUN")
+    else:
+        ref = store.get_run(int(reference_id))
+    check_reference(run, ref)
+    return ref
+
+
+class _BackendPool:
+    """The backends of one pass: those given (by spec, reused and left open; one this pass loads
+    is added to them) and those made here (loaded only when something must be scored, closed by
+    :meth:`close`)."""
+
+    def __init__(self, given: dict[str, Any] | None, make: Callable[[str], Any]) -> None:
+        self.given, self.make = given, make
+        self.made: dict[str, Any] = {}
+        self.opened: list[Any] = []
+
+    def get(self, spec: str, load: bool = True) -> Any:
+        if self.given is not None and spec in self.given:
+            return self.given[spec]
+        b = self.made.get(spec)
+        if b is None:
+            b = self.made[spec] = self.make(spec)
+        if load and b not in self.opened:
+            b.load()
+            self.opened.append(b)
+            if self.given is not None:
+                self.given[spec] = b
+        return b
+
+    def close(self) -> None:
+        for b in self.opened:
+            if self.given is None:
+                b.close()
+
+
+def _unavailable(items: list[Any], reason: str) -> list[dict[str, Any]]:
+    return [{"instance_index": i.instance_index, "hop_id": i.hop_id, "status": "unavailable", "reason": reason}
+            for i in items]
+
+
+def _teacher_forced(items: list[Any], reference: tuple[RunRead, Any], rung: tuple[RunRead, Any],
+                    cache: ReferenceCache, chunk: int, progress: Callable[[int, int], None] | None) -> list[dict[str, Any]]:
+    """The hops ``items`` scored teacher-forced by both runs' backends, each in its own run's
+    layout (batch size), in parts of about ``chunk`` hops that hold whole batches of both."""
+    (ref, ref_b), (run, rung_b) = reference, rung
+    ref_seq, rung_seq = _n_seq(ref), _n_seq(run)
+    rows: list[dict[str, Any]] = []
+    done = 0
+    if ref_seq != rung_seq:
+        # the reference in its own order first (batch 1: an instance's hops one after the
+        # other, its prefix cached, as in its run), held in the cache for the rung's parts
+        ref_order = _order(items, ref_seq)
+        ref_step = ref_seq * max(1, -(-chunk // ref_seq))
+        for start in range(0, len(ref_order), ref_step):
+            part = ref_order[start:start + ref_step]
+            _scores("reference", ref_b, ref.backend, part, ref_seq, cache)
+    ordered = _order(items, rung_seq)
+    unit = math.lcm(rung_seq, ref_seq)  # parts hold whole batches of both layouts
+    step = unit * max(1, -(-chunk // unit))
+    for start in range(0, len(ordered), step):
+        part = ordered[start:start + step]
+        ref_scores = _scores("reference", ref_b, ref.backend, part, ref_seq, cache)
+        rung_scores = _scores("rung", rung_b, run.backend, part, rung_seq, cache)
+        for it, a, b in zip(part, ref_scores, rung_scores, strict=True):
+            rows.append(_row(it, a, b))
+        done += len(part)
+        if progress:
+            progress(done, len(ordered))
+    return rows
 
 
 def _from_captures(items: list[_Item], ref_cap: Any, run_cap: Any) -> tuple[list[_Item], list[dict[str, Any]]]:
