@@ -168,18 +168,7 @@ class BatchDecoder:
         cells = max(len(t) + m for t, m in zip(token_lists, max_tokens, strict=True))
         ctx = self._context(n, cells + 1)
         mem = llama_cpp.llama_get_memory(ctx.ctx)
-        # keep what the last call left of the shared prefix (consecutive batches of one run share
-        # the system prompt); everything else goes
-        keep = 0
-        while keep < min(prefix, len(self._cached)) and self._cached[keep] == token_lists[0][keep]:
-            keep += 1
-        if keep:
-            llama_cpp.llama_memory_seq_rm(mem, -1, keep, -1)
-            for s in range(1, self._seqs_used):
-                llama_cpp.llama_memory_seq_rm(mem, s, -1, -1)
-        else:
-            llama_cpp.llama_memory_clear(mem, True)
-        self._cached, self._seqs_used = [], n
+        keep = self._keep_cached_prefix(mem, token_lists[0], prefix, n)
         batch = self._batch
         cap = self._batch_tokens
         samplers = [self._sampler(llm._model, g) for g in grammars]
@@ -248,6 +237,24 @@ class BatchDecoder:
                                           prefix if s else keep, ttft[s], rows[s] if want[s] else None))
         return BatchFigures(prefill_s=t1 - t0, decode_s=t2 - t1, prefix_tokens=prefix,
                             decode_steps=steps, results=results)
+
+    def _keep_cached_prefix(self, mem: Any, first: list[int], prefix: int, n: int) -> int:
+        """Keep what the last call left of the shared prefix (consecutive batches of one run share
+        the system prompt) and clear everything else; returns how many prefix tokens are kept.
+        ``first``: sequence 0's tokens; ``n``: the sequences of this call."""
+        import llama_cpp
+
+        keep = 0
+        while keep < min(prefix, len(self._cached)) and self._cached[keep] == first[keep]:
+            keep += 1
+        if keep:
+            llama_cpp.llama_memory_seq_rm(mem, -1, keep, -1)
+            for s in range(1, self._seqs_used):
+                llama_cpp.llama_memory_seq_rm(mem, s, -1, -1)
+        else:
+            llama_cpp.llama_memory_clear(mem, True)
+        self._cached, self._seqs_used = [], n
+        return keep
 
     # ---------------------------------------------------------------------------------------
 
