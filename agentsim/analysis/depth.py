@@ -13,6 +13,7 @@ with a paired bootstrap over instances (the same weights as the other paired fig
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,10 @@ import numpy as np
 from .bootstrap import ratio_of_sums, zero_discordance_bound
 from .data import InstanceTable
 from .intervals import interaction_ci_delta
-from .paired import figure
+from .paired import estimate
+from .results import ABSENT, BucketLoss, DepthLoss, DepthLossPoint, Estimate, Interaction
+
+_METHOD = "paired bootstrap over instances (percentile)"
 
 __all__ = ["split_depths", "relative_loss_by_depth", "bucket_columns"]
 
@@ -51,54 +55,49 @@ def _rl_point(ta: InstanceTable, tb: InstanceTable, cols: list[int]) -> tuple[fl
     return (1.0 - pa / pb if pb > 0 else None), float(pa), float(pb)
 
 
-def relative_loss_by_depth(ta: InstanceTable, tb: InstanceTable, w: np.ndarray, *, identity: bool = False,
-                           buckets: tuple[list[int], list[int]] | None = None) -> dict[str, Any]:
-    """Relative loss per depth and per bucket, and the interaction Δ (see module docstring)."""
-    depths = ta.depths
-    col = {d: j for j, d in enumerate(depths)}
-    u = zero_discordance_bound(ta.m)
-    method = "paired bootstrap over instances (percentile)"
-    by_depth: dict[str, Any] = {}
-    for d in depths:
+def _by_depth(ta: InstanceTable, tb: InstanceTable, w: np.ndarray, identity: bool, u: float) -> dict[str, DepthLossPoint]:
+    col = {d: j for j, d in enumerate(ta.depths)}
+    out: dict[str, DepthLossPoint] = {}
+    for d in ta.depths:
         rl, pa, pb = _rl_point(ta, tb, [col[d]])
         if rl is None:
-            by_depth[str(d)] = {"relative_loss": None, "ci95": None, "accuracy": pa, "baseline_accuracy": pb}
+            out[str(d)] = DepthLossPoint(None, None, pa, pb)
             continue
-        if identity:
-            f = {"value": 0.0, "ci95": [0.0, 0.0], "method": "identity (the baseline itself)"}
-        else:
-            f = figure(rl, _rl_reps(w, ta, tb, [col[d]]), method=method,
-                       guard=(rl - u / pb, rl + u / pb) if pb else None)  # type: ignore[operator]
-        by_depth[str(d)] = {"relative_loss": f["value"], "ci95": f["ci95"], "accuracy": pa, "baseline_accuracy": pb,
-                            "n": int(ta.depth_n[:, col[d]].sum())}
-    out: dict[str, Any] = {"by_depth": by_depth, "buckets": None, "shallow": None, "deep": None, "interaction": None}
-    split = buckets or split_depths(depths)
+        f = Estimate(0.0, [0.0, 0.0]) if identity else estimate(
+            rl, _rl_reps(w, ta, tb, [col[d]]), method=_METHOD, guard=(rl - u / pb, rl + u / pb) if pb else None)  # type: ignore[operator]
+        out[str(d)] = DepthLossPoint(f.value, f.ci95, pa, pb, n=int(ta.depth_n[:, col[d]].sum()))
+    return out
+
+
+def relative_loss_by_depth(ta: InstanceTable, tb: InstanceTable, w: np.ndarray, *, identity: bool = False,
+                           buckets: tuple[list[int], list[int]] | None = None) -> DepthLoss:
+    """Relative loss per depth and per bucket, and the interaction Δ (see module docstring)."""
+    col = {d: j for j, d in enumerate(ta.depths)}
+    u = zero_discordance_bound(ta.m)
+    by_depth = _by_depth(ta, tb, w, identity, u)
+    split = buckets or split_depths(ta.depths)
     if split is None:
-        out["reason"] = "one depth only: the depth x precision interaction needs at least two depths"
-        return out
+        return DepthLoss(by_depth=by_depth, reason="one depth only: the depth x precision interaction needs at least two depths")
     shallow, deep = ([d for d in b if d in col] for b in split)
     if not shallow or not deep:
-        out["reason"] = "a depth bucket has no model hops"
-        return out
-    out["buckets"] = {"shallow": shallow, "deep": deep}
+        return DepthLoss(by_depth=by_depth, reason="a depth bucket has no model hops")
+    named = {"shallow": shallow, "deep": deep}
     cs, cd = [col[d] for d in shallow], [col[d] for d in deep]
     rs, pas, pbs = _rl_point(ta, tb, cs)
     rd, pad, pbd = _rl_point(ta, tb, cd)
     if rs is None or rd is None:
-        out["reason"] = "the baseline has no correct hop in a depth bucket: relative loss undefined"
-        return out
+        return DepthLoss(by_depth=by_depth, buckets=named,
+                         reason="the baseline has no correct hop in a depth bucket: relative loss undefined")
     if identity:
-        zero = {"value": 0.0, "ci95": [0.0, 0.0], "method": "identity (the baseline itself)"}
-        out["shallow"] = {**zero, "accuracy": pas, "baseline_accuracy": pbs}
-        out["deep"] = {**zero, "accuracy": pad, "baseline_accuracy": pbd}
-        out["interaction"] = {**zero, "p_value": 1.0, "one_sided_p": 1.0}
-        return out
+        how = "identity (the baseline itself)"
+        return DepthLoss(by_depth=by_depth, buckets=named,
+                         shallow=BucketLoss(0.0, [0.0, 0.0], method=how, accuracy=pas, baseline_accuracy=pbs),
+                         deep=BucketLoss(0.0, [0.0, 0.0], method=how, accuracy=pad, baseline_accuracy=pbd),
+                         interaction=Interaction(0.0, [0.0, 0.0], method=how, p_value=1.0, one_sided_p=1.0))
     reps_s = _rl_reps(w, ta, tb, cs)
     reps_d = _rl_reps(w, ta, tb, cd)
-    out["shallow"] = {**figure(rs, reps_s, method=method, guard=(rs - u / pbs, rs + u / pbs)),  # type: ignore[operator]
-                      "accuracy": pas, "baseline_accuracy": pbs}
-    out["deep"] = {**figure(rd, reps_d, method=method, guard=(rd - u / pbd, rd + u / pbd)),  # type: ignore[operator]
-                   "accuracy": pad, "baseline_accuracy": pbd}
+    fs = estimate(rs, reps_s, method=_METHOD, guard=(rs - u / pbs, rs + u / pbs))  # type: ignore[operator]
+    fd = estimate(rd, reps_d, method=_METHOD, guard=(rd - u / pbd, rd + u / pbd))  # type: ignore[operator]
     delta = rd - rs
     reps = reps_d - reps_s
     fin = reps[np.isfinite(reps)]
@@ -106,10 +105,18 @@ def relative_loss_by_depth(ta: InstanceTable, tb: InstanceTable, w: np.ndarray, 
     p = float(min(1.0, 2 * min((np.sum(fin <= 0) + 1) / (fin.size + 1), (np.sum(fin >= 0) + 1) / (fin.size + 1)))) \
         if fin.size else None
     spread = u / pbs + u / pbd  # type: ignore[operator]
-    out["interaction"] = figure(delta, reps, method=method + "; Δ = RL(deep) − RL(shallow)",
-                                guard=(delta - spread, delta + spread), p_value=p, one_sided_p=one_sided_p(reps))
-    _delta_interval(out["interaction"], delta, bucket_columns(ta, tb, cs), bucket_columns(ta, tb, cd))
-    return out
+    fi = estimate(delta, reps, method=_METHOD + "; Δ = RL(deep) − RL(shallow)", guard=(delta - spread, delta + spread))
+    return DepthLoss(
+        by_depth=by_depth, buckets=named,
+        shallow=BucketLoss(**_fields(fs), accuracy=pas, baseline_accuracy=pbs),
+        deep=BucketLoss(**_fields(fd), accuracy=pad, baseline_accuracy=pbd),
+        interaction=_delta_interval(Interaction(**_fields(fi), p_value=p, one_sided_p=one_sided_p(reps)), delta,
+                                    bucket_columns(ta, tb, cs), bucket_columns(ta, tb, cd)))
+
+
+def _fields(f: Estimate) -> dict[str, Any]:
+    """An estimate's own fields (to re-make it as a :class:`BucketLoss` or :class:`Interaction`)."""
+    return {k.name: getattr(f, k.name) for k in dataclasses.fields(Estimate)}
 
 
 def bucket_columns(ta: InstanceTable, tb: InstanceTable, cols: list[int]) -> np.ndarray:
@@ -118,17 +125,18 @@ def bucket_columns(ta: InstanceTable, tb: InstanceTable, cols: list[int]) -> np.
                             tb.depth_correct[:, cols].sum(axis=1), tb.depth_n[:, cols].sum(axis=1)])
 
 
-def _delta_interval(fig: dict[str, Any], point: float, *buckets: np.ndarray) -> None:
+def _delta_interval(fig: Interaction, point: float, *buckets: np.ndarray) -> Interaction:
     """The interaction's interval as the verdict shows it: delta method, clustered by instance, t
     (:func:`.intervals.interaction_ci_delta`; the bootstrap percentile interval covered 0.90-0.93 at
     30 instances). The bootstrap replicates still give the p-values; no spread keeps the guard."""
-    if fig.get("ci95") is None or "zero-discordance" in fig.get("method", ""):
-        return
+    if fig.ci95 is None or "zero-discordance" in (fig.method or ""):
+        return fig
     dl = interaction_ci_delta(*buckets)
-    if dl["ci"] is not None:
-        fig["ci95"] = [min(dl["ci"][0], point), max(dl["ci"][1], point)]
-        fig["method"] = "delta method, clustered by instance (t, m - 1 df); p-values: paired bootstrap"
-        fig.pop("extended_to_point", None)
+    if dl["ci"] is None:
+        return fig
+    return dataclasses.replace(fig, ci95=[min(dl["ci"][0], point), max(dl["ci"][1], point)],
+                               method="delta method, clustered by instance (t, m - 1 df); p-values: paired bootstrap",
+                               extended_to_point=ABSENT)
 
 
 def interaction_reps(ta: InstanceTable, tb: InstanceTable, w: np.ndarray,

@@ -31,6 +31,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from .intervals import reliability_ci
+from .results import Reliability
 
 __all__ = ["loglik", "mle_r", "profile_ci", "fit_depth_counts", "fit_run", "fit_sweep", "half_life"]
 
@@ -102,21 +103,21 @@ def fit_depth_counts(depths: list[int], correct: list[float], n: list[float]) ->
                    profile_ci95=profile_ci(c, nn, d, r))
 
 
-def fit_run(depths: list[int], depth_correct: np.ndarray, depth_n: np.ndarray, *, mode: str = "free") -> dict[str, Any]:
+def fit_run(depths: list[int], depth_correct: np.ndarray, depth_n: np.ndarray, *, mode: str = "free") -> Reliability:
     """r of one run from its per-instance model-hop counts by depth (instances x depths)."""
     counts = {str(dd): {"correct": int(depth_correct[:, j].sum()), "n": int(depth_n[:, j].sum())}
               for j, dd in enumerate(depths)}
     if mode != "free":
-        return {"r": None, "ci95": None, "half_life_hops": None, "half_life_ci95": None, "depths": counts,
-                "reason": "oracle mode: each hop sees its parents' expected outputs, accuracy does not compound, "
-                          "so r has no meaning"}
+        return Reliability(r=None, ci95=None, half_life_hops=None, half_life_ci95=None, depths=counts,
+                           reason="oracle mode: each hop sees its parents' expected outputs, accuracy does not "
+                                  "compound, so r has no meaning")
     d = np.asarray(depths, dtype=float)
     c = depth_correct.sum(axis=0)
     n = depth_n.sum(axis=0)
     r = mle_r(c, n, d)
     if r is None:
-        return {"r": None, "ci95": None, "half_life_hops": None, "half_life_ci95": None, "depths": counts,
-                "reason": "no model hops"}
+        return Reliability(r=None, ci95=None, half_life_hops=None, half_life_ci95=None, depths=counts,
+                           reason="no model hops")
     prof = profile_ci(c, n, d, r)
     ci = reliability_ci(depth_correct, depth_n, d, r)
     if ci is not None:
@@ -125,8 +126,7 @@ def fit_run(depths: list[int], depth_correct: np.ndarray, depth_n: np.ndarray, *
     else:
         ci = prof
         method = "maximum likelihood; profile-likelihood interval (r at a bound or no spread to cluster)"
-    return _result(r, ci, method, profile_ci95=prof, depths=counts,
-                   single_depth=len(depths) < 2)
+    return Reliability(**_result(r, ci, method, profile_ci95=prof, depths=counts, single_depth=len(depths) < 2))
 
 
 def fit_sweep(points: list[dict[str, Any]]) -> dict[str, Any]:

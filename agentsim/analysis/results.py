@@ -24,7 +24,7 @@ __all__ = ["ABSENT", "Result", "to_json", "present", "Estimate", "PairedEstimate
            "Pairing", "PairedComparison", "DepthAccuracy", "ShareOf", "SingleRun", "Verdict", "RunEvaluation",
            "RunVerdict", "Evaluation", "Candidate", "Recommendation", "NStar", "ScalePoint", "ScaleCurve",
            "ScaleAnalysis", "Compounding", "SecondaryFigure", "AccuracyTests", "EfficiencyTests", "CostSummary",
-           "VerdictSummary"]
+           "VerdictSummary", "DepthLossPoint", "BucketLoss", "Interaction", "DepthLoss", "Reliability"]
 
 
 class _Absent:
@@ -360,12 +360,12 @@ class RunEvaluation(Result):
     agentsim_version: str | None
     label: str
     single: SingleRun
-    reliability: dict[str, Any]
+    reliability: Reliability
     propagation: dict[str, Any]
     baseline_run_id: int | None = None
     is_baseline: bool = False
     paired: PairedComparison | None = None
-    depth: dict[str, Any] | None = None
+    depth: DepthLoss | None = None
     refused: str = ABSENT
     energy_note: str = ABSENT
     compounding: dict[str, Any] = ABSENT
@@ -503,3 +503,59 @@ class ScaleAnalysis(Result):
     runs: int
     skipped: list[dict[str, Any]]
     curves: list[ScaleCurve]
+
+
+@dataclasses.dataclass(frozen=True)
+class DepthLossPoint(Result):
+    """Relative loss 1 − acc(d) / acc_baseline(d) at one depth (None where the baseline has none right)."""
+
+    relative_loss: float | None
+    ci95: list[float] | None
+    accuracy: float | None
+    baseline_accuracy: float | None
+    n: int = ABSENT
+
+
+@dataclasses.dataclass(frozen=True)
+class BucketLoss(Estimate):
+    """Relative loss over a bucket of depths (shallow or deep), with both runs' accuracies there."""
+
+    accuracy: float | None = ABSENT
+    baseline_accuracy: float | None = ABSENT
+
+
+@dataclasses.dataclass(frozen=True)
+class Interaction(Estimate):
+    """The depth × precision interaction Δ = RL(deep) − RL(shallow) and its bootstrap p-values."""
+
+    p_value: float | None = ABSENT
+    one_sided_p: float | None = ABSENT
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DepthLoss(Result):
+    """Relative loss by depth against the baseline (:func:`.depth.relative_loss_by_depth`)."""
+
+    by_depth: dict[str, DepthLossPoint]
+    buckets: dict[str, list[int]] | None = None
+    shallow: BucketLoss | None = None
+    deep: BucketLoss | None = None
+    interaction: Interaction | None = None
+    reason: str = ABSENT
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Reliability(Result):
+    """Per-hop reliability r of accuracy(depth) = r^depth of one run (:func:`.reliability.fit_run`);
+    ``r`` None in oracle mode or without model hops (``reason`` says which)."""
+
+    r: float | None
+    ci95: list[float] | None
+    method: str = ABSENT
+    half_life_hops: float | None
+    half_life_ci95: list[float | None] | None
+    half_life_unbounded: bool = ABSENT
+    profile_ci95: list[float] | None = ABSENT
+    depths: dict[str, dict[str, int]]
+    single_depth: bool = ABSENT
+    reason: str = ABSENT

@@ -107,7 +107,7 @@ def summarize_run(store: Store, run: RunRead | int, *, hop_count: int | None = N
     from .reliability import fit_run
 
     t = instance_table(load_run(store, run))
-    rel = fit_run(t.depths, t.depth_correct, t.depth_n, mode=run.mode)
+    rel = fit_run(t.depths, t.depth_correct, t.depth_n, mode=run.mode).to_json()
     out["reliability"] = {k: rel[k] for k in ("r", "ci95", "half_life_hops", "half_life_ci95", "method", "reason")
                           if k in rel}
     return out

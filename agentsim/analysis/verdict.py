@@ -50,6 +50,7 @@ from .results import (
     AccuracyTests,
     Compounding,
     CostSummary,
+    DepthLoss,
     Discordant,
     EfficiencyTests,
     PairedComparison,
@@ -89,7 +90,7 @@ class Evidence:
     note: str | None = None
     ts: PairedEstimate | None = None          # the paired task-success difference
     hop: PairedEstimate | None = None         # the paired model-hop accuracy difference (secondary)
-    depth: dict[str, Any] | None = None       # relative loss by depth (this run's mode)
+    depth: DepthLoss | None = None            # relative loss by depth (this run's mode)
     growth: dict[str, Any] | None = None      # {"what", "value", "ci95", "p_value"}: the compounding test
     oracle_growth: dict[str, Any] | None = None  # the oracle run's own depth trend (hop difficulty)
     cost: PairedEstimate | None = None        # the cost ratio chosen (or None) and why
@@ -147,7 +148,7 @@ def _span(ds: list[int]) -> str:
     return f"{ds[0]}–{ds[-1]}" if len(ds) > 1 else str(ds[0])
 
 
-def evidence(paired: PairedComparison, depth: dict[str, Any] | None, *, n: int, label: str = "run",
+def evidence(paired: PairedComparison, depth: DepthLoss | None, *, n: int, label: str = "run",
              baseline_label: str = "baseline", mode: str = "free", simulated: bool = False,
              assess_simulated: bool = False, growth: dict[str, Any] | None = None,
              oracle_growth: dict[str, Any] | None = None, accuracy_margin: float = ACCURACY_MARGIN,
@@ -161,15 +162,13 @@ def evidence(paired: PairedComparison, depth: dict[str, Any] | None, *, n: int, 
     if not diffs:
         return Evidence(note=f"not paired ({paired.note or ''})", **common)
     ratios = paired.ratios
-    if growth is None and mode == "free" and depth and depth.get("interaction") \
-            and depth["interaction"].get("one_sided_p") is not None:
-        i = depth["interaction"]
+    i = depth.interaction if depth else None
+    tested = i is not None and present(i.one_sided_p) and i.one_sided_p is not None
+    if growth is None and mode == "free" and tested:
         growth = {"what": "free-mode depth × precision interaction (no oracle pair of this rung)",
-                  "value": i["value"], "ci95": i["ci95"], "p_value": i["one_sided_p"]}
-    if mode != "free" and oracle_growth is None and depth and depth.get("interaction") \
-            and depth["interaction"].get("one_sided_p") is not None:
-        i = depth["interaction"]
-        oracle_growth = {"value": i["value"], "ci95": i["ci95"], "p_value": i["one_sided_p"]}
+                  "value": i.value, "ci95": i.ci95, "p_value": i.one_sided_p}  # type: ignore[union-attr]
+    if mode != "free" and oracle_growth is None and tested:
+        oracle_growth = {"value": i.value, "ci95": i.ci95, "p_value": i.one_sided_p}  # type: ignore[union-attr]
     cost = metric = kind = reason = note = None
     if simulated and not assess_simulated:
         reason = "simulation backend: its seconds and joules are not a model's"
@@ -250,7 +249,7 @@ def _decide_one(e: Evidence, adj: dict[str, Any] | None, ctx: dict[str, Any]) ->
     needed = needed_for = None
     if verdict == "inconclusive":
         needed, needed_for = _needed(e, eff, acc.non_inferior, ctx)
-    line = _line(e, verdict, acc, eff, needed, needed_for)
+    line = _line(e, verdict, words, acc, eff, needed, needed_for)
     summary = VerdictSummary(
         verdict=verdict, mode=e.mode, primary=PRIMARY, difference=acc.difference, ci95=acc.ci95,
         p_adjusted=acc.p_adjusted, p_noninferiority_adjusted=acc.p_noninferiority_adjusted,
@@ -340,7 +339,7 @@ def _needed(e: Evidence, eff: EfficiencyTests, non_inferior: bool, ctx: dict[str
     return max(max(paths), n + 1), what  # type: ignore[type-var]
 
 
-def _line(e: Evidence, verdict: str, acc: AccuracyTests, eff: EfficiencyTests, needed: int | None,
+def _line(e: Evidence, verdict: str, words: list[str], acc: AccuracyTests, eff: EfficiencyTests, needed: int | None,
           needed_for: str | None) -> str:
     b, c = e.discordant
     parts = [f"task success {_pp(acc.difference)}{_ci_pp(acc.ci95)} (exact McNemar p = {_p(acc.p_value)}, "
@@ -351,10 +350,10 @@ def _line(e: Evidence, verdict: str, acc: AccuracyTests, eff: EfficiencyTests, n
         parts.append(f"compounding ({g.what}) {_pp(g.value)}{_ci_pp(g.ci95)} "
                      f"(one-sided p = {_p(g.p_value)}, level {_p(g.level)}"
                      + ("" if g.established else ": not established") + ")")
-    if e.depth and e.depth.get("interaction") and e.depth.get("buckets"):
-        bk = e.depth["buckets"]
-        parts.append(f"relative loss {100 * e.depth['shallow']['value']:.1f}% at depth {_span(bk['shallow'])} vs "
-                     f"{100 * e.depth['deep']['value']:.1f}% at {_span(bk['deep'])}")
+    dl = e.depth
+    if dl and dl.interaction and dl.buckets and dl.shallow and dl.deep:
+        parts.append(f"relative loss {100 * dl.shallow.value:.1f}% at depth {_span(dl.buckets['shallow'])} vs "  # type: ignore[operator]
+                     f"{100 * dl.deep.value:.1f}% at {_span(dl.buckets['deep'])}")  # type: ignore[operator]
     if acc.later_hops_harder:
         parts.append("later hops harder for this rung (oracle mode: a hop difficulty, not a trap)")
     sec = acc.secondary.get("model_hop_accuracy")
@@ -367,7 +366,9 @@ def _line(e: Evidence, verdict: str, acc: AccuracyTests, eff: EfficiencyTests, n
                      f"within +{100 * e.cost_margin:.0f} %: adjusted p = {_p(eff.p_not_costlier_adjusted)})")
     else:
         parts.append(f"efficiency not assessed ({eff.reason or ''})")
-    head = verdict
+    what = "time" if eff.kind == "time" else f"{eff.kind} energy"
+    # the verdict's words, the efficiency trap saying what it was measured in
+    head = " and ".join(f"efficiency trap ({what})" if w == "efficiency trap" else w for w in words) or verdict
     if verdict == "inconclusive":
         if needed and needed_for and needed_for.startswith("the observed"):
             head += f" (≈{needed:,} instances would decide {needed_for})"
@@ -375,13 +376,10 @@ def _line(e: Evidence, verdict: str, acc: AccuracyTests, eff: EfficiencyTests, n
             head += f" (no loss observed; ≈{needed:,} instances would show {needed_for})"
         elif b == c and not (eff.value or 0) > 1:
             head += " (no effect observed)"
-    if eff.trap:
-        what = "time" if eff.kind == "time" else f"{eff.kind} energy"
-        head = head.replace("efficiency trap", f"efficiency trap ({what})")
     return f"{e.label} vs {e.baseline_label}: {head} — " + "; ".join(parts)
 
 
-def decide(paired: dict[str, Any], depth: dict[str, Any] | None, *, n: int, label: str = "run",
+def decide(paired: PairedComparison, depth: DepthLoss | None, *, n: int, label: str = "run",
            baseline_label: str = "baseline", simulated: bool = False, assess_simulated: bool = False,
            accuracy_margin: float = ACCURACY_MARGIN, mode: str = "free", alpha: float = ALPHA) -> dict[str, Any]:
     """The verdict of one comparison on its own (a family of one), as JSON."""

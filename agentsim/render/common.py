@@ -162,7 +162,7 @@ def figure_rows(doc: Report) -> list[dict[str, str]]:
         ratio = p.ratio if p else (lambda name: None)
         own = b.is_baseline
         acc, ts = s.model_hop_accuracy, s.task_success
-        rel = b.reliability or {}
+        rel = b.reliability
         energy = s.cost("energy_per_correct_task_j")
         energy_ratio = ratio("energy_per_correct_task_j")
         ekind = (energy.kind if energy else None) or b.energy_kind or ""
@@ -181,8 +181,8 @@ def figure_rows(doc: Report) -> list[dict[str, str]]:
                           + (f" {ekind}" if energy_ratio and energy_ratio.value is not None else "")),
             "s/correct": _figure_ci(s.cost("seconds_per_correct_task")) + " s" if own
                          else rel_ci(ratio("seconds_per_correct_task")),
-            "r": ("-" if rel.get("r") is None else f"{rel['r']:.3f}"
-                  + (f" [{rel['ci95'][0]:.3f}, {rel['ci95'][1]:.3f}]" if rel.get("ci95") else "")),
+            "r": ("-" if rel.r is None else f"{rel.r:.3f}"
+                  + (f" [{rel.ci95[0]:.3f}, {rel.ci95[1]:.3f}]" if rel.ci95 else "")),
             "verdict": b.verdict_name or "-",
         })
     return rows

@@ -246,25 +246,25 @@ def root_causes(doc: Report) -> str | None:
 def relative_loss_by_depth(doc: Report) -> str | None:
     """The trap picture: relative loss 1 − acc(d)/acc_baseline(d) per run against its baseline,
     with paired bootstrap 95 % bands; the quantization trap is loss growing with depth."""
-    panels = _panels(doc, lambda b: not b.is_baseline and bool((b.depth or {}).get("by_depth")))
+    panels = _panels(doc, lambda b: not b.is_baseline and bool(b.depth and b.depth.by_depth))
     if not panels:
         return None
     fig, axes = _grid(len(panels))
     for ax, (name, blocks) in zip(axes, panels, strict=True):
         ax.axhline(0, color="#444", lw=0.8, label="no loss (baseline)")
         for colour, b in ((colour_of(doc)(b), b) for b in blocks):
-            bd = b.depth["by_depth"]  # type: ignore[index]
-            xs = sorted(int(d) for d in bd if bd[d].get("relative_loss") is not None)
+            bd = b.depth.by_depth  # type: ignore[union-attr]
+            xs = sorted(int(d) for d in bd if bd[d].relative_loss is not None)
             if not xs:
                 continue
-            ys = [bd[str(d)]["relative_loss"] for d in xs]
-            lo = [(bd[str(d)]["ci95"] or [y, y])[0] for d, y in zip(xs, ys, strict=True)]
-            hi = [(bd[str(d)]["ci95"] or [y, y])[1] for d, y in zip(xs, ys, strict=True)]
+            ys = [bd[str(d)].relative_loss for d in xs]
+            lo = [(bd[str(d)].ci95 or [y, y])[0] for d, y in zip(xs, ys, strict=True)]
+            hi = [(bd[str(d)].ci95 or [y, y])[1] for d, y in zip(xs, ys, strict=True)]
             ax.plot(xs, ys, marker="o", color=colour, lw=1.6,
                     label=f"{_short(b)} vs r{b.baseline_run_id}: {b.verdict_name}")
             ax.fill_between(xs, lo, hi, color=colour, alpha=0.15, lw=0)
         ax.set_title(_wrap(name))
-        ax.set_xticks(sorted({int(d) for b in blocks for d in b.depth["by_depth"]}))  # type: ignore[index]
+        ax.set_xticks(sorted({int(d) for b in blocks for d in b.depth.by_depth}))  # type: ignore[union-attr]
         ax.set_xlabel("hop depth")
         ax.set_ylabel("relative loss vs baseline")
         ax.legend(fontsize=6.5, loc="best", title="run vs baseline: verdict", title_fontsize=7)

@@ -217,7 +217,7 @@ def test_the_verdict_shows_these_intervals() -> None:
     assert v["efficiency"]["metric"] == "energy_per_correct_task_j"
     assert v["efficiency"]["ci95"] == pytest.approx(expect["energy_per_correct_task_j"])
     depth = relative_loss_by_depth(ctx["ta"], ctx["tb"], ctx["w"])
-    assert depth["interaction"]["ci95"] == pytest.approx(expect["interaction"])  # the compounding line's
+    assert depth.interaction.ci95 == pytest.approx(expect["interaction"])  # the compounding line's
     assert "Tango" in block.differences["task_success"].method
     assert "delta method" in block.ratios["energy_per_correct_task_j"].method
 

@@ -36,8 +36,8 @@ def test_mle_recovers_r_within_its_interval_in_90_percent_of_seeds():
     for seed in range(50):
         c, n = _chains(np.random.default_rng(seed), 100, 6, p)
         fit = fit_run([1, 2, 3, 4, 5, 6], c, n)
-        lo, hi = fit["ci95"]
-        assert lo <= fit["r"] <= hi
+        lo, hi = fit.ci95
+        assert lo <= fit.r <= hi
         hits += lo <= 1 - p <= hi
     assert hits >= 45, hits
 
@@ -45,7 +45,7 @@ def test_mle_recovers_r_within_its_interval_in_90_percent_of_seeds():
 def test_oracle_mode_has_no_r():
     c, n = _chains(np.random.default_rng(0), 20, 3, 0.1)
     fit = fit_run([1, 2, 3], c, n, mode="oracle")
-    assert fit["r"] is None and "oracle" in fit["reason"]
+    assert fit.r is None and "oracle" in fit.reason
     assert fit_reliability({"1": {"correct": 5, "n": 10}}, mode="oracle")["r"] is None
 
 
@@ -73,8 +73,8 @@ def test_r_interval_with_correlated_hops_covers_93_to_97_percent(m: int, p: floa
     for _ in range(reps):
         c, n = _chains(rng, m, 4, p)
         fit = fit_run([1, 2, 3, 4], c, n)
-        hits += fit["ci95"][0] <= 1 - p <= fit["ci95"][1]
-        profile += fit["profile_ci95"][0] <= 1 - p <= fit["profile_ci95"][1]
+        hits += fit.ci95[0] <= 1 - p <= fit.ci95[1]
+        profile += fit.profile_ci95[0] <= 1 - p <= fit.profile_ci95[1]
     print(f"m={m}, p={p}: r interval coverage {hits / reps:.3f}, profile {profile / reps:.3f} ({reps} repetitions)")
     assert 0.93 <= hits / reps <= 0.97, hits / reps
     assert profile / reps < 0.9  # not vacuous: the independent-hops interval is short here
