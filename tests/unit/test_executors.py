@@ -74,16 +74,13 @@ def test_a_node_prepares_nothing_for_a_simulation_backend():
     assert prepare_on_node(create_backend("noisy")) is None
 
 
-def test_a_node_verifies_the_model_against_the_drivers_sha256(tmp_path):
+def test_a_node_verifies_the_model_against_the_drivers_sha256(tmp_path, tiny_gguf):
     """A model the node has is resolved and checked; a different file than the driver's is an
-    error naming both hashes' beginnings (tiny GGUF written by the tests' helper)."""
+    error naming both hashes' beginnings (the session's tiny GGUF)."""
     from agentsim import models
     from agentsim.errors import ModelError
 
-    pytest.importorskip("gguf")
-    from tests.tiny_models import write_tiny_gguf
-
-    path = write_tiny_gguf(tmp_path / "tiny.gguf")
+    path = tiny_gguf
     backend = create_backend(f"llama:{path}")
     resolved = prepare_on_node(backend)
     assert resolved.sha256 == models.sha256_file(path)

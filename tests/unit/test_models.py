@@ -16,13 +16,6 @@ from agentsim import models
 from agentsim.cli import main
 from agentsim.errors import ModelError
 from agentsim.precision import LLAMA_RUNGS
-from tests.tiny_models import write_tiny_gguf
-
-
-@pytest.fixture(scope="module")
-def tiny32(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_gguf(tmp_path_factory.mktemp("tiny32") / "tiny-f32.gguf", seed=0, dtype="f32")
-
 
 # ------------------------------------------------------------------------------------------
 # check_gguf
@@ -240,13 +233,13 @@ def test_resolve_errors_name_the_command(home: Path, tiny_gguf_f16: Path) -> Non
         models.resolve("tiny", "q3")
 
 
-def test_resolve_a_path(tiny32: Path) -> None:
-    r = models.resolve(str(tiny32), None)
-    assert r.path == tiny32.resolve() and r.source_precision == "f32"
-    assert r.sha256 == hashlib.sha256(tiny32.read_bytes()).hexdigest()
-    assert models.resolve(str(tiny32), "f32").sha256 == r.sha256
+def test_resolve_a_path(tiny_gguf: Path) -> None:
+    r = models.resolve(str(tiny_gguf), None)
+    assert r.path == tiny_gguf.resolve() and r.source_precision == "f32"
+    assert r.sha256 == hashlib.sha256(tiny_gguf.read_bytes()).hexdigest()
+    assert models.resolve(str(tiny_gguf), "f32").sha256 == r.sha256
     with pytest.raises(ModelError, match="used as it is") as e:
-        models.resolve(str(tiny32), "q4_0")
+        models.resolve(str(tiny_gguf), "q4_0")
     assert "agentsim models add" in (e.value.hint or "")
 
 
