@@ -27,6 +27,9 @@ NOISY_LADDER = [("noisy,p=0.05,seed=1", "p=0.05"), ("noisy,p=0.15,seed=1", "p=0.
 NOISY_LABELS = dict(NOISY_LADDER)
 #: the demo's HTML report, written beside its database
 DEMO_REPORT = "agentsim-demo-report.html"
+#: the noise floor the demo measures (docs/fidelity.md): this rung (the one llama.cpp's kernels
+#: make most batch-dependent; else the last rung run) also at batch 1, on one scenario, in oracle mode
+FLOOR_RUNG, FLOOR_SCENARIO, FLOOR_MODE = "q4_0", "chain-linear", "oracle"
 
 
 def _console() -> Any:
@@ -81,6 +84,8 @@ def run_demo(args: argparse.Namespace) -> int:
         console.print(f"[red]backend {esc(spec)} failed:[/red] {esc(exc)}")
     if not runs:
         raise AgentsimError("no run finished; see the errors above")
+    if fid and llama and batch > 1:
+        _measure_floor(console, store, runs, instances)
     console.rule("[bold]results")
     console.print(demo_table(store, runs, baseline_label=baseline_label, labels=NOISY_LABELS))
     if fid:
@@ -106,12 +111,46 @@ def _fidelity(console: Any, store: Any, runs: list[Any], lines: list[str]) -> No
     t = fidelity_table(compare_runs(store, [r.id for r in runs]))
     if t is not None:
         console.print(t)
+    from .fidelity import floor_text, measured_floors, run_figures
     from .fidelity_tables import fidelity_passes
 
+    floors = measured_floors({r.id: run_figures(store, r.id) for r in runs})
+    if floors:
+        console.print(esc(f"noise floor (the same rung at batch 1, measured): {floor_text(floors[0])}; "
+                          "drift below it cannot be told from batching"))
     passes = [p for r in runs for p in fidelity_passes(store, r.id)]
     seconds = sum(p.seconds or 0.0 for p in passes)
     console.print(esc(f"fidelity pass: {len(passes)} passes in {seconds:.0f} s"
                       + (f" ({lines[0]})" if not passes and lines else "")))
+
+
+def _measure_floor(console: Any, store: Any, runs: list[Any], instances: int) -> None:
+    """The noise floor, measured: one rung's run of one scenario again at batch 1, and the
+    batched run scored against it (teacher-forced, each in its own layout) -- what batching
+    alone changes, shown beside every rung's drift (docs/fidelity.md)."""
+    from .fidelity import compute_fidelity
+    from .launch import Launch, RunControl, run_launch
+    from .store import batch_size_of
+
+    batched = [r for r in runs if r.scenario == FLOOR_SCENARIO and r.mode == FLOOR_MODE and batch_size_of(r) > 1]
+    if not batched:
+        return
+    run = next((r for r in batched if r.precision == FLOOR_RUNG), batched[-1])
+    t0 = time.perf_counter()
+    res = run_launch(Launch(scenarios=[FLOOR_SCENARIO], backends=[run.backend], modes=FLOOR_MODE,
+                            instances=instances, seed=run.seed, batch_sizes=1), store=store, control=RunControl())
+    if not res.runs:
+        for spec, exc in res.failures:
+            console.print(f"[yellow]noise floor not measured: {esc(spec)}: {esc(exc)}[/yellow]")
+        return
+    try:
+        p = compute_fidelity(store, run.id, res.runs[0].id)
+    except AgentsimError as exc:
+        console.print(f"[yellow]noise floor not measured: {esc(exc.message)}[/yellow]")
+        return
+    console.print(esc(f"noise floor: run {run.id} ({run.precision}, {FLOOR_SCENARIO}, {FLOOR_MODE}, batch "
+                      f"{batch_size_of(run)}) against the same rung at batch 1 (run {res.runs[0].id}): "
+                      f"{p.compared} hops compared, {time.perf_counter() - t0:.0f} s"))
 
 
 def _prepare_llama(console: Any, *, quick: bool) -> tuple[list[str], str]:

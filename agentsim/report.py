@@ -290,7 +290,11 @@ def fidelity_table(rows: list[dict[str, Any]]) -> Any:
                 "(hop flips, KLD): differences below it cannot be told from batching. Not a task-accuracy "
                 "measure (docs/statistics.md).",
     )
-    for col in ("run", "backend", "hop acc", "task flips", "hop flips", "KLD", "top", "floor"):
+    from agentsim.fidelity.figures import floor_of, measured_floors
+
+    floors = measured_floors({r["run_id"]: r["fidelity"] for r in rows if r.get("fidelity")})
+    other = False
+    for col in ("run", "backend", "hop acc", "task flips", "hop flips", "KLD", "top", "floor", "x floor"):
         t.add_column(col, justify="right" if col not in ("backend",) else "left", overflow="fold")
     for r in shown:
         fig = r["fidelity"]
@@ -302,9 +306,21 @@ def fidelity_table(rows: list[dict[str, Any]]) -> Any:
             fd = fl.get("fidelity")
             floor = (f"{fl['flips']['hop_flips']} hops" + (f", {fd['kld_mean']:.3g}" if fd and fd.get("kld_mean") is not None
                                                            else ""))
+        kld_floor, own = floor_of(fig, floors)
+        if not fl and kld_floor is not None:
+            floor = f"{kld_floor:.3g}†"
+            other = True
+        times = "-" if kld_floor is None or not kld_floor or not d or d.get("kld_mean") is None else \
+            f"{d['kld_mean'] / kld_floor:.3g}x"
         t.add_row(str(r["run_id"]), esc(run_label(r) + f" [{r['mode']}]"),
                   _pct(r.get("model_hop_accuracy", r["accuracy"])),
                   f"-{f['task_right_to_wrong']} +{f['task_wrong_to_right']}",
                   f"-{f['hop_right_to_wrong']} +{f['hop_wrong_to_right']}",
-                  _kld(d, fig.get("reference_run_id")), _pct(d.get("same_top")) if d else "-", floor)
+                  _kld(d, fig.get("reference_run_id")), _pct(d.get("same_top")) if d else "-", floor, times)
+    if floors:
+        from agentsim.fidelity.figures import floor_text
+
+        t.caption = (t.caption or "") + " x floor: KLD over the floor it stands beside." + (
+            " † the largest noise floor measured among these runs (another rung's): " + floor_text(floors[0]) + "."
+            if other else "")
     return t

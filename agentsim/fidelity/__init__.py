@@ -46,6 +46,9 @@ from .figures import (
     fidelity_summary,
     flat_figures,
     flips,
+    floor_of,
+    floor_text,
+    measured_floors,
     run_figures,
 )
 from .metrics import HopMetrics, hop_metrics, topk_hop_metrics
@@ -78,5 +81,8 @@ __all__ = [
     "floor_partner",
     "run_figures",
     "estimate_label",
+    "floor_of",
+    "floor_text",
+    "measured_floors",
     "flat_figures",
 ]

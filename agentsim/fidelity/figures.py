@@ -237,3 +237,40 @@ def estimate_label(d: dict[str, Any] | Any | None) -> str:
         return ""
     k = (get("layout") or {}).get("top_k")
     return f"top-k estimate (k={k})" if k else "top-k estimate"
+
+
+def measured_floors(figs: dict[Any, Any]) -> list[dict[str, Any]]:
+    """Every noise floor measured among these runs' figures (:func:`run_figures` dicts by run id):
+    the run, the same rung it was held against (other batch size or spec), its KLD and flips.
+    Largest KLD first: the conservative floor to hold other rungs against."""
+    out: list[dict[str, Any]] = []
+    for rid, fig in (figs or {}).items():
+        for fl in (fig or {}).get("floor") or []:
+            fd = fl.get("fidelity") or {}
+            if fd.get("kld_mean") is None:
+                continue
+            f = fl.get("flips") or {}
+            out.append({"run_id": int(rid), "against_run_id": fl.get("against_run_id"), "batch": fl.get("batch"),
+                        "against_batch": fl.get("against_batch"), "kld_mean": fd["kld_mean"],
+                        "kld_ci95": fd.get("kld_ci95"), "same_top": fd.get("same_top"),
+                        "hop_flips": f.get("hop_flips"), "hops_paired": f.get("hops_paired"),
+                        "task_flips": f.get("task_flips"), "tasks_paired": f.get("tasks_paired")})
+    return sorted(out, key=lambda x: -x["kld_mean"])
+
+
+def floor_text(fl: dict[str, Any]) -> str:
+    """One measured floor in words: ``KLD 1.5e-05 [0, 3.3e-05], 0 of 36 hops flipped (run 12 at
+    batch 8 against run 21 at batch 1)``."""
+    ci = fl.get("kld_ci95")
+    return (f"KLD {fl['kld_mean']:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "")
+            + f", {fl.get('hop_flips', 0)} of {fl.get('hops_paired', 0)} hops flipped (run {fl['run_id']} at batch "
+            f"{fl.get('batch')} against run {fl['against_run_id']} at batch {fl.get('against_batch')})")
+
+
+def floor_of(fig: dict[str, Any] | None, floors: list[dict[str, Any]]) -> tuple[float | None, bool]:
+    """The floor a run's KLD stands beside: its own (the same rung at batch 1) where measured,
+    else the largest one measured among the runs shown (``own`` False: another rung's)."""
+    own = (((fig or {}).get("floor") or [{}])[0].get("fidelity") or {}).get("kld_mean") if (fig or {}).get("floor") else None
+    if own is not None:
+        return float(own), True
+    return (float(floors[0]["kld_mean"]), False) if floors else (None, False)

@@ -143,7 +143,9 @@ def figure_columns() -> list[tuple[str, str]]:
         ("hop acc", "model-hop accuracy, 95 % CI clustered by instance"),
         ("task ok", "task success (every hop right), Wilson 95 % CI"),
         ("flips", "tasks right->wrong / wrong->right against the baseline (same instances); floor: the same rung at batch 1"),
-        ("KLD", "mean KL(baseline || run) per completion token, teacher-forced, 95 % bootstrap CI (docs/fidelity.md)"),
+        ("KLD", "mean KL(baseline || run) per completion token, teacher-forced, 95 % bootstrap CI (docs/fidelity.md); "
+                "floor: its noise floor (the same rung at batch 1), floor†: the largest floor measured among these "
+                "runs, on another rung"),
         ("Δ task", "task success minus the baseline's, paired 95 % CI"),
         ("Δ hop", "model-hop accuracy minus the baseline's, paired 95 % CI"),
         ("J/correct", "energy per correct task, ratio to the baseline (same energy kind only), paired 95 % CI"),
@@ -197,7 +199,7 @@ def _share_ci(f: Estimate | None) -> str:
 
 def fidelity_cells(doc: Report, b: RunEvaluation) -> dict[str, str]:
     """The flips and KLD cells of a run's row (agentsim.fidelity), with its noise floor."""
-    from agentsim.fidelity.figures import estimate_label
+    from agentsim.fidelity.figures import estimate_label, floor_of, measured_floors
 
     fig = (doc.fidelity or {}).get(str(b.run_id)) or {}
     f, d = fig.get("flips"), fig.get("fidelity")
@@ -211,10 +213,31 @@ def fidelity_cells(doc: Report, b: RunEvaluation) -> dict[str, str]:
         kld = f"{d['kld_mean']:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "") + (f" {estimate_label(d)}" if estimate_label(d) else "")
         if d.get("reference_run_id") != fig.get("reference_run_id"):
             kld += f" vs r{d['reference_run_id']}"
-        fd = (floor or {}).get("fidelity") or {}
-        if fd.get("kld_mean") is not None:
-            kld += f" (floor {fd['kld_mean']:.3g})"
+        fl, own = floor_of(fig, measured_floors(doc.fidelity))
+        if fl is not None:
+            kld += f" (floor {fl:.3g})" if own else f" (floor† {fl:.3g})"
     return {"flips": flips, "KLD": kld}
+
+
+def floor_lines(doc: Report) -> list[str]:
+    """The measured noise floors in words, and each rung's KLD as a multiple of the largest
+    (docs/fidelity.md): empty when none was measured."""
+    from agentsim.fidelity.figures import floor_text
+
+    floors = (doc.report or {}).get("noise_floor") or []
+    if not floors:
+        return []
+    out = [f"noise floor (measured: the same rung at another batch size): {floor_text(fl)}" for fl in floors]
+    fl = floors[0]["kld_mean"]
+    if fl > 0:
+        rel = []
+        for b in doc.runs:
+            d = ((doc.fidelity or {}).get(str(b.run_id)) or {}).get("fidelity") or {}
+            if d.get("kld_mean") is not None:
+                rel.append(f"r{b.run_id} {b.precision or b.backend} [{b.mode}] {d['kld_mean'] / fl:.3g}x")
+        if rel:
+            out.append("KLD against the largest floor: " + ", ".join(rel))
+    return out
 
 
 def scale_lines(doc: Report) -> list[str]:

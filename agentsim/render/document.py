@@ -109,6 +109,9 @@ def build_report(store: Any, run_ids: list[int], baseline: int | str | None = No
     models = list(dict.fromkeys(str(b.model or b.backend) for b in blocks))
     if title is None:
         title = "agentsim report: " + ", ".join(models[:3]) + (f" (+{len(models) - 3})" if len(models) > 3 else "")
+    fidelity = fidelity_block(store, blocks)
+    from agentsim.fidelity.figures import measured_floors
+
     report = {
         "schema_version": REPORT_SCHEMA_VERSION,
         "title": title,
@@ -120,9 +123,11 @@ def build_report(store: Any, run_ids: list[int], baseline: int | str | None = No
         "facts": _facts(blocks, models),
         "rungs": _rungs(store, blocks),
         "error_kinds": {str(b.run_id): _error_kinds(store, b.run_id) for b in blocks},
+        # the noise floors measured among these runs (the same rung at batch 1), largest first
+        "noise_floor": measured_floors(fidelity),
     }
     return Report(evaluation=ev, report=report, scale=_scale(store, [b.run_id for b in blocks]),
-                  fidelity=fidelity_block(store, blocks), recommendations=recommend(ev))
+                  fidelity=fidelity, recommendations=recommend(ev))
 
 
 def _rungs(store: Any, blocks: list[RunEvaluation]) -> list[dict[str, Any]]:

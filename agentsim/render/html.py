@@ -16,6 +16,7 @@ from .common import (
     METHODS_NOTE,
     figure_columns,
     figure_rows,
+    floor_lines,
     header_items,
     scale_lines,
     verdict_items,
@@ -115,6 +116,8 @@ def render_html(doc: Report, *, plots: list[dict[str, str]] | None = None) -> st
     out.append("</tbody></table>")
     out.append('<p class="note">' + _e("; ".join(f"{c}: {w}" for c, w in cols))
                + ". * = FP4 emulated (no FP4 tensor cores). " + _e(METHODS_NOTE) + "</p>")
+    for line in floor_lines(doc):
+        out.append(f'<p class="note noise-floor">{_e(line)}</p>')
     sweeps = doc.evaluation.sweeps
     if sweeps:
         out.append('<h2 id="sweeps">Depth sweeps</h2><ul>')

@@ -13,6 +13,7 @@ from .common import (
     METHODS_NOTE,
     figure_columns,
     figure_rows,
+    floor_lines,
     header_items,
     scale_lines,
     verdict_items,
@@ -50,6 +51,7 @@ def render_markdown(doc: Report, *, plot_dir: Path | None = None, stem: str = "r
               "|" + "|".join("---" for _ in cols) + "|"]
     lines += ["| " + " | ".join(_cell(row[c]) for c, _ in cols) + " |" for row in figure_rows(doc)]
     lines += ["", "; ".join(f"{c}: {w}" for c, w in cols) + ". * = FP4 emulated.", "", METHODS_NOTE, ""]
+    lines += [x for fl in floor_lines(doc) for x in (fl, "")]
     written: list[Path] = []
     lines += ["## Plots", ""]
     if plot_dir is None:

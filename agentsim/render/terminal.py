@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentsim.console import compact_table, esc
 
-from .common import METHODS_NOTE, figure_rows, header_items, scale_lines, verdict_items
+from .common import METHODS_NOTE, figure_rows, floor_lines, header_items, scale_lines, verdict_items
 
 if TYPE_CHECKING:
     from agentsim.analysis.results import RunEvaluation
@@ -130,6 +130,7 @@ def render_terminal(doc: Report) -> list[Any]:
     ft = _fidelity_table(doc)
     if ft is not None:
         out += [Text(""), ft]
+        out += [Text(esc(x)) for x in floor_lines(doc)]
     if scale_lines(doc):
         out.append(Text("\nthe scale axis (N*)", style="bold"))
         out += [Text(f"- {x}") for x in scale_lines(doc)]

@@ -176,3 +176,46 @@ def test_a_fidelity_launch_takes_the_runs_own_distributions(tiny_gguf: Path, tmp
         assert (c.status, c.positions, c.same_top) == (r.status, r.positions, r.same_top)
         assert c.kld_mean == pytest.approx(r.kld_mean, abs=1e-5)
     store.close()
+
+
+def test_the_demo_measures_a_noise_floor_and_shows_it_beside_the_rungs(tiny_gguf: Path, tiny_gguf_f16: Path,
+                                                                       tmp_path: Path, capsys) -> None:
+    """The demo's floor (agentsim.demo._measure_floor): one batched run again at batch 1, scored
+    against it; the demo's fidelity section, the report's JSON, its lines and the KLD cells
+    show it beside the rungs' drift."""
+    from agentsim import demo
+    from agentsim.fidelity.figures import floor_of
+    from agentsim.launch import Launch, RunControl, run_launch
+    from agentsim.measure import UnavailableMeter
+    from agentsim.render import build_report
+    from agentsim.render.common import fidelity_cells, floor_lines
+    from agentsim.render.markdown import render_markdown
+
+    for d, src in (("f32", tiny_gguf), ("f16", tiny_gguf_f16)):  # one model name at two precisions
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "tiny.gguf").symlink_to(src)
+    specs = [f"llama:{tmp_path / d / 'tiny.gguf'},n_threads=1" for d in ("f32", "f16")]
+    store = Store(tmp_path / "d.db")
+    res = run_launch(Launch(scenarios=[demo.FLOOR_SCENARIO], backends=specs, modes=demo.FLOOR_MODE, instances=4,
+                            batch_sizes=4, energy="off", fidelity=True), store=store,
+                     control=RunControl(meter=UnavailableMeter()))
+    assert not res.failures and len(res.runs) == 2
+    top, rung = res.runs
+    console = demo._console()
+    demo._measure_floor(console, store, res.runs, 4)
+    demo._fidelity(console, store, res.runs, res.fidelity)
+    out = capsys.readouterr().out
+    open("/tmp/wt25_demo_out.txt", "w").write(out)
+    assert f"noise floor: run {rung.id}" in out and "against the same rung at batch 1" in out
+    assert "noise floor (the same rung at batch 1, measured): KLD" in out and "x floor" in out
+    doc = build_report(store, [r.id for r in res.runs])
+    (fl,) = doc.report["noise_floor"]
+    assert fl["run_id"] == rung.id and fl["batch"] == 4 and fl["against_batch"] == 1 and fl["kld_mean"] >= 0
+    lines = floor_lines(doc)
+    assert lines and lines[0].startswith("noise floor (measured") and f"run {rung.id} at batch 4" in lines[0]
+    b = next(x for x in doc.runs if x.run_id == rung.id)
+    assert "(floor " in fidelity_cells(doc, b)["KLD"]
+    assert "noise floor (measured" in render_markdown(doc)[0]
+    # a run without its own floor stands beside the largest one measured (marked as another rung's)
+    assert floor_of({"floor": []}, doc.report["noise_floor"]) == (fl["kld_mean"], False)
+    store.close()

@@ -65,9 +65,15 @@ def test_quick_demo_on_the_real_model_batched_equals_batch_1(tmp_path, user_mode
     for db, b in zip(dbs, (1, 4), strict=True):
         assert run_demo(_args(db, instances=4, quick=True, batch=b)) == 0
     rows = []
-    for db in dbs:
+    for db, b in zip(dbs, (1, 4), strict=True):
         with sqlite3.connect(db) as c:
+            # the demo's own runs (at batch 4 it also runs one rung at batch 1: its noise floor)
             rows.append(c.execute("select r.backend, r.mode, r.scenario, h.instance_index, h.hop_id, h.completion, "
-                                  "h.error_kind from hop h join run r on r.id = h.run_id "
-                                  "order by r.backend, r.mode, r.scenario, h.instance_index, h.hop_id").fetchall())
+                                  "h.error_kind from hop h join run r on r.id = h.run_id where r.batch_size = ? "
+                                  "order by r.backend, r.mode, r.scenario, h.instance_index, h.hop_id", (b,)).fetchall())
     assert rows[0] == rows[1]
+    with sqlite3.connect(dbs[1]) as c:  # the floor: one batch-4 run scored against its batch-1 twin
+        floor = c.execute("select count(*) from fidelity_pass p join run a on a.id = p.run_id "
+                          "join run b on b.id = p.reference_run_id where a.backend = b.backend "
+                          "and a.batch_size = 4 and b.batch_size = 1").fetchone()[0]
+    assert floor == 1
