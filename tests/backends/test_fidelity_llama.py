@@ -219,3 +219,14 @@ def test_the_demo_measures_a_noise_floor_and_shows_it_beside_the_rungs(tiny_gguf
     # a run without its own floor stands beside the largest one measured (marked as another rung's)
     assert floor_of({"floor": []}, doc.report["noise_floor"]) == (fl["kld_mean"], False)
     store.close()
+
+
+def test_the_cost_benchmark_runs_both_launches_on_the_tiny_model(capsys) -> None:
+    """``benchmarks/fidelity_cost.py --tiny``: the plain launch and the one with --fidelity, the
+    captured hops counted, the bound stated."""
+    from benchmarks import fidelity_cost
+
+    assert fidelity_cost.main(["--tiny", "--instances", "4", "--batch", "4", "--mode", "oracle"]) == 0
+    out = capsys.readouterr().out
+    assert "with --fidelity:" in out and "from the runs' captured distributions" in out
+    assert "bound of 50 %: " in out and "in CPU time" in out
