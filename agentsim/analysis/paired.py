@@ -39,7 +39,7 @@ from .intervals import ratio_ci_delta, tango_ci, tango_ci_clustered
 from .results import ABSENT, Discordant, PairedComparison, PairedEstimate, Pairing
 
 __all__ = [
-    "mcnemar_exact", "clustered_mcnemar", "paired_tables", "compare_pair", "compare_tables", "figure", "estimate",
+    "mcnemar_exact", "clustered_mcnemar", "paired_tables", "compare_pair", "compare_tables", "estimate",
     "ACCURACY_FIGURES", "COST_FIGURES",
 ]
 
@@ -82,12 +82,6 @@ def estimate(point: float | None, reps: np.ndarray, *, method: str, guard: tuple
     return PairedEstimate(value=point, ci95=ci95, se=ci["se"], method=how,
                           undefined_resamples=ci["undefined"] or ABSENT,
                           extended_to_point=ci["extended_to_point"] or ABSENT, **extra)
-
-
-def figure(point: float | None, reps: np.ndarray, *, method: str, guard: tuple[float, float] | None = None,
-           **extra: Any) -> dict[str, Any]:
-    """:func:`estimate` as JSON with any further keys (the depth and propagation blocks)."""
-    return {**estimate(point, reps, method=method, guard=guard).to_json(), **extra}
 
 
 def _ratio(num: float, den: float) -> float | None:

@@ -17,12 +17,13 @@ import numpy as np
 
 from .bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, ratio_of_sums, weights, wilson_clustered
 from .data import RunData
-from .paired import figure
+from .paired import estimate
+from .results import ClusteredEstimate, Propagation, RootCauses
 
 __all__ = ["root_causes", "propagation_factor", "propagation"]
 
 
-def root_causes(rd: RunData) -> dict[str, Any]:
+def root_causes(rd: RunData) -> RootCauses:
     kind_of: dict[str, str] = {}
     for (_, hop_id), r in rd.hops.items():
         kind_of.setdefault(hop_id, r["kind"])
@@ -36,10 +37,11 @@ def root_causes(rd: RunData) -> dict[str, Any]:
         for h in inst.root_causes or []:
             by_hop[h] += 1
             by_kind[kind_of.get(h, "unknown")] += 1
-    return {"instances_failed": failed, "by_hop": dict(by_hop.most_common()), "by_kind": dict(by_kind.most_common())}
+    return RootCauses(failed, dict(by_hop.most_common()), dict(by_kind.most_common()))
 
 
 def propagation_factor(rd: RunData, *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> dict[str, Any]:
+    """The fields of :class:`.results.Propagation` but its root causes."""
     if rd.run.mode != "free":
         return {"applicable": False, "reason": "oracle mode: a child sees its parents' expected outputs"}
     keys = rd.keys
@@ -57,13 +59,14 @@ def propagation_factor(rd: RunData, *, resamples: int = DEFAULT_RESAMPLES, seed:
         else:
             wrong_pw[i] += wrong
             n_pw[i] += 1
+    pw, pr = wilson_clustered(wrong_pw, n_pw), wilson_clustered(wrong_pr, n_pr)
     out: dict[str, Any] = {
         "applicable": True,
         "children": "hops with at least one parent",
         "hops_parent_wrong": int(n_pw.sum()),
         "hops_parents_right": int(n_pr.sum()),
-        "p_wrong_given_parent_wrong": wilson_clustered(wrong_pw, n_pw),
-        "p_wrong_given_parents_right": wilson_clustered(wrong_pr, n_pr),
+        "p_wrong_given_parent_wrong": None if pw is None else ClusteredEstimate(**pw),
+        "p_wrong_given_parents_right": None if pr is None else ClusteredEstimate(**pr),
         "factor": None,
         "difference": None,
     }
@@ -76,14 +79,14 @@ def propagation_factor(rd: RunData, *, resamples: int = DEFAULT_RESAMPLES, seed:
     pa = float(wrong_pw.sum() / n_pw.sum())
     pb = float(wrong_pr.sum() / n_pr.sum())
     method = "cluster bootstrap over instances (percentile)"
-    out["difference"] = figure(pa - pb, a - b, method=method)
+    out["difference"] = estimate(pa - pb, a - b, method=method)
     if pb > 0:
         with np.errstate(divide="ignore", invalid="ignore"):
-            out["factor"] = figure(pa / pb, np.where(b > 0, a / np.where(b > 0, b, 1.0), np.nan), method=method)
+            out["factor"] = estimate(pa / pb, np.where(b > 0, a / np.where(b > 0, b, 1.0), np.nan), method=method)
     else:
         out["factor_reason"] = "no child was wrong with right parents: the factor is unbounded"
     return out
 
 
-def propagation(rd: RunData, *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> dict[str, Any]:
-    return {"root_causes": root_causes(rd), **propagation_factor(rd, resamples=resamples, seed=seed)}
+def propagation(rd: RunData, *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> Propagation:
+    return Propagation(root_causes=root_causes(rd), **propagation_factor(rd, resamples=resamples, seed=seed))

@@ -31,7 +31,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from .intervals import reliability_ci
-from .results import Reliability
+from .results import Reliability, SweepPoint
 
 __all__ = ["loglik", "mle_r", "profile_ci", "fit_depth_counts", "fit_run", "fit_sweep", "half_life"]
 
@@ -129,7 +129,7 @@ def fit_run(depths: list[int], depth_correct: np.ndarray, depth_n: np.ndarray, *
     return Reliability(**_result(r, ci, method, profile_ci95=prof, depths=counts, single_depth=len(depths) < 2))
 
 
-def fit_sweep(points: list[dict[str, Any]]) -> dict[str, Any]:
+def fit_sweep(points: list[dict[str, Any]]) -> Reliability:
     """Free-mode task success against scenario depth (one run per depth): success(D) = r^D.
 
     ``points``: ``[{"depth": D, "successes": k, "n": n, "run_id": id}, ...]`` (independent
@@ -137,5 +137,5 @@ def fit_sweep(points: list[dict[str, Any]]) -> dict[str, Any]:
     """
     pts = sorted(points, key=lambda p: p["depth"])
     fit = fit_depth_counts([p["depth"] for p in pts], [p["successes"] for p in pts], [p["n"] for p in pts])
-    fit["points"] = [{**p, "task_success": p["successes"] / p["n"] if p["n"] else None} for p in pts]
-    return fit
+    return Reliability(**fit, points=[SweepPoint(**p, task_success=p["successes"] / p["n"] if p["n"] else None)
+                                      for p in pts])

@@ -24,7 +24,8 @@ __all__ = ["ABSENT", "Result", "to_json", "present", "Estimate", "PairedEstimate
            "Pairing", "PairedComparison", "DepthAccuracy", "ShareOf", "SingleRun", "Verdict", "RunEvaluation",
            "RunVerdict", "Evaluation", "Candidate", "Recommendation", "NStar", "ScalePoint", "ScaleCurve",
            "ScaleAnalysis", "Compounding", "SecondaryFigure", "AccuracyTests", "EfficiencyTests", "CostSummary",
-           "VerdictSummary", "DepthLossPoint", "BucketLoss", "Interaction", "DepthLoss", "Reliability"]
+           "VerdictSummary", "DepthLossPoint", "BucketLoss", "Interaction", "DepthLoss", "Reliability", "RootCauses",
+           "Propagation", "SweepPoint", "Sweep"]
 
 
 class _Absent:
@@ -361,7 +362,7 @@ class RunEvaluation(Result):
     label: str
     single: SingleRun
     reliability: Reliability
-    propagation: dict[str, Any]
+    propagation: Propagation
     baseline_run_id: int | None = None
     is_baseline: bool = False
     paired: PairedComparison | None = None
@@ -397,7 +398,7 @@ class Evaluation(Result):
     multiplicity: str
     runs: list[RunEvaluation]
     verdicts: list[RunVerdict]
-    sweeps: list[dict[str, Any]]
+    sweeps: list[Sweep]
 
     def run(self, run_id: int) -> RunEvaluation | None:
         return next((b for b in self.runs if b.run_id == run_id), None)
@@ -556,6 +557,58 @@ class Reliability(Result):
     half_life_ci95: list[float | None] | None
     half_life_unbounded: bool = ABSENT
     profile_ci95: list[float] | None = ABSENT
-    depths: dict[str, dict[str, int]]
+    depths: dict[str, dict[str, int]] = ABSENT   # a run's model hops (correct, n) by depth
     single_depth: bool = ABSENT
     reason: str = ABSENT
+    points: list[SweepPoint] = ABSENT            # a depth sweep's runs, one per depth
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SweepPoint(Result):
+    """One run of a depth sweep: its depth and task success."""
+
+    depth: int
+    successes: int
+    n: int
+    run_id: int
+    task_success: float | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Sweep(Result):
+    """Free-mode task success against scenario depth over the runs of one generator's depth sweep."""
+
+    family: str | None
+    backend: str
+    model: str | None
+    precision: str | None
+    mode: str
+    fit: Reliability
+    what: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RootCauses(Result):
+    """Where the failure chains of a run's failed instances start, by hop id and hop kind."""
+
+    instances_failed: int
+    by_hop: dict[str, int]
+    by_kind: dict[str, int]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Propagation(Result):
+    """Error propagation of a free-mode run (:func:`.propagation.propagation`): P(child wrong) with a
+    wrong parent against with right parents, their difference and factor."""
+
+    root_causes: RootCauses
+    applicable: bool
+    children: str = ABSENT
+    hops_parent_wrong: int = ABSENT
+    hops_parents_right: int = ABSENT
+    p_wrong_given_parent_wrong: ClusteredEstimate | None = ABSENT
+    p_wrong_given_parents_right: ClusteredEstimate | None = ABSENT
+    factor: Estimate | None = ABSENT
+    difference: Estimate | None = ABSENT
+    reason: str = ABSENT
+    factor_reason: str = ABSENT

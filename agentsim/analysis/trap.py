@@ -35,6 +35,7 @@ from .results import (
     RunVerdict,
     ShareOf,
     SingleRun,
+    Sweep,
     Verdict,
 )
 from .verdict import (
@@ -154,7 +155,7 @@ def _meta(rd: RunData) -> dict[str, Any]:
     }
 
 
-def _sweeps(runs: list[RunData]) -> list[dict[str, Any]]:
+def _sweeps(runs: list[RunData]) -> list[Sweep]:
     """Free-mode task success against scenario depth, per backend, for generator depth sweeps."""
     groups: dict[str, list[RunData]] = {}
     for rd in runs:
@@ -175,9 +176,9 @@ def _sweeps(runs: list[RunData]) -> list[dict[str, Any]]:
             s = [1.0 if i.success else 0.0 for i in rd.by_key.values()]
             pts.append({"depth": int(rd.run.params["depth"]), "successes": int(sum(s)), "n": len(s), "run_id": rd.run.id})
         first = members[0].run
-        out.append({"family": (first.scenario_ref or {}).get("name"), "backend": first.backend, "model": first.model,
-                    "precision": first.precision, "mode": "free",
-                    "fit": fit_sweep(pts), "what": "task success(depth) = r^depth over runs of a depth sweep"})
+        out.append(Sweep(family=(first.scenario_ref or {}).get("name"), backend=first.backend, model=first.model,
+                         precision=first.precision, mode="free", fit=fit_sweep(pts),
+                         what="task success(depth) = r^depth over runs of a depth sweep"))
     return out
 
 

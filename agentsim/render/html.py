@@ -122,12 +122,12 @@ def render_html(doc: Report, *, plots: list[dict[str, str]] | None = None) -> st
     if sweeps:
         out.append('<h2 id="sweeps">Depth sweeps</h2><ul>')
         for sw in sweeps:
-            fit = sw["fit"]
-            r = "-" if fit.get("r") is None else f"{fit['r']:.3f}"
-            ci = fit.get("ci95")
-            out.append(f"<li>{_e(sw['family'])} {_e(sw.get('precision') or sw['backend'])}: task success(depth) = "
+            fit = sw.fit
+            r = "-" if fit.r is None else f"{fit.r:.3f}"
+            ci = fit.ci95
+            out.append(f"<li>{_e(sw.family)} {_e(sw.precision or sw.backend)}: task success(depth) = "
                        f"r^depth, r = {_e(r)}{_e(f' [{ci[0]:.3f}, {ci[1]:.3f}]' if ci else '')} over "
-                       f"{len(fit.get('points') or [])} depths</li>")
+                       f"{len(fit.points or [])} depths</li>")
         out.append("</ul>")
     scale = scale_lines(doc)
     if scale:

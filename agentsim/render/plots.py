@@ -222,16 +222,16 @@ def error_kinds(doc: Report) -> str | None:
 
 def root_causes(doc: Report) -> str | None:
     """Where failure chains start: root-cause counts by hop id, per free-mode run."""
-    blocks = [b for b in doc.runs if b.mode == "free" and ((b.propagation or {}).get("root_causes") or {}).get("by_hop")]
+    blocks = [b for b in doc.runs if b.mode == "free" and b.propagation.root_causes.by_hop]
     if not blocks:
         return None
     plt = _plt()
-    hops = sorted({h for b in blocks for h in b.propagation["root_causes"]["by_hop"]},
+    hops = sorted({h for b in blocks for h in b.propagation.root_causes.by_hop},
                   key=lambda h: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", h)])[:24]
     fig, ax = plt.subplots(figsize=(max(4.8, 0.5 * len(hops) * max(1, len(blocks)) ** 0.5 + 2.5), 3.4))
     width = 0.8 / len(blocks)
     for i, (colour, b) in enumerate((colour_of(doc)(b), b) for b in blocks):
-        by = b.propagation["root_causes"]["by_hop"]
+        by = b.propagation.root_causes.by_hop
         ax.bar([j + i * width - 0.4 + width / 2 for j in range(len(hops))], [by.get(h, 0) for h in hops],
                width=width, color=colour, label=f"{_short(b)} ({_label(b)})")
     ax.set_xticks(list(range(len(hops))))

@@ -55,11 +55,11 @@ def test_task_success_sweep_fit():
         rng = np.random.default_rng(seed)
         pts = [{"depth": d, "successes": int(rng.binomial(200, 0.85 ** d)), "n": 200, "run_id": d} for d in (1, 2, 4, 8)]
         fit = fit_sweep(pts)
-        hits += fit["ci95"][0] <= 0.85 <= fit["ci95"][1]
+        hits += fit.ci95[0] <= 0.85 <= fit.ci95[1]
     assert hits >= 36, hits  # profile likelihood: ~95 % coverage for independent binomials
-    assert [q["depth"] for q in fit["points"]] == [1, 2, 4, 8]
-    lo, hi = fit["half_life_ci95"]
-    assert lo <= fit["half_life_hops"] <= hi
+    assert [q.depth for q in fit.points] == [1, 2, 4, 8]
+    lo, hi = fit.half_life_ci95
+    assert lo <= fit.half_life_hops <= hi
 
 
 @pytest.mark.parametrize("m", [30, 100])
@@ -78,3 +78,21 @@ def test_r_interval_with_correlated_hops_covers_93_to_97_percent(m: int, p: floa
     print(f"m={m}, p={p}: r interval coverage {hits / reps:.3f}, profile {profile / reps:.3f} ({reps} repetitions)")
     assert 0.93 <= hits / reps <= 0.97, hits / reps
     assert profile / reps < 0.9  # not vacuous: the independent-hops interval is short here
+
+
+def test_a_depth_sweep_through_evaluate_has_its_fit_in_the_json(tmp_path):
+    """evaluate()'s ``sweeps``: one per generator depth sweep, its fit with one point per depth
+    (the typed Sweep written by the one to_json)."""
+    import agentsim
+    from agentsim.analysis import analyse, evaluate
+
+    res = agentsim.simulate("chain-arith", "noisy,p=0.1,seed=1", params={"depth": [2, 3]}, instances=30, seed=3,
+                            db=str(tmp_path / "s.db"))
+    ids = [r.id for r in res.runs]
+    (sw,) = evaluate(res.store, ids, resamples=200)["sweeps"]
+    assert sw["mode"] == "free" and sw["family"] == "chain-arith"
+    assert [p["depth"] for p in sw["fit"]["points"]] == [2, 3]
+    assert all(set(p) == {"depth", "successes", "n", "run_id", "task_success"} for p in sw["fit"]["points"])
+    assert sw["fit"]["r"] is not None and "depths" not in sw["fit"]
+    typed = analyse(res.store, ids, resamples=200).sweeps[0]
+    assert typed.fit.points[0].n == 30 and typed.to_json() == sw
