@@ -489,6 +489,9 @@ class ScaleCurve(Result):
     cells_dropped: list[str]
     points: list[ScalePoint]
     n_star: dict[str, NStar]
+    #: "cost twin (random weights of the same shapes)" for the catalog's twin family (its accuracy and
+    #: per-correct-task figures mean nothing); absent from the JSON for every other family
+    label: Any = ABSENT
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -43,7 +43,7 @@ from .bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, percentile_ci, weights
 from .data import RunData, load_run, top_rung
 from .figures import SCALE_FIGURES
 from .paired import paired_tables
-from .results import NStar, PairedEstimate, ScaleAnalysis, ScaleCurve, ScalePoint
+from .results import ABSENT, NStar, PairedEstimate, ScaleAnalysis, ScaleCurve, ScalePoint
 
 __all__ = ["scale_analysis", "scale_axis", "crossing", "scale_figure", "DEFAULT_TOLERANCE", "METRICS"]
 
@@ -72,6 +72,15 @@ def _cell(rd: RunData) -> str:
     r = rd.run
     return json.dumps([r.scenario, r.scenario_fingerprint, r.params, r.mode, r.seed, r.n_instances,
                        batch_size_of(r)], sort_keys=True, default=str)
+
+
+def _twin_label(family: str) -> Any:
+    """The cost-twin label when ``family`` is the catalog's twins (random weights: their per-correct-task
+    figures and task success mean nothing; benchmarks/llama_twins.py gives their cost side), else ABSENT."""
+    from agentsim.models import CATALOG
+    from agentsim.models.catalog import TWIN_LABEL
+
+    return TWIN_LABEL if any(m.twin and m.family == family for m in CATALOG.values()) else ABSENT
 
 
 def _family(model: str | None) -> str:
@@ -288,7 +297,7 @@ def _curve(key: _CurveKey, per_model: dict[str, list[_Pair]], sizes: dict[str, i
         n_star[metric] = _n_star(xs, point_by_metric[metric], reps_by_metric[metric], threshold, resamples,
                                  bad_above=metric != "task_success")
     return ScaleCurve(
-        family=family, precision=prec, mode=mode, batch_size=batch,
+        family=family, label=_twin_label(family), precision=prec, mode=mode, batch_size=batch,
         baseline="each model's top rung (most bits): " + ", ".join(f"{m}@{'/'.join(sorted(baselines[m]))}" for m in models),
         sizes=len(models), cells=sorted(common), cells_dropped=dropped, points=points, n_star=n_star,
     )

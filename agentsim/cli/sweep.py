@@ -304,7 +304,7 @@ def cmd_scale(args: argparse.Namespace) -> int:
                   "(llama runs that record model_params)", highlight=False)
     for cv in result.curves:
         t = Table(title=f"{cv.precision} vs top rung — {cv.family}, {cv.mode}, batch {cv.batch_size} "
-                        f"({len(cv.cells)} workload cells)")
+                        f"({len(cv.cells)} workload cells)" + (f"\n{cv.label}: accuracy means nothing" if isinstance(cv.label, str) else ""))
         for col in ("model", "params", "instances", "energy/correct ratio", "seconds/correct ratio", "task success ratio"):
             t.add_column(col)
         for p in cv.points:

@@ -244,7 +244,8 @@ def scale_lines(doc: Report) -> list[str]:
     """One line per (family, rung, mode, batch) curve and metric: N* or why it was not crossed."""
     out = []
     for cv in doc.scale.curves if doc.scale else []:
-        head = f"{cv.family} {cv.precision} [{cv.mode}]" + (f" batch {cv.batch_size}" if cv.batch_size > 1 else "")
+        head = f"{cv.family} {cv.precision} [{cv.mode}]" + (f" batch {cv.batch_size}" if cv.batch_size > 1 else "") + (
+            f" ({cv.label}: accuracy means nothing)" if isinstance(cv.label, str) else "")
         for metric, ns in cv.n_star.items():
             ci = ns.ci95
             interval = f" [{ci[0] / 1e9:.2f}B, {ci[1] / 1e9:.2f}B]" if ci else ""

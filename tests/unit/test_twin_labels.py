@@ -32,3 +32,11 @@ def test_models_list_shows_the_label(capsys: pytest.CaptureFixture[str]) -> None
     assert main(["models", "list"]) == 0
     text = capsys.readouterr().out
     assert text.count("cost twin") >= 2  # under each twin's name (the table may wrap the rest of the label)
+
+
+def test_scale_curves_of_the_twin_family_carry_the_label() -> None:
+    from agentsim.analysis.results import ABSENT
+    from agentsim.analysis.scale import _twin_label
+
+    assert _twin_label("cost-twin-qwen2.5") == TWIN_LABEL
+    assert _twin_label("qwen2.5-coder") is ABSENT and _twin_label("agentsim-lab") is ABSENT  # no "label" key in their JSON
