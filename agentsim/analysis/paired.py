@@ -36,7 +36,14 @@ from .bootstrap import (
 from .data import InstanceTable, RunData, common_units, instance_table
 from .figures import FIGURES
 from .intervals import ratio_ci_delta, tango_ci, tango_ci_clustered
-from .results import ABSENT, Discordant, PairedComparison, PairedEstimate, Pairing
+from .results import (
+    ABSENT,
+    Discordant,
+    IdentityDifference,
+    PairedComparison,
+    PairedEstimate,
+    Pairing,
+)
 
 __all__ = [
     "mcnemar_exact", "clustered_mcnemar", "paired_tables", "compare_pair", "compare_tables", "estimate",
@@ -135,7 +142,7 @@ def _identity(t: InstanceTable) -> PairedComparison:
     ratios: dict[str, PairedEstimate | None] = {}
     for name in ACCURACY_FIGURES:
         p = _point(t, name)
-        diffs[name] = PairedEstimate(value=0.0, ci95=[0.0, 0.0], p_value=1.0, method=how, run=p, baseline=p)
+        diffs[name] = IdentityDifference(value=0.0, ci95=[0.0, 0.0], p_value=1.0, method=how, run=p, baseline=p)
     for name in (*ACCURACY_FIGURES, *COST_FIGURES):
         p = _point(t, name)
         kind = t.energy_kind if name == "energy_per_correct_task_j" else ABSENT

@@ -6,6 +6,8 @@ Every result is a frozen dataclass deriving from :class:`Result`; :func:`to_json
 - a field left at :data:`ABSENT` is not written (the key is absent, as opposed to ``null``);
   optional keys of a figure (``kind``, ``se_log``, ``reason``, ...) use it;
 - a field with ``metadata={"flatten": True}`` writes its own fields into its parent's object;
+- a class's ``_json_order`` (the field names, in order) orders its keys where the JSON always had
+  another order than the fields' (the fields it does not name follow, in declaration order);
 - numpy scalars become Python numbers, non-finite floats ``null``, tuples lists.
 
 The JSON of these types is the schema of ``evaluate()`` (docs/statistics.md, held byte for byte by
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -25,7 +27,8 @@ __all__ = ["ABSENT", "Result", "to_json", "present", "Estimate", "PairedEstimate
            "RunVerdict", "Evaluation", "Candidate", "Recommendation", "NStar", "ScalePoint", "ScaleCurve",
            "ScaleAnalysis", "Compounding", "SecondaryFigure", "AccuracyTests", "EfficiencyTests", "CostSummary",
            "VerdictSummary", "DepthLossPoint", "BucketLoss", "Interaction", "DepthLoss", "Reliability", "RootCauses",
-           "Propagation", "SweepPoint", "Sweep"]
+           "Propagation", "SweepPoint", "Sweep",
+           "IdentityDifference", "ScaleRatio"]
 
 
 class _Absent:
@@ -61,7 +64,11 @@ def to_json(obj: Any) -> Any:
     """Plain JSON types of a result (dataclasses, dicts, lists, numpy scalars; see the module doc)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(obj):
+        order = getattr(obj, "_json_order", ())
+        fields = dataclasses.fields(obj)
+        if order:
+            fields = sorted(fields, key=lambda f: order.index(f.name) if f.name in order else len(order))
+        for f in fields:
             v = getattr(obj, f.name)
             if v is ABSENT or f.metadata.get("internal"):
                 continue
@@ -129,6 +136,24 @@ class PairedEstimate(Estimate):
     se_log: float | None = ABSENT
     simulated: bool = ABSENT
 
+    _json_order: ClassVar[tuple[str, ...]] = (
+        "value", "ci95", "se", "method", "undefined_resamples", "extended_to_point", "reason", "run", "baseline",
+        "unpaired_ci95", "p_value", "test", "discordant", "se_log", "kind", "simulated")
+
+
+@dataclasses.dataclass(frozen=True)
+class IdentityDifference(PairedEstimate):
+    """The baseline against itself: a difference of exactly 0 (its keys in their own order)."""
+
+    _json_order: ClassVar[tuple[str, ...]] = ("value", "ci95", "p_value", "method", "run", "baseline")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScaleRatio(PairedEstimate):
+    """A pooled ratio of the scale axis (low rung / its model's top rung) at one model size."""
+
+    _json_order: ClassVar[tuple[str, ...]] = ("value", "ci95", "run", "baseline", "undefined_resamples", "reason")
+
 
 @dataclasses.dataclass(frozen=True)
 class Pairing(Result):
@@ -165,11 +190,15 @@ class PairedComparison(Result):
 
 
 @dataclasses.dataclass(frozen=True)
-class ClusteredEstimate(Estimate):
-    """A share over hops with a Wilson interval clustered by instance (its effective sample size)."""
+class ClusteredEstimate(Result):
+    """A share over hops with a Wilson interval clustered by instance (its effective sample size);
+    read like an :class:`Estimate` (``value``, ``ci95``, ``method``), its fields in the JSON's order."""
 
-    n_eff: float = ABSENT
-    design_effect: float = ABSENT
+    value: float | None
+    ci95: list[float] | None
+    n_eff: float
+    design_effect: float
+    method: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -466,11 +495,11 @@ class ScalePoint(Result):
     cells: int
     instances: int
     energy_kind: str | None
-    energy_per_correct_task_ratio: PairedEstimate
-    seconds_per_correct_task_ratio: PairedEstimate
-    task_success_ratio: PairedEstimate
+    energy_per_correct_task_ratio: ScaleRatio
+    seconds_per_correct_task_ratio: ScaleRatio
+    task_success_ratio: ScaleRatio
 
-    def ratio(self, metric: str) -> PairedEstimate:
+    def ratio(self, metric: str) -> ScaleRatio:
         """The ratio of ``metric`` (a scale name: ``energy_per_correct_task``, ...)."""
         return getattr(self, f"{metric}_ratio")  # type: ignore[no-any-return]
 

@@ -43,7 +43,7 @@ from .bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, percentile_ci, weights
 from .data import RunData, load_run, top_rung
 from .figures import SCALE_FIGURES
 from .paired import paired_tables
-from .results import ABSENT, NStar, PairedEstimate, ScaleAnalysis, ScaleCurve, ScalePoint
+from .results import ABSENT, NStar, ScaleAnalysis, ScaleCurve, ScalePoint, ScaleRatio
 
 __all__ = ["scale_analysis", "scale_axis", "crossing", "scale_figure", "DEFAULT_TOLERANCE", "METRICS"]
 
@@ -161,11 +161,11 @@ def _ratio_reps(ws: dict[str, np.ndarray], pairs: list[_Pair], metric: str) -> t
     return point, r
 
 
-def _figure(point: float | None, reps: np.ndarray | None, run: float | None, base: float | None) -> PairedEstimate:
+def _figure(point: float | None, reps: np.ndarray | None, run: float | None, base: float | None) -> ScaleRatio:
     if point is None or reps is None:
-        return PairedEstimate(value=None, ci95=None, reason="undefined (no correct task or no energy reading on one side)")
+        return ScaleRatio(value=None, ci95=None, reason="undefined (no correct task or no energy reading on one side)")
     ci = percentile_ci(reps, point)
-    return PairedEstimate(value=point, ci95=ci["ci"], run=run, baseline=base, undefined_resamples=ci["undefined"])
+    return ScaleRatio(value=point, ci95=ci["ci"], run=run, baseline=base, undefined_resamples=ci["undefined"])
 
 
 def _pooled(pairs: list[_Pair], metric: str, side: str) -> float | None:
@@ -243,7 +243,7 @@ def _size_point(model: str, size: int, pairs: list[_Pair], ws: dict[str, np.ndar
         if metric == "energy_per_correct_task" and (
                 entry["energy_kind"] not in ("measured", "estimated")):
             # measured and estimated joules are never summed into one ratio
-            entry[f"{metric}_ratio"] = PairedEstimate(value=None, ci95=None, reason=(
+            entry[f"{metric}_ratio"] = ScaleRatio(value=None, ci95=None, reason=(
                 "energy kinds differ between the cells or rungs of this size (measured and estimated "
                 "are never pooled)" if entry["energy_kind"] == "mixed" else "no energy reading"))
             reps_by_metric[metric].append(None)
