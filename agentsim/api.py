@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ from .store import RunRead, Store, batch_size_of, scenario_label_of
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
+
+    from .analysis.summary_results import RunSummary
 
 __all__ = ["simulate", "LaunchKeywords", "Results", "Frames", "load_results"]
 
@@ -42,7 +45,7 @@ class Results:
     def run_ids(self) -> list[int]:
         return [r.id for r in self.runs]
 
-    def summaries(self) -> list[dict[str, Any]]:
+    def summaries(self) -> list[RunSummary]:
         from .analysis import summarize_run
 
         return [summarize_run(self.store, r.id) for r in self.runs]
@@ -72,19 +75,27 @@ class Results:
         """
         import pandas as pd
 
+        from .analysis import summarize_run
+        from .analysis.results import present
+
         param_names = sorted({k for r in self.runs for k in (r.params or {})})
         run_rows = []
         by_id = {r.id: r for r in self.runs}
-        for s in (self.summaries() if summaries else [r.model_dump() for r in self.runs]):
-            rid = s.get("run_id", s.get("id"))
-            row = {k: v for k, v in s.items() if not isinstance(v, (dict, list))}
-            if summaries:
-                for kind, n in s["error_kinds"].items():
+        for r in self.runs:
+            rid = r.id
+            if not summaries:
+                row = {k: v for k, v in r.model_dump().items() if not isinstance(v, (dict, list))}
+            else:
+                s = summarize_run(self.store, r.id)
+                # the summary's scalar figures, in its fields' order (dicts and lists have their columns below)
+                row = {f.name: v for f in dataclasses.fields(s)
+                       if present(v := getattr(s, f.name)) and not isinstance(v, (dict, list))}
+                for kind, n in s.error_kinds.items():
                     row[f"errors_{kind}"] = n
-                row["energy_j"] = s["energy"]["joules"]
-                row["energy_kind"] = s["energy"]["kind"]
-                row["energy_source"] = s["energy"]["source"]
-                row["reliability_r"] = s["reliability"]["r"]
+                row["energy_j"] = s.energy["joules"]
+                row["energy_kind"] = s.energy["kind"]
+                row["energy_source"] = s.energy["source"]
+                row["reliability_r"] = s.reliability["r"]
                 # flips against the reference run, fidelity (KLD, same top) and the noise floor
                 from agentsim.fidelity import flat_figures, run_figures
 

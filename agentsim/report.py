@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .analysis.summary_results import CompareRow, RunSummary
 from .analysis.verdict import VERDICT_SHORT
 from .console import ENERGY_SHORT, compact_table, energy_short, esc, pct
 from .render.facts import source_text
@@ -19,23 +20,23 @@ def _num(v: Any, fmt: str = "{:.2f}") -> str:
     return "-" if v is None else fmt.format(v)
 
 
-def run_label(r: dict[str, Any]) -> str:
+def run_label(r: RunSummary) -> str:
     """What tells runs apart in a table: the backend spec, or ``model@precision`` when known; a cost
     twin's run says so (its accuracy figures mean nothing: random weights)."""
     from agentsim.models.catalog import twin_label_of
 
-    twin = twin_label_of(r.get("model"))
-    label = f"{r['model']}@{r['precision']}" if r.get("model") and r.get("precision") else str(r.get("backend") or "-")
+    twin = twin_label_of(r.model)
+    label = f"{r.model}@{r.precision}" if r.model and r.precision else str(r.backend or "-")
     return f"{label} [{twin}]" if twin else label
 
 
-def scenario_label(r: dict[str, Any]) -> str:
+def scenario_label(r: RunSummary) -> str:
     """The workload of a run summary: its scenario label (the family with its non-default params,
     or the file's name; see :mod:`agentsim.scenario.label`)."""
-    return str(r.get("scenario_label") or r["scenario"])
+    return str(r.scenario_label or r.scenario)
 
 
-def mixed_runs_warning(rows: list[dict[str, Any]]) -> str | None:
+def mixed_runs_warning(rows: list[CompareRow]) -> str | None:
     """A sentence when the compared runs ran different scenarios (their labels differ), else None.
 
     Labels tell workloads apart (two scenarios of one name have two labels); parameters that only
@@ -43,9 +44,9 @@ def mixed_runs_warning(rows: list[dict[str, Any]]) -> str | None:
     labels = list(dict.fromkeys(scenario_label(r) for r in rows))
     if len(labels) <= 1:
         return None
-    by_id = {r["run_id"]: r for r in rows}
-    crossed = [f"run {r['run_id']} ({scenario_label(r)}) against run {b} ({scenario_label(by_id[b])})"
-               for r in rows if (b := r.get("baseline_run_id")) is not None and b in by_id
+    by_id = {r.run_id: r for r in rows}
+    crossed = [f"run {r.run_id} ({scenario_label(r)}) against run {b} ({scenario_label(by_id[b])})"
+               for r in rows if (b := r.baseline_run_id) is not None and b in by_id
                and scenario_label(by_id[b]) != scenario_label(r)]
     text = f"the compared runs ran {len(labels)} different scenarios ({', '.join(labels)})"
     if crossed:
@@ -54,19 +55,19 @@ def mixed_runs_warning(rows: list[dict[str, Any]]) -> str | None:
     return text + "; each run is compared with a baseline that saw the same instances"
 
 
-def failing_baseline_note(rows: list[dict[str, Any]]) -> str | None:
+def failing_baseline_note(rows: list[CompareRow]) -> str | None:
     """What to say when a baseline itself fails most tasks (task success under one half): a
     precision can then lose little, so every comparison against it says little about
     quantization (and reads "inconclusive"). None when no baseline fails most tasks."""
-    by_id = {r["run_id"]: r for r in rows}
+    by_id = {r.run_id: r for r in rows}
     failing = []
-    for b in dict.fromkeys(r.get("baseline_run_id") for r in rows):
+    for b in dict.fromkeys(r.baseline_run_id for r in rows):
         br = by_id.get(b)
-        if br is None or br.get("task_success") is None or br["task_success"] >= 0.5:
+        if br is None or br.task_success is None or br.task_success >= 0.5:
             continue
-        n = br.get("instances_finished") or br.get("instances") or 0
-        ok = round(br["task_success"] * n)
-        failing.append(f"run {b} ({run_label(br)} [{br['mode']}]) succeeds in {ok} of {n} tasks")
+        n = br.instances_finished or br.instances or 0
+        ok = round(br.task_success * n)
+        failing.append(f"run {b} ({run_label(br)} [{br.mode}]) succeeds in {ok} of {n} tasks")
     if not failing:
         return None
     return ("the baseline fails most tasks: " + "; ".join(failing) + ". With so few successes to lose, the "
@@ -74,7 +75,7 @@ def failing_baseline_note(rows: list[dict[str, Any]]) -> str | None:
             "baseline mostly solves (fewer hops, an easier family) or a stronger model")
 
 
-def comparison_table(rows: list[dict[str, Any]], title: str | None = None) -> Any:
+def comparison_table(rows: list[CompareRow], title: str | None = None) -> Any:
     """Runs against their baselines, readable at 80 columns.
 
     Columns: run, backend (or model@precision), mode, hop accuracy, task success, local and
@@ -82,13 +83,13 @@ def comparison_table(rows: list[dict[str, Any]], title: str | None = None) -> An
     the run's baseline. The scenario label goes in the title when all runs share it, else in a
     column. Details (parse errors, tokens/s, intervals) are in ``agentsim show``.
     """
-    by_id = {r["run_id"]: r for r in rows}
+    by_id = {r.run_id: r for r in rows}
     same_scenario = len({scenario_label(r) for r in rows}) <= 1
     if title is None:
         if not rows:
             title = "no runs"
         else:
-            bases = list(dict.fromkeys(r["baseline_run_id"] for r in rows if r.get("baseline_run_id") is not None))
+            bases = list(dict.fromkeys(r.baseline_run_id for r in rows if r.baseline_run_id is not None))
             head = ""
             if same_scenario:
                 head = f"{scenario_label(rows[0])}: "
@@ -98,12 +99,12 @@ def comparison_table(rows: list[dict[str, Any]], title: str | None = None) -> An
                 named = []
                 for b in bases:
                     br = by_id.get(b)
-                    named.append(f"run {b}" + (f" ({run_label(br)} [{br['mode']}])" if br else ""))
+                    named.append(f"run {b}" + (f" ({run_label(br)} [{br.mode}])" if br else ""))
                 title = head + "x = relative to " + ", ".join(named)
                 br = by_id.get(bases[0])
-                if len(bases) == 1 and br and br.get("source_precision"):
-                    title += f"; baseline = {source_text(br.get('precision'), br['source_precision'])}"
-    cut = any((r["error_kinds"] or {}).get("truncated") for r in rows)
+                if len(bases) == 1 and br and br.source_precision:
+                    title += f"; baseline = {source_text(br.precision, br.source_precision)}"
+    cut = any((r.error_kinds or {}).get("truncated") for r in rows)
     t = compact_table(
         title=esc(title),
         caption="x: ratio to the run's baseline. loc/prop: hops wrong on their own / because a parent "
@@ -118,27 +119,27 @@ def comparison_table(rows: list[dict[str, Any]], title: str | None = None) -> An
     for col in ("hop acc", "task ok", "loc/prop", "s/hop", "J/task"):
         t.add_column(col, justify="right", no_wrap=True)
     for r in rows:
-        rel = r.get("relative") or {}
-        own = r.get("baseline_run_id") in (None, r["run_id"])
+        rel = r.relative or {}
+        own = r.baseline_run_id in (None, r.run_id)
 
         def x(key: str, rel: dict[str, Any] = rel, own: bool = own) -> str:
             return "" if own else _x1(rel.get(key))
 
-        ek = r["error_kinds"]
-        energy = r["energy_per_correct_task_j"]
-        e_txt = "-" if energy is None else f"{energy:.1f} {energy_short(r['energy']['kind'])}"
+        ek = r.error_kinds
+        energy = r.energy_per_correct_task_j
+        e_txt = "-" if energy is None else f"{energy:.1f} {energy_short(r.energy['kind'])}"
         what = run_label(r)
         if not same_scenario:
             what += f"\n{scenario_label(r)}"
-        verdict = (r.get("verdict") or {}).get("verdict")
+        verdict = r.verdict.verdict if r.verdict else None
         if verdict:
             what += f"\n= {_VERDICT_SHORT.get(verdict, verdict)}"
         cells = [
-            str(r["run_id"]), esc(what), esc(r["mode"]),
-            _pct(r.get("model_hop_accuracy", r["accuracy"])) + x("model_hop_accuracy"),
-            _pct(r["task_success"]) + x("task_success"),
+            str(r.run_id), esc(what), esc(r.mode),
+            _pct(r.model_hop_accuracy) + x("model_hop_accuracy"),
+            _pct(r.task_success) + x("task_success"),
             f"{ek.get('local', 0)}/{ek.get('propagated', 0)}" + (f" ✂{ek['truncated']}" if ek.get("truncated") else ""),
-            _num(r["wall_s_per_hop"], "{:.2f}") + x("wall_s_per_hop"),
+            _num(r.wall_s_per_hop, "{:.2f}") + x("wall_s_per_hop"),
             e_txt,
         ]
         t.add_row(*cells)
@@ -155,17 +156,17 @@ def _x1(v: Any) -> str:
     return "" if v is None else f" {v:.2f}x"
 
 
-def combine(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+def combine(summaries: list[RunSummary]) -> dict[str, Any]:
     """Pool several run summaries (e.g. one per scenario) into one row of figures."""
-    hops = sum(s["hops_recorded"] for s in summaries)
-    correct = sum(round((s["accuracy"] or 0) * s["hops_recorded"]) for s in summaries)
-    model_hops = sum(s.get("model_hops") or 0 for s in summaries)
-    model_correct = sum(round((s.get("model_hop_accuracy") or 0) * (s.get("model_hops") or 0)) for s in summaries)
-    finished = sum(s["instances_finished"] for s in summaries)
-    success = sum(round((s["task_success"] or 0) * s["instances_finished"]) for s in summaries)
+    hops = sum(s.hops_recorded for s in summaries)
+    correct = sum(round((s.accuracy or 0) * s.hops_recorded) for s in summaries)
+    model_hops = sum(s.model_hops or 0 for s in summaries)
+    model_correct = sum(round((s.model_hop_accuracy or 0) * (s.model_hops or 0)) for s in summaries)
+    finished = sum(s.instances_finished for s in summaries)
+    success = sum(round((s.task_success or 0) * s.instances_finished) for s in summaries)
     kinds: dict[str, int] = {}
     for s in summaries:
-        for k, v in s["error_kinds"].items():
+        for k, v in s.error_kinds.items():
             kinds[k] = kinds.get(k, 0) + v
 
     def total(key: str) -> float | None:
@@ -175,10 +176,10 @@ def combine(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     ctoks = total("completion_tokens")
     dec = total("decode_s")
     wall = total("wall_s")
-    energy_kinds = {s["energy"]["kind"] for s in summaries}
+    energy_kinds = {s.energy["kind"] for s in summaries}
     joules = total("energy_j") if "energy_j" in summaries[0] else None
     if joules is None and len(energy_kinds) == 1 and energy_kinds <= {"measured", "estimated"}:
-        joules = float(sum(s["energy"]["joules"] or 0 for s in summaries))
+        joules = float(sum(s.energy["joules"] or 0 for s in summaries))
     return {
         "hops": hops,
         "accuracy": correct / hops if hops else None,
@@ -203,7 +204,7 @@ def demo_table(
 
     from .analysis import summarize_run
 
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str], list[RunSummary]] = {}
     order: list[str] = []
     for r in runs:
         if r.backend not in order:
@@ -211,11 +212,11 @@ def demo_table(
         groups.setdefault((r.backend, r.mode), []).append(summarize_run(store, r))
     first = next(iter(groups.values()))[0]
     base_backend = order[0]
-    label = first.get("precision") or baseline_label or base_backend
+    label = first.precision or baseline_label or base_backend
     pooled = ", ".join(sorted({scenario_label(s) for g in groups.values() for s in g}))
     title = f"pooled over {pooled}; x = relative to {label}"
-    if first.get("source_precision"):
-        title += f" (baseline = {source_text(first.get('precision'), first['source_precision'])}"
+    if first.source_precision:
+        title += f" (baseline = {source_text(first.precision, first.source_precision)}"
     t = Table(title=esc(title), title_justify="left")
     for col in ("precision", "mode", "hop acc", "task ok", "local", "prop.", "parse", "tok/s", "s/hop", "J/task"):
         t.add_column(col, justify="left" if col in ("precision", "mode") else "right", no_wrap=True)
@@ -227,8 +228,8 @@ def demo_table(
             g = groups[(backend, mode)]
             c = combine(g)
             b = base.get(mode)
-            prec = g[0].get("precision") or (labels or {}).get(backend) or backend
-            if g[0].get("precision_mode") == "emulated":
+            prec = g[0].precision or (labels or {}).get(backend) or backend
+            if g[0].precision_mode == "emulated":
                 prec += "*"
             is_base = backend == base_backend
             ek = c["error_kinds"]
@@ -276,10 +277,10 @@ def _kld(d: dict[str, Any] | None, reference: Any = None) -> str:
             + (f"\nvs run {d['reference_run_id']}" if reference is not None and d.get("reference_run_id") != reference else ""))
 
 
-def fidelity_table(rows: list[dict[str, Any]]) -> Any:
+def fidelity_table(rows: list[CompareRow]) -> Any:
     """Flips and fidelity against each run's baseline, beside its accuracy, and the noise floor
     (the same rung at batch 1): None when no row has a baseline other than itself."""
-    shown = [r for r in rows if (r.get("fidelity") or {}).get("flips")]
+    shown = [r for r in rows if (r.fidelity or {}).get("flips")]
     if not shown:
         return None
     t = compact_table(
@@ -292,12 +293,12 @@ def fidelity_table(rows: list[dict[str, Any]]) -> Any:
     )
     from agentsim.fidelity.figures import floor_of, measured_floors
 
-    floors = measured_floors({r["run_id"]: r["fidelity"] for r in rows if r.get("fidelity")})
+    floors = measured_floors({r.run_id: r.fidelity for r in rows if r.fidelity})
     other = False
     for col in ("run", "backend", "hop acc", "task flips", "hop flips", "KLD", "top", "floor", "x floor"):
         t.add_column(col, justify="right" if col not in ("backend",) else "left", overflow="fold")
     for r in shown:
-        fig = r["fidelity"]
+        fig = r.fidelity
         f = fig["flips"]
         d = fig.get("fidelity")
         fl = (fig.get("floor") or [None])[0]
@@ -312,8 +313,8 @@ def fidelity_table(rows: list[dict[str, Any]]) -> Any:
             other = True
         times = "-" if kld_floor is None or not kld_floor or not d or d.get("kld_mean") is None else \
             f"{d['kld_mean'] / kld_floor:.3g}x"
-        t.add_row(str(r["run_id"]), esc(run_label(r) + f" [{r['mode']}]"),
-                  _pct(r.get("model_hop_accuracy", r["accuracy"])),
+        t.add_row(str(r.run_id), esc(run_label(r) + f" [{r.mode}]"),
+                  _pct(r.model_hop_accuracy),
                   f"-{f['task_right_to_wrong']} +{f['task_wrong_to_right']}",
                   f"-{f['hop_right_to_wrong']} +{f['hop_wrong_to_right']}",
                   _kld(d, fig.get("reference_run_id")), _pct(d.get("same_top")) if d else "-", floor, times)

@@ -9,7 +9,7 @@ The title names the runs' scenario label (or how many scenarios they span). The 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
 from textual import on, work
@@ -26,6 +26,7 @@ from agentsim.report import failing_baseline_note, scenario_label
 
 if TYPE_CHECKING:
     from agentsim.analysis.results import Evaluation, Recommendation, Verdict
+    from agentsim.analysis.summary_results import CompareRow, RunSummary
 
     from .app import AgentsimApp
 
@@ -47,38 +48,38 @@ def _rel(v: float | None, is_base: bool) -> str:
     return "" if v is None else f" {v:.2f}x"
 
 
-def energy_cell(summary: dict[str, Any], base: dict[str, Any] | None = None) -> Text:
+def energy_cell(summary: CompareRow, base: CompareRow | None = None) -> Text:
     """Energy per correct task with its kind; never an estimate without saying so.
 
     The ratio to the baseline is shown only when both are of the same kind: a measured figure
     divided by an estimate means nothing.
     """
-    kind = summary["energy"]["kind"]
-    joules = summary["energy_per_correct_task_j"]
+    kind = summary.energy["kind"]
+    joules = summary.energy_per_correct_task_j
     if kind == "unavailable":
         return Text("unavail.", style="dim")
     if joules is None:
         return Text(f"- ({energy_short(kind)})", style="dim")
     style = "green" if kind == "measured" else "yellow"
     text = Text(f"{joules:.3g} J {energy_short(kind)}", style=style)
-    if base is not None and base is not summary and base["energy"]["kind"] == kind:
-        ratio = summary.get("relative", {}).get("energy_per_correct_task_j")
+    if base is not None and base is not summary and base.energy["kind"] == kind:
+        ratio = (summary.relative or {}).get("energy_per_correct_task_j")
         if ratio is not None:
             text.append(f" {ratio:.2f}x")
     return text
 
 
-def precision_cell(s: dict[str, Any], one_model: bool) -> str:
+def precision_cell(s: RunSummary, one_model: bool) -> str:
     """What a row ran, precision first (never cut to the model's name): ``q4_0`` when every row
     has one model, else ``model@q4_0``; a simulation's spec (``noisy,p=0.2``)."""
-    prec = s.get("precision")
+    prec = s.precision
     if not prec:
-        return str(s["backend"])
-    return str(prec) if one_model or not s.get("model") else f"{s['model']}@{prec}"
+        return str(s.backend)
+    return str(prec) if one_model or not s.model else f"{s.model}@{prec}"
 
 
-def series_label(s: dict[str, Any]) -> str:
-    return f"r{s['run_id']} {s['precision'] or s['backend']} {s['mode']}"
+def series_label(s: RunSummary) -> str:
+    return f"r{s.run_id} {s.precision or s.backend} {s.mode}"
 
 
 def ci_cell(ci: list[float] | None, is_base: bool) -> str:
@@ -94,24 +95,24 @@ def verdict_cell(verdict: Verdict | None) -> Text:
     return Text(short, style=style)
 
 
-def chart_group(summaries: list[dict[str, Any]], current: dict[str, Any] | None) -> list[dict[str, Any]]:
+def chart_group(summaries: list[CompareRow], current: CompareRow | None) -> list[CompareRow]:
     """The runs the chart draws: those of the current row's scenario label and mode (the runs
     that share its instances: one label is one scenario), at most :data:`CHART_SERIES`."""
     if current is None:
         return []
-    key = (scenario_label(current), current["mode"])
-    same = [s for s in summaries if (scenario_label(s), s["mode"]) == key]
+    key = (scenario_label(current), current.mode)
+    same = [s for s in summaries if (scenario_label(s), s.mode) == key]
     return same[:CHART_SERIES]
 
 
-def fidelity_cells(s: dict[str, Any]) -> tuple[str, str]:
+def fidelity_cells(s: CompareRow) -> tuple[str, str]:
     """Flips against the baseline (tasks right->wrong / wrong->right, with the noise floor) and
     the mean KLD (agentsim.fidelity; docs/fidelity.md), beside the accuracy columns."""
     from agentsim.fidelity.figures import estimate_label
 
-    fig = s.get("fidelity") or {}
+    fig = s.fidelity or {}
     f, d = fig.get("flips"), fig.get("fidelity")
-    if not f or s["run_id"] == s.get("baseline_run_id"):
+    if not f or s.run_id == s.baseline_run_id:
         return "-", "-"
     floor = (fig.get("floor") or [None])[0]
     flips = f"-{f['task_right_to_wrong']} +{f['task_wrong_to_right']}" + (
@@ -132,7 +133,7 @@ class CompareScreen(Screen[None]):
 
     @dataclass
     class Compared(Message, bubble=False):
-        summaries: list[dict[str, Any]]
+        summaries: list[CompareRow]
         #: what to deploy, per scenario (agentsim.analysis.recommend), and the multiplicity line
         recommendations: list[Recommendation] = field(default_factory=list)
         #: the typed analysis behind the rows (its verdicts and multiplicity line)
@@ -143,7 +144,7 @@ class CompareScreen(Screen[None]):
         self.run_ids = run_ids
         #: None: evaluate()'s default (the top rung of each model, scenario, params and mode)
         self.baseline = baseline
-        self.summaries: list[dict[str, Any]] = []
+        self.summaries: list[CompareRow] = []
         #: each row's verdict, by run id (agentsim.analysis.results.Verdict)
         self.verdicts: dict[int, Verdict | None] = {}
 
@@ -200,38 +201,38 @@ class CompareScreen(Screen[None]):
         table = self.query_one("#compare-table", DataTable)
         cursor = table.cursor_row
         table.clear()
-        by_id = {s["run_id"]: s for s in self.summaries}
-        one_model = len({s.get("model") for s in self.summaries}) <= 1
+        by_id = {s.run_id: s for s in self.summaries}
+        one_model = len({s.model for s in self.summaries}) <= 1
         for s in self.summaries:
-            rel, ci = s["relative"], s.get("relative_ci95") or {}
-            is_base = s["run_id"] == s["baseline_run_id"]
-            base = by_id.get(s["baseline_run_id"])
-            ek = s["error_kinds"]
-            spph = "-" if s["wall_s_per_hop"] is None else f"{s['wall_s_per_hop']:.3f}"
+            rel, ci = s.relative, s.relative_ci95 or {}
+            is_base = s.run_id == s.baseline_run_id
+            base = by_id.get(s.baseline_run_id)
+            ek = s.error_kinds
+            spph = "-" if s.wall_s_per_hop is None else f"{s.wall_s_per_hop:.3f}"
             table.add_row(
-                Text(str(s["run_id"]), style="bold" if is_base else ""),
-                precision_cell(s, one_model), s["mode"],
-                verdict_cell(self.verdicts.get(s["run_id"])),
-                _pct(s["model_hop_accuracy"]) + _rel(rel.get("model_hop_accuracy"), is_base),
-                _pct(s["task_success"]) + _rel(rel.get("task_success"), is_base),
+                Text(str(s.run_id), style="bold" if is_base else ""),
+                precision_cell(s, one_model), s.mode,
+                verdict_cell(self.verdicts.get(s.run_id)),
+                _pct(s.model_hop_accuracy) + _rel(rel.get("model_hop_accuracy"), is_base),
+                _pct(s.task_success) + _rel(rel.get("task_success"), is_base),
                 energy_cell(s, base),
                 ci_cell(ci.get("model_hop_accuracy"), is_base),
                 ci_cell(ci.get("task_success"), is_base),
                 f"{ek['local']}/{ek['propagated']}" + (f" ✂{ek['truncated']}" if ek.get("truncated") else ""),
                 spph + _rel(rel.get("wall_s_per_hop"), is_base),
                 *fidelity_cells(s),
-                key=str(s["run_id"]),
+                key=str(s.run_id),
             )
         if self.summaries:
             table.move_cursor(row=min(cursor, len(self.summaries) - 1))
         self.query_one("#compare-title", Static).update(self._title())
-        kinds = sorted({s["energy"]["kind"] for s in self.summaries})
+        kinds = sorted({s.energy["kind"] for s in self.summaries})
         note = "energy per correct task: " + ", ".join(
             {"measured": "meas. = measured (meter)", "estimated": "est. = estimated (model, not measured)",
              "unavailable": "unavail. = no meter on this machine", "mixed": "mixed = measured and estimated hops, not summed"}[k]
             for k in kinds if k in ("measured", "estimated", "unavailable", "mixed")
         )
-        if any(s["error_kinds"].get("truncated") for s in self.summaries):
+        if any(s.error_kinds.get("truncated") for s in self.summaries):
             note += "; ✂N in loc/prop: N hops cut by the token budget (truncated, not local)"
         shown = Text(note, style="dim")
         failing = failing_baseline_note(self.summaries)
@@ -242,9 +243,9 @@ class CompareScreen(Screen[None]):
 
     def _title(self) -> Text:
         title = Text("Compare", style="bold")
-        bases = list(dict.fromkeys(s["baseline_run_id"] for s in self.summaries if s["baseline_run_id"] is not None))
-        by_id = {s["run_id"]: s for s in self.summaries}
-        named = ", ".join(f"run {b}" + (f" ({by_id[b]['precision'] or by_id[b]['backend']} [{by_id[b]['mode']}])"
+        bases = list(dict.fromkeys(s.baseline_run_id for s in self.summaries if s.baseline_run_id is not None))
+        by_id = {s.run_id: s for s in self.summaries}
+        named = ", ".join(f"run {b}" + (f" ({by_id[b].precision or by_id[b].backend} [{by_id[b].mode}])"
                                          if b in by_id else "") for b in bases[:3])
         named += f" +{len(bases) - 3}" if len(bases) > 3 else ""
         labels = list(dict.fromkeys(scenario_label(s) for s in self.summaries))
@@ -259,7 +260,7 @@ class CompareScreen(Screen[None]):
             title.append(f" · baseline {named or f'run {self.baseline}'} (chosen with b) · d: default")
         return title
 
-    def _current(self) -> dict[str, Any] | None:
+    def _current(self) -> CompareRow | None:
         if not self.summaries:
             return None
         row = self.query_one("#compare-table", DataTable).cursor_row
@@ -271,7 +272,7 @@ class CompareScreen(Screen[None]):
         if cur is not None:
             if len({scenario_label(s) for s in self.summaries}) > 1:
                 line.append(f"{scenario_label(cur)}: ", style="yellow")
-            verdict = self.verdicts.get(cur["run_id"])
+            verdict = self.verdicts.get(cur.run_id)
             short, style = _VERDICT_SHORT.get(verdict.verdict if verdict else "", ("", ""))
             line.append(f"{short}: " if short else "", style=f"bold {style}")
             line.append(verdict.line if verdict else "no verdict")
@@ -283,7 +284,7 @@ class CompareScreen(Screen[None]):
         if self.summaries:
             self._show_current()
 
-    def _chart(self, current: dict[str, Any] | None = None) -> None:
+    def _chart(self, current: CompareRow | None = None) -> None:
         from textual_plotext import PlotextPlot
 
         plot = self.query_one("#compare-chart", PlotextPlot)
@@ -291,16 +292,16 @@ class CompareScreen(Screen[None]):
         plt.clear_data()
         plt.clear_figure()
         group = chart_group(self.summaries, current)
-        where = f"{scenario_label(current)} [{current['mode']}]" if current else ""
+        where = f"{scenario_label(current)} [{current.mode}]" if current else ""
         plt.title(f"model-hop accuracy by depth: {where}" + (" (free mode compounds errors)"
-                                                              if current and current["mode"] == "free" else ""))
+                                                              if current and current.mode == "free" else ""))
         plt.xlabel("depth (hops)")
         plt.ylim(0, 1)
-        depths = sorted({int(d) for s in group for d in s.get("model_hop_accuracy_by_depth") or {}})
+        depths = sorted({int(d) for s in group for d in s.model_hop_accuracy_by_depth or {}})
         if depths:
             plt.xticks(depths)
         for s in group:
-            by_depth = s.get("model_hop_accuracy_by_depth") or {}
+            by_depth = s.model_hop_accuracy_by_depth or {}
             if not by_depth:
                 continue
             xs = sorted(int(d) for d in by_depth)
@@ -312,7 +313,7 @@ class CompareScreen(Screen[None]):
         table = self.query_one("#compare-table", DataTable)
         if not self.summaries:
             return
-        self.baseline = self.summaries[table.cursor_row]["run_id"]
+        self.baseline = self.summaries[table.cursor_row].run_id
         self.compare()
 
     def action_default_baseline(self) -> None:
@@ -326,7 +327,7 @@ class CompareScreen(Screen[None]):
         table = self.query_one("#compare-table", DataTable)
         if not self.summaries:
             return
-        run_id = self.summaries[table.cursor_row]["run_id"]
+        run_id = self.summaries[table.cursor_row].run_id
         app = self.agentsim_app
         app.pop_screen()
         await app.open_trace(run_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter, defaultdict
 from typing import Any
@@ -11,6 +12,7 @@ from agentsim.store import RunRead, Store
 from .bootstrap import wilson, wilson_clustered
 from .energy import energy_summary
 from .results import Evaluation, Recommendation
+from .summary_results import CompareRow, RunSummary
 
 __all__ = ["summarize_run", "energy_summary", "wilson", "compare_runs", "accuracy_by_depth", "fit_reliability", "ratio_ci"]
 
@@ -28,8 +30,8 @@ def _sum_or_none(values: list[Any]) -> float | None:
     return float(sum(vals)) if vals else None
 
 
-def summarize_run(store: Store, run: RunRead | int, *, hop_count: int | None = None) -> dict[str, Any]:
-    """The figures of one run (what ``agentsim show --json`` prints)."""
+def summarize_run(store: Store, run: RunRead | int, *, hop_count: int | None = None) -> RunSummary:
+    """The figures of one run (its JSON is what ``agentsim show --json`` prints)."""
     from .headline import run_status
 
     if isinstance(run, int):
@@ -53,6 +55,13 @@ def summarize_run(store: Store, run: RunRead | int, *, hop_count: int | None = N
     ts_ci = wilson(successes, len(finished))
     decode_tokens = _sum_or_none([r["completion_tokens"] for r in llm_rows if r["decode_s"]])
     decode_s = _sum_or_none([r["decode_s"] for r in llm_rows if r["completion_tokens"]])
+    # the interval clustered by instance (as evaluate() reports): the profile-likelihood interval treats
+    # the hops of one instance as independent and covers only 75-87 % when they are correlated
+    from .data import instance_table, load_run
+    from .reliability import fit_run
+
+    t = instance_table(load_run(store, run))
+    rel = fit_run(t.depths, t.depth_correct, t.depth_n, mode=run.mode).to_json()
     out: dict[str, Any] = {
         "run_id": run.id,
         "scenario_label": run.scenario_label or run.scenario,
@@ -100,17 +109,10 @@ def summarize_run(store: Store, run: RunRead | int, *, hop_count: int | None = N
         "machine": run.machine,
         "created_at": run.created_at.isoformat() if run.created_at else None,
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "reliability": {k: rel[k] for k in ("r", "ci95", "half_life_hops", "half_life_ci95", "method", "reason")
+                        if k in rel},
     }
-    # the interval clustered by instance (as evaluate() reports): the profile-likelihood interval treats
-    # the hops of one instance as independent and covers only 75-87 % when they are correlated
-    from .data import instance_table, load_run
-    from .reliability import fit_run
-
-    t = instance_table(load_run(store, run))
-    rel = fit_run(t.depths, t.depth_correct, t.depth_n, mode=run.mode).to_json()
-    out["reliability"] = {k: rel[k] for k in ("r", "ci95", "half_life_hops", "half_life_ci95", "method", "reason")
-                          if k in rel}
-    return out
+    return RunSummary(**out)
 
 
 def _clustered_ci(rows: list[dict[str, Any]], *, llm_only: bool) -> tuple[float, float] | None:
@@ -163,7 +165,7 @@ def fit_reliability(by_depth: dict[str, dict[str, Any]], rows: list[dict[str, An
             "half_life_ci95": fit["half_life_ci95"], "method": fit["method"]}
 
 
-def compare_runs(store: Store, run_ids: list[int], baseline: int | str | None = None) -> list[dict[str, Any]]:
+def compare_runs(store: Store, run_ids: list[int], baseline: int | str | None = None) -> list[CompareRow]:
     """Summaries of several runs with *paired* figures against each run's baseline.
 
     The baseline is chosen as in :func:`agentsim.analysis.trap.evaluate` (default: the top rung of
@@ -177,13 +179,12 @@ def compare_runs(store: Store, run_ids: list[int], baseline: int | str | None = 
 
 
 def compare_and_recommend(store: Store, run_ids: list[int], baseline: int | str | None = None
-                          ) -> tuple[list[dict[str, Any]], list[Recommendation], Evaluation | None]:
-    """:func:`compare_runs`' summaries (JSON), the recommendations (:mod:`.recommend`) and the
+                          ) -> tuple[list[CompareRow], list[Recommendation], Evaluation | None]:
+    """:func:`compare_runs`' rows, the recommendations (:mod:`.recommend`) and the
     evaluation they come from (its verdicts and multiplicity line; None for no run)."""
     from agentsim.fidelity import run_figures
 
     from .recommend import recommend
-    from .results import to_json
     from .trap import analyse
 
     if not run_ids:
@@ -198,15 +199,14 @@ def compare_and_recommend(store: Store, run_ids: list[int], baseline: int | str 
         b = ev.run(rid)
         assert b is not None
         ratios = {k: b.paired.ratio(v) if b.paired else None for k, v in names.items()}
-        s["baseline_run_id"] = b.baseline_run_id
-        s["relative"] = {k: f.value if f else None for k, f in ratios.items()}
-        s["relative_ci95"] = {k: f.ci95 if f else None for k, f in ratios.items()}
-        s["paired"] = to_json(b.paired)
-        s["depth"] = to_json(b.depth)
-        s["verdict"] = to_json(b.verdict)
-        # flips against the baseline, beside accuracy; fidelity and noise floor where stored
-        s["fidelity"] = run_figures(store, rid, b.baseline_run_id) if b.baseline_run_id is not None else None
-        out.append(s)
+        out.append(CompareRow(
+            **{f.name: getattr(s, f.name) for f in dataclasses.fields(RunSummary) if f.name != "fidelity"},
+            baseline_run_id=b.baseline_run_id,
+            relative={k: f.value if f else None for k, f in ratios.items()},
+            relative_ci95={k: f.ci95 if f else None for k, f in ratios.items()},
+            paired=b.paired, depth=b.depth, verdict=b.verdict,
+            # flips against the baseline, beside accuracy; fidelity and noise floor where stored
+            fidelity=run_figures(store, rid, b.baseline_run_id) if b.baseline_run_id is not None else None))
     return out, recommend(ev), ev
 
 

@@ -7,17 +7,21 @@ it; the default tables fit 80 columns (details are in ``show``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentsim.console import energy_text, esc, name_column, params_text, pct
 from agentsim.errors import AgentsimError
 from agentsim.models.catalog import twin_label_of
 
 from .common import console, db_arg, fmt, fmt_ci, open_store, print_json
+
+if TYPE_CHECKING:
+    from agentsim.analysis.summary_results import RunSummary
 
 _pct = pct
 
@@ -82,14 +86,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def stop_text(s: dict[str, Any]) -> str:
+def stop_text(s: RunSummary) -> str:
     """Why the LLM hops' generation stopped (eos / stop / grammar / length = the token budget),
     with the share cut by the budget; "-" when no hop says."""
-    reasons = {k: v for k, v in (s.get("stop_reasons") or {}).items() if k != "None"}
+    reasons = {k: v for k, v in (s.stop_reasons or {}).items() if k != "None"}
     if not reasons:
         return "-"
     text = ", ".join(f"{k} {v}" for k, v in reasons.items())
-    rate = s.get("truncation_rate")
+    rate = s.truncation_rate
     return text + (f" (cut by the token budget: {rate:.0%} of LLM hops)" if rate else "")
 
 
@@ -99,60 +103,59 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     store = open_store(args, readonly=True)
     run = store.get_run(args.run_id)
-    s = summarize_run(store, run)
-    s["batch_size"] = batch_size_of(run)
-    s["model_params"] = getattr(run, "model_params", None)
-    s["model_bytes"] = getattr(run, "model_bytes", None)
     from agentsim.fidelity import run_figures
 
-    s["fidelity"] = run_figures(store, run)  # reference run, flips, fidelity, noise floor
+    s = dataclasses.replace(summarize_run(store, run), batch_size=batch_size_of(run),
+                            model_params=getattr(run, "model_params", None),
+                            model_bytes=getattr(run, "model_bytes", None),
+                            fidelity=run_figures(store, run))  # reference run, flips, fidelity, noise floor
     if args.json:
-        print_json(s)
+        print_json(s.to_json())
         return 0
     from rich.table import Table
 
     out = console()
-    out.print(f"[bold]run {s['run_id']}[/bold]: "
-              + esc(f"{s['scenario_label']} [{s['mode']}] {s['backend']} — {s['status']}"))
-    if twin_label_of(s.get("model")):
-        out.print(f"[yellow]{twin_label_of(s.get('model'))}: this run measures cost only; its accuracy figures "
+    out.print(f"[bold]run {s.run_id}[/bold]: "
+              + esc(f"{s.scenario_label} [{s.mode}] {s.backend} — {s.status}"))
+    if twin_label_of(s.model):
+        out.print(f"[yellow]{twin_label_of(s.model)}: this run measures cost only; its accuracy figures "
                   "mean nothing[/yellow]")
-    if s["error"]:
-        out.print(f"[red]{esc(s['error'])}[/red]")
+    if s.error:
+        out.print(f"[red]{esc(s.error)}[/red]")
     t = Table(show_header=False)
     t.add_column("metric")
     t.add_column("value", overflow="fold")
-    rel = s["reliability"]
+    rel = s.reliability
     ref = run.scenario_ref or {}
     rows = [
-        ("scenario", f"{s['scenario']} (" + ({"generator": f"family {ref.get('name')}", "agent": "agent program"}
+        ("scenario", f"{s.scenario} (" + ({"generator": f"family {ref.get('name')}", "agent": "agent program"}
                                              .get(str(ref.get("kind")), "file"))
          + f", fingerprint {run.scenario_fingerprint or '-'})"),
-        ("params", params_text(s["params"]) or "none"),
-        ("precision", f"{s['precision'] or '-'} ({s['precision_mode']}, {s['kernel'] or '-'})"
-         + (f", from {s['source_precision']}" if s.get("source_precision") else "")),
-        ("batch size", str(s["batch_size"])),
-        ("instances", f"{s['instances_finished']}/{s['instances']} (seed {s['seed']})"),
-        ("hops", f"{s['hops_recorded']}/{s['hops_expected']}" if s["hops_expected"] else
-         f"{s['hops_recorded']} (an agent's calls: no fixed count)"),
-        ("hop accuracy (model hops)", fmt_ci(s["model_hop_accuracy"], s["model_hop_accuracy_ci95"])),
-        ("all-hop accuracy", fmt_ci(s["accuracy"], s["accuracy_ci95"]) + " (tool hops included)"),
-        ("task success", fmt_ci(s["task_success"], s["task_success_ci95"])),
-        ("errors", ", ".join(f"{k} {v}" for k, v in s["error_kinds"].items() if v) or "none"),
+        ("params", params_text(s.params) or "none"),
+        ("precision", f"{s.precision or '-'} ({s.precision_mode}, {s.kernel or '-'})"
+         + (f", from {s.source_precision}" if s.source_precision else "")),
+        ("batch size", str(s.batch_size)),
+        ("instances", f"{s.instances_finished}/{s.instances} (seed {s.seed})"),
+        ("hops", f"{s.hops_recorded}/{s.hops_expected}" if s.hops_expected else
+         f"{s.hops_recorded} (an agent's calls: no fixed count)"),
+        ("hop accuracy (model hops)", fmt_ci(s.model_hop_accuracy, s.model_hop_accuracy_ci95)),
+        ("all-hop accuracy", fmt_ci(s.accuracy, s.accuracy_ci95) + " (tool hops included)"),
+        ("task success", fmt_ci(s.task_success, s.task_success_ci95)),
+        ("errors", ", ".join(f"{k} {v}" for k, v in s.error_kinds.items() if v) or "none"),
         ("generation stopped", stop_text(s)),
-        ("accuracy by depth", "  ".join(f"d{d}: {v['accuracy']:.2f}" for d, v in s["accuracy_by_depth"].items())),
+        ("accuracy by depth", "  ".join(f"d{d}: {v['accuracy']:.2f}" for d, v in s.accuracy_by_depth.items())),
         ("per-hop reliability r", f"{rel['r']:.3f}" if rel["r"] is not None else f"- ({rel.get('reason') or 'no fit'})"),
         ("model", model_size_text(s)),
-        ("tokens (prompt/completion)", f"{count_text(s['prompt_tokens'])} / {count_text(s['completion_tokens'])}"),
-        ("decode tokens/s", fmt(s["decode_tokens_per_s"], 1)),
-        ("time (prefill/decode/wall s)", f"{fmt(s['prefill_s'])} / {fmt(s['decode_s'])} / {fmt(s['wall_s'])}"),
-        ("energy", energy_text(s["energy"], run.energy_meter)),
-        ("launch", s["launch_id"] or "-"),
+        ("tokens (prompt/completion)", f"{count_text(s.prompt_tokens)} / {count_text(s.completion_tokens)}"),
+        ("decode tokens/s", fmt(s.decode_tokens_per_s, 1)),
+        ("time (prefill/decode/wall s)", f"{fmt(s.prefill_s)} / {fmt(s.decode_s)} / {fmt(s.wall_s)}"),
+        ("energy", energy_text(s.energy, run.energy_meter)),
+        ("launch", s.launch_id or "-"),
         *_sources_rows(store, run),
     ]
     from .fidelity import fidelity_lines
 
-    rows += fidelity_lines(s["fidelity"])
+    rows += fidelity_lines(s.fidelity)
     for k, v in rows:
         t.add_row(k, esc(v))
     out.print(t, soft_wrap=False)
@@ -184,14 +187,14 @@ def count_text(v: Any) -> str:
     return "-" if v is None else f"{round(float(v)):,}"
 
 
-def model_size_text(s: dict[str, Any]) -> str:
+def model_size_text(s: RunSummary) -> str:
     """``qwen2.5-coder-0.5b: 494.0 M parameters, 1.0 GB file`` (what the store knows of it)."""
     parts = []
-    if s.get("model_params"):
-        parts.append(f"{s['model_params'] / 1e6:,.1f} M parameters")
-    if s.get("model_bytes"):
-        parts.append(f"{s['model_bytes'] / 1e9:,.2f} GB file")
-    return f"{s.get('model') or '-'}" + (f": {', '.join(parts)}" if parts else "")
+    if s.model_params:
+        parts.append(f"{s.model_params / 1e6:,.1f} M parameters")
+    if s.model_bytes:
+        parts.append(f"{s.model_bytes / 1e9:,.2f} GB file")
+    return f"{s.model or '-'}" + (f": {', '.join(parts)}" if parts else "")
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,7 +234,7 @@ def export_runs(store: Any, run_ids: Sequence[int]) -> tuple[Any, dict[str, Any]
         part = hops[hops["run_id"] == r.id] if not hops.empty else hops
         blocks.append({
             "run": json.loads(r.model_dump_json()),
-            "summary": summarize_run(store, r),
+            "summary": summarize_run(store, r).to_json(),
             "instances": [json.loads(i.model_dump_json()) for i in store.instances(r.id)],
             "hops": json.loads(part.to_json(orient="records", date_format="iso")) if not part.empty else [],
         })
@@ -304,6 +307,7 @@ def compare_ids(store: Any, run_ids: Sequence[int], baseline: int | str | None) 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from agentsim.analysis import compare_runs
+    from agentsim.analysis.results import to_json
     from agentsim.report import comparison_table, failing_baseline_note, mixed_runs_warning
 
     store = open_store(args, readonly=True)
@@ -319,7 +323,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if failing:
         err.print(f"[yellow]warning:[/yellow] {esc(failing)}")
     if args.json:
-        print_json(rows)
+        print_json(to_json(rows))
         return 0
     console().print(comparison_table(rows), soft_wrap=False)
     from agentsim.report import fidelity_table

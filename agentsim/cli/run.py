@@ -179,12 +179,12 @@ def _print_run_lines(runs: Sequence[Any], store: Any) -> None:
     out = console()
     for run in runs:
         s = summarize_run(store, run)
-        acc = f"{s['model_hop_accuracy']:.3f}" if s["model_hop_accuracy"] is not None else "-"
-        ts = f"{s['task_success']:.3f}" if s["task_success"] is not None else "-"
+        acc = f"{s.model_hop_accuracy:.3f}" if s.model_hop_accuracy is not None else "-"
+        ts = f"{s.task_success:.3f}" if s.task_success is not None else "-"
         out.print(esc(
-            f"run {run.id}: {s['scenario_label']} [{run.mode}] {run.backend}"
+            f"run {run.id}: {s.scenario_label} [{run.mode}] {run.backend}"
             f"{f' batch {run.batch_size}' if batch_size_of(run) > 1 else ''} — "
-            f"{s['status']}, hop accuracy {acc}, task success {ts}"
+            f"{s.status}, hop accuracy {acc}, task success {ts}"
         ))
 
 

@@ -39,9 +39,9 @@ def test_oracle_scores_everything_at_several_depths(name):
     assert len(res.runs) == 3 * 2 * 2
     for run in res.runs:
         s = summarize_run(res.store, run.id)
-        assert s["status"] == "complete"
-        assert s["accuracy"] == 1.0 and s["task_success"] == 1.0, (run.scenario, run.params, run.mode)
-        assert s["error_kinds"]["none"] == s["hops_recorded"] > 0
+        assert s.status == "complete"
+        assert s.accuracy == 1.0 and s.task_success == 1.0, (run.scenario, run.params, run.mode)
+        assert s.error_kinds["none"] == s.hops_recorded > 0
 
 
 @pytest.fixture(scope="module")
@@ -65,11 +65,11 @@ def test_noisy_free_mode_task_success_falls_as_power_of_depth(noisy_runs):
         if mode != "free":
             continue
         predicted = (1 - p) ** llm_hops
-        assert abs(s["task_success"] - predicted) < 0.12, (name, depth, s["task_success"], predicted)
-        success[(name, depth)] = s["task_success"]
+        assert abs(s.task_success - predicted) < 0.12, (name, depth, s.task_success, predicted)
+        success[(name, depth)] = s.task_success
         # errors really propagate: some hop is wrong only because its parent was
         if depth > 1:
-            assert s["error_kinds"]["propagated"] > 0
+            assert s.error_kinds["propagated"] > 0
     assert success[("chain-arith", 4)] < success[("chain-arith", 1)] - 0.3
 
 
@@ -82,9 +82,9 @@ def test_noisy_oracle_mode_keeps_per_hop_accuracy(noisy_runs):
         acc = sum(bool(r["correct"]) for r in rows) / len(rows)
         assert abs(acc - (1 - p)) < 0.08, (name, depth, acc)
         # in oracle mode nothing propagates: every error is the hop's own
-        assert s["error_kinds"]["propagated"] == 0
+        assert s.error_kinds["propagated"] == 0
         # and the accuracy does not fall with a hop's depth in the graph
-        by_depth = s["accuracy_by_depth"]
+        by_depth = s.accuracy_by_depth
         llm_depths = sorted({int(r["depth"]) for r in rows})
         first, last = by_depth[str(llm_depths[0])]["accuracy"], by_depth[str(llm_depths[-1])]["accuracy"]
         assert abs(first - last) < 0.2
@@ -122,5 +122,5 @@ def test_cli_runs_a_family_file_and_a_sweep(tmp_path):
     store = Store(db)
     shows = [summarize_run(store, r.id) for r in store.list_runs()]
     assert len(shows) == 4
-    assert sorted(s["params"]["depth"] for s in shows) == [2, 2, 3, 3]
-    assert all(s["accuracy"] == 1.0 for s in shows)
+    assert sorted(s.params["depth"] for s in shows) == [2, 2, 3, 3]
+    assert all(s.accuracy == 1.0 for s in shows)

@@ -4,6 +4,8 @@ scenario and mode, each line named in its legend."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from .helpers import make_test_app, run_async, screen_text, wait_for
 
 
@@ -37,28 +39,28 @@ async def test_default_baseline_verdict_line_and_interval_columns(fixed_db):
         assert compare.baseline is None
         # evaluate()'s default: the top rung of the group (simulation backends: the lowest run id),
         # whichever row the cursor is on
-        assert {s["baseline_run_id"] for s in compare.summaries} == {1}
+        assert {s.baseline_run_id for s in compare.summaries} == {1}
         text = screen_text(app)
         assert "baseline run 1" in text and "top rung" in text
-        noisy = next(s for s in compare.summaries if s["run_id"] == 5)
-        assert noisy["verdict"]["verdict"] == "accuracy trap"
-        assert ci_cell(noisy["relative_ci95"]["model_hop_accuracy"], False) in text
-        assert ci_cell(noisy["relative_ci95"]["task_success"], False) in text
+        noisy = next(s for s in compare.summaries if s.run_id == 5)
+        assert noisy.verdict.verdict == "accuracy trap"
+        assert ci_cell(noisy.relative_ci95["model_hop_accuracy"], False) in text
+        assert ci_cell(noisy.relative_ci95["task_success"], False) in text
         assert "acc trap" in text
         # what to deploy, with the multiplicity line (agentsim.analysis.recommend)
         assert "recommend:" in text and "Holm" in _flat(text)
         # the verdict line of the cursor row, with its evidence
         table = compare.query_one("#compare-table")
-        table.move_cursor(row=[s["run_id"] for s in compare.summaries].index(5))
+        table.move_cursor(row=[s.run_id for s in compare.summaries].index(5))
         await pilot.pause(0.2)
         flat = _flat(screen_text(app))
-        assert _flat(noisy["verdict"]["line"])[:90] in flat
+        assert _flat(noisy.verdict.line)[:90] in flat
         # b: the cursor row becomes every run's baseline; d: back to the default
         await pilot.press("b")
-        await wait_for(pilot, lambda: all(s["baseline_run_id"] == 5 for s in compare.summaries))
+        await wait_for(pilot, lambda: all(s.baseline_run_id == 5 for s in compare.summaries))
         assert "chosen with b" in screen_text(app)
         await pilot.press("d")
-        await wait_for(pilot, lambda: all(s["baseline_run_id"] == 1 for s in compare.summaries))
+        await wait_for(pilot, lambda: all(s.baseline_run_id == 1 for s in compare.summaries))
 
 
 @run_async
@@ -70,12 +72,12 @@ async def test_chart_draws_the_cursor_rows_group_with_a_legend(fixed_db):
         compare = await _open(pilot, app, (1, 2, 3, 4, 5, 6, 7, 8))
         assert len(compare.summaries) == 8
         table = compare.query_one("#compare-table")
-        order = [s["run_id"] for s in compare.summaries]
+        order = [s.run_id for s in compare.summaries]
         table.move_cursor(row=order.index(1))  # tiny-chain, free mode
         await pilot.pause(0.3)
         current = compare.summaries[order.index(1)]
         group = chart_group(compare.summaries, current)
-        assert [s["run_id"] for s in group] == [1, 5]
+        assert [s.run_id for s in group] == [1, 5]
         text = screen_text(app)
         assert "tiny-chain [free]" in text
         for s in group:
@@ -100,15 +102,15 @@ async def test_verdict_visible_at_80x24_and_a_failing_baseline_is_said(fixed_db)
         from agentsim.tui.compare_screen import verdict_cell
 
         text = screen_text(app)
-        noisy = next(s for s in compare.summaries if s["run_id"] == 5)
+        noisy = next(s for s in compare.summaries if s.run_id == 5)
         row = next(line for line in text.splitlines() if line.split()[:1] == ["5"])
         assert "verdict" in text and verdict_cell(compare.verdicts[5]).plain in row, text
-        assert noisy["task_success"] < 0.5
+        assert noisy.task_success < 0.5
         assert "fails most tasks" not in text
         table = compare.query_one("#compare-table")
-        table.move_cursor(row=[s["run_id"] for s in compare.summaries].index(5))
+        table.move_cursor(row=[s.run_id for s in compare.summaries].index(5))
         await pilot.press("b")
-        await wait_for(pilot, lambda: all(s["baseline_run_id"] == 5 for s in compare.summaries))
+        await wait_for(pilot, lambda: all(s.baseline_run_id == 5 for s in compare.summaries))
         await pilot.pause(0.2)
         assert "fails most tasks" in _flat(screen_text(app))
 
@@ -117,10 +119,10 @@ def test_the_precision_column_shows_the_precision():
     """It was the backend spec cut to 11 characters: 'llama:qwen2' for every rung."""
     from agentsim.tui.compare_screen import precision_cell
 
-    row = {"backend": "llama:qwen2.5-coder-0.5b@q4_0", "precision": "q4_0", "model": "qwen2.5-coder-0.5b"}
+    row = SimpleNamespace(backend="llama:qwen2.5-coder-0.5b@q4_0", precision="q4_0", model="qwen2.5-coder-0.5b")
     assert precision_cell(row, one_model=True) == "q4_0"
     assert precision_cell(row, one_model=False) == "qwen2.5-coder-0.5b@q4_0"
-    assert precision_cell({"backend": "noisy,p=0.3", "precision": None}, one_model=True) == "noisy,p=0.3"
+    assert precision_cell(SimpleNamespace(backend="noisy,p=0.3", precision=None, model=None), one_model=True) == "noisy,p=0.3"
 
 
 @run_async

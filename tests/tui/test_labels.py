@@ -59,10 +59,10 @@ async def test_runs_list_and_compare_tell_them_apart(two_of_one_name):
         text = screen_text(app)
         flat = " ".join(text.split())
         assert "2 scenarios:" in flat and FAMILY_LABEL in flat and FILE_LABEL in flat
-        first = next(s for s in compare.summaries if s["run_id"] == 1)
-        assert [s["run_id"] for s in chart_group(compare.summaries, first)] == [1]
+        first = next(s for s in compare.summaries if s.run_id == 1)
+        assert [s.run_id for s in chart_group(compare.summaries, first)] == [1]
         # the cursor row's verdict line starts with its scenario
-        order = [s["run_id"] for s in compare.summaries]
+        order = [s.run_id for s in compare.summaries]
         compare.query_one("#compare-table").move_cursor(row=order.index(1))
         # (run 1 is its own baseline: "base: run 1 oracle [free]: the baseline")
         await wait_for(pilot, lambda: f"{FILE_LABEL}: base: run 1 " in " ".join(screen_text(app).split()))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from agentsim.fidelity_tables import replace_fidelity
 from agentsim.store import Store
 
@@ -51,12 +53,12 @@ def test_fidelity_text_for_a_hop_not_compared() -> None:
 def test_compare_cells_show_flips_kld_and_the_floor() -> None:
     from agentsim.tui.compare_screen import fidelity_cells
 
-    s = {"run_id": 7, "baseline_run_id": 5, "fidelity": {
+    s = SimpleNamespace(run_id=7, baseline_run_id=5, fidelity={
         "reference_run_id": 5,
         "flips": {"task_right_to_wrong": 3, "task_wrong_to_right": 1},
         "fidelity": {"kld_mean": 0.000405, "kind": "exact", "reference_run_id": 5},
-        "floor": [{"flips": {"task_flips": 0}}]}}
+        "floor": [{"flips": {"task_flips": 0}}]})
     assert fidelity_cells(s) == ("-3 +1 (floor 0)", "0.000405")
-    s["fidelity"]["fidelity"]["reference_run_id"] = 6
+    s.fidelity["fidelity"]["reference_run_id"] = 6
     assert fidelity_cells(s)[1] == "0.000405 vs r6"
-    assert fidelity_cells({"run_id": 5, "baseline_run_id": 5, "fidelity": None}) == ("-", "-")
+    assert fidelity_cells(SimpleNamespace(run_id=5, baseline_run_id=5, fidelity=None)) == ("-", "-")

@@ -55,30 +55,30 @@ def test_summary_model_hop_accuracy_excludes_tool_hops_and_oracle_mode_has_no_r(
         rows = dag_runs.store.hop_rows([run.id], ["kind", "correct"])
         llm = [r for r in rows if r["kind"] != "tool"]
         assert any(r["kind"] == "tool" for r in rows)
-        assert s["model_hops"] == len(llm)
-        assert s["model_hop_accuracy"] == pytest.approx(sum(r["correct"] for r in llm) / len(llm))
-        assert s["accuracy"] == pytest.approx(sum(r["correct"] for r in rows) / len(rows))
-        lo, hi = s["model_hop_accuracy_ci95"]
-        assert lo <= s["model_hop_accuracy"] <= hi
+        assert s.model_hops == len(llm)
+        assert s.model_hop_accuracy == pytest.approx(sum(r["correct"] for r in llm) / len(llm))
+        assert s.accuracy == pytest.approx(sum(r["correct"] for r in rows) / len(rows))
+        lo, hi = s.model_hop_accuracy_ci95
+        assert lo <= s.model_hop_accuracy <= hi
         if run.mode == "oracle":
-            assert s["reliability"]["r"] is None
+            assert s.reliability["r"] is None
 
 
 def test_compare_runs_baseline_against_itself_is_exact(dag_runs):
     ids = [r.id for r in dag_runs.runs]
     rows = compare_runs(dag_runs.store, ids)
     for s in rows:
-        if s["run_id"] == s["baseline_run_id"]:
-            assert s["relative_ci95"]["accuracy"] == [1.0, 1.0] and s["relative"]["task_success"] == 1.0
+        if s.run_id == s.baseline_run_id:
+            assert s.relative_ci95["accuracy"] == [1.0, 1.0] and s.relative["task_success"] == 1.0
         else:
-            assert s["paired"]["paired"] and s["verdict"]["line"]
+            assert s.paired.pairing.paired and s.verdict.line
             for k in ("accuracy", "model_hop_accuracy", "task_success"):
-                ci = s["relative_ci95"][k]
+                ci = s.relative_ci95[k]
                 if ci is not None:
-                    assert ci[0] <= s["relative"][k] <= ci[1]
+                    assert ci[0] <= s.relative[k] <= ci[1]
     # same group (model, scenario, params, mode, seed): the baseline shares the run's mode
-    by_id = {s["run_id"]: s for s in rows}
-    assert all(by_id[s["baseline_run_id"]]["mode"] == s["mode"] for s in rows)
+    by_id = {s.run_id: s for s in rows}
+    assert all(by_id[s.baseline_run_id].mode == s.mode for s in rows)
 
 
 def test_an_undefined_cost_ratio_says_which_side_lacks_what(tmp_path):

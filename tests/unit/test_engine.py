@@ -328,9 +328,9 @@ def test_stop_reasons_are_counted_in_the_summary(tmp_path):
     store, run, hops = _run(tmp_path, {"a": lambda r: Completion(text=str(r.expected), finish_reason="eos"),
                                        "b": Completion(text="1", finish_reason="length")})
     s = summarize_run(store, run)
-    assert s["error_kinds"]["truncated"] == 1
-    assert s["stop_reasons"] == {"None": 1, "eos": 1, "length": 1}
-    assert s["truncation_rate"] == pytest.approx(1 / 3)
+    assert s.error_kinds["truncated"] == 1
+    assert s.stop_reasons == {"None": 1, "eos": 1, "length": 1}
+    assert s.truncation_rate == pytest.approx(1 / 3)
 
 
 # --- inputs: the parents attribution uses, per instance, beside depends_on (context)

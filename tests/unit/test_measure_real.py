@@ -147,8 +147,8 @@ def test_runs_json_carries_the_machine(estimated_run, capsys):
 def test_energy_off_is_unavailable_never_zero(tmp_path):
     results = api.simulate("chain-linear", "noisy,latency_ms=20", instances=1, db=tmp_path / "off.db", energy="off")
     s = summarize_run(results.store, results.runs[0].id)
-    assert s["energy"]["kind"] == "unavailable" and s["energy"]["joules"] is None
-    assert s["energy_per_correct_task_j"] is None
+    assert s.energy["kind"] == "unavailable" and s.energy["joules"] is None
+    assert s.energy_per_correct_task_j is None
     hops = results.store.hops(results.runs[0].id)
     assert {h.energy_kind for h in hops} == {"unavailable"} and {h.energy_j for h in hops} == {None}
 
@@ -244,6 +244,6 @@ def test_a_resumed_run_does_not_compare_hops_with_a_partial_run_counter(tmp_path
     assert run.run_energy_hops == 4
     run = resume_run(store, run.id, meter=meter)
     assert run.status == "complete" and run.run_energy_hops == 9 - 4
-    e = summarize_run(store, run.id)["energy"]
+    e = summarize_run(store, run.id).energy
     assert e["kind"] == "estimated" and e["run_counter"]["hops_covered"] == 5
     assert e["hop_share_of_run"] is None

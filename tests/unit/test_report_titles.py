@@ -5,14 +5,17 @@ says which extensions it refuses (was: 'otherwise csv', while .xlsx is refused).
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from rich.console import Console
 
+from agentsim.analysis.summary_results import CompareRow
 from agentsim.report import comparison_table
 
 
 @pytest.fixture(scope="module")
-def summary(tmp_path_factory) -> dict:
+def summary(tmp_path_factory) -> CompareRow:
     import agentsim
     from agentsim.analysis import compare_runs
     from agentsim.store import Store
@@ -22,11 +25,11 @@ def summary(tmp_path_factory) -> dict:
     return compare_runs(Store(db), [1])[0]
 
 
-def _row(summary: dict, precision: str, source: str = "q4_k_m") -> dict:
-    return {**summary, "precision": precision, "source_precision": source, "simulation": False}
+def _row(summary: CompareRow, precision: str, source: str = "q4_k_m") -> CompareRow:
+    return dataclasses.replace(summary, precision=precision, source_precision=source)
 
 
-def _title(rows: list[dict]) -> str:
+def _title(rows: list[CompareRow]) -> str:
     c = Console(width=200, record=True)
     c.print(comparison_table(rows))
     return " ".join(c.export_text().split())

@@ -131,8 +131,8 @@ def test_compare_never_pairs_two_scenarios_of_one_name(tmp_path):
     from agentsim.analysis import compare_runs
 
     rows = compare_runs(res.store, res.run_ids)
-    assert [r["scenario"] for r in rows] == ["pointer-chase-d4"] * 2
-    assert [r["baseline_run_id"] for r in rows] == res.run_ids  # each its own baseline
+    assert [r.scenario for r in rows] == ["pointer-chase-d4"] * 2
+    assert [r.baseline_run_id for r in rows] == res.run_ids  # each its own baseline
     warning = mixed_runs_warning(rows)
     assert "2 different scenarios" in warning
     assert "pointer-chase(depth=4 distractors=8)" in warning and "pointer-chase(depth=4))" in warning

@@ -1,4 +1,5 @@
-"""``agentsim show --json`` and ``agentsim compare --json`` of one fixed database, held as text.
+"""``agentsim show --json``, ``agentsim compare --json`` (and the summaries in ``export``'s JSON) of
+one fixed database, held as text.
 
 Unlike ``test_analysis_golden.py`` (sorted keys), this holds the key order too: the summaries and
 compare rows became typed results (:class:`agentsim.analysis.results.RunSummary`,
@@ -58,14 +59,19 @@ def _cli_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     return json.dumps(_strip(out), indent=1, allow_nan=False) + "\n"
 
 
-@pytest.mark.parametrize("what", ["show", "compare"])
+@pytest.mark.parametrize("what", ["show", "compare", "export"])
 def test_show_and_compare_json_keep_their_text(fixed_db: tuple[Path, list[int]], what: str,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     path, ids = fixed_db
     if what == "show":
         text = "".join(_cli_json(capsys, ["show", str(i), "--json", "--db", str(path)]) for i in ids)
-    else:
+    elif what == "compare":
         text = _cli_json(capsys, ["compare", *map(str, ids), "--json", "--db", str(path)])
+    else:  # export's JSON: each run's summary (the run records and hops hold clock times)
+        out = path.parent / "export.json"
+        assert main(["export", *map(str, ids), "-o", str(out), "--db", str(path)]) == 0
+        blocks = json.loads(out.read_text(encoding="utf-8"))["runs"]
+        text = json.dumps(_strip([b["summary"] for b in blocks]), indent=1, allow_nan=False) + "\n"
     golden = GOLDEN / f"{what}.json"
     if os.environ.get("AGENTSIM_UPDATE_GOLDEN") == "1" or not golden.exists():
         golden.write_text(text, encoding="utf-8")

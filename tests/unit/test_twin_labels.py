@@ -4,6 +4,7 @@ label in reports, and never swept by "all" (they answer nothing)."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -19,8 +20,8 @@ def test_twin_label_of_names_only_twins() -> None:
 
 
 def test_report_run_label_says_cost_twin() -> None:
-    assert run_label({"model": "twin-qwen2.5-0.5b", "precision": "q4_0"}) == f"twin-qwen2.5-0.5b@q4_0 [{TWIN_LABEL}]"
-    assert run_label({"model": "qwen2.5-coder-0.5b", "precision": "q4_0"}) == "qwen2.5-coder-0.5b@q4_0"
+    assert run_label(SimpleNamespace(model="twin-qwen2.5-0.5b", precision="q4_0", backend=None)) == f"twin-qwen2.5-0.5b@q4_0 [{TWIN_LABEL}]"
+    assert run_label(SimpleNamespace(model="qwen2.5-coder-0.5b", precision="q4_0", backend=None)) == "qwen2.5-coder-0.5b@q4_0"
 
 
 def test_models_list_shows_the_label(capsys: pytest.CaptureFixture[str]) -> None:
