@@ -257,13 +257,13 @@ def test_oracle_scores_one_in_both_modes(tmp_path, monkeypatch):
     summaries = res.summaries() + res2.summaries()
     assert len(summaries) == 10
     for s in summaries:
-        assert s["accuracy"] == 1.0 and s["task_success"] == 1.0, s["scenario"]
+        assert s.accuracy == 1.0 and s.task_success == 1.0, s.scenario
 
 
 def test_noisy_gives_local_and_propagated_errors_in_decomposed_mode(tmp_path, monkeypatch):
     res = _simulate(tmp_path, monkeypatch, "noisy,p=0.3", {"steps": "4", "form": "decomposed"}, "free", n=30)
     (summary,) = res.summaries()
-    kinds = summary["error_kinds"]
+    kinds = summary.error_kinds
     assert kinds["local"] > 0 and kinds["propagated"] > 0
     hops = res.to_pandas().hops
     prop = hops[hops["error_kind"] == "propagated"]
