@@ -32,15 +32,15 @@ async def test_mark_and_compare_with_baseline(fixed_db):
         assert "baseline run 1" in text
         assert "est." in text and "estimated (model, not measured)" in text
         assert "meas." not in text
-        noisy = next(s for s in compare.summaries if s["run_id"] == 5)
-        assert noisy["relative"]["accuracy"] == pytest.approx(noisy["accuracy"] / 1.0)
-        assert f"{noisy['relative']['accuracy']:.2f}x" in text
+        noisy = next(s for s in compare.summaries if s.run_id == 5)
+        assert noisy.relative["accuracy"] == pytest.approx(noisy.accuracy / 1.0)
+        assert f"{noisy.relative['accuracy']:.2f}x" in text
         assert "hop accuracy by depth" in text
         # make the noisy run the baseline
         compare.query_one("#compare-table").move_cursor(row=1)
         await pilot.press("b")
         await _wait_for(pilot, lambda: "baseline run 5" in screen_text(app))
-        assert all(s["baseline_run_id"] == 5 for s in compare.summaries)
+        assert all(s.baseline_run_id == 5 for s in compare.summaries)
         await pilot.press("escape")
         assert isinstance(app.screen, RunsScreen)
 
