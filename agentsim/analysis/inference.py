@@ -159,8 +159,11 @@ def noninferiority_n(p10: float, p01: float, margin: float, alpha: float = ALPHA
     return int(math.ceil(n)) if n < MAX_N else None
 
 
-def log_ratio_tests(ratio: float | None, se_log: float | None, margin: float) -> dict[str, float | None]:
-    """One-sided p-values for a cost ratio from its log and the bootstrap SE of the log.
+def log_ratio_tests(ratio: float | None, se_log: float | None, margin: float,
+                    df: int | None = None) -> dict[str, float | None]:
+    """One-sided p-values for a cost ratio from its log and the SE of the log: Student's t with
+    ``df`` degrees of freedom (the paired instances less one, as the interval uses), or the
+    normal where ``df`` is not given.
 
     ``costlier``: H0 ratio ≤ 1; ``not_costlier``: H0 ratio ≥ 1 + margin; ``not_cheaper``:
     H0 ratio ≤ 1 / (1 + margin); ``equivalent`` (TOST) = max of the last two.
@@ -169,9 +172,10 @@ def log_ratio_tests(ratio: float | None, se_log: float | None, margin: float) ->
         return {"costlier": None, "not_costlier": None, "not_cheaper": None, "equivalent": None}
     x = math.log(ratio)
     up = math.log1p(margin)
-    costlier = float(stats.norm.sf(x / se_log))
-    not_costlier = float(stats.norm.cdf((x - up) / se_log))
-    not_cheaper = float(stats.norm.sf((x + up) / se_log))
+    dist = stats.t(df) if df is not None and df >= 1 else stats.norm
+    costlier = float(dist.sf(x / se_log))
+    not_costlier = float(dist.cdf((x - up) / se_log))
+    not_cheaper = float(dist.sf((x + up) / se_log))
     return {"costlier": costlier, "not_costlier": not_costlier, "not_cheaper": not_cheaper,
             "equivalent": max(not_costlier, not_cheaper)}
 

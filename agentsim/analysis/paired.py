@@ -187,7 +187,8 @@ def _score_interval(fig: PairedEstimate, name: str, ta: InstanceTable, tb: Insta
 
 def _delta_ratio(fig: PairedEstimate, ta: InstanceTable, tb: InstanceTable, name: str) -> PairedEstimate:
     """A cost ratio's interval: log ratio ± t·(linearised SE, clustered by instance) (``intervals``);
-    the percentile interval stays where the ratio has no spread. ``se_log`` (the tests') stays the bootstrap's."""
+    the percentile interval stays where the ratio has no spread. ``se_log`` is that same SE, so the
+    one-sided cost tests (t with m - 1 df, ``inference.log_ratio_tests``) decide what the interval shows."""
     if fig.ci95 is None or fig.value is None:
         return fig
     ca, cb = FIGURES[name].columns(ta), FIGURES[name].columns(tb)
@@ -198,7 +199,7 @@ def _delta_ratio(fig: PairedEstimate, ta: InstanceTable, tb: InstanceTable, name
         return fig
     return dataclasses.replace(fig, ci95=[min(dl["ci"][0], fig.value), max(dl["ci"][1], fig.value)],
                                method="delta method on the log ratio, clustered by instance (t, m - 1 df)",
-                               extended_to_point=ABSENT)
+                               extended_to_point=ABSENT, se_log=float(dl["se_log"]))
 
 
 def _accuracy(ta: InstanceTable, tb: InstanceTable, name: str, w: np.ndarray, wab: tuple[np.ndarray, np.ndarray],
@@ -248,8 +249,8 @@ def _cost(ta: InstanceTable, tb: InstanceTable, name: str, w: np.ndarray, simula
     with np.errstate(divide="ignore", invalid="ignore"):
         rr = _reps(w, ta, name) / _reps(w, tb, name)
     fig = _delta_ratio(estimate(pa / pb, rr, method=_PAIRED, run=pa, baseline=pb), ta, tb, name)  # type: ignore[operator]
-    se_log = ABSENT
-    if fig.ci95 is not None and fig.se:
+    se_log = fig.se_log
+    if se_log is ABSENT and fig.ci95 is not None and fig.se:  # no delta interval: the bootstrap's spread
         fin = rr[np.isfinite(rr) & (rr > 0)]
         se_log = float(np.std(np.log(fin), ddof=1)) if fin.size > 1 else None
     return dataclasses.replace(fig, se_log=se_log, kind=ta.energy_kind if name == "energy_per_correct_task_j" else ABSENT,

@@ -120,7 +120,8 @@ class Evidence:
     @property
     def cost_tests(self) -> dict[str, float | None]:
         f = self.cost
-        return log_ratio_tests(f.value if f else None, (f.se_log or None) if f else None, self.cost_margin)
+        return log_ratio_tests(f.value if f else None, (f.se_log or None) if f else None, self.cost_margin,
+                               df=self.n - 1 if self.n else None)
 
 
 def _pp(v: float | None) -> str:

@@ -222,6 +222,27 @@ def test_the_verdict_shows_these_intervals() -> None:
     assert "delta method" in block.ratios["energy_per_correct_task_j"].method
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_the_cost_tests_decide_what_the_cost_interval_shows(seed: int) -> None:
+    """The one-sided cost tests read the interval's own SE and t (m - 1 df): at the unadjusted level
+    "costlier" rejects exactly when the 95 % interval lies above 1, and "not costlier than +margin"
+    at 2.5 % exactly when its upper end is below 1 + margin (before, the tests used the bootstrap's
+    SE with z, and could disagree with the interval shown beside them)."""
+    from agentsim.analysis.inference import log_ratio_tests
+
+    rng = np.random.default_rng(100 + seed)
+    run, base, e_run, e_base, _ = _chains(rng, 1, 30, 0.05, 0.08, 0.5)
+    ta = table_from_hops(run[0], list(range(1, DEPTH + 1)), energy_j=e_run[0], energy_kind="measured")
+    tb = table_from_hops(base[0], list(range(1, DEPTH + 1)), energy_j=e_base[0], energy_kind="measured")
+    block, _ = compare_tables(ta, tb, resamples=500, seed=3)
+    f = block.ratios["energy_per_correct_task_j"]
+    lo, hi = f.ci95
+    for margin in (0.05, 0.10, 0.25, (hi - 1) * 0.999, (hi - 1) * 1.001):
+        p = log_ratio_tests(f.value, f.se_log, margin, df=30 - 1)
+        assert (p["not_costlier"] < 0.025) == (hi < 1 + margin), (margin, p, f.ci95)
+    assert (log_ratio_tests(f.value, f.se_log, 0.05, df=29)["costlier"] < 0.025) == (lo > 1)
+
+
 def _discordance(n: int, cfg: tuple[float, float, float], seed: int = 0) -> float:
     """Expected discordant instances (task success) of a configuration, by simulation."""
     run, base, *_ = _chains(np.random.default_rng(seed), 200, n, *cfg)
