@@ -170,15 +170,15 @@ def combine(summaries: list[RunSummary]) -> dict[str, Any]:
             kinds[k] = kinds.get(k, 0) + v
 
     def total(key: str) -> float | None:
-        vals = [s[key] for s in summaries if s[key] is not None]
+        vals = [getattr(s, key) for s in summaries if getattr(s, key) is not None]
         return float(sum(vals)) if vals else None
 
     ctoks = total("completion_tokens")
     dec = total("decode_s")
     wall = total("wall_s")
     energy_kinds = {s.energy["kind"] for s in summaries}
-    joules = total("energy_j") if "energy_j" in summaries[0] else None
-    if joules is None and len(energy_kinds) == 1 and energy_kinds <= {"measured", "estimated"}:
+    joules = None  # summed only when every run's energy is of one kind (measured or estimated)
+    if len(energy_kinds) == 1 and energy_kinds <= {"measured", "estimated"}:
         joules = float(sum(s.energy["joules"] or 0 for s in summaries))
     return {
         "hops": hops,
@@ -249,7 +249,7 @@ def demo_table(
     t.caption = (
         "hop acc / task ok: correct model hops / instances with every hop right. local: wrong on its own; "
         "prop.: wrong because a parent was wrong. parse includes backend errors"
-        + ("; " + _CUT_NOTE if any(c["error_kinds"].get("truncated") for g in groups.values() for c in g) else "")
+        + ("; " + _CUT_NOTE if any(s.error_kinds.get("truncated") for g in groups.values() for s in g) else "")
         + ". "
         "* = FP4 emulated (no FP4 tensor cores here). J/task: energy per correct task "
         f"({ENERGY_SHORT['measured']} = measured, {ENERGY_SHORT['estimated']} = estimated)."
