@@ -302,8 +302,10 @@ def _efficiency_tests(e: Evidence, adj: dict[str, Any], ctx: dict[str, Any]) -> 
     return dataclasses.replace(
         base, value=e.cost.value, ci95=e.cost.ci95, p_costlier=ct["costlier"], p_costlier_adjusted=p_c,
         p_not_costlier=ct["not_costlier"], p_not_costlier_adjusted=p_nc, p_equivalent=ct["equivalent"],
-        test="one-sided z on the log ratio with its paired bootstrap SE",
-        trap=bool(p_c is not None and p_c <= alpha), not_costlier=not_costlier,
+        test="one-sided t (paired instances - 1 df) on the log ratio with the SE of its interval",
+        # a cost shown higher but also shown within the stated margin is no trap: the margin is
+        # what the user called "as cheap" (a +3 % [+2, +3] estimate is not a reason to keep f16)
+        trap=bool(p_c is not None and p_c <= alpha and not not_costlier), not_costlier=not_costlier,
         equivalent=bool(not_costlier and ct["equivalent"] is not None and ct["equivalent"] * ctx["k_safety"] <= alpha),
         excluded=not_costlier)
 

@@ -192,6 +192,24 @@ def test_a_rung_identical_to_its_baseline_reaches_no_trap() -> None:
     assert v2["instances_needed"] and v2["instances_needed"] > 30
 
 
+@pytest.mark.parametrize(("factor", "verdict"), [(1.03, "no trap"), (1.15, "efficiency trap")])
+def test_a_cost_shown_within_the_margin_is_no_trap(factor: float, verdict: str) -> None:
+    """Costlier and within +5 % both established (the demo's q8_0 on fanin-dag: x1.03 [1.02, 1.03]):
+    the margin is what "as cheap" means, so it is no trap; +15 % beyond the margin is one."""
+    rr = np.ones((120, 4))
+    rr[:20, -1] = 0
+    rng = np.random.default_rng(5)
+    e_base = rng.gamma(8.0, 1 / 8.0, 120)
+    e_run = e_base * factor * np.exp(0.005 * rng.normal(size=120))
+    depths = [1, 2, 3, 4]
+    run = table_from_hops(rr, depths, energy_j=e_run, energy_kind="measured")
+    base = table_from_hops(rr.copy(), depths, energy_j=e_base, energy_kind="measured")
+    v = _decide(run, base)
+    assert v["efficiency"]["p_costlier_adjusted"] < 0.05, v["line"]
+    assert v["verdict"] == verdict, v["line"]
+    assert v["efficiency"]["not_costlier"] == (factor < 1.05)
+
+
 def test_tango_noninferiority_and_holm_against_references() -> None:
     # Holm: statsmodels' multipletests(method="holm") gives these for [0.01, 0.04, 0.03, 0.005]
     assert holm([0.01, 0.04, 0.03, None, 0.005]) == pytest.approx([0.03, 0.06, 0.06, None, 0.02], abs=1e-12)
