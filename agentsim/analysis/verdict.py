@@ -318,7 +318,7 @@ def _needed(e: Evidence, eff: EfficiencyTests, non_inferior: bool, ctx: dict[str
     # an observed loss: the exact test at the level its family asks for (Bonferroni's bound of Holm)
     if c > b:
         return exact_mcnemar_n(p10, p01, alpha / ctx["k_harm"], power), "the observed loss (exact McNemar, power 0.8)"
-    if eff.assessed and (eff.value or 0) > 1 and not eff.trap:
+    if eff.assessed and (eff.value or 0) > 1 and not eff.trap and not eff.not_costlier:
         f = e.cost
         assert f is not None and f.value is not None
         x = se_scaling_n(n, f.se_log or None, math.log(f.value), level=1 - 2 * alpha / ctx["k_harm"], power=power)
