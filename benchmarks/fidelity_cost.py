@@ -15,9 +15,9 @@ is larger than with the demo's five (it is scored once, for all of them): the fi
 bound for the demo. ``--tiny`` does the same on the tiny
 self-written GGUF of the tests (seconds; a smoke run, its ratio means little).
 
-Measured on 2026-12-07 (2 cores shared by seven sessions, load 9-14, niced; docs/fidelity.md,
-"Cost"): +20 % of the CPU time for both modes, +42 % for ``--mode oracle`` (before the runs
-kept their own distributions: +39 % and +73 %); the wall figures were noise on that machine.
+Measured on 2026-12-07 on the idle 2-core VM (docs/fidelity.md, "Cost"): +20 % of the wall time
+(and of the CPU time) for both modes, +30 % (CPU +31 %) for ``--mode oracle`` (before the runs kept
+their own distributions: +39 % and +73 % of the CPU time).
 
     python benchmarks/fidelity_cost.py [--instances 12] [--rungs f16,q4_0] [--batch 8] [--tiny]
 """
