@@ -307,7 +307,7 @@ def test_native_fp4_refusal_through_the_cli(tmp_path: Path, capsys: pytest.Captu
         ("hf:/nonexistent/model.gguf@f32", ModelError, "does not exist"),
         ("hf:x@int4,dtype=f8", BackendError, "dtype"),
         ("hf:x@bf16,dtype=f32", BackendError, "contradicts"),
-        ("hf:x@int4,native=true", BackendError, "FP4 precisions only"),
+        ("hf:x@bf16,native=true", BackendError, "FP4 precisions only"),  # int4 has a native kernel now
         ("hf:x@nvfp4,native=true,device=cpu", BackendError, "not on device=cpu"),
         ("hf:x@mxfp4,group=64", BackendError, "int8/int4 only"),
         ("hf:x@int4,group=7", BackendError, "even"),
