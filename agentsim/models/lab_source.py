@@ -19,11 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from agentsim.errors import ModelError
-from agentsim.hashing import cached_sha256, sha256_file
 
-from .cache import model_dir, read_manifest, write_manifest
 from .catalog import CatalogModel
-from .gguf_header import check_gguf
+from .made_source import cached_source, install_made_source
 
 __all__ = ["shipped_file", "fetch_lab", "LAB_MODELS_ENV"]
 
@@ -51,14 +49,11 @@ def fetch_lab(cm: CatalogModel, *, force: bool = False, train: bool = False, log
     """``source.gguf`` of lab model ``cm`` in the cache: verified as it is, copied from the package,
     or (``train``, or not shipped) trained here; it must match the catalog's sha256 and size."""
     say = log or (lambda _m: None)
-    mdir = model_dir(cm.name)
-    target = mdir / "source.gguf"
-    manifest = read_manifest(cm.name) or {}
-    src = manifest.get("source") or {}
-    if (target.is_file() and not force and not train and src.get("sha256") == cm.sha256
-            and cached_sha256(target, src) == cm.sha256):
+    target, manifest, hit = cached_source(cm, reuse=not force and not train)
+    if hit:
         say(f"{cm.name}: already in the cache ({target})")
         return target
+    mdir = target.parent
     mdir.mkdir(parents=True, exist_ok=True)
     partial = mdir / "source.gguf.partial"
     partial.unlink(missing_ok=True)
@@ -73,31 +68,8 @@ def fetch_lab(cm: CatalogModel, *, force: bool = False, train: bool = False, log
                   "path": str(shipped)}
     else:
         origin = _train_into(cm, partial, say, progress)
-    digest = sha256_file(partial)
-    size = partial.stat().st_size
-    if digest != cm.sha256 or size != cm.bytes:
-        kept = mdir / f"trained-{digest[:12]}.gguf"
-        os.replace(partial, kept)
-        raise ModelError(
-            f"{cm.name}: the file made here ({size:,} bytes, sha256 {digest}) is not the catalogued one "
-            f"({cm.bytes:,} bytes, sha256 {cm.sha256}); it was not installed",
-            hint=(f"another CPU rounds some float sums differently; the file is kept at {kept}: "
-                  f"'agentsim models add {kept} --name {cm.name}-local' uses it under its own name"))
-    check_gguf(partial)
-    os.replace(partial, target)
-    st = target.stat()
-    if src.get("sha256") != digest:
-        manifest["rungs"] = {}
-    origin["seconds"] = round(time.perf_counter() - t0, 2)
-    manifest.update(
-        name=cm.name, origin=origin, license=cm.license, source_precision=cm.source_precision,
-        source={"path": "source.gguf", "sha256": digest, "bytes": st.st_size, "mtime_ns": st.st_mtime_ns,
-                "tensor_types": (summary := check_gguf(target)).tensor_types(), "params": summary.n_params},
-    )
-    manifest.setdefault("rungs", {})
-    write_manifest(cm.name, manifest)
-    say(f"{cm.name}: verified {st.st_size:,} bytes, sha256 {digest} ({origin['how']})")
-    return target
+    return install_made_source(cm, partial, manifest, origin=origin, started=t0, kept_prefix="trained",
+                               why_other="another CPU rounds some float sums differently", say=say)
 
 
 def _train_into(cm: CatalogModel, dest: Path, say: Callable[[str], None], progress: Progress | None) -> dict[str, Any]:

@@ -21,11 +21,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agentsim.errors import ModelError
-from agentsim.hashing import cached_sha256, sha256_file
+from agentsim.hashing import sha256_file
 
 from .cache import model_dir, read_manifest, write_manifest
 from .catalog import CATALOG, DEFAULT_MODEL, NAME_RE, CatalogModel, CatalogPart, catalog_model
 from .gguf_header import check_gguf
+from .made_source import cached_source
 
 __all__ = ["fetch", "add"]
 
@@ -79,13 +80,11 @@ def fetch(
 
         return fetch_twin(cm, force=force, log=log)
     say = log or (lambda _m: None)
-    mdir = model_dir(cm.name)
-    target = mdir / "source.gguf"
-    manifest = read_manifest(cm.name) or {}
-    src = manifest.get("source") or {}
-    if target.is_file() and not force and src.get("sha256") == cm.sha256 and cached_sha256(target, src) == cm.sha256:
+    target, manifest, hit = cached_source(cm, reuse=not force)
+    if hit:
         say(f"{cm.name}: already fetched ({target})")
         return target
+    mdir = target.parent
     mdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fetch-", dir=mdir) as tmp:
