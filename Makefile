@@ -43,9 +43,12 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	fi
 
-## The test suite (fast tier + the real-model tier where the model is available).
+## The test suite (fast tier + the real-model tier where the model is available), one worker per
+## core (pytest-xdist; a file's tests stay in one worker, so module fixtures are built once).
+## TEST_WORKERS=0 runs it in this process, serially.
+TEST_WORKERS ?= auto
 test: install browser
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: install
 	$(PY) -m pytest --runslow
