@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .analysis.summary_results import CompareRow, RunSummary
 from .analysis.verdict import VERDICT_SHORT
 from .console import ENERGY_SHORT, compact_table, energy_short, esc, pct
 from .render.facts import source_text
+
+if TYPE_CHECKING:
+    from .fidelity import FidelitySummary
 
 __all__ = ["comparison_table", "mixed_runs_warning", "run_label", "scenario_label", "demo_table", "combine",
            "fidelity_table"]
@@ -267,20 +270,18 @@ def _x(a: Any, b: Any) -> str:
 # fidelity beside accuracy (agentsim.fidelity)
 
 
-def _kld(d: dict[str, Any] | None, reference: Any = None) -> str:
-    from agentsim.fidelity.figures import estimate_label
-
-    if not d or d.get("kld_mean") is None:
+def _kld(d: FidelitySummary | None, reference: int | None = None) -> str:
+    if not d or d.kld_mean is None:
         return "-"
-    ci = d.get("kld_ci95")
-    return (f"{d['kld_mean']:.3g}" + (f"\n[{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "") + (f"\n{estimate_label(d)}" if estimate_label(d) else "")
-            + (f"\nvs run {d['reference_run_id']}" if reference is not None and d.get("reference_run_id") != reference else ""))
+    ci = d.kld_ci95
+    return (f"{d.kld_mean:.3g}" + (f"\n[{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "") + (f"\n{d.estimate_label}" if d.estimate_label else "")
+            + (f"\nvs run {d.reference_run_id}" if reference is not None and d.reference_run_id != reference else ""))
 
 
 def fidelity_table(rows: list[CompareRow]) -> Any:
     """Flips and fidelity against each run's baseline, beside its accuracy, and the noise floor
     (the same rung at batch 1): None when no row has a baseline other than itself."""
-    shown = [r for r in rows if (r.fidelity or {}).get("flips")]
+    shown = [r for r in rows if r.fidelity is not None and r.fidelity.flips is not None]
     if not shown:
         return None
     t = compact_table(
@@ -299,25 +300,23 @@ def fidelity_table(rows: list[CompareRow]) -> Any:
         t.add_column(col, justify="right" if col not in ("backend",) else "left", overflow="fold")
     for r in shown:
         fig = r.fidelity
-        f = fig["flips"]
-        d = fig.get("fidelity")
-        fl = (fig.get("floor") or [None])[0]
+        assert fig is not None and fig.flips is not None  # shown
+        f, d, fl = fig.flips, fig.fidelity, fig.first_floor
         floor = "-"
         if fl:
-            fd = fl.get("fidelity")
-            floor = (f"{fl['flips']['hop_flips']} hops" + (f", {fd['kld_mean']:.3g}" if fd and fd.get("kld_mean") is not None
-                                                           else ""))
+            fd = fl.fidelity
+            floor = f"{fl.flips.hop_flips} hops" + (f", {fd.kld_mean:.3g}" if fd and fd.kld_mean is not None else "")
         kld_floor, own = floor_of(fig, floors)
         if not fl and kld_floor is not None:
             floor = f"{kld_floor:.3g}†"
             other = True
-        times = "-" if kld_floor is None or not kld_floor or not d or d.get("kld_mean") is None else \
-            f"{d['kld_mean'] / kld_floor:.3g}x"
+        times = "-" if kld_floor is None or not kld_floor or not d or d.kld_mean is None else \
+            f"{d.kld_mean / kld_floor:.3g}x"
         t.add_row(str(r.run_id), esc(run_label(r) + f" [{r.mode}]"),
                   _pct(r.model_hop_accuracy),
-                  f"-{f['task_right_to_wrong']} +{f['task_wrong_to_right']}",
-                  f"-{f['hop_right_to_wrong']} +{f['hop_wrong_to_right']}",
-                  _kld(d, fig.get("reference_run_id")), _pct(d.get("same_top")) if d else "-", floor, times)
+                  f"-{f.task_right_to_wrong} +{f.task_wrong_to_right}",
+                  f"-{f.hop_right_to_wrong} +{f.hop_wrong_to_right}",
+                  _kld(d, fig.reference_run_id), _pct(d.same_top) if d else "-", floor, times)
     if floors:
         from agentsim.fidelity.figures import floor_text
 

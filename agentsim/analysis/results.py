@@ -1,14 +1,8 @@
-"""The typed results of the analysis, and the one way they become JSON.
+"""The typed results of the analysis.
 
-Every result is a frozen dataclass deriving from :class:`Result`; :func:`to_json` (also
-``Result.to_json()``) turns a result, and anything nested in it, into plain JSON types:
-
-- a field left at :data:`ABSENT` is not written (the key is absent, as opposed to ``null``);
-  optional keys of a figure (``kind``, ``se_log``, ``reason``, ...) use it;
-- a field with ``metadata={"flatten": True}`` writes its own fields into its parent's object;
-- a class's ``_json_order`` (the field names, in order) orders its keys where the JSON always had
-  another order than the fields' (the fields it does not name follow, in declaration order);
-- numpy scalars become Python numbers, non-finite floats ``null``, tuples lists.
+Every result is a frozen dataclass deriving from :class:`agentsim.result.Result` (re-exported
+here with :data:`ABSENT`, :func:`present` and :func:`to_json`: the one way a result becomes JSON,
+described in :mod:`agentsim.result`).
 
 The JSON of these types is the schema of ``evaluate()`` (docs/statistics.md, held byte for byte by
 ``tests/unit/test_analysis_golden.py``); readers in render/, cli/ and tui/ read the attributes.
@@ -17,10 +11,9 @@ The JSON of these types is the schema of ``evaluate()`` (docs/statistics.md, hel
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, ClassVar
 
-import numpy as np
+from agentsim.result import ABSENT, Result, present, to_json
 
 __all__ = ["ABSENT", "Result", "to_json", "present", "Estimate", "PairedEstimate", "ClusteredEstimate", "Discordant",
            "Pairing", "PairedComparison", "DepthAccuracy", "ShareOf", "SingleRun", "Verdict", "RunEvaluation",
@@ -29,70 +22,6 @@ __all__ = ["ABSENT", "Result", "to_json", "present", "Estimate", "PairedEstimate
            "VerdictSummary", "DepthLossPoint", "BucketLoss", "Interaction", "DepthLoss", "Reliability", "RootCauses",
            "Propagation", "SweepPoint", "Sweep",
            "IdentityDifference", "ScaleRatio"]
-
-
-class _Absent:
-    """The value of an optional field that is not there (falsy; never written to JSON)."""
-
-    _it: _Absent | None = None
-
-    def __new__(cls) -> _Absent:
-        if cls._it is None:
-            cls._it = super().__new__(cls)
-        return cls._it
-
-    def __bool__(self) -> bool:
-        return False
-
-    def __repr__(self) -> str:
-        return "ABSENT"
-
-    def __reduce__(self) -> str:
-        return "ABSENT"
-
-
-#: an optional field that is not there (its key is left out of the JSON)
-ABSENT: Any = _Absent()
-
-
-def present(v: Any) -> bool:
-    """Whether an optional field holds a value (``None`` is a value; :data:`ABSENT` is not)."""
-    return v is not ABSENT
-
-
-def to_json(obj: Any) -> Any:
-    """Plain JSON types of a result (dataclasses, dicts, lists, numpy scalars; see the module doc)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        out: dict[str, Any] = {}
-        order = getattr(obj, "_json_order", ())
-        fields = dataclasses.fields(obj)
-        if order:
-            fields = sorted(fields, key=lambda f: order.index(f.name) if f.name in order else len(order))
-        for f in fields:
-            v = getattr(obj, f.name)
-            if v is ABSENT or f.metadata.get("internal"):
-                continue
-            if f.metadata.get("flatten"):
-                out.update(to_json(v) if v is not None else {})
-            else:
-                out[f.name] = to_json(v)
-        return out
-    if isinstance(obj, dict):
-        return {str(k): to_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_json(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
-class Result:
-    """The base of every analysis result: ``to_json()`` is :func:`to_json`."""
-
-    def to_json(self) -> Any:
-        return to_json(self)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,9 +9,12 @@ screen read their attributes.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .results import ABSENT, DepthLoss, PairedComparison, Result, Verdict
+
+if TYPE_CHECKING:
+    from agentsim.fidelity import RunFidelity
 
 __all__ = ["RunSummary", "CompareRow"]
 
@@ -80,7 +83,7 @@ class RunSummary(Result):
     model_params: int | None = ABSENT
     model_bytes: int | None = ABSENT
     #: the reference run, flips, fidelity and noise floor (:func:`agentsim.fidelity.run_figures`)
-    fidelity: dict[str, Any] | None = ABSENT
+    fidelity: RunFidelity | None = ABSENT
 
     @property
     def energy_kind(self) -> str | None:
@@ -99,7 +102,7 @@ class CompareRow(RunSummary):
     paired: PairedComparison | None
     depth: DepthLoss | None
     verdict: Verdict | None
-    fidelity: dict[str, Any] | None = None
+    fidelity: RunFidelity | None = None
 
     _json_order: ClassVar[tuple[str, ...]] = (
         *(f.name for f in dataclasses.fields(RunSummary) if f.name != "fidelity"),

@@ -4,54 +4,54 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentsim.console import esc
 
 from .common import console, db_arg, open_store, print_json
 
+if TYPE_CHECKING:
+    from agentsim.fidelity import FidelitySummary, RunFidelity
+
 __all__ = ["add_cli", "fidelity_lines"]
 
 
-def fidelity_lines(fig: dict[str, Any]) -> list[tuple[str, str]]:
+def fidelity_lines(fig: RunFidelity) -> list[tuple[str, str]]:
     """(label, text) rows of :func:`agentsim.fidelity.run_figures` for ``show`` and ``fidelity``."""
     rows: list[tuple[str, str]] = []
-    ref = fig.get("reference_run_id")
-    f = fig.get("flips")
+    ref, f = fig.reference_run_id, fig.flips
     rows.append(("reference run", str(ref) if ref is not None
                  else "none (this run is the top rung of its model, scenario and mode)"))
     if f:
-        rows.append(("flips vs reference", f"tasks {f['task_right_to_wrong']} right->wrong, {f['task_wrong_to_right']} "
-                     f"wrong->right of {f['tasks_paired']}; hops {f['hop_right_to_wrong']} / {f['hop_wrong_to_right']} "
-                     f"of {f['hops_paired']}"))
+        rows.append(("flips vs reference", f"tasks {f.task_right_to_wrong} right->wrong, {f.task_wrong_to_right} "
+                     f"wrong->right of {f.tasks_paired}; hops {f.hop_right_to_wrong} / {f.hop_wrong_to_right} "
+                     f"of {f.hops_paired}"))
     if ref is not None:
-        d = fig.get("fidelity")
-        other = d.get("reference_run_id") if d else None
+        d = fig.fidelity
+        other = d.reference_run_id if d else None
         label = "fidelity vs reference" if other in (None, ref) else f"fidelity vs run {other}"
         rows.append((label, kld_text(d)))
-    for fl in fig.get("floor") or []:
-        ff = fl["flips"]
-        rows.append((f"noise floor (vs run {fl['against_run_id']}, batch {fl['against_batch']})",
-                     f"hops {ff['hop_right_to_wrong']} / {ff['hop_wrong_to_right']} flipped of {ff['hops_paired']}, "
-                     f"tasks {ff['task_flips']}; " + kld_text(fl.get("fidelity"))))
+    for fl in fig.floor:
+        ff = fl.flips
+        rows.append((f"noise floor (vs run {fl.against_run_id}, batch {fl.against_batch})",
+                     f"hops {ff.hop_right_to_wrong} / {ff.hop_wrong_to_right} flipped of {ff.hops_paired}, "
+                     f"tasks {ff.task_flips}; " + kld_text(fl.fidelity)))
     return rows
 
 
-def kld_text(d: dict[str, Any] | None) -> str:
-    from agentsim.fidelity.figures import estimate_label
-
+def kld_text(d: FidelitySummary | None) -> str:
     if not d:
         return "not computed (agentsim fidelity RUN)"
-    if d["kld_mean"] is None:
-        why = "; ".join(f"{k} ({v})" for k, v in (d.get("reasons") or {}).items()) or d.get("note") or "-"
-        return f"{d['kind']}: no hop compared: {why}"
-    ci = d.get("kld_ci95")
-    est = f" ({estimate_label(d)})" if estimate_label(d) else ""
-    text = (f"KLD {d['kld_mean']:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "") + f"{est}, same top "
-            f"{100 * d['same_top']:.1f}%, RMS dp {100 * d['delta_p_rms']:.2f}%; {d['compared']} hops "
-            f"({d['positions']} positions)")
-    if d.get("diverged"):
-        text += f", {d['diverged']} diverged (free mode: inputs differ, not compared)"
+    if d.kld_mean is None:
+        why = "; ".join(f"{k} ({v})" for k, v in (d.reasons or {}).items()) or d.note or "-"
+        return f"{d.kind}: no hop compared: {why}"
+    ci = d.kld_ci95
+    est = f" ({d.estimate_label})" if d.estimate_label else ""
+    text = (f"KLD {d.kld_mean:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "") + f"{est}, same top "
+            f"{100 * (d.same_top or 0.0):.1f}%, RMS dp {100 * (d.delta_p_rms or 0.0):.2f}%; {d.compared} hops "
+            f"({d.positions} positions)")
+    if d.diverged:
+        text += f", {d.diverged} diverged (free mode: inputs differ, not compared)"
     return text
 
 
@@ -82,7 +82,7 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
     results = []
     for run in runs:
         fig = fidelity.run_figures(store, run, args.reference)
-        results.append({"run_id": run.id, **fig})
+        results.append({"run_id": run.id, **fig.to_json()})
         if not args.json:
             out.print(f"[bold]run {run.id}[/bold] " + esc(f"{run.backend} [{run.mode}] batch {batch_size_of(run)}"))
             for k, v in fidelity_lines(fig):

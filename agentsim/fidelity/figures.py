@@ -4,17 +4,20 @@ and what is shown beside accuracy (with the noise floor)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from agentsim.fidelity_tables import fidelity_passes, fidelity_rows
+from agentsim.result import Result
 from agentsim.store import RunRead, Store, batch_size_of
 
 from .passes import default_reference, floor_partner, same_rung
 
-__all__ = ["FidelitySummary", "fidelity_summary", "Flips", "flips", "run_figures", "flat_figures"]
+__all__ = ["FidelitySummary", "fidelity_summary", "Flips", "flips", "FloorFigure", "RunFidelity", "MeasuredFloor",
+           "run_figures", "flat_figures", "estimate_label", "measured_floors", "floor_text", "floor_of"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -22,7 +25,7 @@ __all__ = ["FidelitySummary", "fidelity_summary", "Flips", "flips", "run_figures
 
 
 @dataclass(frozen=True)
-class FidelitySummary:
+class FidelitySummary(Result):
     """A run's fidelity against one reference, pooled over its compared hops."""
 
     run_id: int
@@ -43,10 +46,14 @@ class FidelitySummary:
     note: str | None = None
     reasons: dict[str, int] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        return asdict(self)
+    @property
+    def estimate_label(self) -> str:
+        """What a figure must say about how it was computed: ``""`` for exact figures,
+        ``"top-k estimate (k=20)"`` for a server's top-k lists."""
+        if self.kind != "topk":
+            return ""
+        k = (self.layout or {}).get("top_k")
+        return f"top-k estimate (k={k})" if k else "top-k estimate"
 
 
 def fidelity_summary(store: Store, run_id: int, reference_id: int | None = None, *,
@@ -109,9 +116,10 @@ def _bootstrap_ratio(clusters: list[int], num: np.ndarray, den: np.ndarray, resa
 
 
 @dataclass(frozen=True)
-class Flips:
+class Flips(Result):
     """Answers that changed against the reference run, instance by instance (task success) and
-    hop by hop (model hops): right -> wrong and wrong -> right."""
+    hop by hop (model hops): right -> wrong and wrong -> right; ``task_flips`` and ``hop_flips``
+    are their sums (computed, and written to the JSON after the counts)."""
 
     run_id: int
     reference_run_id: int
@@ -121,19 +129,12 @@ class Flips:
     hops_paired: int
     hop_right_to_wrong: int
     hop_wrong_to_right: int
+    task_flips: int = field(init=False)
+    hop_flips: int = field(init=False)
 
-    @property
-    def task_flips(self) -> int:
-        return self.task_right_to_wrong + self.task_wrong_to_right
-
-    @property
-    def hop_flips(self) -> int:
-        return self.hop_right_to_wrong + self.hop_wrong_to_right
-
-    def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        return {**asdict(self), "task_flips": self.task_flips, "hop_flips": self.hop_flips}
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task_flips", self.task_right_to_wrong + self.task_wrong_to_right)
+        object.__setattr__(self, "hop_flips", self.hop_right_to_wrong + self.hop_wrong_to_right)
 
 
 def flips(store: Store, run_id: int, reference_id: int) -> Flips:
@@ -157,7 +158,61 @@ def flips(store: Store, run_id: int, reference_id: int) -> Flips:
 # the figures shown beside accuracy
 
 
-def run_figures(store: Store, run: RunRead | int, reference_id: int | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class FloorFigure(Result):
+    """A run's noise floor against one run of the *same rung* at another batch size or spec: the
+    flips between them and the stored pass (None: not computed)."""
+
+    against_run_id: int
+    against_batch: int
+    against_backend: str
+    batch: int
+    flips: Flips
+    fidelity: FidelitySummary | None
+
+
+@dataclass(frozen=True)
+class RunFidelity(Result):
+    """What is shown beside a run's accuracy (:func:`run_figures`): its reference run (None: it
+    is the top rung), the flips against it and its fidelity (None: no reference, or no pass; a
+    pass against another rung names its own ``fidelity.reference_run_id``), and its noise floors."""
+
+    reference_run_id: int | None
+    flips: Flips | None = None
+    fidelity: FidelitySummary | None = None
+    floor: tuple[FloorFigure, ...] = ()
+
+    @property
+    def first_floor(self) -> FloorFigure | None:
+        """The floor shown beside the run (the first: a stored pass, else its batch-1 partner)."""
+        return self.floor[0] if self.floor else None
+
+    @property
+    def own_floor_kld(self) -> float | None:
+        """The mean KLD of the run's own floor, where measured."""
+        fl = self.first_floor
+        return fl.fidelity.kld_mean if fl is not None and fl.fidelity is not None else None
+
+
+@dataclass(frozen=True)
+class MeasuredFloor(Result):
+    """One noise floor measured among the runs shown (:func:`measured_floors`): the run, the same
+    rung it was held against, its KLD and flips."""
+
+    run_id: int
+    against_run_id: int
+    batch: int
+    against_batch: int
+    kld_mean: float
+    kld_ci95: list[float] | None
+    same_top: float | None
+    hop_flips: int
+    hops_paired: int
+    task_flips: int
+    tasks_paired: int
+
+
+def run_figures(store: Store, run: RunRead | int, reference_id: int | None = None) -> RunFidelity:
     """What is shown beside a run's accuracy: its reference run, the flips against it, its
     fidelity against it (when a pass was stored), and its noise floor -- every stored pass of
     this run against the *same rung* at another batch size or spec, and the flips between them.
@@ -172,105 +227,89 @@ def run_figures(store: Store, run: RunRead | int, reference_id: int | None = Non
         else:
             ref = default_reference(store, run)
             reference_id = ref.id if ref is not None else None
-    out: dict[str, Any] = {"reference_run_id": reference_id, "flips": None, "fidelity": None, "floor": []}
+    fl: Flips | None = None
+    fs: FidelitySummary | None = None
     if reference_id is not None and int(reference_id) != run.id:
-        out["flips"] = flips(store, run.id, int(reference_id)).to_dict()
+        fl = flips(store, run.id, int(reference_id))
         fs = fidelity_summary(store, run.id, int(reference_id))
         if fs is None and rung_passes:
             # no pass against this reference (e.g. the verdicts' baseline is the top rung at
             # another batch size): the newest pass against another rung, which names its own
             # reference (``fidelity.reference_run_id``) -- renderers say "vs run N"
             fs = fidelity_summary(store, run.id, rung_passes[-1].reference_run_id)
-        out["fidelity"] = fs.to_dict() if fs else None
     floor_ids = [p.reference_run_id for p in passes if p.reference_run_id in runs
                  and same_rung(runs[p.reference_run_id], run)]
     partner = floor_partner(store, run)
     if partner is not None and partner.id not in floor_ids:
         floor_ids.append(partner.id)
-    for fid in dict.fromkeys(floor_ids):
-        fs = fidelity_summary(store, run.id, fid)
-        other = runs[fid]
-        out["floor"].append({"against_run_id": fid, "against_batch": batch_size_of(other),
-                             "against_backend": other.backend, "batch": batch_size_of(run),
-                             "flips": flips(store, run.id, fid).to_dict(),
-                             "fidelity": fs.to_dict() if fs else None})
-    return out
+    floor = tuple(FloorFigure(against_run_id=fid, against_batch=batch_size_of(runs[fid]),
+                              against_backend=runs[fid].backend, batch=batch_size_of(run),
+                              flips=flips(store, run.id, fid), fidelity=fidelity_summary(store, run.id, fid))
+                  for fid in dict.fromkeys(floor_ids))
+    return RunFidelity(reference_run_id=reference_id, flips=fl, fidelity=fs, floor=floor)
 
 
-def flat_figures(fig: dict[str, Any]) -> dict[str, Any]:
+def flat_figures(fig: RunFidelity) -> dict[str, Any]:
     """:func:`run_figures` as flat columns (``to_pandas()``)."""
-    f = fig.get("flips") or {}
-    d = fig.get("fidelity") or {}
-    ci = d.get("kld_ci95") or [None, None]
-    floor = (fig.get("floor") or [{}])[0] if fig.get("floor") else {}
-    ff = floor.get("flips") or {}
-    fd = floor.get("fidelity") or {}
+    f, d, floor = fig.flips, fig.fidelity, fig.first_floor
+    ci = (d.kld_ci95 if d else None) or [None, None]
+    ff = floor.flips if floor else None
+    fd = floor.fidelity if floor else None
     return {
-        "reference_run_id": fig.get("reference_run_id"),
-        "flips_task_right_to_wrong": f.get("task_right_to_wrong"),
-        "flips_task_wrong_to_right": f.get("task_wrong_to_right"),
-        "flips_hop_right_to_wrong": f.get("hop_right_to_wrong"),
-        "flips_hop_wrong_to_right": f.get("hop_wrong_to_right"),
-        "fidelity_kind": d.get("kind"),
-        "kld_mean": d.get("kld_mean"),
+        "reference_run_id": fig.reference_run_id,
+        "flips_task_right_to_wrong": f.task_right_to_wrong if f else None,
+        "flips_task_wrong_to_right": f.task_wrong_to_right if f else None,
+        "flips_hop_right_to_wrong": f.hop_right_to_wrong if f else None,
+        "flips_hop_wrong_to_right": f.hop_wrong_to_right if f else None,
+        "fidelity_kind": d.kind if d else None,
+        "kld_mean": d.kld_mean if d else None,
         "kld_ci95_low": ci[0],
         "kld_ci95_high": ci[1],
-        "same_top": d.get("same_top"),
-        "delta_p_rms": d.get("delta_p_rms"),
-        "fidelity_hops_compared": d.get("compared"),
-        "fidelity_hops_diverged": d.get("diverged"),
-        "floor_run_id": floor.get("against_run_id"),
-        "floor_hop_flips": ff.get("hop_flips"),
-        "floor_task_flips": ff.get("task_flips"),
-        "floor_kld_mean": fd.get("kld_mean"),
-        "floor_same_top": fd.get("same_top"),
+        "same_top": d.same_top if d else None,
+        "delta_p_rms": d.delta_p_rms if d else None,
+        "fidelity_hops_compared": d.compared if d else None,
+        "fidelity_hops_diverged": d.diverged if d else None,
+        "floor_run_id": floor.against_run_id if floor else None,
+        "floor_hop_flips": ff.hop_flips if ff else None,
+        "floor_task_flips": ff.task_flips if ff else None,
+        "floor_kld_mean": fd.kld_mean if fd else None,
+        "floor_same_top": fd.same_top if fd else None,
     }
 
 
-def estimate_label(d: dict[str, Any] | Any | None) -> str:
-    """What a figure of ``d`` (a summary or its dict) must say about how it was computed:
-    ``""`` for exact figures, ``"top-k estimate (k=20)"`` for a server's top-k lists."""
-    if d is None:
-        return ""
-    get = d.get if isinstance(d, dict) else lambda k, default=None: getattr(d, k, default)
-    if get("kind") != "topk":
-        return ""
-    k = (get("layout") or {}).get("top_k")
-    return f"top-k estimate (k={k})" if k else "top-k estimate"
+def estimate_label(d: FidelitySummary | None) -> str:
+    """What a figure of ``d`` must say about how it was computed (``""`` for none or exact figures;
+    :attr:`FidelitySummary.estimate_label`)."""
+    return d.estimate_label if d is not None else ""
 
 
-def measured_floors(figs: dict[Any, Any]) -> list[dict[str, Any]]:
-    """Every noise floor measured among these runs' figures (:func:`run_figures` dicts by run id):
+def measured_floors(figs: Mapping[Any, RunFidelity | None]) -> list[MeasuredFloor]:
+    """Every noise floor measured among these runs' figures (:func:`run_figures` by run id):
     the run, the same rung it was held against (other batch size or spec), its KLD and flips.
     Largest KLD first: the conservative floor to hold other rungs against."""
-    out: list[dict[str, Any]] = []
-    for rid, fig in (figs or {}).items():
-        for fl in (fig or {}).get("floor") or []:
-            fd = fl.get("fidelity") or {}
-            if fd.get("kld_mean") is None:
-                continue
-            f = fl.get("flips") or {}
-            out.append({"run_id": int(rid), "against_run_id": fl.get("against_run_id"), "batch": fl.get("batch"),
-                        "against_batch": fl.get("against_batch"), "kld_mean": fd["kld_mean"],
-                        "kld_ci95": fd.get("kld_ci95"), "same_top": fd.get("same_top"),
-                        "hop_flips": f.get("hop_flips"), "hops_paired": f.get("hops_paired"),
-                        "task_flips": f.get("task_flips"), "tasks_paired": f.get("tasks_paired")})
-    return sorted(out, key=lambda x: -x["kld_mean"])
+    out = [MeasuredFloor(run_id=int(rid), against_run_id=fl.against_run_id, batch=fl.batch,
+                         against_batch=fl.against_batch, kld_mean=fl.fidelity.kld_mean,
+                         kld_ci95=fl.fidelity.kld_ci95, same_top=fl.fidelity.same_top,
+                         hop_flips=fl.flips.hop_flips, hops_paired=fl.flips.hops_paired,
+                         task_flips=fl.flips.task_flips, tasks_paired=fl.flips.tasks_paired)
+           for rid, fig in (figs or {}).items() if fig is not None
+           for fl in fig.floor if fl.fidelity is not None and fl.fidelity.kld_mean is not None]
+    return sorted(out, key=lambda x: -x.kld_mean)
 
 
-def floor_text(fl: dict[str, Any]) -> str:
+def floor_text(fl: MeasuredFloor) -> str:
     """One measured floor in words: ``KLD 1.5e-05 [0, 3.3e-05], 0 of 36 hops flipped (run 12 at
     batch 8 against run 21 at batch 1)``."""
-    ci = fl.get("kld_ci95")
-    return (f"KLD {fl['kld_mean']:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "")
-            + f", {fl.get('hop_flips', 0)} of {fl.get('hops_paired', 0)} hops flipped (run {fl['run_id']} at batch "
-            f"{fl.get('batch')} against run {fl['against_run_id']} at batch {fl.get('against_batch')})")
+    ci = fl.kld_ci95
+    return (f"KLD {fl.kld_mean:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "")
+            + f", {fl.hop_flips} of {fl.hops_paired} hops flipped (run {fl.run_id} at batch "
+            f"{fl.batch} against run {fl.against_run_id} at batch {fl.against_batch})")
 
 
-def floor_of(fig: dict[str, Any] | None, floors: list[dict[str, Any]]) -> tuple[float | None, bool]:
+def floor_of(fig: RunFidelity | None, floors: list[MeasuredFloor]) -> tuple[float | None, bool]:
     """The floor a run's KLD stands beside: its own (the same rung at batch 1) where measured,
     else the largest one measured among the runs shown (``own`` False: another rung's)."""
-    own = (((fig or {}).get("floor") or [{}])[0].get("fidelity") or {}).get("kld_mean") if (fig or {}).get("floor") else None
+    own = fig.own_floor_kld if fig is not None else None
     if own is not None:
         return float(own), True
-    return (float(floors[0]["kld_mean"]), False) if floors else (None, False)
+    return (float(floors[0].kld_mean), False) if floors else (None, False)

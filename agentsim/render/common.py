@@ -199,20 +199,21 @@ def _share_ci(f: Estimate | None) -> str:
 
 def fidelity_cells(doc: Report, b: RunEvaluation) -> dict[str, str]:
     """The flips and KLD cells of a run's row (agentsim.fidelity), with its noise floor."""
-    from agentsim.fidelity.figures import estimate_label, floor_of, measured_floors
+    from agentsim.fidelity.figures import floor_of, measured_floors
 
-    fig = (doc.fidelity or {}).get(str(b.run_id)) or {}
-    f, d = fig.get("flips"), fig.get("fidelity")
-    floor = (fig.get("floor") or [None])[0]
-    flips = "-" if not f else f"-{f['task_right_to_wrong']} +{f['task_wrong_to_right']}"
+    fig = (doc.fidelity or {}).get(str(b.run_id))
+    if fig is None:
+        return {"flips": "-", "KLD": "-"}
+    f, d, floor = fig.flips, fig.fidelity, fig.first_floor
+    flips = "-" if not f else f"-{f.task_right_to_wrong} +{f.task_wrong_to_right}"
     if f and floor:
-        flips += f" (floor {floor['flips']['task_flips']})"
+        flips += f" (floor {floor.flips.task_flips})"
     kld = "-"
-    if d and d.get("kld_mean") is not None:
-        ci = d.get("kld_ci95")
-        kld = f"{d['kld_mean']:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "") + (f" {estimate_label(d)}" if estimate_label(d) else "")
-        if d.get("reference_run_id") != fig.get("reference_run_id"):
-            kld += f" vs r{d['reference_run_id']}"
+    if d and d.kld_mean is not None:
+        ci = d.kld_ci95
+        kld = f"{d.kld_mean:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "") + (f" {d.estimate_label}" if d.estimate_label else "")
+        if d.reference_run_id != fig.reference_run_id:
+            kld += f" vs r{d.reference_run_id}"
         fl, own = floor_of(fig, measured_floors(doc.fidelity))
         if fl is not None:
             kld += f" (floor {fl:.3g})" if own else f" (floor† {fl:.3g})"
@@ -228,13 +229,14 @@ def floor_lines(doc: Report) -> list[str]:
     if not floors:
         return []
     out = [f"noise floor (measured: the same rung at another batch size): {floor_text(fl)}" for fl in floors]
-    fl = floors[0]["kld_mean"]
+    fl = floors[0].kld_mean
     if fl > 0:
         rel = []
         for b in doc.runs:
-            d = ((doc.fidelity or {}).get(str(b.run_id)) or {}).get("fidelity") or {}
-            if d.get("kld_mean") is not None:
-                rel.append(f"r{b.run_id} {b.precision or b.backend} [{b.mode}] {d['kld_mean'] / fl:.3g}x")
+            fig = (doc.fidelity or {}).get(str(b.run_id))
+            d = fig.fidelity if fig is not None else None
+            if d is not None and d.kld_mean is not None:
+                rel.append(f"r{b.run_id} {b.precision or b.backend} [{b.mode}] {d.kld_mean / fl:.3g}x")
         if rel:
             out.append("KLD against the largest floor: " + ", ".join(rel))
     return out

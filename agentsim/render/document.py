@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentsim.analysis import analyse
 from agentsim.analysis.results import (
@@ -25,6 +25,9 @@ from agentsim.analysis.results import (
 from agentsim.versions import dist_version
 
 from .facts import machine_text, realisation_text, rung_note, source_text
+
+if TYPE_CHECKING:
+    from agentsim.fidelity import RunFidelity
 
 __all__ = ["build_report", "select_run_ids", "Report", "REPORT_SCHEMA_VERSION", "ERROR_KINDS"]
 
@@ -77,12 +80,13 @@ def _error_kinds(store: Any, run_id: int) -> dict[str, int]:
 @dataclass(frozen=True, kw_only=True)
 class Report(Result):
     """What every rendering reads: the evaluation (its keys at the top of the JSON), the report's
-    own block, the scale axis (None below two model sizes), fidelity per run and the recommendations."""
+    own block (its ``noise_floor``: :class:`agentsim.fidelity.MeasuredFloor` s), the scale axis (None
+    below two model sizes), fidelity per run (by run id, as a string) and the recommendations."""
 
     evaluation: Evaluation = field(metadata={"flatten": True})
     report: dict[str, Any]
     scale: ScaleAnalysis | None
-    fidelity: dict[str, Any]
+    fidelity: dict[str, RunFidelity]
     recommendations: list[Recommendation]
 
     @property
@@ -167,7 +171,7 @@ def _facts(blocks: list[RunEvaluation], models: list[str]) -> dict[str, Any]:
     }
 
 
-def fidelity_block(store: Any, blocks: list[RunEvaluation]) -> dict[str, Any]:
+def fidelity_block(store: Any, blocks: list[RunEvaluation]) -> dict[str, RunFidelity]:
     """Per run (by id, as a string): :func:`agentsim.fidelity.run_figures` against its baseline --
     flips, the stored fidelity pass and the noise floor (docs/fidelity.md)."""
     from agentsim.fidelity import run_figures

@@ -289,7 +289,9 @@ def fidelity_kld(doc: Report) -> str | None:
     same rung at batch 1) next to its model-hop accuracy with its 95 % CI. KLD measures drift of
     the token distributions, not task success (docs/statistics.md)."""
     fid = doc.fidelity or {}
-    blocks = [b for b in doc.runs if ((fid.get(str(b.run_id)) or {}).get("fidelity") or {}).get("kld_mean")]
+    kld = {b.run_id: d.kld_mean for b in doc.runs
+           if (f := fid.get(str(b.run_id))) is not None and (d := f.fidelity) is not None and d.kld_mean}
+    blocks = [b for b in doc.runs if b.run_id in kld]
     if not blocks:
         return None
     plt = _plt()
@@ -298,11 +300,10 @@ def fidelity_kld(doc: Report) -> str | None:
     ys = list(range(len(blocks)))
     for colour, y, b in ((colour_of(doc)(b), y, b) for y, b in zip(ys, blocks, strict=True)):
         f = fid[str(b.run_id)]
-        d = f["fidelity"]
-        v = d["kld_mean"]
-        ci = d.get("kld_ci95") or [v, v]
+        v = kld[b.run_id]
+        ci = (f.fidelity.kld_ci95 if f.fidelity else None) or [v, v]
         ax.errorbar([v], [y], xerr=[[max(v - ci[0], 0)], [max(ci[1] - v, 0)]], fmt="o", color=colour, capsize=3)
-        fl = ((f.get("floor") or [{}])[0].get("fidelity") or {}).get("kld_mean")
+        fl = f.own_floor_kld
         if fl:
             ax.plot([fl], [y], "o", mfc="none", color=colour)
         acc = b.single.model_hop_accuracy
@@ -312,9 +313,9 @@ def fidelity_kld(doc: Report) -> str | None:
             ax2.errorbar([a], [y], xerr=[[a - aci[0]], [aci[1] - a]], fmt="s", color=colour, capsize=3)
     floors = (doc.report or {}).get("noise_floor") or []
     if floors:  # the largest measured floor: drift left of it cannot be told from batching
-        ax.axvline(floors[0]["kld_mean"], color="grey", linestyle=":", linewidth=1,
-                   label=f"noise floor (run {floors[0]['run_id']}, batch {floors[0]['batch']} vs "
-                         f"{floors[0]['against_batch']})")
+        ax.axvline(floors[0].kld_mean, color="grey", linestyle=":", linewidth=1,
+                   label=f"noise floor (run {floors[0].run_id}, batch {floors[0].batch} vs "
+                         f"{floors[0].against_batch})")
         ax.legend(fontsize=6, loc="lower right")
     ax.set_xscale("log")
     ax.set_yticks(ys)

@@ -184,7 +184,7 @@ def test_the_demo_measures_a_noise_floor_and_shows_it_beside_the_rungs(tiny_gguf
     against it; the demo's fidelity section, the report's JSON, its lines and the KLD cells
     show it beside the rungs' drift."""
     from agentsim import demo
-    from agentsim.fidelity.figures import floor_of
+    from agentsim.fidelity.figures import RunFidelity, floor_of
     from agentsim.launch import Launch, RunControl, run_launch
     from agentsim.measure import UnavailableMeter
     from agentsim.render import build_report
@@ -210,14 +210,14 @@ def test_the_demo_measures_a_noise_floor_and_shows_it_beside_the_rungs(tiny_gguf
     assert "noise floor (the same rung at batch 1, measured): KLD" in out and "x floor" in out
     doc = build_report(store, [r.id for r in res.runs])
     (fl,) = doc.report["noise_floor"]
-    assert fl["run_id"] == rung.id and fl["batch"] == 4 and fl["against_batch"] == 1 and fl["kld_mean"] >= 0
+    assert fl.run_id == rung.id and fl.batch == 4 and fl.against_batch == 1 and fl.kld_mean >= 0
     lines = floor_lines(doc)
     assert lines and lines[0].startswith("noise floor (measured") and f"run {rung.id} at batch 4" in lines[0]
     b = next(x for x in doc.runs if x.run_id == rung.id)
     assert "(floor " in fidelity_cells(doc, b)["KLD"]
     assert "noise floor (measured" in render_markdown(doc)[0]
     # a run without its own floor stands beside the largest one measured (marked as another rung's)
-    assert floor_of({"floor": []}, doc.report["noise_floor"]) == (fl["kld_mean"], False)
+    assert floor_of(RunFidelity(reference_run_id=None), doc.report["noise_floor"]) == (fl.kld_mean, False)
     store.close()
 
 

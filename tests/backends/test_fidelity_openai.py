@@ -99,7 +99,7 @@ def test_openai_topk_estimate_against_the_exact_kld(tiny_gguf: Path, tiny_gguf_f
         assert fidelity.estimate_label(s_same) == "top-k estimate (k=20)"
         from agentsim.cli.fidelity import kld_text
 
-        assert "(top-k estimate (k=20))" in kld_text(s_same.to_dict())
+        assert "(top-k estimate (k=20))" in kld_text(s_same)
         rows = [r for r in fidelity_rows(store, rung.id, ref.id) if r.status == "topk"]
         assert rows, [(r.status, r.reason) for r in fidelity_rows(store, rung.id, ref.id)]
         # afterwards (no capture: the server's logprobs are gone) it is unavailable, with the reason

@@ -51,14 +51,22 @@ def test_fidelity_text_for_a_hop_not_compared() -> None:
 
 
 def test_compare_cells_show_flips_kld_and_the_floor() -> None:
+    import dataclasses
+
+    from agentsim.fidelity import FidelitySummary, Flips, FloorFigure, RunFidelity
     from agentsim.tui.compare_screen import fidelity_cells
 
-    s = SimpleNamespace(run_id=7, baseline_run_id=5, fidelity={
-        "reference_run_id": 5,
-        "flips": {"task_right_to_wrong": 3, "task_wrong_to_right": 1},
-        "fidelity": {"kld_mean": 0.000405, "kind": "exact", "reference_run_id": 5},
-        "floor": [{"flips": {"task_flips": 0}}]})
+    def summary(ref: int, kind: str = "exact", **layout: int) -> FidelitySummary:
+        return FidelitySummary(run_id=7, reference_run_id=ref, kind=kind, hops=4, compared=4, diverged=0, unavailable=0,
+                               positions=12, kld_mean=0.000405, kld_ci95=None, same_top=1.0, delta_p_rms=0.0,
+                               parted_hops=0, seconds=1.0, layout=layout)
+
+    floor = FloorFigure(against_run_id=8, against_batch=1, against_backend="llama", batch=4,
+                        flips=Flips(7, 8, 4, 0, 0, 12, 0, 0), fidelity=None)
+    fig = RunFidelity(reference_run_id=5, flips=Flips(7, 5, 4, 3, 1, 12, 2, 1), fidelity=summary(5), floor=(floor,))
+    s = SimpleNamespace(run_id=7, baseline_run_id=5, fidelity=fig)
+    assert fig.flips.task_flips == 4 and fig.flips.hop_flips == 3
     assert fidelity_cells(s) == ("-3 +1 (floor 0)", "0.000405")
-    s.fidelity["fidelity"]["reference_run_id"] = 6
-    assert fidelity_cells(s)[1] == "0.000405 vs r6"
+    s.fidelity = dataclasses.replace(fig, fidelity=summary(6, "topk", top_k=20), floor=())
+    assert fidelity_cells(s) == ("-3 +1", "0.000405 top-k estimate (k=20) vs r6")
     assert fidelity_cells(SimpleNamespace(run_id=5, baseline_run_id=5, fidelity=None)) == ("-", "-")

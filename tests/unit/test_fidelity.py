@@ -146,7 +146,16 @@ def test_a_reference_of_other_instances_is_refused(tmp_path) -> None:
 def test_run_figures_and_flat_columns(sim_runs) -> None:
     store, (noisy, oracle) = sim_runs
     fig = fidelity.run_figures(store, noisy, oracle.id)
-    assert fig["reference_run_id"] == oracle.id and fig["flips"]["tasks_paired"] == 6
+    assert isinstance(fig, fidelity.RunFidelity) and fig.reference_run_id == oracle.id
+    assert fig.flips is not None and fig.flips.tasks_paired == 6 and fig.fidelity is None and fig.floor == ()
     flat = fidelity.flat_figures(fig)
-    assert flat["flips_task_right_to_wrong"] == fig["flips"]["task_right_to_wrong"]
-    assert flat["kld_mean"] is None
+    assert flat["flips_task_right_to_wrong"] == fig.flips.task_right_to_wrong
+    assert flat["kld_mean"] is None and flat["floor_run_id"] is None
+    # its JSON: the keys the dicts had, the flips' sums after their counts
+    js = fig.to_json()
+    assert list(js) == ["reference_run_id", "flips", "fidelity", "floor"] and js["floor"] == []
+    assert list(js["flips"])[-2:] == ["task_flips", "hop_flips"]
+    assert js["flips"]["task_flips"] == fig.flips.task_right_to_wrong + fig.flips.task_wrong_to_right
+    # a run held against itself: no flips, no fidelity
+    own = fidelity.run_figures(store, noisy, noisy.id)
+    assert own.reference_run_id == noisy.id and own.flips is None and own.fidelity is None

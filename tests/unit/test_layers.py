@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
     # leaves: import nothing of agentsim's above them
     ("agentsim.errors", "agentsim.precision", "agentsim.values", "agentsim.paths", "agentsim.versions",
      "agentsim.hashing", "agentsim.registry", "agentsim.expr", "agentsim.limits", "agentsim.answers",
-     "agentsim.gbnf", "agentsim.grammar", "agentsim.tools", "agentsim.console", "agentsim.quant"),
+     "agentsim.gbnf", "agentsim.grammar", "agentsim.tools", "agentsim.console", "agentsim.quant", "agentsim.result"),
     # data sources, scenarios, models, the device and energy
     ("agentsim.datasets", "agentsim.scenario", "agentsim.hardware", "agentsim.models", "agentsim.measure",
      "agentsim.lab"),
