@@ -92,10 +92,10 @@ class Results:
                        if present(v := getattr(s, f.name)) and not isinstance(v, (dict, list))}
                 for kind, n in s.error_kinds.items():
                     row[f"errors_{kind}"] = n
-                row["energy_j"] = s.energy["joules"]
-                row["energy_kind"] = s.energy["kind"]
-                row["energy_source"] = s.energy["source"]
-                row["reliability_r"] = s.reliability["r"]
+                row["energy_j"] = s.energy.joules
+                row["energy_kind"] = s.energy.kind
+                row["energy_source"] = s.energy.source
+                row["reliability_r"] = s.reliability.r
                 # flips against the reference run, fidelity (KLD, same top) and the noise floor
                 from agentsim.fidelity import flat_figures, run_figures
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agentsim.analysis.summary_results import EnergySummary
 
 __all__ = [
     "console",
@@ -92,20 +95,21 @@ def energy_off(meter: Mapping[str, Any] | None) -> bool:
     return bool(meter) and meter.get("name") == "off"  # type: ignore[union-attr]
 
 
-def energy_text(e: Mapping[str, Any], meter: Mapping[str, Any] | None = None) -> str:
-    """A run's energy for ``show``: figure, kind and source, or why there is none.
+def energy_text(e: EnergySummary, meter: Mapping[str, Any] | None = None) -> str:
+    """A run's energy (a run summary's ``energy``) for ``show``: figure, kind and source, or why
+    there is none.
 
     ``meter`` is the run's stored ``energy_meter`` (``Run.energy_meter``): it tells metering
     turned off (``--energy off``) from a machine without a meter.
     """
-    if e["kind"] == "unavailable":
+    if e.kind == "unavailable":
         if energy_off(meter):
             return "not recorded (metering turned off: --energy off)"
         return "unavailable (no meter on this machine)"
-    if e["kind"] == "mixed":
-        parts = [f"{energy_short(k)} {v['joules']:.3f} J" for k, v in e["by_kind"].items() if v["joules"] is not None]
+    if e.kind == "mixed":
+        parts = [f"{energy_short(k)} {v.joules:.3f} J" for k, v in e.by_kind.items() if v.joules is not None]
         return "mixed (not summed): " + ", ".join(parts)
-    return f"{e['joules']:.3f} J {energy_short(e['kind'])} ({e['kind']}, {e['source']})"
+    return f"{e.joules:.3f} J {energy_short(e.kind)} ({e.kind}, {e.source})"
 
 
 def params_text(params: Mapping[str, Any] | None) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from .analysis.results import Result
 from .analysis.summary_results import CompareRow, RunSummary
 from .analysis.verdict import VERDICT_SHORT
 from .console import ENERGY_SHORT, compact_table, energy_short, esc, pct
@@ -13,7 +15,7 @@ if TYPE_CHECKING:
     from .fidelity import FidelitySummary
 
 __all__ = ["comparison_table", "mixed_runs_warning", "run_label", "scenario_label", "demo_table", "combine",
-           "fidelity_table"]
+           "Pooled", "fidelity_table"]
 
 
 _pct = pct
@@ -130,7 +132,7 @@ def comparison_table(rows: list[CompareRow], title: str | None = None) -> Any:
 
         ek = r.error_kinds
         energy = r.energy_per_correct_task_j
-        e_txt = "-" if energy is None else f"{energy:.1f} {energy_short(r.energy['kind'])}"
+        e_txt = "-" if energy is None else f"{energy:.1f} {energy_short(r.energy.kind)}"
         what = run_label(r)
         if not same_scenario:
             what += f"\n{scenario_label(r)}"
@@ -159,7 +161,28 @@ def _x1(v: Any) -> str:
     return "" if v is None else f" {v:.2f}x"
 
 
-def combine(summaries: list[RunSummary]) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Pooled(Result):
+    """Several runs' summaries pooled into one row of :func:`demo_table` (:func:`combine`): the
+    shares over all their hops / instances, the summed error kinds and times, and energy per
+    correct task only when every run's energy is of one kind (``energy_kind`` else ``mixed``)."""
+
+    hops: int
+    accuracy: float | None
+    model_hop_accuracy: float | None
+    task_success: float | None
+    instances: int
+    #: counts by error kind (an open set of names, as in :class:`RunSummary`)
+    error_kinds: dict[str, int]
+    decode_tokens_per_s: float | None
+    wall_s_per_hop: float | None
+    energy_kind: str
+    energy_per_correct_task_j: float | None
+    prompt_tokens: float | None
+    cached_tokens: float | None
+
+
+def combine(summaries: list[RunSummary]) -> Pooled:
     """Pool several run summaries (e.g. one per scenario) into one row of figures."""
     hops = sum(s.hops_recorded for s in summaries)
     correct = sum(round((s.accuracy or 0) * s.hops_recorded) for s in summaries)
@@ -179,24 +202,24 @@ def combine(summaries: list[RunSummary]) -> dict[str, Any]:
     ctoks = total("completion_tokens")
     dec = total("decode_s")
     wall = total("wall_s")
-    energy_kinds = {s.energy["kind"] for s in summaries}
+    energy_kinds = {s.energy.kind for s in summaries}
     joules = None  # summed only when every run's energy is of one kind (measured or estimated)
-    if len(energy_kinds) == 1 and energy_kinds <= {"measured", "estimated"}:
-        joules = float(sum(s.energy["joules"] or 0 for s in summaries))
-    return {
-        "hops": hops,
-        "accuracy": correct / hops if hops else None,
-        "model_hop_accuracy": model_correct / model_hops if model_hops else None,
-        "task_success": success / finished if finished else None,
-        "instances": finished,
-        "error_kinds": kinds,
-        "decode_tokens_per_s": (ctoks / dec) if (ctoks and dec) else None,
-        "wall_s_per_hop": (wall / hops) if (wall is not None and hops) else None,
-        "energy_kind": energy_kinds.pop() if len(energy_kinds) == 1 else "mixed",
-        "energy_per_correct_task_j": (joules / success) if (joules is not None and success) else None,
-        "prompt_tokens": total("prompt_tokens"),
-        "cached_tokens": total("cached_tokens"),
-    }
+    if len(energy_kinds) == 1 and all(s.energy.summable for s in summaries):
+        joules = float(sum(s.energy.joules or 0 for s in summaries))
+    return Pooled(
+        hops=hops,
+        accuracy=correct / hops if hops else None,
+        model_hop_accuracy=model_correct / model_hops if model_hops else None,
+        task_success=success / finished if finished else None,
+        instances=finished,
+        error_kinds=kinds,
+        decode_tokens_per_s=(ctoks / dec) if (ctoks and dec) else None,
+        wall_s_per_hop=(wall / hops) if (wall is not None and hops) else None,
+        energy_kind=energy_kinds.pop() if len(energy_kinds) == 1 else "mixed",
+        energy_per_correct_task_j=(joules / success) if (joules is not None and success) else None,
+        prompt_tokens=total("prompt_tokens"),
+        cached_tokens=total("cached_tokens"),
+    )
 
 
 def demo_table(
@@ -235,19 +258,19 @@ def demo_table(
             if g[0].precision_mode == "emulated":
                 prec += "*"
             is_base = backend == base_backend
-            ek = c["error_kinds"]
-            e = c["energy_per_correct_task_j"]
+            ek = c.error_kinds
+            e = c.energy_per_correct_task_j
             t.add_row(
                 esc(prec) if mode == "free" else "",
                 esc(mode),
-                _pct(c["model_hop_accuracy"]),
-                _pct(c["task_success"]),
+                _pct(c.model_hop_accuracy),
+                _pct(c.task_success),
                 str(ek.get("local", 0)),
                 str(ek.get("propagated", 0)),
                 str(ek.get("parse", 0) + ek.get("backend", 0)) + (f" ✂{ek['truncated']}" if ek.get("truncated") else ""),
-                _num(c["decode_tokens_per_s"], "{:.1f}"),
-                _num(c["wall_s_per_hop"], "{:.2f}") + ("" if is_base or not b else _x(c["wall_s_per_hop"], b["wall_s_per_hop"])),
-                "-" if e is None else f"{e:.1f} {energy_short(c['energy_kind'])}",
+                _num(c.decode_tokens_per_s, "{:.1f}"),
+                _num(c.wall_s_per_hop, "{:.2f}") + ("" if is_base or not b else _x(c.wall_s_per_hop, b.wall_s_per_hop)),
+                "-" if e is None else f"{e:.1f} {energy_short(c.energy_kind)}",
             )
     t.caption = (
         "hop acc / task ok: correct model hops / instances with every hop right. local: wrong on its own; "

@@ -54,7 +54,7 @@ def energy_cell(summary: CompareRow, base: CompareRow | None = None) -> Text:
     The ratio to the baseline is shown only when both are of the same kind: a measured figure
     divided by an estimate means nothing.
     """
-    kind = summary.energy["kind"]
+    kind = summary.energy.kind
     joules = summary.energy_per_correct_task_j
     if kind == "unavailable":
         return Text("unavail.", style="dim")
@@ -62,7 +62,7 @@ def energy_cell(summary: CompareRow, base: CompareRow | None = None) -> Text:
         return Text(f"- ({energy_short(kind)})", style="dim")
     style = "green" if kind == "measured" else "yellow"
     text = Text(f"{joules:.3g} J {energy_short(kind)}", style=style)
-    if base is not None and base is not summary and base.energy["kind"] == kind:
+    if base is not None and base is not summary and base.energy.kind == kind:
         ratio = (summary.relative or {}).get("energy_per_correct_task_j")
         if ratio is not None:
             text.append(f" {ratio:.2f}x")
@@ -223,7 +223,7 @@ class CompareScreen(Screen[None]):
         if self.summaries:
             table.move_cursor(row=min(cursor, len(self.summaries) - 1))
         self.query_one("#compare-title", Static).update(self._title())
-        kinds = sorted({s.energy["kind"] for s in self.summaries})
+        kinds = sorted({s.energy.kind for s in self.summaries})
         note = "energy per correct task: " + ", ".join(
             {"measured": "meas. = measured (meter)", "estimated": "est. = estimated (model, not measured)",
              "unavailable": "unavail. = no meter on this machine", "mixed": "mixed = measured and estimated hops, not summed"}[k]
@@ -302,7 +302,7 @@ class CompareScreen(Screen[None]):
             if not by_depth:
                 continue
             xs = sorted(int(d) for d in by_depth)
-            ys = [by_depth[str(d)]["accuracy"] for d in xs]
+            ys = [by_depth[str(d)].accuracy for d in xs]
             plt.plot(xs, ys, label=series_label(s), marker="braille")
         plot.refresh()
 

@@ -67,7 +67,7 @@ def load_run(store: Store, run: RunRead | int) -> RunData:
         s = seed_of.get(int(r["instance_index"]))
         if s is not None:
             rd.hops[((int(r["instance_index"]), s), r["hop_id"])] = r
-    rd.energy_kind = energy_summary(rows)["kind"]
+    rd.energy_kind = energy_summary(rows).kind
     return rd
 
 

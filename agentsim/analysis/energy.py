@@ -7,6 +7,9 @@ from typing import Any
 
 from agentsim.store import RunRead
 
+from .results import ABSENT
+from .summary_results import EnergyOfKind, EnergySummary, RunEnergyCounter
+
 __all__ = ["energy_summary"]
 
 
@@ -18,8 +21,8 @@ def _metered(row: dict[str, Any]) -> bool:
     )
 
 
-def energy_summary(rows: list[dict[str, Any]], run: RunRead | None = None) -> dict[str, Any]:
-    """Energy totals that never add measured and estimated joules together.
+def energy_summary(rows: list[dict[str, Any]], run: RunRead | None = None) -> EnergySummary:
+    """Energy totals that never add measured and estimated joules together (:class:`EnergySummary`).
 
     ``joules``/``kind``/``source`` describe the run when every metered hop has one kind;
     otherwise ``kind`` is ``mixed`` and ``joules`` is None (the per-kind totals are in
@@ -51,33 +54,19 @@ def energy_summary(rows: list[dict[str, Any]], run: RunRead | None = None) -> di
     else:
         kind, joules = "mixed", None
         source = ",".join(sorted({s for v in sources.values() for s in v})) or None
-    out: dict[str, Any] = {
-        "joules": joules,
-        "kind": kind,
-        "source": source,
-        "by_kind": {
-            k: {"joules": per_kind.get(k), "hops": kinds[k], "source": ",".join(sorted(sources[k])) or None,
-                "hops_below_resolution": below.get(k, 0), "resolution_j": resolution.get(k)}
-            for k in present
-        },
-        "hops_metered": len(metered),
-        "hops_not_metered": len(rows) - len(metered),
-        "hops_below_resolution": sum(below.values()),
-    }
+    by_kind = {k: EnergyOfKind(joules=per_kind.get(k), hops=kinds[k], source=",".join(sorted(sources[k])) or None,
+                               hops_below_resolution=below.get(k, 0), resolution_j=resolution.get(k))
+               for k in present}
+    counter, share = ABSENT, ABSENT
     if run is not None:
-        counter = {
-            "joules": run.run_energy_j,
-            "kind": run.run_energy_kind or "unavailable",
-            "source": run.run_energy_source,
-            "resolution_j": getattr(run, "run_energy_resolution_j", None),
-            "note": getattr(run, "run_energy_note", None),
-            "hops_covered": getattr(run, "run_energy_hops", None),
-        }
-        out["run_counter"] = counter
+        counter = RunEnergyCounter(
+            joules=run.run_energy_j, kind=run.run_energy_kind or "unavailable", source=run.run_energy_source,
+            resolution_j=getattr(run, "run_energy_resolution_j", None), note=getattr(run, "run_energy_note", None),
+            hops_covered=getattr(run, "run_energy_hops", None))
         # comparable only when the run-level reading spans every hop (not after a resume)
-        same = kind == counter["kind"] and kind in ("measured", "estimated") and (
-            counter["hops_covered"] is None or counter["hops_covered"] == len(rows))
-        out["hop_share_of_run"] = (
-            joules / counter["joules"] if same and joules is not None and counter["joules"] else None
-        )
-    return out
+        same = kind == counter.kind and kind in ("measured", "estimated") and (
+            counter.hops_covered is None or counter.hops_covered == len(rows))
+        share = joules / counter.joules if same and joules is not None and counter.joules else None
+    return EnergySummary(joules=joules, kind=kind, source=source, by_kind=by_kind, hops_metered=len(metered),
+                         hops_not_metered=len(rows) - len(metered), hops_below_resolution=sum(below.values()),
+                         run_counter=counter, hop_share_of_run=share)

@@ -19,7 +19,8 @@ __all__ = ["ABSENT", "Result", "to_json", "present", "Estimate", "PairedEstimate
            "Pairing", "PairedComparison", "DepthAccuracy", "ShareOf", "SingleRun", "Verdict", "RunEvaluation",
            "RunVerdict", "Evaluation", "Candidate", "Recommendation", "NStar", "ScalePoint", "ScaleCurve",
            "ScaleAnalysis", "Compounding", "SecondaryFigure", "AccuracyTests", "EfficiencyTests", "CostSummary",
-           "VerdictSummary", "DepthLossPoint", "BucketLoss", "Interaction", "DepthLoss", "Reliability", "RootCauses",
+           "VerdictSummary", "DepthLossPoint", "BucketLoss", "Interaction", "DepthLoss", "Reliability", "ReliabilityHeadline",
+           "RootCauses",
            "Propagation", "SweepPoint", "Sweep",
            "IdentityDifference", "ScaleRatio"]
 
@@ -132,12 +133,13 @@ class ClusteredEstimate(Result):
 
 @dataclasses.dataclass(frozen=True)
 class DepthAccuracy(Result):
-    """Model hops right at one depth, with the clustered Wilson interval."""
+    """Hops right at one depth: with the clustered Wilson interval in ``evaluate()``'s single-run
+    figures, without it (``ci95`` absent) in a run summary's ``accuracy_by_depth``."""
 
     correct: int
     n: int
     accuracy: float
-    ci95: list[float] | None
+    ci95: list[float] | None = ABSENT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -522,6 +524,21 @@ class Reliability(Result):
     single_depth: bool = ABSENT
     reason: str = ABSENT
     points: list[SweepPoint] = ABSENT            # a depth sweep's runs, one per depth
+
+    def headline(self) -> ReliabilityHeadline:
+        """The figures a run summary carries (``show``): r, its interval, the half-life, method and
+        reason, as plain numbers (their JSON values: numpy scalars as floats, non-finite as None)."""
+        plain = self.to_json()
+        return ReliabilityHeadline(**{k: plain[k] for k in ReliabilityHeadline._json_order if k in plain})
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReliabilityHeadline(Reliability):
+    """The headline of a run's reliability fit (:meth:`Reliability.headline`): a run summary's
+    ``reliability``, its keys in ``show --json``'s order (the per-depth counts and the profile
+    interval are ``evaluate()``'s)."""
+
+    _json_order: ClassVar[tuple[str, ...]] = ("r", "ci95", "half_life_hops", "half_life_ci95", "method", "reason")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 from agentsim.store import RunRead, Store
 
 from .bootstrap import wilson, wilson_clustered
 from .energy import energy_summary
-from .results import Evaluation, Recommendation
+from .results import DepthAccuracy, Evaluation, Recommendation
 from .summary_results import CompareRow, RunSummary
 
 __all__ = ["summarize_run", "energy_summary", "wilson", "compare_runs", "accuracy_by_depth", "fit_reliability", "ratio_ci"]
@@ -61,7 +62,7 @@ def summarize_run(store: Store, run: RunRead | int, *, hop_count: int | None = N
     from .reliability import fit_run
 
     t = instance_table(load_run(store, run))
-    rel = fit_run(t.depths, t.depth_correct, t.depth_n, mode=run.mode).to_json()
+    rel = fit_run(t.depths, t.depth_correct, t.depth_n, mode=run.mode)
     out: dict[str, Any] = {
         "run_id": run.id,
         "scenario_label": run.scenario_label or run.scenario,
@@ -103,14 +104,13 @@ def summarize_run(store: Store, run: RunRead | int, *, hop_count: int | None = N
         "wall_s_per_hop": (sums["wall_s"] / n_hops) if (sums["wall_s"] is not None and n_hops) else None,
         "decode_tokens_per_s": (decode_tokens / decode_s) if (decode_tokens and decode_s) else None,
         "energy": energy,
-        "energy_per_correct_task_j": (energy["joules"] / successes) if (energy["joules"] is not None and successes) else None,
+        "energy_per_correct_task_j": (energy.joules / successes) if (energy.joules is not None and successes) else None,
         "accuracy_by_depth": accuracy_by_depth(rows),
         "model_hop_accuracy_by_depth": accuracy_by_depth(mh_rows),
         "machine": run.machine,
         "created_at": run.created_at.isoformat() if run.created_at else None,
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        "reliability": {k: rel[k] for k in ("r", "ci95", "half_life_hops", "half_life_ci95", "method", "reason")
-                        if k in rel},
+        "reliability": rel.headline(),
     }
     return RunSummary(**out)
 
@@ -137,19 +137,25 @@ def _mean(values: list[Any]) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def accuracy_by_depth(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def accuracy_by_depth(rows: list[dict[str, Any]]) -> dict[str, DepthAccuracy]:
+    """Hops right by depth (keyed by the depth as a string, shallowest first), without an interval."""
     acc: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for r in rows:
         acc[int(r["depth"])][0] += int(bool(r["correct"]))
         acc[int(r["depth"])][1] += 1
-    return {str(d): {"correct": c, "n": n, "accuracy": c / n} for d, (c, n) in sorted(acc.items())}
+    return {str(d): DepthAccuracy(correct=c, n=n, accuracy=c / n) for d, (c, n) in sorted(acc.items())}
 
 
-def fit_reliability(by_depth: dict[str, dict[str, Any]], rows: list[dict[str, Any]] | None = None,
+def _counts(v: DepthAccuracy | Mapping[str, Any]) -> tuple[int, int]:
+    return (v.correct, v.n) if isinstance(v, DepthAccuracy) else (v["correct"], v["n"])
+
+
+def fit_reliability(by_depth: Mapping[str, DepthAccuracy | Mapping[str, Any]], rows: list[dict[str, Any]] | None = None,
                     instances: list[Any] | None = None, *, mode: str = "free") -> dict[str, Any]:
     """Per-hop reliability r of accuracy(depth) = r^depth, by maximum likelihood on the binomial
     counts (zeros included), with its profile-likelihood interval, and the hops until accuracy
-    halves. ``r`` is None in oracle mode (accuracy does not compound there). The cluster-bootstrap
+    halves. ``by_depth``: :func:`accuracy_by_depth`'s, or its JSON (``{"1": {"correct": c, "n": n}}``).
+    ``r`` is None in oracle mode (accuracy does not compound there). The cluster-bootstrap
     interval of :func:`agentsim.analysis.reliability.fit_run` is what ``evaluate()`` reports.
     """
     from .reliability import fit_depth_counts
@@ -157,7 +163,7 @@ def fit_reliability(by_depth: dict[str, dict[str, Any]], rows: list[dict[str, An
     if mode != "free":
         return {"r": None, "half_life_hops": None, "ci95": None,
                 "reason": "oracle mode: accuracy does not compound with depth, r has no meaning"}
-    pts = [(int(d), v["correct"], v["n"]) for d, v in by_depth.items() if int(d) > 0 and v["n"]]
+    pts = [(int(d), *_counts(v)) for d, v in by_depth.items() if int(d) > 0 and _counts(v)[1]]
     if not pts:
         return {"r": None, "half_life_hops": None, "ci95": None, "reason": "no hops"}
     fit = fit_depth_counts([p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts])

@@ -11,12 +11,72 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .results import ABSENT, DepthLoss, PairedComparison, Result, Verdict
+from .results import (
+    ABSENT,
+    DepthAccuracy,
+    DepthLoss,
+    PairedComparison,
+    ReliabilityHeadline,
+    Result,
+    Verdict,
+)
 
 if TYPE_CHECKING:
     from agentsim.fidelity import RunFidelity
 
-__all__ = ["RunSummary", "CompareRow"]
+__all__ = ["RunSummary", "CompareRow", "EnergySummary", "EnergyOfKind", "RunEnergyCounter"]
+
+
+@dataclasses.dataclass(frozen=True)
+class EnergyOfKind(Result):
+    """The metered hops of one energy kind in a run (``measured``, ``estimated``, ``unavailable``):
+    their joules (None when none has a figure), count, sources, and how many read below the
+    meter's resolution (with the summed resolution)."""
+
+    joules: float | None
+    hops: int
+    source: str | None
+    hops_below_resolution: int
+    resolution_j: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class RunEnergyCounter(Result):
+    """The meter read once around the whole run (the run's ``run_energy_*`` columns; ``hops_covered``
+    None: every hop)."""
+
+    joules: float | None
+    kind: str
+    source: str | None
+    resolution_j: float | None
+    note: str | None
+    hops_covered: int | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EnergySummary(Result):
+    """A run's energy (:func:`.energy.energy_summary`), never adding measured and estimated joules.
+
+    ``joules`` / ``kind`` / ``source`` describe the run when every metered hop has one kind; else
+    ``kind`` is ``mixed`` and ``joules`` None (the totals per kind are in ``by_kind``), and
+    ``unavailable`` with no figure when nothing was metered. ``run_counter`` and
+    ``hop_share_of_run`` (the hops' joules over the run-level reading, where comparable) are there
+    only when the summary was made with the run."""
+
+    joules: float | None
+    kind: str
+    source: str | None
+    by_kind: dict[str, EnergyOfKind]
+    hops_metered: int
+    hops_not_metered: int
+    hops_below_resolution: int
+    run_counter: RunEnergyCounter = ABSENT
+    hop_share_of_run: float | None = ABSENT
+
+    @property
+    def summable(self) -> bool:
+        """Whether ``joules`` is one kind's figure that may be added to another run's of the same kind."""
+        return self.kind in ("measured", "estimated")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -25,8 +85,14 @@ class RunSummary(Result):
     JSON, with ``batch_size``, ``model_params``, ``model_bytes`` and ``fidelity`` filled in).
 
     Accuracy and task success with their 95 % intervals (hop accuracy clustered by instance), the
-    sums of the hops' tokens and times, the energy summary (:func:`.energy.energy_summary`),
-    accuracy by depth and the cluster-bootstrap reliability fit (its headline keys)."""
+    sums of the hops' tokens and times, the energy summary (:class:`EnergySummary`), accuracy by
+    depth (:class:`.results.DepthAccuracy`, all hops and model hops) and the headline of the
+    cluster-bootstrap reliability fit (:class:`.results.ReliabilityHeadline`).
+
+    Plain mappings on purpose: ``params`` (the user's launch parameters), ``error_kinds`` and
+    ``stop_reasons`` (counts by an open set of names), and ``machine``, the fingerprint stored with
+    the run as :func:`agentsim.hardware.machine_info` wrote it (its keys vary with the version and
+    the machine; :func:`agentsim.render.facts.machine_text` reads it)."""
 
     run_id: int
     scenario_label: str
@@ -70,14 +136,14 @@ class RunSummary(Result):
     ttft_s_mean: float | None
     wall_s_per_hop: float | None
     decode_tokens_per_s: float | None
-    energy: dict[str, Any]
+    energy: EnergySummary
     energy_per_correct_task_j: float | None
-    accuracy_by_depth: dict[str, dict[str, Any]]
-    model_hop_accuracy_by_depth: dict[str, dict[str, Any]]
+    accuracy_by_depth: dict[str, DepthAccuracy]
+    model_hop_accuracy_by_depth: dict[str, DepthAccuracy]
     machine: dict[str, Any] | None
     created_at: str | None
     finished_at: str | None
-    reliability: dict[str, Any]
+    reliability: ReliabilityHeadline
     # what `show` adds (absent from summarize_run's own result and from compare's rows)
     batch_size: int = ABSENT
     model_params: int | None = ABSENT
@@ -86,8 +152,8 @@ class RunSummary(Result):
     fidelity: RunFidelity | None = ABSENT
 
     @property
-    def energy_kind(self) -> str | None:
-        return self.energy.get("kind")  # type: ignore[no-any-return]
+    def energy_kind(self) -> str:
+        return self.energy.kind
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

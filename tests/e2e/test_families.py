@@ -86,7 +86,7 @@ def test_noisy_oracle_mode_keeps_per_hop_accuracy(noisy_runs):
         # and the accuracy does not fall with a hop's depth in the graph
         by_depth = s.accuracy_by_depth
         llm_depths = sorted({int(r["depth"]) for r in rows})
-        first, last = by_depth[str(llm_depths[0])]["accuracy"], by_depth[str(llm_depths[-1])]["accuracy"]
+        first, last = by_depth[str(llm_depths[0])].accuracy, by_depth[str(llm_depths[-1])].accuracy
         assert abs(first - last) < 0.2
 
 

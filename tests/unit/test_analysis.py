@@ -61,7 +61,7 @@ def test_summary_model_hop_accuracy_excludes_tool_hops_and_oracle_mode_has_no_r(
         lo, hi = s.model_hop_accuracy_ci95
         assert lo <= s.model_hop_accuracy <= hi
         if run.mode == "oracle":
-            assert s.reliability["r"] is None
+            assert s.reliability.r is None and s.reliability.reason.startswith("oracle mode")
 
 
 def test_compare_runs_baseline_against_itself_is_exact(dag_runs):

@@ -28,7 +28,7 @@ def test_hop_accuracy_counts_model_hops_and_every_view_reads_it(tmp_path: Path, 
     s = summarize_run(store, run.id)
     assert s.model_hop_accuracy == fig.hop_accuracy and s.status == fig.status
     # show --json's r interval is evaluate()'s, clustered by instance, not the profile interval
-    assert "clustered by instance" in s.reliability["method"]
+    assert "clustered by instance" in s.reliability.method
     assert main(["runs", "--db", str(db), "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)[0]
     assert listed["hop_accuracy"] == fig.hop_accuracy and listed["status"] == fig.status

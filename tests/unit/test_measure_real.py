@@ -147,7 +147,7 @@ def test_runs_json_carries_the_machine(estimated_run, capsys):
 def test_energy_off_is_unavailable_never_zero(tmp_path):
     results = api.simulate("chain-linear", "noisy,latency_ms=20", instances=1, db=tmp_path / "off.db", energy="off")
     s = summarize_run(results.store, results.runs[0].id)
-    assert s.energy["kind"] == "unavailable" and s.energy["joules"] is None
+    assert s.energy.kind == "unavailable" and s.energy.joules is None
     assert s.energy_per_correct_task_j is None
     hops = results.store.hops(results.runs[0].id)
     assert {h.energy_kind for h in hops} == {"unavailable"} and {h.energy_j for h in hops} == {None}
@@ -177,13 +177,13 @@ def test_mixed_kinds_are_never_added(tmp_path):
         {"energy_j": None, "energy_kind": "unavailable", "energy_source": None},  # a tool hop
     ]
     e = energy_summary(rows)
-    assert e["kind"] == "mixed" and e["joules"] is None
-    assert e["by_kind"]["measured"]["joules"] == 2.0 and e["by_kind"]["estimated"]["joules"] == 0.5
-    assert e["hops_not_metered"] == 1
+    assert e.kind == "mixed" and e.joules is None and not e.summable
+    assert e.by_kind["measured"].joules == 2.0 and e.by_kind["estimated"].joules == 0.5
+    assert e.hops_not_metered == 1
     failed = {"energy_j": None, "energy_kind": "unavailable", "energy_source": "nvml:total_energy_counter",
               "energy_note": "GPU 0: energy counter read failed"}
     e = energy_summary([rows[0], failed])
-    assert e["kind"] == "mixed" and e["joules"] is None  # a failed reading is not left out silently
+    assert e.kind == "mixed" and e.joules is None  # a failed reading is not left out silently
 
 
 def test_store_adds_new_columns_to_an_older_database(tmp_path):
@@ -245,5 +245,5 @@ def test_a_resumed_run_does_not_compare_hops_with_a_partial_run_counter(tmp_path
     run = resume_run(store, run.id, meter=meter)
     assert run.status == "complete" and run.run_energy_hops == 9 - 4
     e = summarize_run(store, run.id).energy
-    assert e["kind"] == "estimated" and e["run_counter"]["hops_covered"] == 5
-    assert e["hop_share_of_run"] is None
+    assert e.kind == "estimated" and e.run_counter.hops_covered == 5
+    assert e.hop_share_of_run is None
