@@ -61,14 +61,24 @@ def _strip(obj: Any) -> Any:
     return obj
 
 
+def golden_text(obj: Any, *, sort_keys: bool = False) -> str:
+    """The text a golden holds: ``obj`` stripped of what a run cannot reproduce, as indented JSON."""
+    return json.dumps(_strip(obj), indent=1, sort_keys=sort_keys, allow_nan=False) + "\n"
+
+
+def check_golden(golden: Path, text: str, changed: str) -> None:
+    """``text`` is what ``golden`` holds (``changed``: what the failure says). The file is written
+    with ``AGENTSIM_UPDATE_GOLDEN=1``, or when it is missing (and the test fails: review it)."""
+    if os.environ.get("AGENTSIM_UPDATE_GOLDEN") == "1" or not golden.exists():
+        golden.write_text(text, encoding="utf-8")
+        if os.environ.get("AGENTSIM_UPDATE_GOLDEN") != "1":
+            pytest.fail(f"golden file {golden.name} was missing: written; review and commit it")
+    assert text == golden.read_text(encoding="utf-8"), changed
+
+
 def test_evaluate_json_of_a_fixed_database_is_unchanged(tmp_path: Path) -> None:
     store, ids = _fixed_db(tmp_path / "golden.db")
     out = evaluate(store, ids, resamples=400, assess_simulated_costs=True)
-    text = json.dumps(_strip(out), indent=1, sort_keys=True, allow_nan=False) + "\n"
-    if os.environ.get("AGENTSIM_UPDATE_GOLDEN") == "1" or not GOLDEN.exists():
-        GOLDEN.write_text(text, encoding="utf-8")
-        if os.environ.get("AGENTSIM_UPDATE_GOLDEN") != "1":
-            pytest.fail(f"golden file {GOLDEN.name} was missing: written; review and commit it")
-    assert text == GOLDEN.read_text(encoding="utf-8"), (
-        "evaluate()'s JSON changed: if on purpose, bump SCHEMA_VERSION where the structure changed and "
-        "regenerate with AGENTSIM_UPDATE_GOLDEN=1")
+    check_golden(GOLDEN, golden_text(out, sort_keys=True),
+                 "evaluate()'s JSON changed: if on purpose, bump SCHEMA_VERSION where the structure changed and "
+                 "regenerate with AGENTSIM_UPDATE_GOLDEN=1")

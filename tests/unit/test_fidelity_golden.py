@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from agentsim.fidelity_tables import replace_fidelity
 from agentsim.launch import execute
 from agentsim.store import Store
 
-from .test_show_compare_golden import _strip
+from .test_analysis_golden import check_golden, golden_text
 
 GOLDEN = Path(__file__).parent / "golden" / "fidelity.json"
 
@@ -136,12 +135,8 @@ def _figures(path: Path, ids: list[int], capsys: pytest.CaptureFixture[str]) -> 
 def test_fidelity_figures_keep_their_json_and_words(fixed_db: tuple[Path, list[int]],
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     path, ids = fixed_db
-    text = json.dumps(_strip(_figures(path, ids, capsys)), indent=1, allow_nan=False) + "\n"
-    if os.environ.get("AGENTSIM_UPDATE_GOLDEN") == "1" or not GOLDEN.exists():
-        GOLDEN.write_text(text, encoding="utf-8")
-        if os.environ.get("AGENTSIM_UPDATE_GOLDEN") != "1":
-            pytest.fail(f"golden file {GOLDEN.name} was missing: written; review and commit it")
-    assert text == GOLDEN.read_text(encoding="utf-8"), "the fidelity figures' JSON or words changed"
+    text = golden_text(_figures(path, ids, capsys))
+    check_golden(GOLDEN, text, "the fidelity figures' JSON or words changed")
     golden = json.loads(text)
     # the database holds what the golden is about: measured floors, a top-k pass, a pass of another rung
     assert len(golden["report_noise_floor"]) == 2 and golden["show"][3]["fidelity"]["kind"] == "topk"

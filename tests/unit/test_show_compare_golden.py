@@ -12,28 +12,16 @@ Regenerate (only on purpose) with ``AGENTSIM_UPDATE_GOLDEN=1``.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from agentsim.cli import main
 
-from .test_analysis_golden import VOLATILE, _fixed_db
+from .test_analysis_golden import _fixed_db, check_golden, golden_text
 
 GOLDEN = Path(__file__).parent / "golden"
-
-
-def _strip(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _strip(v) for k, v in obj.items() if k not in VOLATILE}
-    if isinstance(obj, list):
-        return [_strip(v) for v in obj]
-    if isinstance(obj, float):
-        return float(f"{obj:.10g}")
-    return obj
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +44,7 @@ def _cli_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     capsys.readouterr()
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
-    return json.dumps(_strip(out), indent=1, allow_nan=False) + "\n"
+    return golden_text(out)
 
 
 @pytest.mark.parametrize("what", ["show", "compare", "export"])
@@ -71,10 +59,5 @@ def test_show_and_compare_json_keep_their_text(fixed_db: tuple[Path, list[int]],
         out = path.parent / "export.json"
         assert main(["export", *map(str, ids), "-o", str(out), "--db", str(path)]) == 0
         blocks = json.loads(out.read_text(encoding="utf-8"))["runs"]
-        text = json.dumps(_strip([b["summary"] for b in blocks]), indent=1, allow_nan=False) + "\n"
-    golden = GOLDEN / f"{what}.json"
-    if os.environ.get("AGENTSIM_UPDATE_GOLDEN") == "1" or not golden.exists():
-        golden.write_text(text, encoding="utf-8")
-        if os.environ.get("AGENTSIM_UPDATE_GOLDEN") != "1":
-            pytest.fail(f"golden file {golden.name} was missing: written; review and commit it")
-    assert text == golden.read_text(encoding="utf-8"), f"agentsim {what} --json changed (key order included)"
+        text = golden_text([b["summary"] for b in blocks])
+    check_golden(GOLDEN / f"{what}.json", text, f"agentsim {what} --json changed (key order included)")
