@@ -76,7 +76,7 @@ class Results:
         import pandas as pd
 
         from .analysis import summarize_run
-        from .analysis.results import present
+        from .analysis.results import Result, present
 
         param_names = sorted({k for r in self.runs for k in (r.params or {})})
         run_rows = []
@@ -87,9 +87,10 @@ class Results:
                 row = {k: v for k, v in r.model_dump().items() if not isinstance(v, (dict, list))}
             else:
                 s = summarize_run(self.store, r.id)
-                # the summary's scalar figures, in its fields' order (dicts and lists have their columns below)
+                # the summary's scalar figures, in its fields' order (its nested results, dicts and lists
+                # have their own columns below)
                 row = {f.name: v for f in dataclasses.fields(s)
-                       if present(v := getattr(s, f.name)) and not isinstance(v, (dict, list))}
+                       if present(v := getattr(s, f.name)) and not isinstance(v, (dict, list, Result))}
                 for kind, n in s.error_kinds.items():
                     row[f"errors_{kind}"] = n
                 row["energy_j"] = s.energy.joules
