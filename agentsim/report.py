@@ -246,14 +246,14 @@ def demo_table(
     t = Table(title=esc(title), title_justify="left")
     for col in ("precision", "mode", "hop acc", "task ok", "local", "prop.", "parse", "tok/s", "s/hop", "J/task"):
         t.add_column(col, justify="left" if col in ("precision", "mode") else "right", no_wrap=True)
-    base = {m: combine(groups[(base_backend, m)]) for m in ("free", "oracle") if (base_backend, m) in groups}
+    pooled_by = {key: combine(g) for key, g in groups.items()}
     for backend in order:
         for mode in ("free", "oracle"):
             if (backend, mode) not in groups:
                 continue
             g = groups[(backend, mode)]
-            c = combine(g)
-            b = base.get(mode)
+            c = pooled_by[(backend, mode)]
+            b = pooled_by.get((base_backend, mode))
             prec = g[0].precision or (labels or {}).get(backend) or backend
             if g[0].precision_mode == "emulated":
                 prec += "*"

@@ -108,15 +108,12 @@ def chart_group(summaries: list[CompareRow], current: CompareRow | None) -> list
 def fidelity_cells(s: CompareRow) -> tuple[str, str]:
     """Flips against the baseline (tasks right->wrong / wrong->right, with the noise floor) and
     the mean KLD (agentsim.fidelity; docs/fidelity.md), beside the accuracy columns."""
+    from agentsim.fidelity.figures import flips_cell, kld_cell
+
     fig = s.fidelity
-    if fig is None or not fig.flips or s.run_id == s.baseline_run_id:
+    if fig is None or fig.flips is None or s.run_id == s.baseline_run_id:
         return "-", "-"
-    f, d, floor = fig.flips, fig.fidelity, fig.first_floor
-    flips = f"-{f.task_right_to_wrong} +{f.task_wrong_to_right}" + (
-        f" (floor {floor.flips.task_flips})" if floor else "")
-    kld = "-" if not d or d.kld_mean is None else f"{d.kld_mean:.3g}" + (
-        f" {d.estimate_label}" if d.estimate_label else "") + (
-        f" vs r{d.reference_run_id}" if d.reference_run_id != fig.reference_run_id else "")
+    flips, kld = flips_cell(fig), kld_cell(fig, interval=False)
     return flips, kld
 
 

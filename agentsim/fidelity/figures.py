@@ -17,7 +17,7 @@ from agentsim.store import RunRead, Store, batch_size_of
 from .passes import default_reference, floor_partner, same_rung
 
 __all__ = ["FidelitySummary", "fidelity_summary", "Flips", "flips", "FloorFigure", "RunFidelity", "MeasuredFloor",
-           "run_figures", "flat_figures", "estimate_label", "measured_floors", "floor_text", "floor_of"]
+           "run_figures", "flat_figures", "flips_cell", "kld_cell", "estimate_label", "measured_floors", "floor_text", "floor_of"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,6 +275,27 @@ def flat_figures(fig: RunFidelity) -> dict[str, Any]:
         "floor_kld_mean": fd.kld_mean if fd else None,
         "floor_same_top": fd.same_top if fd else None,
     }
+
+
+def flips_cell(fig: RunFidelity) -> str:
+    """A run's task flips against its reference as a table cell: ``-3 +1`` (right -> wrong, wrong ->
+    right), with its first noise floor's task flips, ``-3 +1 (floor 0)``; ``-`` without flips."""
+    f, floor = fig.flips, fig.first_floor
+    if f is None:
+        return "-"
+    return f"-{f.task_right_to_wrong} +{f.task_wrong_to_right}" + (f" (floor {floor.flips.task_flips})" if floor else "")
+
+
+def kld_cell(fig: RunFidelity, *, interval: bool = True) -> str:
+    """A run's mean KLD as a table cell: the value (and its interval), how it was estimated, and
+    ``vs rN`` when the pass was against another run than the reference; ``-`` without one."""
+    d = fig.fidelity
+    if d is None or d.kld_mean is None:
+        return "-"
+    ci = d.kld_ci95 if interval else None
+    return (f"{d.kld_mean:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "")
+            + (f" {d.estimate_label}" if d.estimate_label else "")
+            + (f" vs r{d.reference_run_id}" if d.reference_run_id != fig.reference_run_id else ""))
 
 
 def estimate_label(d: FidelitySummary | None) -> str:

@@ -199,21 +199,13 @@ def _share_ci(f: Estimate | None) -> str:
 
 def fidelity_cells(doc: Report, b: RunEvaluation) -> dict[str, str]:
     """The flips and KLD cells of a run's row (agentsim.fidelity), with its noise floor."""
-    from agentsim.fidelity.figures import floor_of, measured_floors
+    from agentsim.fidelity.figures import flips_cell, floor_of, kld_cell, measured_floors
 
     fig = (doc.fidelity or {}).get(str(b.run_id))
     if fig is None:
         return {"flips": "-", "KLD": "-"}
-    f, d, floor = fig.flips, fig.fidelity, fig.first_floor
-    flips = "-" if not f else f"-{f.task_right_to_wrong} +{f.task_wrong_to_right}"
-    if f and floor:
-        flips += f" (floor {floor.flips.task_flips})"
-    kld = "-"
-    if d and d.kld_mean is not None:
-        ci = d.kld_ci95
-        kld = f"{d.kld_mean:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "") + (f" {d.estimate_label}" if d.estimate_label else "")
-        if d.reference_run_id != fig.reference_run_id:
-            kld += f" vs r{d.reference_run_id}"
+    flips, kld = flips_cell(fig), kld_cell(fig)
+    if kld != "-":
         fl, own = floor_of(fig, measured_floors(doc.fidelity))
         if fl is not None:
             kld += f" (floor {fl:.3g})" if own else f" (floor† {fl:.3g})"
