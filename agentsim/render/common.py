@@ -199,14 +199,14 @@ def _share_ci(f: Estimate | None) -> str:
 
 def fidelity_cells(doc: Report, b: RunEvaluation) -> dict[str, str]:
     """The flips and KLD cells of a run's row (agentsim.fidelity), with its noise floor."""
-    from agentsim.fidelity.figures import flips_cell, floor_of, kld_cell, measured_floors
+    from agentsim.fidelity.figures import flips_cell, floor_of, kld_cell
 
     fig = (doc.fidelity or {}).get(str(b.run_id))
     if fig is None:
         return {"flips": "-", "KLD": "-"}
     flips, kld = flips_cell(fig), kld_cell(fig)
     if kld != "-":
-        fl, own = floor_of(fig, measured_floors(doc.fidelity))
+        fl, own = floor_of(fig, doc.noise_floors)
         if fl is not None:
             kld += f" (floor {fl:.3g})" if own else f" (floor† {fl:.3g})"
     return {"flips": flips, "KLD": kld}
@@ -217,7 +217,7 @@ def floor_lines(doc: Report) -> list[str]:
     (docs/fidelity.md): empty when none was measured."""
     from agentsim.fidelity.figures import floor_text
 
-    floors = (doc.report or {}).get("noise_floor") or []
+    floors = doc.noise_floors
     if not floors:
         return []
     out = [f"noise floor (measured: the same rung at another batch size): {floor_text(fl)}" for fl in floors]

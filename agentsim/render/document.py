@@ -27,7 +27,7 @@ from agentsim.versions import dist_version
 from .facts import machine_text, realisation_text, rung_note, source_text
 
 if TYPE_CHECKING:
-    from agentsim.fidelity import RunFidelity
+    from agentsim.fidelity import MeasuredFloor, RunFidelity
 
 __all__ = ["build_report", "select_run_ids", "Report", "REPORT_SCHEMA_VERSION", "ERROR_KINDS"]
 
@@ -92,6 +92,11 @@ class Report(Result):
     @property
     def runs(self) -> list[RunEvaluation]:
         return self.evaluation.runs
+
+    @property
+    def noise_floors(self) -> list[MeasuredFloor]:
+        """The noise floors measured among these runs, largest KLD first (the report's ``noise_floor``)."""
+        return list((self.report or {}).get("noise_floor") or [])
 
 
 def _scenario_text(b: RunEvaluation) -> str:

@@ -311,7 +311,7 @@ def fidelity_kld(doc: Report) -> str | None:
             a = acc.value
             aci = acc.ci95 or [a, a]
             ax2.errorbar([a], [y], xerr=[[a - aci[0]], [aci[1] - a]], fmt="s", color=colour, capsize=3)
-    floors = (doc.report or {}).get("noise_floor") or []
+    floors = doc.noise_floors
     if floors:  # the largest measured floor: drift left of it cannot be told from batching
         ax.axvline(floors[0].kld_mean, color="grey", linestyle=":", linewidth=1,
                    label=f"noise floor (run {floors[0].run_id}, batch {floors[0].batch} vs "
