@@ -199,7 +199,7 @@ class CompareScreen(Screen[None]):
         one_model = len({s.model for s in self.summaries}) <= 1
         for s in self.summaries:
             rel, ci = s.relative, s.relative_ci95 or {}
-            is_base = s.run_id == s.baseline_run_id
+            is_base = s.is_baseline
             base = by_id.get(s.baseline_run_id)
             ek = s.error_kinds
             spph = "-" if s.wall_s_per_hop is None else f"{s.wall_s_per_hop:.3f}"
